@@ -85,3 +85,18 @@ pub enum LoadError {
     #[error("writing the image into guest memory failed at {addr:#x}")]
     GuestMemory { addr: u64 },
 }
+
+/// The guest architecture an image is built for, from its ELF header. Files that
+/// are not ELF (a multiboot a.out-kludge image) say nothing: `None`.
+pub fn image_arch(file: &[u8]) -> Option<crate::Arch> {
+    use goblin::elf::header::{EM_386, EM_AARCH64, EM_X86_64};
+    if !elf::is_elf(file) {
+        return None;
+    }
+    let machine = goblin::elf::Elf::parse_header(file).ok()?.e_machine;
+    match machine {
+        EM_X86_64 | EM_386 => Some(crate::Arch::X86_64),
+        EM_AARCH64 => Some(crate::Arch::Aarch64),
+        _ => None,
+    }
+}
