@@ -65,8 +65,6 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
             args.kernel.display()
         )));
     }
-    let accel = select_accelerator(args.accel, arch)?;
-
     let serial_output = open_serial(&args.serial)?;
     let uart = Arc::new(Mutex::new(Uart16550::new(
         Box::new(NoInterrupt),
@@ -95,12 +93,14 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         }),
         cmdline: &args.append,
     };
-    let outcome = machine::run(
-        accel.as_ref(),
-        !args.no_reboot,
-        || Board::build(&config, uart_device.clone(), lifecycle.clone()),
-        |board| (board.vm_spec(), board.boot.clone()),
-    )
+    let build = || Board::build(&config, uart_device.clone(), lifecycle.clone());
+    // The first board is built before the accelerator is opened, so a bad image
+    // is reported as such on any host.
+    let board = build().map_err(|error| board_failure(error, args))?;
+    let accel = select_accelerator(args.accel, arch)?;
+    let outcome = machine::run(accel.as_ref(), !args.no_reboot, board, build, |board| {
+        (board.vm_spec(), board.boot.clone())
+    })
     .map_err(|error| match error {
         machine::run::RunError::Board(error) => board_failure(error, args),
         machine::run::RunError::Accel(error) => failed(error.to_string()),
@@ -202,7 +202,7 @@ fn board_failure(error: BoardError, args: &RunArgs) -> Failure {
                 "initrd '{}': {load}",
                 args.initrd.as_deref().unwrap_or(Path::new("")).display()
             ),
-            other => format!("kernel '{}' {other}", args.kernel.display()),
+            other => format!("kernel '{}': {other}", args.kernel.display()),
         }),
         BoardError::MemorySize { .. } => usage(format!("--memory: {error}")),
         other => failed(other.to_string()),

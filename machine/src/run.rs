@@ -16,17 +16,22 @@ pub enum RunOutcome {
     Reset,
 }
 
-/// Runs one vCPU on `board`'s machine. `build` makes a fresh board (fresh
-/// memory, reloaded images) and is called again after every guest reset unless
+/// Runs one vCPU on `board`'s machine. After a guest reset, `rebuild` makes a
+/// fresh board (fresh memory, reloaded images) and the machine starts over, unless
 /// `reboot` is false.
 pub fn run<B, E>(
     accel: &dyn Accelerator,
     reboot: bool,
-    mut build: impl FnMut() -> Result<B, E>,
+    board: B,
+    mut rebuild: impl FnMut() -> Result<B, E>,
     spec_of: impl Fn(&B) -> (crate::accel::VmSpec, crate::arch::BootState),
 ) -> Result<RunOutcome, RunError<E>> {
+    let mut board = Some(board);
     loop {
-        let board = build().map_err(RunError::Board)?;
+        let board = match board.take() {
+            Some(board) => board,
+            None => rebuild().map_err(RunError::Board)?,
+        };
         let (spec, boot) = spec_of(&board);
         let lifecycle = spec.lifecycle.clone();
         let vm = accel.create_vm(spec).map_err(RunError::Accel)?;

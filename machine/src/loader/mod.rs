@@ -2,8 +2,8 @@
 //!
 //! Parsers here only read and validate the file: program headers, notes, boot
 //! headers. Boards decide where things go and write them into guest memory. Every
-//! malformed image is a [`LoadError`] whose message reads as the rest of a
-//! sentence starting with the file name.
+//! malformed image is a [`LoadError`] whose message follows the file name and a
+//! colon in moat's one-line error.
 
 pub mod elf;
 pub mod multiboot;
@@ -22,12 +22,12 @@ pub enum LoadError {
         found: &'static str,
         expected: &'static str,
     },
-    #[error("is a big-endian ELF; {expected} kernels are little-endian")]
+    #[error("big-endian ELF; {expected} kernels are little-endian")]
     WrongEndian { expected: &'static str },
-    #[error("has no loadable (PT_LOAD) segment")]
+    #[error("no loadable (PT_LOAD) segment")]
     NoLoadableSegments,
     #[error(
-        "is truncated: segment {index} needs file bytes {offset:#x}..{end:#x} but the file has {file_len:#x}"
+        "truncated: segment {index} needs file bytes {offset:#x}..{end:#x} but the file has {file_len:#x}"
     )]
     Truncated {
         index: usize,
@@ -63,16 +63,16 @@ pub enum LoadError {
     #[error("entry point {entry:#x} is above 4 GiB but the boot protocol enters in 32-bit mode")]
     EntryAbove4G { entry: u64 },
     #[error(
-        "is a 32-bit ELF with neither a PVH note nor a multiboot header, so there is no way to enter it"
+        "a 32-bit ELF with neither a PVH note nor a multiboot header, so there is no way to enter it"
     )]
     NoBootProtocol,
-    #[error("has a malformed Xen PVH entry note ({0})")]
+    #[error("malformed Xen PVH entry note ({0})")]
     BadPvhNote(&'static str),
-    #[error("has a malformed ELF note in segment {index}")]
+    #[error("malformed ELF note in program header {index}")]
     BadNote { index: usize },
-    #[error("has a multiboot header asking for features moat does not provide (flags {flags:#x})")]
+    #[error("the multiboot header asks for features moat does not provide (flags {flags:#x})")]
     MultibootFlags { flags: u32 },
-    #[error("has a multiboot header with inconsistent load addresses ({0})")]
+    #[error("the multiboot header has inconsistent load addresses ({0})")]
     MultibootAddresses(&'static str),
     #[error("kernel command line is {len} bytes; the limit is {max}")]
     CmdlineTooLong { len: usize, max: usize },

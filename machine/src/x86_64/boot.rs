@@ -216,6 +216,7 @@ pub fn write_start_info(
 }
 
 const MBI_FLAG_MEMORY: u32 = 1 << 0;
+const MBI_FLAG_BOOT_DEVICE: u32 = 1 << 1;
 const MBI_FLAG_CMDLINE: u32 = 1 << 2;
 const MBI_FLAG_MODULES: u32 = 1 << 3;
 const MBI_FLAG_MEMORY_MAP: u32 = 1 << 6;
@@ -241,7 +242,11 @@ pub fn write_multiboot_info(
     }
     write(memory, MEMORY_MAP, &map)?;
 
-    let mut flags = MBI_FLAG_MEMORY | MBI_FLAG_CMDLINE | MBI_FLAG_MEMORY_MAP | MBI_FLAG_LOADER_NAME;
+    let mut flags = MBI_FLAG_MEMORY
+        | MBI_FLAG_BOOT_DEVICE
+        | MBI_FLAG_CMDLINE
+        | MBI_FLAG_MEMORY_MAP
+        | MBI_FLAG_LOADER_NAME;
     if let Some((placed, name)) = module {
         flags |= MBI_FLAG_MODULES;
         let mut string = name.as_bytes().to_vec();
@@ -267,6 +272,8 @@ pub fn write_multiboot_info(
     // mem_upper: contiguous KiB from 1 MiB up to the first hole.
     let upper = (low_ram_top(memory_size) - HIGH_MEMORY) / 1024;
     put(8, upper as u32);
+    // No BIOS drive booted the kernel; QEMU reports the same "none" value.
+    put(12, 0x8000_ffff);
     put(16, cmdline_addr as u32);
     put(20, u32::from(module.is_some()));
     put(24, MULTIBOOT_MODULES as u32);

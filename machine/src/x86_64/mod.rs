@@ -75,7 +75,7 @@ pub enum BoardError {
     MemorySize { size: u64, min: u64, max: u64 },
     #[error(transparent)]
     Memory(#[from] MemoryError),
-    #[error("kernel {0}")]
+    #[error("kernel: {0}")]
     Kernel(LoadError),
     #[error("{0}")]
     Devices(#[from] BusError),
