@@ -2,6 +2,8 @@
 //! serial output and exit status. The accelerators listed in `ACCELS` each run
 //! the whole suite, so every guest checks every accelerator.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 mod common;
 
 use common::{expected, kvm_usable, moat, run, run_guest};

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: run the `moat` binary on a guest
 //! image and capture what a user would see.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
