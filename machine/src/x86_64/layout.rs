@@ -52,6 +52,11 @@ pub const MIN_MEMORY: u64 = 4 << 20;
 /// Bounded by the page tables moat builds below 512 KiB for the long-mode entry.
 pub const MAX_MEMORY: u64 = 64 << 30;
 
+// The boot structures must not overlap each other or the legacy hole.
+const _: () = assert!(PAGE_TABLES_END <= LOW_RAM_END);
+const _: () = assert!(CMDLINE + CMDLINE_MAX as u64 <= BOOT_STACK_TOP - 0x1000);
+const _: () = assert!(MULTIBOOT_MODULE_STRING + MULTIBOOT_MODULE_STRING_MAX as u64 <= CMDLINE);
+
 /// E820 types, used by both the PVH and the multiboot memory map.
 pub const E820_RAM: u32 = 1;
 pub const E820_RESERVED: u32 = 2;
@@ -153,8 +158,5 @@ mod tests {
         // The largest machine's page directories must fit below the legacy hole.
         let directories = ram_top(MAX_MEMORY).div_ceil(1 << 30);
         assert!(PAGE_TABLES + (2 + directories) * 0x1000 <= PAGE_TABLES_END);
-        assert!(PAGE_TABLES_END <= LOW_RAM_END);
-        assert!(CMDLINE + CMDLINE_MAX as u64 <= BOOT_STACK_TOP - 0x1000);
-        assert!(MULTIBOOT_MODULE_STRING + MULTIBOOT_MODULE_STRING_MAX as u64 <= CMDLINE);
     }
 }
