@@ -4,17 +4,20 @@
 //! buses, loads the kernel image and computes the CPU state the guest starts in.
 //! An [`Accelerator`] (KVM or TCG, in their own crates) then runs that state. The
 //! [`run`] loop drives a vCPU through lifecycle events, restarting the board on a
-//! guest reset.
+//! guest reset. The [`policy`] gate decides what moat may promise about
+//! isolating the guest from the host.
 
 pub mod accel;
 pub mod arch;
 pub mod loader;
 pub mod memory;
+pub mod policy;
 pub mod run;
 pub mod x86_64;
 
 pub use accel::{
     AccelError, AccelKind, Accelerator, Crash, CrashKind, Isolation, Vcpu, VcpuExit, Vm, VmSpec,
 };
+pub use policy::{IsolationMode, PolicyInput, Verdict};
 pub use arch::{Arch, BootState, CpuState, Segment, TableRegister, X86CpuState};
 pub use run::{RunOutcome, run};
