@@ -31,6 +31,45 @@ pub enum Command {
     /// Boot a guest kernel and run it until it exits.
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// Print what moat would promise for a run with these flags, without
+    /// starting anything (exit status 2 when --isolation required would refuse).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What to do when moat cannot promise to isolate the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationChoice {
+    /// Refuse to run (status 2) unless isolation is supported with no weakening.
+    Required,
+    /// Run anyway; warn on stderr when the accelerator is not a security boundary.
+    BestEffort,
+    /// Run anyway, without the warning.
+    Off,
+}
+
+impl From<IsolationChoice> for machine::IsolationMode {
+    fn from(choice: IsolationChoice) -> Self {
+        match choice {
+            IsolationChoice::Required => machine::IsolationMode::Required,
+            IsolationChoice::BestEffort => machine::IsolationMode::BestEffort,
+            IsolationChoice::Off => machine::IsolationMode::Off,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    On,
+    Off,
 }
 
 /// Which accelerator runs guest code.
@@ -78,6 +117,23 @@ pub struct RunArgs {
     /// Exit instead of restarting when the guest resets the machine.
     #[arg(long)]
     pub no_reboot: bool,
+    /// Whether a run must be isolated: required, best-effort or off.
+    #[arg(long, value_enum, default_value_t = IsolationChoice::BestEffort)]
+    pub isolation: IsolationChoice,
+    /// Confine the moat process: seccomp, namespaces, Landlock, resource limits,
+    /// no capabilities.
+    #[arg(long, value_enum, default_value_t = Toggle::On)]
+    pub sandbox: Toggle,
+    /// Drop to this user (and its group, or GID) once /dev/kvm and the images are
+    /// open. Needs moat to start as root.
+    #[arg(long, value_name = "NAME|UID[:GID]")]
+    pub user: Option<String>,
+    /// Print the isolation verdict and the sandbox layers at start.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Do not warn that emulation is not a security boundary.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// Parses `128M`, `1G`, `512MiB`, `1048576K`; a bare number is MiB, as in QEMU.

@@ -2,18 +2,37 @@
 
 use std::io::Read;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use devices::{Uart16550, VmLifecycle};
+use seccompiler::BpfProgram;
 
 /// Feeds stdin to the UART from a thread of its own. The thread blocks SIGINT and
-/// SIGTERM so those always reach the vCPU thread, interrupting KVM_RUN.
-pub fn spawn_stdin_reader(uart: Arc<Mutex<Uart16550>>) {
+/// SIGTERM so those always reach the vCPU thread, interrupting KVM_RUN. With a
+/// seccomp `filter`, the thread installs it before reading anything; this returns
+/// once the thread has, with the thread's error if it could not (the thread then
+/// ends without reading).
+pub fn spawn_stdin_reader(
+    uart: Arc<Mutex<Uart16550>>,
+    filter: Option<BpfProgram>,
+) -> Result<(), String> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let spawned = std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
             block_termination_signals();
+            if let Some(filter) = filter {
+                let installed = crate::sandbox::seccomp::install(&filter);
+                let failed = installed.is_err();
+                let _ = ready_tx.send(installed);
+                if failed {
+                    return;
+                }
+            } else {
+                let _ = ready_tx.send(Ok(()));
+            }
+            drop(ready_tx);
             let mut stdin = std::io::stdin().lock();
             let mut buffer = [0u8; 64];
             loop {
@@ -35,8 +54,15 @@ pub fn spawn_stdin_reader(uart: Arc<Mutex<Uart16550>>) {
                 }
             }
         });
-    if let Err(error) = spawned {
-        log::warn!("no serial input: cannot start the stdin thread: {error}");
+    match spawned {
+        Ok(_) => ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err("the stdin thread ended before starting".to_string()))
+            .map_err(|error| format!("stdin thread: {error}")),
+        Err(error) => {
+            log::warn!("no serial input: cannot start the stdin thread: {error}");
+            Ok(())
+        }
     }
 }
 

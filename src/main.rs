@@ -1,11 +1,15 @@
 //! moat's command-line front end: parses flags, picks an accelerator, builds the
 //! board and runs it. The work happens in the `machine`, `devices` and
-//! accelerator crates; this binary wires them together.
+//! accelerator crates; this binary wires them together, decides what it may
+//! promise about isolation (`gate`, `check`) and confines itself (`sandbox`).
 
+mod check;
 mod cli;
 mod console;
+mod gate;
 mod logger;
 mod run;
+mod sandbox;
 
 use std::process::ExitCode;
 
@@ -20,6 +24,7 @@ fn main() -> ExitCode {
     };
     let status = match cli.command {
         cli::Command::Run(args) => run::run(&args),
+        cli::Command::Check(args) => check::check(&args),
     };
     ExitCode::from(status)
 }

@@ -1,6 +1,9 @@
-//! `moat run`: from flags to a running guest and back to an exit status.
+//! `moat run`: from flags to a running guest and back to an exit status, through
+//! the policy gate (before any image is read) and the sandbox (after every file
+//! is open, before the first guest instruction).
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -8,10 +11,11 @@ use accel_kvm::KvmAccelerator;
 use devices::{NoInterrupt, SerialOutput, SharedDevice, Uart16550, VmLifecycle};
 use machine::loader::LoadError;
 use machine::x86_64::{Board, BoardConfig, BoardError, Initrd, check_memory_size};
+use machine::policy::{self, IsolationMode, Weakening};
 use machine::{Accelerator, Arch, RunOutcome};
 
-use crate::cli::{AccelChoice, RunArgs, SerialChoice};
-use crate::console;
+use crate::cli::{AccelChoice, RunArgs, SerialChoice, Toggle};
+use crate::{console, gate, sandbox};
 
 /// Exit status for a usage or input error.
 pub const STATUS_USAGE: u8 = 2;
@@ -40,7 +44,10 @@ fn failed(message: impl Into<String>) -> Failure {
 
 /// Runs the guest and returns moat's exit status.
 pub fn run(args: &RunArgs) -> u8 {
-    match try_run(args) {
+    // Before moat opens anything of its own, so that every descriptor above 2 is
+    // one it inherited.
+    let inherited_fds = (args.sandbox == Toggle::On).then(sandbox::fds::close_inherited);
+    match try_run(args, inherited_fds) {
         Ok(status) => status,
         Err(failure) => {
             eprintln!("moat: {}", failure.message);
@@ -49,7 +56,8 @@ pub fn run(args: &RunArgs) -> u8 {
     }
 }
 
-fn try_run(args: &RunArgs) -> Result<u8, Failure> {
+fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Result<u8, Failure> {
+    let decision = policy_gate(args)?;
     check_memory_size(args.memory).map_err(|error| usage(format!("--memory: {error}")))?;
     let kernel = read_image("kernel", &args.kernel, args.memory)?;
     let initrd = args
@@ -65,14 +73,12 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
             args.kernel.display()
         )));
     }
-    let serial_output = open_serial(&args.serial)?;
+    let (serial_output, serial_fd) = open_serial(&args.serial)?;
     let uart = Arc::new(Mutex::new(Uart16550::new(
         Box::new(NoInterrupt),
         serial_output,
     )));
-    if args.serial == SerialChoice::Stdio {
-        console::spawn_stdin_reader(uart.clone());
-    }
+    let stdin_uart = (args.serial == SerialChoice::Stdio).then(|| uart.clone());
     let uart_device: SharedDevice = uart;
 
     let lifecycle = Arc::new(VmLifecycle::new());
@@ -98,6 +104,16 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
     // is reported as such on any host.
     let board = build().map_err(|error| board_failure(error, args))?;
     let accel = select_accelerator(args.accel, arch)?;
+    confine(
+        args,
+        &decision,
+        accel.as_ref(),
+        Confinement {
+            stdin_uart,
+            serial_fd,
+            inherited_fds,
+        },
+    )?;
     let outcome = machine::run(accel.as_ref(), !args.no_reboot, board, build, |board| {
         (board.vm_spec(), board.boot.clone())
     })
@@ -179,19 +195,132 @@ fn select_accelerator(choice: AccelChoice, arch: Arch) -> Result<Box<dyn Acceler
     }
 }
 
-fn open_serial(choice: &SerialChoice) -> Result<SerialOutput, Failure> {
+/// Opens the serial backend; returns it with the descriptor it writes, if a file.
+fn open_serial(choice: &SerialChoice) -> Result<(SerialOutput, Option<RawFd>), Failure> {
     Ok(match choice {
-        SerialChoice::Stdio => SerialOutput::Stdout,
-        SerialChoice::Null => SerialOutput::Null,
-        SerialChoice::File(path) => SerialOutput::File(
-            OpenOptions::new()
+        SerialChoice::Stdio => (SerialOutput::Stdout, None),
+        SerialChoice::Null => (SerialOutput::Null, None),
+        SerialChoice::File(path) => {
+            let file = OpenOptions::new()
                 .create(true)
                 .truncate(true)
                 .write(true)
                 .open(path)
-                .map_err(|error| usage(format!("--serial file:{}: {error}", path.display())))?,
-        ),
+                .map_err(|error| usage(format!("--serial file:{}: {error}", path.display())))?;
+            let fd = file.as_raw_fd();
+            (SerialOutput::File(file), Some(fd))
+        }
     })
+}
+
+/// The policy gate, before any image is read: with `--isolation required` a
+/// run that cannot be isolated ends here.
+fn policy_gate(args: &RunArgs) -> Result<gate::Decision, Failure> {
+    let decision = gate::decide(args).map_err(usage)?;
+    if args.verbose {
+        eprintln!("moat: {}", decision.verdict.summary());
+    }
+    if let Some(refusal) = &decision.refusal {
+        return Err(usage(refusal.to_string()));
+    }
+    Ok(decision)
+}
+
+/// What the sandbox needs from the rest of `try_run`.
+struct Confinement {
+    /// The UART the stdin thread feeds, when the serial port is on stdio.
+    stdin_uart: Option<Arc<Mutex<Uart16550>>>,
+    /// The serial log's descriptor.
+    serial_fd: Option<RawFd>,
+    /// What closing inherited descriptors did (`None`: the sandbox is off).
+    inherited_fds: Option<Result<String, String>>,
+}
+
+/// Confines moat (with the sandbox on), starts the stdin thread, and checks the
+/// verdict again now that the accelerator is open and the layers applied. Runs
+/// after every file is opened and before the first guest instruction.
+fn confine(
+    args: &RunArgs,
+    decision: &gate::Decision,
+    accel: &dyn Accelerator,
+    confinement: Confinement,
+) -> Result<(), Failure> {
+    let Confinement {
+        stdin_uart,
+        serial_fd,
+        inherited_fds,
+    } = confinement;
+    let start_threads: Box<sandbox::ThreadStarter<'_>> = Box::new(move |filter| match stdin_uart {
+        Some(uart) => console::spawn_stdin_reader(uart, filter),
+        None => Ok(()),
+    });
+    #[cfg(feature = "test-hooks")]
+    let forbidden_call = std::env::var_os("MOAT_TEST_FORBIDDEN_SYSCALL").is_some();
+
+    let report = if args.sandbox == Toggle::On {
+        let mut write_fds = vec![libc::STDOUT_FILENO, libc::STDERR_FILENO];
+        write_fds.extend(serial_fd);
+        let plan = sandbox::Plan {
+            accel: accel.kind(),
+            euid: gate::euid(),
+            user: decision.user,
+            read_paths: [Some(&args.kernel), args.initrd.as_ref()]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            write_paths: match &args.serial {
+                SerialChoice::File(path) => vec![path.clone()],
+                _ => Vec::new(),
+            },
+            write_fds,
+            inherited_fds: inherited_fds.unwrap_or_else(|| Err("sandbox off".to_string())),
+        };
+        let report = sandbox::confine(&plan, start_threads);
+        if args.verbose {
+            eprintln!("moat: {}", report.summary());
+        }
+        Some(report)
+    } else {
+        start_threads(None).map_err(failed)?;
+        None
+    };
+
+    let verdict = gate::after_sandbox(decision, accel.kind(), accel.isolation(), report.as_ref());
+    if verdict != decision.verdict {
+        if args.verbose {
+            eprintln!("moat: now {}", verdict.summary());
+        }
+        policy::gate(decision.mode, &verdict).map_err(|refusal| usage(refusal.to_string()))?;
+        if !args.quiet && decision.mode != IsolationMode::Off {
+            for weakening in &verdict.weakenings {
+                if !decision.verdict.weakenings.contains(weakening)
+                    && *weakening != Weakening::Emulation
+                {
+                    eprintln!("moat: warning: {weakening}");
+                }
+            }
+        }
+    }
+    if policy::warn_emulation(decision.mode, args.quiet, &verdict) {
+        eprintln!(
+            "moat: warning: {}: {} does not isolate the guest from the host",
+            Weakening::Emulation,
+            verdict.accel
+        );
+    }
+
+    #[cfg(feature = "test-hooks")]
+    if forbidden_call {
+        // A call no allow-list has: with the sandbox on, the kernel kills moat
+        // with SIGSYS right here. Built only with the test-hooks feature.
+        // SAFETY: socket takes integers and returns a descriptor or -1.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        return Err(failed(format!(
+            "test hook: the forbidden system call returned {fd}"
+        )));
+    }
+    Ok(())
 }
 
 fn board_failure(error: BoardError, args: &RunArgs) -> Failure {

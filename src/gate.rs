@@ -1,0 +1,163 @@
+//! From `moat run` flags and host facts to the policy gate's verdict.
+//!
+//! [`decide`] gathers what `machine::policy::evaluate` needs without reading any
+//! image or allocating guest memory, so `--isolation required` can refuse a run
+//! before anything of the guest's is touched; `moat check` prints the same
+//! decision. [`after_sandbox`] evaluates again with the accelerator actually
+//! opened and the layers actually applied, right before the guest starts.
+
+use std::path::Path;
+
+use accel_kvm::KVM_DEVICE;
+use machine::policy::{
+    self, BoardFacts, CharBackend, CharDevice, HostFile, IsolationMode, PolicyInput, UserFacts,
+    Verdict,
+};
+use machine::{AccelKind, Arch, Isolation};
+
+use crate::cli::{AccelChoice, RunArgs, SerialChoice, Toggle};
+use crate::sandbox::{self, privileges};
+
+/// The gate's decision about a run.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub mode: IsolationMode,
+    pub input: PolicyInput,
+    pub verdict: Verdict,
+    /// `--user`, resolved.
+    pub user: Option<privileges::Target>,
+    /// Why `--isolation required` refuses this run, if it does.
+    pub refusal: Option<policy::Refusal>,
+}
+
+/// The accelerator a run will most likely use, decided without reading the
+/// image. `auto` means KVM when `/dev/kvm` opens, else TCG; with `--isolation
+/// required` it means KVM only, since TCG would be refused anyway.
+pub fn predicted_accel(choice: AccelChoice, mode: IsolationMode) -> AccelKind {
+    match choice {
+        AccelChoice::Kvm => AccelKind::Kvm,
+        AccelChoice::Tcg => AccelKind::Tcg,
+        AccelChoice::Auto if mode == IsolationMode::Required => AccelKind::Kvm,
+        AccelChoice::Auto => {
+            let usable = Arch::host().is_some()
+                && std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(KVM_DEVICE)
+                    .is_ok();
+            if usable { AccelKind::Kvm } else { AccelKind::Tcg }
+        }
+    }
+}
+
+/// What an accelerator kind can promise; the accelerator objects say the same
+/// through `Accelerator::isolation`.
+pub fn isolation_of(kind: AccelKind) -> Isolation {
+    match kind {
+        AccelKind::Kvm => Isolation::Hardware,
+        AccelKind::Tcg => Isolation::None,
+    }
+}
+
+/// The effective uid moat runs with.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The decision for `args`. Errors are usage errors (a bad `--user`).
+pub fn decide(args: &RunArgs) -> Result<Decision, String> {
+    let mode = IsolationMode::from(args.isolation);
+    let euid = euid();
+    let user = args
+        .user
+        .as_deref()
+        .map(privileges::resolve)
+        .transpose()?;
+    if let Some(target) = user {
+        if euid != 0 && target.uid != euid {
+            return Err(format!(
+                "--user: only root can change to another user, and moat runs as uid {euid}"
+            ));
+        }
+    }
+    let accel = predicted_accel(args.accel, mode);
+    let sandbox = args.sandbox == Toggle::On;
+    let input = PolicyInput {
+        accel,
+        accel_isolation: isolation_of(accel),
+        // The one board there is; the x86-64 PC board is meant for virtualization.
+        board: BoardFacts {
+            name: "x86_64-pc".to_string(),
+            virtualization_supported: true,
+        },
+        sandbox,
+        user: UserFacts {
+            euid,
+            drop_to: user.map(|target| target.uid),
+        },
+        layers: if sandbox {
+            sandbox::probe(euid)
+        } else {
+            Vec::new()
+        },
+        // moat has no management interface yet.
+        management_sockets: Vec::new(),
+        char_devices: vec![CharDevice {
+            name: "serial0".to_string(),
+            backend: match &args.serial {
+                SerialChoice::Stdio => CharBackend::Stdio,
+                SerialChoice::Null => CharBackend::Null,
+                SerialChoice::File(path) => CharBackend::File(display(path)),
+            },
+        }],
+        host_files: host_files(args),
+    };
+    let verdict = policy::evaluate(&input);
+    let refusal = policy::gate(mode, &verdict).err();
+    Ok(Decision {
+        mode,
+        input,
+        verdict,
+        user,
+        refusal,
+    })
+}
+
+/// The host files the guest is given. The kernel and initrd are copied into
+/// guest RAM, so the guest cannot write them.
+fn host_files(args: &RunArgs) -> Vec<HostFile> {
+    let mut files = vec![HostFile {
+        role: "kernel".to_string(),
+        path: display(&args.kernel),
+        guest_writable: false,
+    }];
+    if let Some(initrd) = &args.initrd {
+        files.push(HostFile {
+            role: "initrd".to_string(),
+            path: display(initrd),
+            guest_writable: false,
+        });
+    }
+    files
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The verdict once the accelerator is open and the sandbox applied (or not).
+pub fn after_sandbox(
+    decision: &Decision,
+    accel: AccelKind,
+    accel_isolation: Isolation,
+    report: Option<&sandbox::Report>,
+) -> Verdict {
+    let mut input = decision.input.clone();
+    input.accel = accel;
+    input.accel_isolation = accel_isolation;
+    if let Some(report) = report {
+        input.layers = report.availability();
+    }
+    policy::evaluate(&input)
+}

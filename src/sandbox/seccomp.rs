@@ -1,0 +1,313 @@
+//! seccomp-BPF allow-lists, one per thread role.
+//!
+//! Once the guest runs, moat needs very few system calls: the vCPU thread makes
+//! KVM ioctls, writes serial output, and allocates and frees memory (a guest reset
+//! rebuilds the machine); the stdin thread reads stdin and hands bytes to the
+//! UART. Each thread installs the list for its role before it touches anything
+//! the guest controls, and any call not on it kills the whole process
+//! (`SECCOMP_RET_KILL_PROCESS`): a thread dying alone could leave a confused VMM
+//! running. Every rule below says why it is there; arguments are checked where a
+//! call could otherwise do more than moat needs (ioctl by request number, write
+//! by descriptor, no executable memory).
+//!
+//! The lists were found by reading the code paths and checked with `strace -f`
+//! over the whole guest test suite.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+/// What a thread does, and so which calls it may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Runs guest code (KVM_RUN, or the JIT) and the devices it exits to.
+    Vcpu,
+    /// Reads the host's stdin for the guest's serial port.
+    Stdin,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Vcpu => "vcpu",
+            Role::Stdin => "stdin",
+        }
+    }
+}
+
+/// What the filters are built for.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Descriptors the vCPU thread writes guest output to (stdout, stderr, a
+    /// serial log).
+    pub write_fds: Vec<i32>,
+    /// The accelerator generates code (TCG): executable mappings are allowed.
+    pub jit: bool,
+}
+
+/// KVM ioctl numbers, computed as the kernel's `_IO`, `_IOR`, `_IOW` and `_IOWR`
+/// macros do, with the structure sizes from kvm-bindings.
+mod kvm_ioctl {
+    use kvm_bindings::{
+        kvm_cpuid2, kvm_fpu, kvm_msrs, kvm_regs, kvm_sregs, kvm_userspace_memory_region,
+    };
+
+    const KVMIO: u64 = 0xae;
+    const NONE: u64 = 0;
+    const WRITE: u64 = 1;
+    const READ: u64 = 2;
+
+    const fn ioc(direction: u64, number: u64, size: usize) -> u64 {
+        (direction << 30) | ((size as u64) << 16) | (KVMIO << 8) | number
+    }
+
+    pub const GET_API_VERSION: u64 = ioc(NONE, 0x00, 0);
+    pub const CREATE_VM: u64 = ioc(NONE, 0x01, 0);
+    pub const GET_VCPU_MMAP_SIZE: u64 = ioc(NONE, 0x04, 0);
+    pub const GET_SUPPORTED_CPUID: u64 = ioc(READ | WRITE, 0x05, size_of::<kvm_cpuid2>());
+    pub const CREATE_VCPU: u64 = ioc(NONE, 0x41, 0);
+    pub const SET_USER_MEMORY_REGION: u64 =
+        ioc(WRITE, 0x46, size_of::<kvm_userspace_memory_region>());
+    pub const SET_TSS_ADDR: u64 = ioc(NONE, 0x47, 0);
+    pub const RUN: u64 = ioc(NONE, 0x80, 0);
+    pub const GET_REGS: u64 = ioc(READ, 0x81, size_of::<kvm_regs>());
+    pub const SET_REGS: u64 = ioc(WRITE, 0x82, size_of::<kvm_regs>());
+    pub const GET_SREGS: u64 = ioc(READ, 0x83, size_of::<kvm_sregs>());
+    pub const SET_SREGS: u64 = ioc(WRITE, 0x84, size_of::<kvm_sregs>());
+    pub const SET_MSRS: u64 = ioc(WRITE, 0x89, size_of::<kvm_msrs>());
+    pub const SET_FPU: u64 = ioc(WRITE, 0x8d, size_of::<kvm_fpu>());
+    pub const SET_CPUID2: u64 = ioc(WRITE, 0x90, size_of::<kvm_cpuid2>());
+}
+
+/// The KVM ioctls the vCPU thread makes after the sandbox is on. accel-kvm
+/// makes them all while building a VM, which happens again on a guest reset;
+/// a new ioctl there needs a line here (the guest tests fail with SIGSYS
+/// otherwise).
+const KVM_IOCTLS: [(u64, &str); 15] = [
+    // Checked once more by kvm-ioctls when it wraps the open /dev/kvm.
+    (kvm_ioctl::GET_API_VERSION, "KVM_GET_API_VERSION"),
+    // A guest reset builds a new VM on the open /dev/kvm.
+    (kvm_ioctl::CREATE_VM, "KVM_CREATE_VM"),
+    // Sizing the kvm_run area of a new vCPU.
+    (kvm_ioctl::GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE"),
+    // The CPUID the vCPU is given is filtered from what KVM supports.
+    (kvm_ioctl::GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID"),
+    (kvm_ioctl::CREATE_VCPU, "KVM_CREATE_VCPU"),
+    // Guest RAM into a memory slot.
+    (kvm_ioctl::SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION"),
+    // Intel VMX needs a TSS area below 4 GiB.
+    (kvm_ioctl::SET_TSS_ADDR, "KVM_SET_TSS_ADDR"),
+    // Running guest code.
+    (kvm_ioctl::RUN, "KVM_RUN"),
+    // Boot state in, register dumps and halt addresses out.
+    (kvm_ioctl::GET_REGS, "KVM_GET_REGS"),
+    (kvm_ioctl::SET_REGS, "KVM_SET_REGS"),
+    (kvm_ioctl::GET_SREGS, "KVM_GET_SREGS"),
+    (kvm_ioctl::SET_SREGS, "KVM_SET_SREGS"),
+    (kvm_ioctl::SET_MSRS, "KVM_SET_MSRS"),
+    (kvm_ioctl::SET_FPU, "KVM_SET_FPU"),
+    (kvm_ioctl::SET_CPUID2, "KVM_SET_CPUID2"),
+];
+
+fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(|e| e.to_string())
+}
+
+/// A rule that holds when argument `arg` equals `value`.
+fn arg_is(arg: u8, value: u64) -> Result<SeccompRule, String> {
+    SeccompRule::new(vec![condition(arg, SeccompCmpOp::Eq, value)?]).map_err(|e| e.to_string())
+}
+
+/// One rule per value: argument `arg` is one of `values`.
+fn arg_in(arg: u8, values: &[u64]) -> Result<Vec<SeccompRule>, String> {
+    values.iter().map(|&value| arg_is(arg, value)).collect()
+}
+
+/// Argument `arg` has none of the bits of `mask`.
+fn arg_lacks(arg: u8, mask: u64) -> Result<Vec<SeccompRule>, String> {
+    Ok(vec![
+        SeccompRule::new(vec![condition(arg, SeccompCmpOp::MaskedEq(mask), 0)?])
+            .map_err(|e| e.to_string())?,
+    ])
+}
+
+/// The allow-list for `role`: syscall number to the rules its arguments must
+/// match (an empty list allows any arguments).
+fn rules(role: Role, context: &Context) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    let any = Vec::new;
+    let no_exec = |arg| {
+        if context.jit {
+            // The JIT maps its code buffer executable.
+            Ok(Vec::new())
+        } else {
+            arg_lacks(arg, libc::PROT_EXEC as u64)
+        }
+    };
+
+    // Both roles: memory, locks, signals, time and leaving.
+    // The allocator maps and unmaps memory; with no JIT, never executable, so a
+    // compromised moat cannot create new code.
+    rules.insert(libc::SYS_mmap, no_exec(2)?);
+    rules.insert(libc::SYS_mprotect, no_exec(2)?);
+    rules.insert(libc::SYS_munmap, any());
+    // The allocator grows the main heap and moves large reallocations.
+    rules.insert(libc::SYS_brk, any());
+    rules.insert(libc::SYS_mremap, any());
+    // The allocator and thread exit return memory (DONTNEED, FREE); guest RAM is
+    // kept out of core dumps (DONTDUMP) when a reset rebuilds it.
+    rules.insert(
+        libc::SYS_madvise,
+        arg_in(
+            2,
+            &[
+                libc::MADV_DONTNEED as u64,
+                libc::MADV_FREE as u64,
+                libc::MADV_DONTDUMP as u64,
+            ],
+        )?,
+    );
+    // Mutexes (the UART is shared by both threads), channels, Arc drops.
+    rules.insert(libc::SYS_futex, any());
+    rules.insert(libc::SYS_sched_yield, any());
+    // glibc sizes a thread's malloc arena from the CPUs it may run on.
+    rules.insert(libc::SYS_sched_getaffinity, any());
+    // Returning from a signal handler (Ctrl-C interrupting KVM_RUN).
+    rules.insert(libc::SYS_rt_sigreturn, any());
+    // glibc and Rust mask signals and tear down the alternate signal stack when a
+    // thread ends.
+    rules.insert(libc::SYS_rt_sigprocmask, any());
+    rules.insert(libc::SYS_sigaltstack, any());
+    // Clocks, where the vDSO falls back to the kernel (an unstable nested clock).
+    rules.insert(libc::SYS_clock_gettime, any());
+    // Rust's thread identity and panic machinery.
+    rules.insert(libc::SYS_gettid, any());
+    rules.insert(libc::SYS_getpid, any());
+    // abort() after a panic raises SIGABRT at its own thread, and only that.
+    rules.insert(libc::SYS_tgkill, arg_in(2, &[libc::SIGABRT as u64])?);
+    // A thread ends; the process ends.
+    rules.insert(libc::SYS_exit, any());
+    rules.insert(libc::SYS_exit_group, any());
+
+    match role {
+        Role::Vcpu => {
+            // KVM, by request number only: the fds are made after the filter.
+            let requests: Vec<u64> = KVM_IOCTLS.iter().map(|(request, _)| *request).collect();
+            if !context.jit {
+                rules.insert(libc::SYS_ioctl, arg_in(1, &requests)?);
+            }
+            // Guest serial output and moat's own messages, to the descriptors
+            // open for them and no other.
+            let fds: Vec<u64> = context.write_fds.iter().map(|&fd| fd as u64).collect();
+            rules.insert(libc::SYS_write, arg_in(0, &fds)?);
+            // Dropping a VM or vCPU at a reset or at the end closes its fds.
+            rules.insert(libc::SYS_close, any());
+            // Debug builds check a descriptor is open before closing it.
+            rules.insert(libc::SYS_fcntl, arg_in(1, &[libc::F_GETFD as u64])?);
+        }
+        Role::Stdin => {
+            // The host's keyboard (or pipe), and only that.
+            rules.insert(libc::SYS_read, arg_in(0, &[0])?);
+            // Waiting for the guest to drain its receive FIFO.
+            rules.insert(libc::SYS_clock_nanosleep, any());
+            rules.insert(libc::SYS_nanosleep, any());
+        }
+    }
+    Ok(rules)
+}
+
+/// Compiles the allow-list for `role` for this host's architecture.
+pub fn compile(role: Role, context: &Context) -> Result<BpfProgram, String> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|_| format!("no seccomp filters for {}", std::env::consts::ARCH))?;
+    let filter = SeccompFilter::new(
+        rules(role, context)?,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(|error| format!("building the {} filter: {error}", role.name()))?;
+    filter
+        .try_into()
+        .map_err(|error: seccompiler::BackendError| {
+            format!("compiling the {} filter: {error}", role.name())
+        })
+}
+
+/// Installs `program` on the calling thread (and threads it starts later). Also
+/// sets no_new_privs, which seccomp requires of an unprivileged process.
+pub fn install(program: &BpfProgram) -> Result<(), String> {
+    seccompiler::apply_filter(program).map_err(|error| error.to_string())
+}
+
+/// Whether the kernel can filter system calls and kill the process on a
+/// violation (Linux 4.14 and later with CONFIG_SECCOMP_FILTER).
+pub fn probe() -> machine::policy::Availability {
+    let action: u32 = 0x8000_0000; // SECCOMP_RET_KILL_PROCESS
+    // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32 that we own.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            2u32, // SECCOMP_GET_ACTION_AVAIL
+            0u32,
+            &action as *const u32,
+        )
+    };
+    if result == 0 {
+        machine::policy::Availability::Available
+    } else {
+        machine::policy::Availability::Unavailable(format!(
+            "the kernel cannot kill a process on a seccomp violation: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_ioctl_numbers_match_the_kernel_headers() {
+        // Values from <linux/kvm.h> on x86-64.
+        assert_eq!(kvm_ioctl::GET_API_VERSION, 0xae00);
+        assert_eq!(kvm_ioctl::CREATE_VM, 0xae01);
+        assert_eq!(kvm_ioctl::GET_VCPU_MMAP_SIZE, 0xae04);
+        assert_eq!(kvm_ioctl::GET_SUPPORTED_CPUID, 0xc008_ae05);
+        assert_eq!(kvm_ioctl::CREATE_VCPU, 0xae41);
+        assert_eq!(kvm_ioctl::SET_USER_MEMORY_REGION, 0x4020_ae46);
+        assert_eq!(kvm_ioctl::SET_TSS_ADDR, 0xae47);
+        assert_eq!(kvm_ioctl::RUN, 0xae80);
+        assert_eq!(kvm_ioctl::GET_REGS, 0x8090_ae81);
+        assert_eq!(kvm_ioctl::SET_REGS, 0x4090_ae82);
+        assert_eq!(kvm_ioctl::GET_SREGS, 0x8138_ae83);
+        assert_eq!(kvm_ioctl::SET_SREGS, 0x4138_ae84);
+        assert_eq!(kvm_ioctl::SET_MSRS, 0x4008_ae89);
+        assert_eq!(kvm_ioctl::SET_FPU, 0x41a0_ae8d);
+        assert_eq!(kvm_ioctl::SET_CPUID2, 0x4008_ae90);
+    }
+
+    #[test]
+    fn every_role_compiles() {
+        let context = Context {
+            write_fds: vec![1, 2, 7],
+            jit: false,
+        };
+        for role in [Role::Vcpu, Role::Stdin] {
+            let program = compile(role, &context).unwrap();
+            assert!(!program.is_empty());
+        }
+        let rules = rules(Role::Stdin, &context).unwrap();
+        assert!(!rules.contains_key(&libc::SYS_ioctl));
+        assert!(!rules.contains_key(&libc::SYS_write));
+        assert!(!rules.contains_key(&libc::SYS_openat));
+        let rules = super::rules(Role::Vcpu, &context).unwrap();
+        assert!(!rules.contains_key(&libc::SYS_read));
+        assert!(!rules.contains_key(&libc::SYS_socket));
+        assert!(!rules.contains_key(&libc::SYS_execve));
+        assert!(!rules.contains_key(&libc::SYS_clone));
+    }
+}
