@@ -130,10 +130,10 @@ fn json(decision: &Decision) -> String {
         ("refused", decision.refusal.is_some().to_string()),
         (
             "refusal",
-            decision
-                .refusal
-                .as_ref()
-                .map_or_else(|| "null".to_string(), |refusal| string(&refusal.to_string())),
+            decision.refusal.as_ref().map_or_else(
+                || "null".to_string(),
+                |refusal| string(&refusal.to_string()),
+            ),
         ),
         ("weakenings", array(weakenings)),
         (

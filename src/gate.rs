@@ -45,7 +45,11 @@ pub fn predicted_accel(choice: AccelChoice, mode: IsolationMode) -> AccelKind {
                     .write(true)
                     .open(KVM_DEVICE)
                     .is_ok();
-            if usable { AccelKind::Kvm } else { AccelKind::Tcg }
+            if usable {
+                AccelKind::Kvm
+            } else {
+                AccelKind::Tcg
+            }
         }
     }
 }
@@ -69,11 +73,7 @@ pub fn euid() -> u32 {
 pub fn decide(args: &RunArgs) -> Result<Decision, String> {
     let mode = IsolationMode::from(args.isolation);
     let euid = euid();
-    let user = args
-        .user
-        .as_deref()
-        .map(privileges::resolve)
-        .transpose()?;
+    let user = args.user.as_deref().map(privileges::resolve).transpose()?;
     if let Some(target) = user {
         if euid != 0 && target.uid != euid {
             return Err(format!(

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use accel_kvm::KvmAccelerator;
 use devices::{NoInterrupt, SerialOutput, SharedDevice, Uart16550, VmLifecycle};
 use machine::loader::LoadError;
-use machine::x86_64::{Board, BoardConfig, BoardError, Initrd, check_memory_size};
 use machine::policy::{self, IsolationMode, Weakening};
+use machine::x86_64::{Board, BoardConfig, BoardError, Initrd, check_memory_size};
 use machine::{Accelerator, Arch, RunOutcome};
 
 use crate::cli::{AccelChoice, RunArgs, SerialChoice, Toggle};

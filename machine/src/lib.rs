@@ -18,6 +18,6 @@ pub mod x86_64;
 pub use accel::{
     AccelError, AccelKind, Accelerator, Crash, CrashKind, Isolation, Vcpu, VcpuExit, Vm, VmSpec,
 };
-pub use policy::{IsolationMode, PolicyInput, Verdict};
 pub use arch::{Arch, BootState, CpuState, Segment, TableRegister, X86CpuState};
+pub use policy::{IsolationMode, PolicyInput, Verdict};
 pub use run::{RunOutcome, run};

@@ -428,10 +428,14 @@ pub fn evaluate(input: &PolicyInput) -> Verdict {
     if writable.is_empty() {
         guarantees.push("the guest cannot write any host file".to_string());
     }
-    weakenings.extend(writable.into_iter().map(|file| Weakening::WritableHostFile {
-        role: file.role.clone(),
-        path: file.path.clone(),
-    }));
+    weakenings.extend(
+        writable
+            .into_iter()
+            .map(|file| Weakening::WritableHostFile {
+                role: file.role.clone(),
+                path: file.path.clone(),
+            }),
+    );
 
     let isolation = if weakenings.is_empty() {
         IsolationVerdict::Supported
@@ -636,7 +640,10 @@ mod tests {
             ),
             (
                 "kvm, no landlock, sandbox off",
-                vec![Box::new(unavailable(Layer::Landlock)), Box::new(sandbox_off)],
+                vec![
+                    Box::new(unavailable(Layer::Landlock)),
+                    Box::new(sandbox_off),
+                ],
                 vec!["sandbox-off"],
             ),
             (
@@ -785,20 +792,24 @@ mod tests {
     fn layers_are_reported_and_optional_ones_named_when_missing() {
         let mut input = kvm_baseline();
         unavailable(Layer::Landlock)(&mut input);
-        input.layers.retain(|(layer, _)| *layer != Layer::Namespaces);
+        input
+            .layers
+            .retain(|(layer, _)| *layer != Layer::Namespaces);
         let verdict = evaluate(&input);
         assert_eq!(verdict.isolation, IsolationVerdict::Supported);
         let missing: Vec<Layer> = verdict.unavailable_layers().map(|(l, _)| l).collect();
         assert_eq!(missing, vec![Layer::Namespaces, Layer::Landlock]);
         let summary = verdict.summary();
-        assert!(summary.starts_with("isolation supported (kvm)"), "{summary}");
+        assert!(
+            summary.starts_with("isolation supported (kvm)"),
+            "{summary}"
+        );
         assert!(summary.contains("landlock (kernel too old)"), "{summary}");
         assert!(summary.contains("namespaces (not probed)"), "{summary}");
         assert!(
-            !verdict
-                .guarantees
-                .iter()
-                .any(|guarantee| guarantee.contains("Landlock") || guarantee.contains("file access"))
+            !verdict.guarantees.iter().any(
+                |guarantee| guarantee.contains("Landlock") || guarantee.contains("file access")
+            )
         );
 
         sandbox_off(&mut input);

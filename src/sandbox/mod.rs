@@ -119,7 +119,9 @@ pub fn confine(plan: &Plan, start_threads: Box<ThreadStarter<'_>>) -> Report {
     report
         .layers
         .push((Layer::InheritedFds, plan.inherited_fds.clone()));
-    report.layers.push((Layer::ResourceLimits, rlimits::apply()));
+    report
+        .layers
+        .push((Layer::ResourceLimits, rlimits::apply()));
     report
         .layers
         .push((Layer::Namespaces, namespaces::enter(plan.euid)));
@@ -131,7 +133,9 @@ pub fn confine(plan: &Plan, start_threads: Box<ThreadStarter<'_>>) -> Report {
         .layers
         .push((Layer::Privileges, privileges::drop_privileges(plan.user)));
     report.layers.push((Layer::NoNewPrivs, set_no_new_privs()));
-    report.layers.push((Layer::Seccomp, install_filters(plan, start_threads)));
+    report
+        .layers
+        .push((Layer::Seccomp, install_filters(plan, start_threads)));
     report
 }
 

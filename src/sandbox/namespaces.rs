@@ -30,7 +30,9 @@ pub fn probe(euid: u32) -> Availability {
             .map(|text| text.trim().to_string())
     };
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        return Availability::Unavailable("user namespaces are disabled (user.max_user_namespaces = 0)".into());
+        return Availability::Unavailable(
+            "user namespaces are disabled (user.max_user_namespaces = 0)".into(),
+        );
     }
     if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return Availability::Unavailable(
@@ -39,9 +41,7 @@ pub fn probe(euid: u32) -> Availability {
         );
     }
     if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
-        return Availability::Unavailable(
-            "AppArmor restricts unprivileged user namespaces".into(),
-        );
+        return Availability::Unavailable("AppArmor restricts unprivileged user namespaces".into());
     }
     Availability::Available
 }
@@ -52,7 +52,10 @@ pub fn enter(euid: u32) -> Result<String, String> {
     let (flags, how) = if euid == 0 {
         (FLAGS, "")
     } else {
-        (FLAGS | libc::CLONE_NEWUSER, " (inside a new user namespace)")
+        (
+            FLAGS | libc::CLONE_NEWUSER,
+            " (inside a new user namespace)",
+        )
     };
     // SAFETY: unshare takes flags only and changes this process's namespaces.
     if unsafe { libc::unshare(flags) } != 0 {

@@ -39,7 +39,8 @@ pub fn resolve(spec: &str) -> Result<Target, String> {
         let uid = user
             .parse::<u32>()
             .map_err(|_| format!("--user {spec}: '{user}' is not a uid"))?;
-        let account = lookup(Lookup::Uid(uid)).map_err(|error| format!("--user {spec}: {error}"))?;
+        let account =
+            lookup(Lookup::Uid(uid)).map_err(|error| format!("--user {spec}: {error}"))?;
         account.unwrap_or(Target { uid, gid: uid })
     } else {
         lookup(Lookup::Name(user))
@@ -66,7 +67,8 @@ fn lookup(key: Lookup<'_>) -> Result<Option<Target>, String> {
         let mut found: *mut libc::passwd = std::ptr::null_mut();
         let status = match &key {
             Lookup::Name(name) => {
-                let name = CString::new(*name).map_err(|_| "the name has a NUL byte".to_string())?;
+                let name =
+                    CString::new(*name).map_err(|_| "the name has a NUL byte".to_string())?;
                 // SAFETY: every pointer refers to live memory of the stated size; the
                 // C library writes strings into `buffer` and the result into `entry`.
                 unsafe {
@@ -180,7 +182,10 @@ pub fn drop_privileges(target: Option<Target>) -> Result<String, String> {
 
     clear_capability_sets()?;
     let mut done = match target {
-        Some(target) => format!("uid {} gid {}, no groups, no capabilities", target.uid, target.gid),
+        Some(target) => format!(
+            "uid {} gid {}, no groups, no capabilities",
+            target.uid, target.gid
+        ),
         None => "no capabilities".to_string(),
     };
     if bounding_kept {
@@ -241,8 +246,20 @@ mod tests {
         assert_eq!(resolve("root"), Ok(Target { uid: 0, gid: 0 }));
         assert_eq!(resolve("root:5"), Ok(Target { uid: 0, gid: 5 }));
         // A uid with no account gets the group of the same number.
-        assert_eq!(resolve("4000123"), Ok(Target { uid: 4000123, gid: 4000123 }));
-        assert_eq!(resolve("4000123:7"), Ok(Target { uid: 4000123, gid: 7 }));
+        assert_eq!(
+            resolve("4000123"),
+            Ok(Target {
+                uid: 4000123,
+                gid: 4000123
+            })
+        );
+        assert_eq!(
+            resolve("4000123:7"),
+            Ok(Target {
+                uid: 4000123,
+                gid: 7
+            })
+        );
         assert!(resolve("").is_err());
         assert!(resolve(":5").is_err());
         assert!(resolve("root:wheel").is_err());

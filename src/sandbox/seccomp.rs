@@ -97,7 +97,10 @@ const KVM_IOCTLS: [(u64, &str); 15] = [
     (kvm_ioctl::GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID"),
     (kvm_ioctl::CREATE_VCPU, "KVM_CREATE_VCPU"),
     // Guest RAM into a memory slot.
-    (kvm_ioctl::SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION"),
+    (
+        kvm_ioctl::SET_USER_MEMORY_REGION,
+        "KVM_SET_USER_MEMORY_REGION",
+    ),
     // Intel VMX needs a TSS area below 4 GiB.
     (kvm_ioctl::SET_TSS_ADDR, "KVM_SET_TSS_ADDR"),
     // Running guest code.

@@ -73,3 +73,93 @@ pub fn run_guest(accel: &str, image: &str, extra: &[&str]) -> Run {
         .args(extra);
     run(&mut command)
 }
+
+/// Whether the tests run as root; says loudly why a test is skipped when not.
+pub fn root(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("SKIPPED {test}: needs root");
+    }
+    root
+}
+
+/// The echo guest running under `moat run EXTRA...`, past its "ready" line: a
+/// live moat to inspect. End it with [`Echo::finish`].
+pub struct Echo {
+    child: Option<std::process::Child>,
+    pid: u32,
+}
+
+impl Echo {
+    pub fn start(extra: &[&str]) -> Echo {
+        use std::io::Read;
+        let mut child = moat()
+            .args(["run", "--kernel"])
+            .arg(guest("echo.elf"))
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = [0u8; 6];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut ready)
+            .unwrap();
+        assert_eq!(&ready, b"ready\n");
+        let pid = child.id();
+        Echo {
+            child: Some(child),
+            pid,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `/proc/<pid>/task/<tid>/status` of every thread.
+    pub fn thread_status(&self) -> Vec<String> {
+        let tasks = format!("/proc/{}/task", self.pid());
+        std::fs::read_dir(tasks)
+            .unwrap()
+            .map(|task| std::fs::read_to_string(task.unwrap().path().join("status")).unwrap())
+            .collect()
+    }
+
+    /// Asks the guest to quit ("q" on its serial input) and returns moat's
+    /// exit status and stderr.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        use std::io::Write;
+        let mut child = self.child.take().unwrap();
+        child.stdin.take().unwrap().write_all(b"q").unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Echo {
+    /// A test that failed half-way does not leave the guest waiting forever.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The value of `field` in a /proc status text (`Seccomp:\t2` gives "2").
+pub fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in\n{status}"))
+        .trim()
+}
