@@ -260,3 +260,74 @@ fn a_forbidden_call_kills_moat() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A plain ELF64 guest that resets the machine at once (0xfe to port 0x64).
+fn resetting_guest() -> Vec<u8> {
+    const BASE: u64 = 0x10_0000;
+    const HEADERS: u64 = 64 + 56;
+    // mov al, 0xfe; out 0x64, al; hlt; jmp $-1
+    let code = [0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd];
+    let size = HEADERS + code.len() as u64;
+    let mut elf = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    elf.extend([0; 8]);
+    elf.extend(2u16.to_le_bytes()); // ET_EXEC
+    elf.extend(0x3eu16.to_le_bytes()); // x86-64
+    elf.extend(1u32.to_le_bytes());
+    elf.extend((BASE + HEADERS).to_le_bytes()); // entry: the code
+    elf.extend(64u64.to_le_bytes()); // program headers right after this one
+    elf.extend(0u64.to_le_bytes()); // no sections
+    elf.extend(0u32.to_le_bytes());
+    for half in [64u16, 56, 1, 64, 0, 0] {
+        elf.extend(half.to_le_bytes());
+    }
+    elf.extend(1u32.to_le_bytes()); // PT_LOAD
+    elf.extend(5u32.to_le_bytes()); // R+X
+    for word in [0, BASE, BASE, size, size, 0x1000] {
+        elf.extend(word.to_le_bytes());
+    }
+    elf.extend(code);
+    elf
+}
+
+/// A guest reset rebuilds the machine (new guest RAM, a new KVM VM and vCPU)
+/// with the sandbox already on: the allow-lists must cover that too. The guest
+/// resets forever; Ctrl-C ends it.
+#[test]
+fn guest_resets_inside_the_sandbox() {
+    if !kvm_usable("guest_resets_inside_the_sandbox") {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("moat-reset-{}.elf", std::process::id()));
+    std::fs::write(&path, resetting_guest()).unwrap();
+    // The log goes to a file: a pipe nobody reads could fill up and block moat.
+    let log = path.with_extension("log");
+    let mut child = moat()
+        .args(["run", "--accel", "kvm", "--kernel"])
+        .arg(&path)
+        .env("MOAT_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // A signal that lands between a reset and the next boot can be missed:
+    // send it until moat is gone.
+    let status = loop {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}: {stderr}");
+    assert!(
+        stderr
+            .matches("guest reset: restarting the machine")
+            .count()
+            >= 2,
+        "{stderr}"
+    );
+}
