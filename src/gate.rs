@@ -30,14 +30,14 @@ pub struct Decision {
     pub refusal: Option<policy::Refusal>,
 }
 
-/// The accelerator a run will most likely use, decided without reading the
-/// image. `auto` means KVM when `/dev/kvm` opens, else TCG; with `--isolation
-/// required` it means KVM only, since TCG would be refused anyway.
-pub fn predicted_accel(choice: AccelChoice, mode: IsolationMode) -> AccelKind {
+/// The accelerator a run will use, decided without reading the image: `auto`
+/// means KVM when `/dev/kvm` opens, else TCG. (`moat run` holds `auto` to this
+/// under `--isolation required`: it never falls back to TCG after reading an
+/// image of another architecture.)
+pub fn predicted_accel(choice: AccelChoice) -> AccelKind {
     match choice {
         AccelChoice::Kvm => AccelKind::Kvm,
         AccelChoice::Tcg => AccelKind::Tcg,
-        AccelChoice::Auto if mode == IsolationMode::Required => AccelKind::Kvm,
         AccelChoice::Auto => {
             let usable = Arch::host().is_some()
                 && std::fs::OpenOptions::new()
@@ -45,11 +45,7 @@ pub fn predicted_accel(choice: AccelChoice, mode: IsolationMode) -> AccelKind {
                     .write(true)
                     .open(KVM_DEVICE)
                     .is_ok();
-            if usable {
-                AccelKind::Kvm
-            } else {
-                AccelKind::Tcg
-            }
+            if usable { AccelKind::Kvm } else { AccelKind::Tcg }
         }
     }
 }
@@ -81,7 +77,7 @@ pub fn decide(args: &RunArgs) -> Result<Decision, String> {
             ));
         }
     }
-    let accel = predicted_accel(args.accel, mode);
+    let accel = predicted_accel(args.accel);
     let sandbox = args.sandbox == Toggle::On;
     let input = PolicyInput {
         accel,

@@ -103,7 +103,13 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
     // The first board is built before the accelerator is opened, so a bad image
     // is reported as such on any host.
     let board = build().map_err(|error| board_failure(error, args))?;
-    let accel = select_accelerator(args.accel, arch)?;
+    // The gate predicted KVM for `auto`; under --isolation required, auto may
+    // not turn into TCG now that the image is read.
+    let choice = match (args.accel, decision.mode) {
+        (AccelChoice::Auto, IsolationMode::Required) => AccelChoice::Kvm,
+        (choice, _) => choice,
+    };
+    let accel = select_accelerator(choice, arch)?;
     confine(
         args,
         &decision,
@@ -282,6 +288,10 @@ fn confine(
         }
         Some(report)
     } else {
+        // --user is honoured even without the sandbox: it was asked for.
+        if decision.user.is_some() {
+            sandbox::privileges::drop_privileges(decision.user).map_err(failed)?;
+        }
         start_threads(None).map_err(failed)?;
         None
     };

@@ -62,11 +62,14 @@ pub fn restrict(read: &[PathBuf], write: &[PathBuf]) -> Result<String, String> {
         .map_err(fail)?
         .restrict_self()
         .map_err(fail)?;
-    let files = read.len() + write.len();
+    let files = match read.len() + write.len() {
+        1 => "1 file".to_string(),
+        count => format!("{count} files"),
+    };
     match status.ruleset {
-        RulesetStatus::FullyEnforced => Ok(format!("{files} files allowed, nothing else")),
+        RulesetStatus::FullyEnforced => Ok(format!("{files} allowed, nothing else")),
         RulesetStatus::PartiallyEnforced => Ok(format!(
-            "{files} files allowed, nothing else (partly: the kernel's Landlock is older than ABI {})",
+            "{files} allowed, nothing else (partly: the kernel's Landlock is older than ABI {})",
             abi as i32
         )),
         RulesetStatus::NotEnforced => Err("not enforced by this kernel".into()),
