@@ -45,7 +45,11 @@ pub fn predicted_accel(choice: AccelChoice) -> AccelKind {
                     .write(true)
                     .open(KVM_DEVICE)
                     .is_ok();
-            if usable { AccelKind::Kvm } else { AccelKind::Tcg }
+            if usable {
+                AccelKind::Kvm
+            } else {
+                AccelKind::Tcg
+            }
         }
     }
 }
