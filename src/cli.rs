@@ -13,6 +13,10 @@ Examples:
       Boot a PVH kernel with an initrd and a command line.
   moat run --kernel guest.elf --serial file:serial.log
       Send the guest's serial output to a file.
+  sudo moat run --kernel guest.elf --user nobody --isolation required
+      Run an untrusted guest: refuse unless moat can promise isolation.
+  moat check --kernel guest.elf --user nobody --json
+      What moat would promise for that run, and why (docs/security.md).
 
 Exit status: the guest's own (a debug-exit write of v exits with (v << 1) | 1),
 0 when the guest halts or powers off, 1 when the guest crashed (triple fault) or

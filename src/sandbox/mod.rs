@@ -106,7 +106,8 @@ pub fn probe(euid: u32) -> Vec<(Layer, Availability)> {
 
 /// Starts moat's other threads, given the seccomp filter each must install before
 /// doing anything else (`None` when the sandbox has no filter for them), and
-/// returns once they have.
+/// returns once they have. Every thread moat will ever have starts here: once
+/// the vCPU thread's filter is on, it cannot start threads (no `clone`).
 pub type ThreadStarter<'a> = dyn FnOnce(Option<BpfProgram>) -> Result<(), String> + 'a;
 
 /// Applies every layer to the moat process. Call it once, on the thread that

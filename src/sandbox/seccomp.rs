@@ -197,9 +197,15 @@ fn rules(role: Role, context: &Context) -> Result<BTreeMap<i64, Vec<SeccompRule>
 
     match role {
         Role::Vcpu => {
-            // KVM, by request number only: the fds are made after the filter.
-            let requests: Vec<u64> = KVM_IOCTLS.iter().map(|(request, _)| *request).collect();
-            if !context.jit {
+            if context.jit {
+                // The JIT's code buffer: one memfd, sized, then mapped twice
+                // (read-write and read-execute), made again with each VM. No
+                // ioctl at all.
+                rules.insert(libc::SYS_memfd_create, any());
+                rules.insert(libc::SYS_ftruncate, any());
+            } else {
+                // KVM, by request number only: the fds are made after the filter.
+                let requests: Vec<u64> = KVM_IOCTLS.iter().map(|(request, _)| *request).collect();
                 rules.insert(libc::SYS_ioctl, arg_in(1, &requests)?);
             }
             // Guest serial output and moat's own messages, to the descriptors
@@ -303,14 +309,22 @@ mod tests {
             let program = compile(role, &context).unwrap();
             assert!(!program.is_empty());
         }
-        let rules = rules(Role::Stdin, &context).unwrap();
-        assert!(!rules.contains_key(&libc::SYS_ioctl));
-        assert!(!rules.contains_key(&libc::SYS_write));
-        assert!(!rules.contains_key(&libc::SYS_openat));
-        let rules = super::rules(Role::Vcpu, &context).unwrap();
-        assert!(!rules.contains_key(&libc::SYS_read));
-        assert!(!rules.contains_key(&libc::SYS_socket));
-        assert!(!rules.contains_key(&libc::SYS_execve));
-        assert!(!rules.contains_key(&libc::SYS_clone));
+        let jit = Context {
+            jit: true,
+            ..context.clone()
+        };
+        let tcg = rules(Role::Vcpu, &jit).unwrap();
+        assert!(!tcg.contains_key(&libc::SYS_ioctl));
+        assert!(tcg[&libc::SYS_mmap].is_empty());
+        let stdin = rules(Role::Stdin, &context).unwrap();
+        assert!(!stdin.contains_key(&libc::SYS_ioctl));
+        assert!(!stdin.contains_key(&libc::SYS_write));
+        assert!(!stdin.contains_key(&libc::SYS_openat));
+        let vcpu = rules(Role::Vcpu, &context).unwrap();
+        assert!(!vcpu.contains_key(&libc::SYS_read));
+        assert!(!vcpu.contains_key(&libc::SYS_socket));
+        assert!(!vcpu.contains_key(&libc::SYS_execve));
+        assert!(!vcpu.contains_key(&libc::SYS_clone));
+        assert!(!vcpu.contains_key(&libc::SYS_memfd_create));
     }
 }
