@@ -74,13 +74,20 @@ pub fn decide(args: &RunArgs) -> Result<Decision, String> {
     let mode = IsolationMode::from(args.isolation);
     let euid = euid();
     let user = args.user.as_deref().map(privileges::resolve).transpose()?;
-    if let Some(target) = user {
-        if euid != 0 && target.uid != euid {
-            return Err(format!(
-                "--user: only root can change to another user, and moat runs as uid {euid}"
-            ));
+    // Without root, --user can only name who moat already is: nothing to drop.
+    let user = match user {
+        Some(target) if euid != 0 => {
+            // SAFETY: getegid cannot fail.
+            let egid = unsafe { libc::getegid() };
+            if (target.uid, target.gid) != (euid, egid) {
+                return Err(format!(
+                    "--user: only root can change user or group, and moat runs as uid {euid} gid {egid}"
+                ));
+            }
+            None
         }
-    }
+        user => user,
+    };
     let accel = predicted_accel(args.accel);
     let sandbox = args.sandbox == Toggle::On;
     let input = PolicyInput {
