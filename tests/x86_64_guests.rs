@@ -199,3 +199,55 @@ fn ctrl_c_ends_moat_cleanly() {
         );
     });
 }
+
+#[test]
+fn halt_with_interrupts_off_ends_the_run() {
+    for_each_accel!("halt_with_interrupts_off_ends_the_run", |accel| {
+        let result = run_guest(accel, "halt.elf", &[]);
+        assert_eq!(result.stdout, "halting\n");
+        assert_eq!(result.status, Some(0));
+        assert!(
+            result.stderr.starts_with("moat: the guest halted at 0x"),
+            "{}",
+            result.stderr
+        );
+    });
+}
+
+#[test]
+fn reset_through_either_port() {
+    for_each_accel!("reset_through_either_port", |accel| {
+        for method in ["kbd", "cf9"] {
+            let append = format!("reset={method}");
+            let result = run_guest(accel, "reset.elf", &["--no-reboot", "--append", &append]);
+            assert_eq!(result.stdout, format!("resetting via {method}\n"));
+            assert_eq!(result.status, Some(0), "{}", result.stderr);
+            assert_eq!(
+                result.stderr,
+                "moat: the guest reset the machine (--no-reboot)\n"
+            );
+        }
+    });
+}
+
+#[test]
+fn reset_restarts_the_machine() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for_each_accel!("reset_restarts_the_machine", |accel| {
+        let mut child = moat()
+            .args(["run", "--accel", accel, "--kernel"])
+            .arg(common::guest("reset.elf"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Each boot starts from a fresh machine and resets again.
+        for _ in 0..3 {
+            assert_eq!(lines.next().unwrap().unwrap(), "resetting via cf9");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    });
+}
