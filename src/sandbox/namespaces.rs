@@ -15,20 +15,34 @@ use std::io;
 
 use machine::policy::Availability;
 
+/// The capability number from <linux/capability.h>.
+const CAP_SYS_ADMIN: u32 = 21;
+
 const FLAGS: libc::c_int =
     libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWNET;
 
 /// Whether the namespaces can be created, judged without creating them: root
-/// can, anyone else needs unprivileged user namespaces.
+/// with CAP_SYS_ADMIN can, anyone else needs unprivileged user namespaces.
 pub fn probe(euid: u32) -> Availability {
-    if euid == 0 {
-        return Availability::Available;
-    }
     let read = |path: &str| {
         std::fs::read_to_string(path)
             .ok()
             .map(|text| text.trim().to_string())
     };
+    if euid == 0 {
+        // Root in a container may lack CAP_SYS_ADMIN.
+        let effective = read("/proc/self/status").and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| u64::from_str_radix(line.strip_prefix("CapEff:")?.trim(), 16).ok())
+        });
+        return match effective {
+            Some(caps) if caps & (1 << CAP_SYS_ADMIN) == 0 => {
+                Availability::Unavailable("root without CAP_SYS_ADMIN".into())
+            }
+            _ => Availability::Available,
+        };
+    }
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
         return Availability::Unavailable(
             "user namespaces are disabled (user.max_user_namespaces = 0)".into(),
