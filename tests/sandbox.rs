@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 
-use common::{Echo, kvm_usable, moat, root, run, run_guest, status_field};
+use common::{Echo, kvm_usable, moat, root, run_guest, status_field};
 
 /// Every layer's effect that /proc shows, on every thread of a sandboxed moat.
 #[test]
