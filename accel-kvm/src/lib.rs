@@ -1,0 +1,242 @@
+//! The KVM accelerator: guest code runs on the host CPU through `/dev/kvm`.
+//!
+//! This is moat's virtualization use case, the only one where it can promise
+//! isolation. The crate maps guest RAM into KVM memory slots, sets up vCPUs from
+//! the board's [`BootState`](machine::BootState) (CPUID, MSRs, segment and control
+//! registers), and runs them, dispatching port and MMIO exits to the board's buses
+//! ([`exit`] holds that dispatch as a pure function).
+
+mod exit;
+mod x86_64;
+
+use std::io;
+use std::sync::Arc;
+
+use devices::{Bus, VmLifecycle};
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use machine::{
+    AccelError, AccelKind, Accelerator, Arch, BootState, CpuState, Isolation, Vcpu, VcpuExit, Vm,
+    VmSpec,
+};
+use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+
+pub use exit::{ExitAction, dispatch_exit};
+
+/// The path moat opens; a constant so error messages and the sandbox agree.
+pub const KVM_DEVICE: &str = "/dev/kvm";
+
+/// An open `/dev/kvm`.
+pub struct KvmAccelerator {
+    kvm: Kvm,
+}
+
+impl KvmAccelerator {
+    /// Opens `/dev/kvm`, explaining what to do when that is impossible.
+    pub fn open() -> Result<Self, AccelError> {
+        let kvm = Kvm::new().map_err(|error| AccelError::Unavailable(open_failure_hint(&error)))?;
+        let version = kvm.get_api_version();
+        if version != kvm_bindings::KVM_API_VERSION as i32 {
+            return Err(AccelError::Unavailable(format!(
+                "{KVM_DEVICE} speaks KVM API version {version}, moat needs {}",
+                kvm_bindings::KVM_API_VERSION
+            )));
+        }
+        Ok(KvmAccelerator { kvm })
+    }
+}
+
+/// What to tell a user whose `/dev/kvm` cannot be opened.
+fn open_failure_hint(error: &kvm_ioctls::Error) -> String {
+    match error.errno() {
+        libc::ENOENT => format!(
+            "{KVM_DEVICE} does not exist: this host has no KVM (enable virtualization in the \
+             firmware and load kvm_intel or kvm_amd), or use --accel tcg to emulate"
+        ),
+        libc::EACCES | libc::EPERM => format!(
+            "permission denied opening {KVM_DEVICE}: add your user to the kvm group \
+             (sudo usermod -aG kvm \"$USER\", then log in again), or use --accel tcg to emulate"
+        ),
+        _ => format!(
+            "cannot open {KVM_DEVICE}: {}",
+            io::Error::from_raw_os_error(error.errno())
+        ),
+    }
+}
+
+impl Accelerator for KvmAccelerator {
+    fn kind(&self) -> AccelKind {
+        AccelKind::Kvm
+    }
+
+    fn isolation(&self) -> Isolation {
+        Isolation::Hardware
+    }
+
+    fn supports(&self, arch: Arch) -> bool {
+        Arch::host() == Some(arch) && arch == Arch::X86_64
+    }
+
+    fn create_vm(&self, spec: VmSpec) -> Result<Box<dyn Vm>, AccelError> {
+        if !self.supports(spec.arch) {
+            return Err(AccelError::UnsupportedArch {
+                accel: AccelKind::Kvm,
+                arch: spec.arch,
+            });
+        }
+        let vm = self
+            .kvm
+            .create_vm()
+            .map_err(|error| AccelError::host("creating the KVM VM", error))?;
+        x86_64::setup_vm(&vm)?;
+        for (slot, region) in spec.memory.iter().enumerate() {
+            let mapping = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+            };
+            // SAFETY: the region's host mapping lives in `spec.memory`, which the
+            // returned VM keeps alive for as long as the VM (and so the slot) exists.
+            unsafe { vm.set_user_memory_region(mapping) }
+                .map_err(|error| AccelError::host("mapping guest RAM into KVM", error))?;
+        }
+        let supported_cpuid = self
+            .kvm
+            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .map_err(|error| AccelError::host("reading KVM's supported CPUID", error))?;
+        Ok(Box::new(KvmVm {
+            vm,
+            _memory: spec.memory,
+            pio_bus: spec.pio_bus,
+            mmio_bus: spec.mmio_bus,
+            lifecycle: spec.lifecycle,
+            supported_cpuid,
+        }))
+    }
+}
+
+struct KvmVm {
+    vm: VmFd,
+    /// Keeps the host mappings behind the memory slots alive.
+    _memory: vm_memory::GuestMemoryMmap,
+    pio_bus: Arc<Bus>,
+    mmio_bus: Arc<Bus>,
+    lifecycle: Arc<VmLifecycle>,
+    supported_cpuid: kvm_bindings::CpuId,
+}
+
+impl Vm for KvmVm {
+    fn create_vcpu(&self, index: u32, boot: &BootState) -> Result<Box<dyn Vcpu>, AccelError> {
+        let fd = self
+            .vm
+            .create_vcpu(u64::from(index))
+            .map_err(|error| AccelError::host("creating a KVM vCPU", error))?;
+        x86_64::setup_vcpu(&fd, index, &self.supported_cpuid)?;
+        let mut vcpu = KvmVcpu {
+            fd,
+            pio_bus: self.pio_bus.clone(),
+            mmio_bus: self.mmio_bus.clone(),
+            lifecycle: self.lifecycle.clone(),
+        };
+        vcpu.set_cpu_state(&boot.cpu)?;
+        Ok(Box::new(vcpu))
+    }
+}
+
+struct KvmVcpu {
+    fd: VcpuFd,
+    pio_bus: Arc<Bus>,
+    mmio_bus: Arc<Bus>,
+    lifecycle: Arc<VmLifecycle>,
+}
+
+impl KvmVcpu {
+    fn failed(&self, reason: String) -> AccelError {
+        match self.cpu_state() {
+            Ok(state) => AccelError::VcpuFailed {
+                reason,
+                state: Box::new(state),
+            },
+            Err(error) => AccelError::InvalidState(format!(
+                "{reason} (the registers could not be read: {error})"
+            )),
+        }
+    }
+
+    fn rip(&self) -> u64 {
+        self.fd.get_regs().map_or(0, |regs| regs.rip)
+    }
+}
+
+impl Vcpu for KvmVcpu {
+    fn run(&mut self) -> Result<VcpuExit, AccelError> {
+        loop {
+            // Checked before entering the guest, so a request made while the vCPU
+            // was out (Ctrl-C, a device on another thread) is not lost. A request
+            // that lands between this check and KVM_RUN interrupts the ioctl with
+            // EINTR when it comes with a signal, as Ctrl-C does.
+            if let Some(event) = self.lifecycle.pending() {
+                return Ok(exit::lifecycle_exit(event));
+            }
+            let run_area: *const kvm_bindings::kvm_run = self.fd.get_kvm_run();
+            let action = match self.fd.run() {
+                Ok(kvm_exit) => {
+                    let io_size = if matches!(
+                        kvm_exit,
+                        kvm_ioctls::VcpuExit::IoIn(..) | kvm_ioctls::VcpuExit::IoOut(..)
+                    ) {
+                        // SAFETY: `run_area` points at the vCPU's mapped kvm_run page,
+                        // which lives as long as `self.fd`; for an I/O exit KVM filled
+                        // the `io` member of the union. The field is read by value and
+                        // does not overlap the data slice `kvm_exit` borrows.
+                        usize::from(unsafe {
+                            std::ptr::addr_of!((*run_area).__bindgen_anon_1.io.size).read_volatile()
+                        })
+                    } else {
+                        0
+                    };
+                    dispatch_exit(kvm_exit, io_size, &self.pio_bus, &self.mmio_bus)
+                }
+                Err(error) if error.errno() == libc::EINTR || error.errno() == libc::EAGAIN => {
+                    ExitAction::Continue
+                }
+                Err(error) => {
+                    return Err(self.failed(format!("KVM_RUN failed: {error}")));
+                }
+            };
+            match action {
+                ExitAction::Continue => {}
+                ExitAction::Halt => {
+                    let rip = self.rip();
+                    return Ok(VcpuExit::Halted { pc: rip });
+                }
+                ExitAction::TripleFault => {
+                    return Ok(VcpuExit::Crashed(machine::Crash {
+                        kind: machine::CrashKind::TripleFault,
+                        pc: self.rip(),
+                    }));
+                }
+                ExitAction::Exit(exit) => return Ok(exit),
+                ExitAction::InternalError => {
+                    let internal = {
+                        // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, for which
+                        // KVM fills the `internal` member of the union.
+                        unsafe { self.fd.get_kvm_run().__bindgen_anon_1.internal }
+                    };
+                    return Err(self.failed(exit::describe_internal_error(internal.suberror)));
+                }
+                ExitAction::Fail(reason) => return Err(self.failed(reason)),
+            }
+        }
+    }
+
+    fn cpu_state(&self) -> Result<CpuState, AccelError> {
+        x86_64::get_cpu_state(&self.fd)
+    }
+
+    fn set_cpu_state(&mut self, state: &CpuState) -> Result<(), AccelError> {
+        x86_64::set_cpu_state(&self.fd, state)
+    }
+}

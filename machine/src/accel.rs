@@ -1,0 +1,144 @@
+//! The accelerator interface: what KVM and TCG each implement.
+//!
+//! Three levels, as in cloud-hypervisor's hypervisor crate: an [`Accelerator`]
+//! makes a [`Vm`], which makes [`Vcpu`]s. `Vcpu::run` returns only for lifecycle
+//! events; device accesses are dispatched inside the accelerator to the buses in
+//! [`VmSpec`], so devices behave the same under every accelerator.
+
+use std::fmt;
+use std::sync::Arc;
+
+use devices::{Bus, VmLifecycle};
+use vm_memory::GuestMemoryMmap;
+
+use crate::arch::{Arch, BootState, CpuState};
+
+/// Which accelerator runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccelKind {
+    Kvm,
+    Tcg,
+}
+
+impl AccelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AccelKind::Kvm => "kvm",
+            AccelKind::Tcg => "tcg",
+        }
+    }
+}
+
+impl fmt::Display for AccelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the policy gate may promise about an accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Hardware virtualization: a security boundary when the process is confined.
+    Hardware,
+    /// Emulation: guest code is translated by moat itself; not a security boundary.
+    None,
+}
+
+/// Everything an accelerator needs to build a VM.
+pub struct VmSpec {
+    pub arch: Arch,
+    pub memory: GuestMemoryMmap,
+    pub pio_bus: Arc<Bus>,
+    pub mmio_bus: Arc<Bus>,
+    pub lifecycle: Arc<VmLifecycle>,
+}
+
+pub trait Accelerator: Send + Sync {
+    fn kind(&self) -> AccelKind;
+    fn isolation(&self) -> Isolation;
+    fn supports(&self, arch: Arch) -> bool;
+    fn create_vm(&self, spec: VmSpec) -> Result<Box<dyn Vm>, AccelError>;
+}
+
+pub trait Vm: Send + Sync {
+    fn create_vcpu(&self, index: u32, boot: &BootState) -> Result<Box<dyn Vcpu>, AccelError>;
+}
+
+pub trait Vcpu: Send {
+    /// Runs guest code until a lifecycle event.
+    fn run(&mut self) -> Result<VcpuExit, AccelError>;
+    fn cpu_state(&self) -> Result<CpuState, AccelError>;
+    fn set_cpu_state(&mut self, state: &CpuState) -> Result<(), AccelError>;
+}
+
+/// Why a vCPU stopped running guest code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VcpuExit {
+    /// The guest asked to end (debug-exit, PSCI SYSTEM_OFF), or the host did
+    /// (Ctrl-C): moat exits with this status.
+    Shutdown(i32),
+    /// The guest asked for a reset.
+    Reset,
+    /// The vCPU halted with nothing that could wake it.
+    Halted { pc: u64 },
+    /// The guest crashed in a way the architecture defines as fatal.
+    Crashed(Crash),
+}
+
+/// A fatal guest failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crash {
+    pub kind: CrashKind,
+    pub pc: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashKind {
+    /// x86: an exception while delivering a double fault; the CPU shuts down.
+    TripleFault,
+}
+
+impl fmt::Display for Crash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            CrashKind::TripleFault => write!(f, "guest triple fault at rip {:#x}", self.pc),
+        }
+    }
+}
+
+/// An accelerator failure. Guest misbehaviour is a [`VcpuExit`], not an error;
+/// errors are what moat or the host could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum AccelError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{operation} failed: {source}")]
+    Host {
+        operation: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The vCPU could not continue; the register dump says where it stood.
+    #[error("{reason}\n{state}")]
+    VcpuFailed {
+        reason: String,
+        state: Box<CpuState>,
+    },
+    #[error("the {accel} accelerator cannot run {arch} guests")]
+    UnsupportedArch { accel: AccelKind, arch: Arch },
+    #[error("{0}")]
+    InvalidState(String),
+}
+
+impl AccelError {
+    /// Wraps a host error from `operation`.
+    pub fn host(
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        AccelError::Host {
+            operation,
+            source: Box::new(source),
+        }
+    }
+}

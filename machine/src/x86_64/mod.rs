@@ -1,0 +1,366 @@
+//! The x86-64 board: a PC without PCI. RAM from 0 (memory map in [`layout`]), COM1
+//! at 0x3f8, QEMU's debug-exit at 0xf4, reset at 0x64 and 0xcf9, and the kernel
+//! loaded by one of three boot protocols:
+//!
+//! - Multiboot v1 (ELF32 or ELF64 with a multiboot header, or the a.out kludge):
+//!   32-bit entry, `eax` = 0x2BADB002, `ebx` → multiboot info.
+//! - Xen PVH (an ELF note `XEN_ELFNOTE_PHYS32_ENTRY`): 32-bit entry, `ebx` →
+//!   `hvm_start_info`.
+//! - Plain ELF64: 64-bit entry on identity page tables, `rsi` → `hvm_start_info`.
+//!
+//! Detection follows QEMU's `-kernel`: a multiboot header wins over a PVH note, so
+//! an image boots the same way on both.
+
+pub mod boot;
+pub mod layout;
+
+use std::sync::{Arc, Mutex};
+
+use devices::debug_exit::{DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE};
+use devices::reset::ResetPort;
+use devices::serial::{COM1_PORT, UART_SIZE};
+use devices::{Bus, BusError, DebugExit, ResetControl, SharedDevice, VmLifecycle};
+use goblin::elf::header::{EM_386, EM_X86_64};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::accel::VmSpec;
+use crate::arch::{Arch, BootState, CpuState, X86CpuState};
+use crate::loader::elf::{ElfImage, machine_name};
+use crate::loader::{LoadError, multiboot};
+use crate::memory::{MemoryError, create_guest_memory};
+use boot::PlacedModule;
+use layout::*;
+
+/// `XEN_ELFNOTE_PHYS32_ENTRY`.
+const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+
+/// How the kernel was entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootProtocol {
+    Multiboot,
+    Pvh,
+    Elf64,
+}
+
+impl BootProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            BootProtocol::Multiboot => "multiboot",
+            BootProtocol::Pvh => "pvh",
+            BootProtocol::Elf64 => "elf64",
+        }
+    }
+}
+
+/// A file given to the guest as its first boot module.
+pub struct Initrd<'a> {
+    /// The name the multiboot module string carries (QEMU passes the path).
+    pub name: &'a str,
+    pub data: &'a [u8],
+}
+
+/// What the board is built from.
+pub struct BoardConfig<'a> {
+    pub memory_size: u64,
+    /// The kernel's path as given, for the multiboot command line.
+    pub kernel_name: &'a str,
+    pub kernel: &'a [u8],
+    pub initrd: Option<Initrd<'a>>,
+    pub cmdline: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    #[error("guest memory size {size} bytes is outside the supported range {min}..={max}")]
+    MemorySize { size: u64, min: u64, max: u64 },
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error("kernel: {0}")]
+    Kernel(LoadError),
+    #[error("{0}")]
+    Devices(#[from] BusError),
+}
+
+/// A built x86-64 machine, ready to hand to an accelerator.
+pub struct Board {
+    pub memory: GuestMemoryMmap,
+    pub pio_bus: Arc<Bus>,
+    pub mmio_bus: Arc<Bus>,
+    pub lifecycle: Arc<VmLifecycle>,
+    pub boot: BootState,
+    pub protocol: BootProtocol,
+}
+
+impl Board {
+    /// Builds the machine: RAM, devices, the kernel and its boot structures. The
+    /// UART is passed in so that it survives resets with its host side attached.
+    pub fn build(
+        config: &BoardConfig<'_>,
+        uart: SharedDevice,
+        lifecycle: Arc<VmLifecycle>,
+    ) -> Result<Board, BoardError> {
+        check_memory_size(config.memory_size)?;
+        let regions: Vec<_> = ram_regions(config.memory_size)
+            .into_iter()
+            .map(|(base, size)| (GuestAddress(base), size))
+            .collect();
+        let memory = create_guest_memory(&regions)?;
+        let (protocol, cpu) = load_kernel(&memory, config).map_err(BoardError::Kernel)?;
+
+        let mut pio_bus = Bus::new("pio");
+        pio_bus.insert(uart, COM1_PORT, UART_SIZE)?;
+        pio_bus.insert(
+            Arc::new(Mutex::new(DebugExit::new(lifecycle.clone()))),
+            DEBUG_EXIT_PORT,
+            DEBUG_EXIT_SIZE,
+        )?;
+        pio_bus.insert(
+            Arc::new(Mutex::new(ResetControl::new(
+                ResetPort::I8042,
+                lifecycle.clone(),
+            ))),
+            devices::I8042_PORT,
+            1,
+        )?;
+        pio_bus.insert(
+            Arc::new(Mutex::new(ResetControl::new(
+                ResetPort::Cf9,
+                lifecycle.clone(),
+            ))),
+            devices::CF9_PORT,
+            1,
+        )?;
+
+        Ok(Board {
+            memory,
+            pio_bus: Arc::new(pio_bus),
+            mmio_bus: Arc::new(Bus::new("mmio")),
+            lifecycle,
+            boot: BootState {
+                cpu: CpuState::X86_64(Box::new(cpu)),
+            },
+            protocol,
+        })
+    }
+
+    /// The accelerator's view of this board.
+    pub fn vm_spec(&self) -> VmSpec {
+        VmSpec {
+            arch: Arch::X86_64,
+            memory: self.memory.clone(),
+            pio_bus: self.pio_bus.clone(),
+            mmio_bus: self.mmio_bus.clone(),
+            lifecycle: self.lifecycle.clone(),
+        }
+    }
+}
+
+/// Checks a `--memory` value before anything is allocated.
+pub fn check_memory_size(size: u64) -> Result<(), BoardError> {
+    if (MIN_MEMORY..=MAX_MEMORY).contains(&size) {
+        Ok(())
+    } else {
+        Err(BoardError::MemorySize {
+            size,
+            min: MIN_MEMORY,
+            max: MAX_MEMORY,
+        })
+    }
+}
+
+/// Loads the kernel and initrd, writes the boot structures of the kernel's boot
+/// protocol, and returns the protocol and the entry state.
+fn load_kernel(
+    memory: &GuestMemoryMmap,
+    config: &BoardConfig<'_>,
+) -> Result<(BootProtocol, X86CpuState), LoadError> {
+    let file = config.kernel;
+    let header = multiboot::find_header(file)?;
+    // The a.out kludge needs no ELF at all.
+    if let Some(kludge) = header
+        .as_ref()
+        .map(|h| h.kludge_layout(file.len()))
+        .transpose()?
+        .flatten()
+    {
+        let end = check_placement(config.memory_size, 0, kludge.load_addr, kludge.mem_end)?;
+        write_bytes(
+            memory,
+            kludge.load_addr,
+            &file[kludge.file_offset..kludge.file_offset + kludge.file_size],
+        )?;
+        if !(kludge.load_addr..kludge.mem_end).contains(&kludge.entry) {
+            return Err(LoadError::EntryOutsideSegments {
+                entry: kludge.entry,
+            });
+        }
+        return finish_multiboot(memory, config, end, kludge.entry);
+    }
+
+    let elf = ElfImage::parse(file)?;
+    if elf.machine != EM_X86_64 && elf.machine != EM_386 {
+        return Err(LoadError::WrongMachine {
+            found: machine_name(elf.machine),
+            expected: "x86-64",
+        });
+    }
+    let mut kernel_end = HIGH_MEMORY;
+    for segment in &elf.segments {
+        let end = check_placement(
+            config.memory_size,
+            segment.index,
+            segment.paddr,
+            segment.paddr_end(),
+        )?;
+        kernel_end = kernel_end.max(end);
+    }
+    // Only once every segment is known to fit is anything written.
+    for segment in &elf.segments {
+        write_bytes(memory, segment.paddr, segment.data(file))?;
+    }
+
+    if header.is_some() {
+        let entry = physical_entry(&elf)?;
+        return finish_multiboot(memory, config, kernel_end, entry);
+    }
+    if let Some(note) = elf.find_note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY) {
+        let entry = match note.desc.len() {
+            4 => u64::from(u32::from_le_bytes(
+                note.desc
+                    .try_into()
+                    .map_err(|_| LoadError::BadPvhNote("size"))?,
+            )),
+            8 => u64::from_le_bytes(
+                note.desc
+                    .try_into()
+                    .map_err(|_| LoadError::BadPvhNote("size"))?,
+            ),
+            _ => return Err(LoadError::BadPvhNote("descriptor is not 4 or 8 bytes")),
+        };
+        check_entry32(&elf, entry)?;
+        let module = place_initrd(memory, config, kernel_end)?;
+        let cmdline = boot::write_cmdline(memory, config.cmdline)?;
+        boot::write_gdt(memory)?;
+        boot::write_start_info(memory, &memory_map(config.memory_size), cmdline, module)?;
+        return Ok((BootProtocol::Pvh, boot::pvh_entry(entry)));
+    }
+    if !elf.is_64bit {
+        return Err(LoadError::NoBootProtocol);
+    }
+    if !elf.paddr_in_segment(elf.entry) {
+        return Err(LoadError::EntryOutsideSegments { entry: elf.entry });
+    }
+    let module = place_initrd(memory, config, kernel_end)?;
+    let cmdline = boot::write_cmdline(memory, config.cmdline)?;
+    boot::write_gdt(memory)?;
+    boot::write_start_info(memory, &memory_map(config.memory_size), cmdline, module)?;
+    boot::write_identity_page_tables(memory, ram_top(config.memory_size))?;
+    Ok((BootProtocol::Elf64, boot::long_mode_entry(elf.entry)))
+}
+
+/// The multiboot entry of an ELF kernel: `e_entry`, which higher-half kernels may
+/// give as a virtual address of one of their segments.
+fn physical_entry(elf: &ElfImage<'_>) -> Result<u64, LoadError> {
+    if elf.paddr_in_segment(elf.entry) {
+        check_entry32(elf, elf.entry)?;
+        return Ok(elf.entry);
+    }
+    let translated = elf.segments.iter().find_map(|segment| {
+        let offset = elf.entry.checked_sub(segment.vaddr)?;
+        (offset < segment.mem_size).then(|| segment.paddr + offset)
+    });
+    let entry = translated.ok_or(LoadError::EntryOutsideSegments { entry: elf.entry })?;
+    check_entry32(elf, entry)?;
+    Ok(entry)
+}
+
+fn check_entry32(elf: &ElfImage<'_>, entry: u64) -> Result<(), LoadError> {
+    if !elf.paddr_in_segment(entry) {
+        return Err(LoadError::EntryOutsideSegments { entry });
+    }
+    if entry >= FOUR_GIB {
+        return Err(LoadError::EntryAbove4G { entry });
+    }
+    Ok(())
+}
+
+fn finish_multiboot(
+    memory: &GuestMemoryMmap,
+    config: &BoardConfig<'_>,
+    kernel_end: u64,
+    entry: u64,
+) -> Result<(BootProtocol, X86CpuState), LoadError> {
+    if entry >= FOUR_GIB {
+        return Err(LoadError::EntryAbove4G { entry });
+    }
+    let module = place_initrd(memory, config, kernel_end)?;
+    // QEMU (and GRUB) pass the kernel's path as the first word of the command line.
+    let cmdline = format!("{} {}", config.kernel_name, config.cmdline);
+    let cmdline_addr = boot::write_cmdline(memory, &cmdline)?;
+    boot::write_gdt(memory)?;
+    let named_module = module.zip(config.initrd.as_ref().map(|initrd| initrd.name));
+    boot::write_multiboot_info(
+        memory,
+        config.memory_size,
+        &memory_map(config.memory_size),
+        cmdline_addr,
+        named_module,
+    )?;
+    Ok((BootProtocol::Multiboot, boot::multiboot_entry(entry)))
+}
+
+/// Checks that `[start, end)` is RAM the kernel may use; returns `end`.
+fn check_placement(memory_size: u64, index: usize, start: u64, end: u64) -> Result<u64, LoadError> {
+    if start < HIGH_MEMORY {
+        return Err(LoadError::Reserved {
+            index,
+            start,
+            end,
+            what: "the real-mode area and moat's boot structures",
+            reserved_start: 0,
+            reserved_end: HIGH_MEMORY,
+        });
+    }
+    let inside_ram = ram_regions(memory_size)
+        .iter()
+        .any(|&(base, size)| base <= start && end <= base + size);
+    if !inside_ram {
+        return Err(LoadError::OutsideRam { index, start, end });
+    }
+    Ok(end)
+}
+
+fn write_bytes(memory: &GuestMemoryMmap, addr: u64, data: &[u8]) -> Result<(), LoadError> {
+    memory
+        .write_slice(data, GuestAddress(addr))
+        .map_err(|_| LoadError::GuestMemory { addr })
+}
+
+/// Puts the initrd at the top of RAM below the device hole, page aligned, as
+/// QEMU does, above the kernel.
+fn place_initrd(
+    memory: &GuestMemoryMmap,
+    config: &BoardConfig<'_>,
+    kernel_end: u64,
+) -> Result<Option<PlacedModule>, LoadError> {
+    let Some(initrd) = &config.initrd else {
+        return Ok(None);
+    };
+    let size = initrd.data.len() as u64;
+    let limit = low_ram_top(config.memory_size);
+    let floor = kernel_end.next_multiple_of(0x1000);
+    let too_large = || LoadError::InitrdTooLarge {
+        size,
+        limit,
+        free: limit.saturating_sub(floor),
+    };
+    let addr = limit.checked_sub(size).ok_or_else(too_large)? & !0xfff;
+    if addr < floor {
+        return Err(too_large());
+    }
+    write_bytes(memory, addr, initrd.data)?;
+    Ok(Some(PlacedModule { addr, size }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+//! moat's command-line front end: parses flags, picks an accelerator, builds the
+//! board and runs it. The work happens in the `machine`, `devices` and
+//! accelerator crates; this binary wires them together.
+
+mod cli;
+mod console;
+mod logger;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+fn main() -> ExitCode {
+    logger::init();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return ExitCode::from(report_usage_error(&error)),
+    };
+    let status = match cli.command {
+        cli::Command::Run(args) => run::run(&args),
+    };
+    ExitCode::from(status)
+}
+
+/// Prints help and version as clap would; turns every other parse error into the
+/// one-line message moat gives for all bad input, with status 2.
+fn report_usage_error(error: &clap::Error) -> u8 {
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                run::STATUS_USAGE
+            } else {
+                0
+            }
+        }
+        _ => {
+            eprintln!(
+                "moat: {} (see moat --help)",
+                one_line(&error.render().to_string())
+            );
+            run::STATUS_USAGE
+        }
+    }
+}
+
+/// clap's multi-line message up to its usage section, on one line.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string()
+}

@@ -1,0 +1,253 @@
+//! Every x86-64 guest image, booted through the `moat` binary, with its exact
+//! serial output and exit status. The accelerators listed in `ACCELS` each run
+//! the whole suite, so every guest checks every accelerator.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
+mod common;
+
+use common::{expected, kvm_usable, moat, run, run_guest};
+
+/// Runs `$body` once per available accelerator, with `$accel` naming it.
+macro_rules! for_each_accel {
+    ($test:literal, |$accel:ident| $body:block) => {
+        if kvm_usable($test) {
+            let $accel = "kvm";
+            $body
+        }
+    };
+}
+
+#[test]
+fn hello_in_every_boot_protocol() {
+    for_each_accel!("hello_in_every_boot_protocol", |accel| {
+        for image in ["hello.elf", "hello-multiboot.elf", "hello-elf64.elf"] {
+            let result = run_guest(accel, image, &[]);
+            assert_eq!(
+                result.stdout, "Hello from moat guest!\n",
+                "{image} on {accel}"
+            );
+            assert_eq!(
+                result.status,
+                Some(1),
+                "{image} on {accel}: {}",
+                result.stderr
+            );
+            assert_eq!(result.stderr, "", "{image} on {accel}");
+        }
+    });
+}
+
+#[test]
+fn checksum_workload_matches_the_host_cpu() {
+    for_each_accel!("checksum_workload_matches_the_host_cpu", |accel| {
+        let result = run_guest(accel, "checksum.elf", &[]);
+        // expected/checksum.out is what the same C code prints on the host CPU.
+        assert_eq!(result.stdout, expected("checksum.out"));
+        assert_eq!(result.status, Some(1), "{}", result.stderr);
+    });
+}
+
+#[test]
+fn exit_status_comes_from_the_guest() {
+    for_each_accel!("exit_status_comes_from_the_guest", |accel| {
+        for (append, output, status) in [
+            ("", "exiting with 42\n", 85),
+            ("quiet exit=16 foo=bar", "exiting with 16\n", 33),
+            ("exit=127", "exiting with 127\n", 255),
+        ] {
+            let result = run_guest(accel, "exitcode.elf", &["--append", append]);
+            assert_eq!(result.stdout, output);
+            assert_eq!(result.status, Some(status), "{}", result.stderr);
+        }
+    });
+}
+
+#[test]
+fn triple_fault_is_a_crash_with_a_one_line_report() {
+    for_each_accel!("triple_fault_is_a_crash_with_a_one_line_report", |accel| {
+        let result = run_guest(accel, "triplefault.elf", &[]);
+        assert_eq!(result.stdout, "about to triple fault\n");
+        assert_eq!(result.status, Some(1));
+        assert!(
+            result
+                .stderr
+                .starts_with("moat: guest triple fault at rip 0x"),
+            "{}",
+            result.stderr
+        );
+        assert_eq!(result.stderr.lines().count(), 1, "{}", result.stderr);
+    });
+}
+
+/// Drops the lines that describe the memory map: moat's board and QEMU's
+/// microvm legitimately differ there.
+fn without_memory_map(output: &str) -> String {
+    output
+        .lines()
+        .filter(|line| !line.starts_with("mem: ") && !line.starts_with("memmap: "))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+#[test]
+fn boot_information_matches_the_abi_and_qemu() {
+    for_each_accel!("boot_information_matches_the_abi_and_qemu", |accel| {
+        for flavour in ["pvh", "multiboot", "elf64"] {
+            // Run from tests/guests so the multiboot command line, which starts
+            // with the kernel's path, reads as it did when QEMU was recorded.
+            let mut command = moat();
+            command
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests"))
+                .args(["run", "--accel", accel, "--memory", "128M"])
+                .args(["--append", "hello world"])
+                .args(["--initrd", "x86_64/initrd.txt"])
+                .arg("--kernel")
+                .arg(format!("bin/x86_64/bootinfo-{flavour}.elf"));
+            let result = run(&mut command);
+            assert_eq!(result.status, Some(1), "{flavour}: {}", result.stderr);
+            assert_eq!(
+                result.stdout,
+                expected(&format!("bootinfo-{flavour}.moat.out")),
+                "{flavour}"
+            );
+            // The elf64 flavour ran under QEMU through a PVH shim: QEMU itself
+            // has no plain-ELF64 entry. Everything but the memory map agrees.
+            assert_eq!(
+                without_memory_map(&result.stdout),
+                without_memory_map(&expected(&format!("bootinfo-{flavour}.qemu.out"))),
+                "{flavour} against QEMU"
+            );
+        }
+    });
+}
+
+#[test]
+fn serial_to_a_file_or_nowhere() {
+    for_each_accel!("serial_to_a_file_or_nowhere", |accel| {
+        let dir = std::env::temp_dir().join(format!("moat-serial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("serial.log");
+        let target = format!("file:{}", log.display());
+        let result = run_guest(accel, "hello.elf", &["--serial", &target]);
+        assert_eq!(result.status, Some(1));
+        assert_eq!(result.stdout, "");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "Hello from moat guest!\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let result = run_guest(accel, "hello.elf", &["--serial", "null"]);
+        assert_eq!((result.status, result.stdout.as_str()), (Some(1), ""));
+    });
+}
+
+#[test]
+fn serial_input_reaches_the_guest() {
+    use std::io::Write;
+    use std::process::Stdio;
+    for_each_accel!("serial_input_reaches_the_guest", |accel| {
+        let mut child = moat()
+            .args(["run", "--accel", accel, "--kernel"])
+            .arg(common::guest("echo.elf"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"hello, moat\nq")
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "ready\nHELLO, MOAT\nbye\n"
+        );
+        assert_eq!(output.status.code(), Some(1));
+    });
+}
+
+#[test]
+fn ctrl_c_ends_moat_cleanly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    for_each_accel!("ctrl_c_ends_moat_cleanly", |accel| {
+        // The echo guest waits for input forever; stdin stays open and silent.
+        let mut child = moat()
+            .args(["run", "--accel", accel, "--kernel"])
+            .arg(common::guest("echo.elf"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut ready = [0u8; 6];
+        stdout.read_exact(&mut ready).unwrap();
+        assert_eq!(&ready, b"ready\n");
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(130));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            "moat: stopped by signal 2\n"
+        );
+    });
+}
+
+#[test]
+fn halt_with_interrupts_off_ends_the_run() {
+    for_each_accel!("halt_with_interrupts_off_ends_the_run", |accel| {
+        let result = run_guest(accel, "halt.elf", &[]);
+        assert_eq!(result.stdout, "halting\n");
+        assert_eq!(result.status, Some(0));
+        assert!(
+            result.stderr.starts_with("moat: the guest halted at 0x"),
+            "{}",
+            result.stderr
+        );
+    });
+}
+
+#[test]
+fn reset_through_either_port() {
+    for_each_accel!("reset_through_either_port", |accel| {
+        for method in ["kbd", "cf9"] {
+            let append = format!("reset={method}");
+            let result = run_guest(accel, "reset.elf", &["--no-reboot", "--append", &append]);
+            assert_eq!(result.stdout, format!("resetting via {method}\n"));
+            assert_eq!(result.status, Some(0), "{}", result.stderr);
+            assert_eq!(
+                result.stderr,
+                "moat: the guest reset the machine (--no-reboot)\n"
+            );
+        }
+    });
+}
+
+#[test]
+fn reset_restarts_the_machine() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for_each_accel!("reset_restarts_the_machine", |accel| {
+        let mut child = moat()
+            .args(["run", "--accel", accel, "--kernel"])
+            .arg(common::guest("reset.elf"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Each boot starts from a fresh machine and resets again.
+        for _ in 0..3 {
+            assert_eq!(lines.next().unwrap().unwrap(), "resetting via cf9");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    });
+}
