@@ -1,0 +1,103 @@
+//! The two ways to run a translated block: host code from the JIT, or the IR
+//! interpreter. The exec loop is generic over [`Engine`], so both run the same
+//! cache, chaining and fault logic, and the interpreter can check the JIT.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::ExitReason;
+use crate::interp::Interpreter;
+use crate::ir::Block;
+use crate::softmmu::{CpuState, MemoryHandler};
+
+/// How a run of translated code ended, and the jump that exited if the exit
+/// can be linked to the next block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineExit<S> {
+    pub reason: ExitReason,
+    pub site: Option<S>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the code cache is full")]
+    CacheFull,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Runs translated blocks.
+pub trait Engine {
+    /// A block ready to run.
+    type Code: Send;
+    /// A chainable jump inside a block.
+    type Site: Copy + Eq + Hash + Debug + Send;
+
+    fn compile(&mut self, block: &Block) -> Result<Self::Code, EngineError>;
+    /// The chainable jumps of a block.
+    fn sites(&self, code: &Self::Code) -> Vec<Self::Site>;
+    /// Runs `code` (and whatever it is linked to) until a block exits.
+    fn run<S: CpuState>(
+        &mut self,
+        code: &Self::Code,
+        cpu: &mut S,
+        mem: &mut dyn MemoryHandler,
+    ) -> Result<EngineExit<Self::Site>, EngineError>;
+    /// Makes `site` jump straight to `to`; false if it cannot.
+    fn link(&mut self, site: Self::Site, to: &Self::Code) -> bool;
+    /// Restores `site` to exiting to the exec loop.
+    fn unlink(&mut self, site: Self::Site);
+    /// Forgets all code.
+    fn flush(&mut self);
+}
+
+/// The IR interpreter as an engine: no chaining, every block returns.
+pub struct InterpEngine {
+    interp: Interpreter,
+    env_size: usize,
+}
+
+impl InterpEngine {
+    pub fn new(env_size: usize) -> Self {
+        InterpEngine {
+            interp: Interpreter::new(),
+            env_size,
+        }
+    }
+}
+
+impl Engine for InterpEngine {
+    type Code = Block;
+    type Site = ();
+
+    fn compile(&mut self, block: &Block) -> Result<Block, EngineError> {
+        crate::ir::verify(block, self.env_size)
+            .map_err(|error| EngineError::Failed(format!("invalid block: {error}")))?;
+        Ok(block.clone())
+    }
+
+    fn sites(&self, _code: &Block) -> Vec<()> {
+        Vec::new()
+    }
+
+    fn run<S: CpuState>(
+        &mut self,
+        code: &Block,
+        cpu: &mut S,
+        mem: &mut dyn MemoryHandler,
+    ) -> Result<EngineExit<()>, EngineError> {
+        let reason = self
+            .interp
+            .run(code, cpu, mem)
+            .map_err(|error| EngineError::Failed(error.to_string()))?;
+        Ok(EngineExit { reason, site: None })
+    }
+
+    fn link(&mut self, _site: (), _to: &Block) -> bool {
+        false
+    }
+
+    fn unlink(&mut self, _site: ()) {}
+
+    fn flush(&mut self) {}
+}
