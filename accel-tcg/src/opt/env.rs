@@ -41,8 +41,7 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
             Op::Call { .. } if call_is_barrier(blk, &op) => s.env_vals.clear(),
             Op::StEnv { v, off, mop } => {
                 let n = mop.size.bytes();
-                s.env_vals
-                    .retain(|&(o, sz, _, _)| o + sz <= off || off + n <= o);
+                s.env_vals.retain(|&(o, sz, _, _)| o + sz <= off || off + n <= o);
                 if n * 8 == blk.ty(v).bits() {
                     s.env_vals.push((off, n, v.0, s.version[v.index()]));
                 }
@@ -58,10 +57,7 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
                             && s.version.get(t as usize) == Some(&ver)
                     });
                     if let Some(&(_, _, t, _)) = found {
-                        blk.insns[i].op = Op::Mov {
-                            d,
-                            a: crate::ir::Temp(t),
-                        };
+                        blk.insns[i].op = Op::Mov { d, a: crate::ir::Temp(t) };
                     }
                 }
             }
@@ -104,10 +100,7 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
                 let end = off + mop.size.bytes();
                 s.ranges.retain(|&(a, b)| b <= off || end <= a);
             }
-            _ if flags.has(OpFlags::BB_END)
-                || flags.has(OpFlags::MEM)
-                || call_is_barrier(blk, &op) =>
-            {
+            _ if flags.has(OpFlags::BB_END) || flags.has(OpFlags::MEM) || call_is_barrier(blk, &op) => {
                 s.ranges.clear();
             }
             _ => {}
@@ -164,13 +157,7 @@ mod tests {
     fn calls_block_forwarding_unless_no_env() {
         for (flags, forwarded) in [
             (HelperFlags::default(), false),
-            (
-                HelperFlags {
-                    no_env: true,
-                    ..HelperFlags::default()
-                },
-                true,
-            ),
+            (HelperFlags { no_env: true, ..HelperFlags::default() }, true),
         ] {
             let mut b = Block::new(0);
             let h = b.helper("h", HelperFn::A0(nop), flags);
@@ -199,10 +186,7 @@ mod tests {
         b.exit_status(0);
         dead_stores(&mut b, &mut Scratch::default());
         use Opcode::*;
-        assert_eq!(
-            opcodes(&b),
-            [Movi, Movi, StEnv, StEnv, QemuLd, StEnv, ExitStatus]
-        );
+        assert_eq!(opcodes(&b), [Movi, Movi, StEnv, StEnv, QemuLd, StEnv, ExitStatus]);
     }
 
     #[test]

@@ -129,9 +129,7 @@ mod tests {
         use Opcode::*;
         assert_eq!(
             opcodes(&b),
-            [
-                Movi, InsnStart, LdEnv, Add, InsnStart, Add, Movi, Setcond, StEnv, StEnv, GotoTb
-            ],
+            [Movi, InsnStart, LdEnv, Add, InsnStart, Add, Movi, Setcond, StEnv, StEnv, GotoTb],
             "{b}"
         );
     }
