@@ -38,7 +38,7 @@
 mod codegen;
 
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{DynasmApi, VecAssembler};
 
 use crate::ExitReason;
 use crate::codebuf::{CodeBufError, CodeBuffer};
@@ -349,5 +349,3 @@ fn decode_exit(hdr: &mut TcgContextHeader, generation: u64) -> JitExit {
 }
 
 
-#[cfg(test)]
-mod tests;
