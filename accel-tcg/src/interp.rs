@@ -130,7 +130,8 @@ pub fn eval_binary(opc: Opcode, ty: Ty, a: u64, b: u64) -> Option<u64> {
 #[derive(Debug, Default)]
 pub struct Interpreter {
     vals: Vec<u64>,
-    labels: Vec<usize>,
+    /// (op index, guest pc in effect there) per label.
+    labels: Vec<(usize, u64)>,
 }
 
 impl Interpreter {
@@ -172,12 +173,19 @@ impl Interpreter {
         self.vals.clear();
         self.vals.resize(blk.num_temps(), 0);
         self.labels.clear();
-        self.labels.resize(blk.num_labels(), usize::MAX);
+        self.labels.resize(blk.num_labels(), (usize::MAX, 0));
+        // The pc of an op is that of the nearest `insn_start` before it in
+        // program order (static, as in generated code), also after a branch.
+        let mut static_pc = blk.pc;
         for (i, insn) in blk.insns.iter().enumerate() {
-            if let Op::SetLabel { l } = insn.op
-                && let Some(slot) = self.labels.get_mut(l.0 as usize)
-            {
-                *slot = i;
+            match insn.op {
+                Op::InsnStart { pc } => static_pc = pc,
+                Op::SetLabel { l } => {
+                    if let Some(slot) = self.labels.get_mut(l.0 as usize) {
+                        *slot = (i, static_pc);
+                    }
+                }
+                _ => {}
             }
         }
         let vals = &mut self.vals;
@@ -216,15 +224,7 @@ impl Interpreter {
                 | Op::Clz { d, a }
                 | Op::Ctz { d, a }
                 | Op::Popcnt { d, a } => {
-                    // Conversions read their source at its own width.
-                    let src_ty = blk.ty(a);
-                    let v = get!(a);
-                    let v = match opc {
-                        Opcode::ExtuI32I64 | Opcode::ExtsI32I64 | Opcode::ExtrlI64I32 => {
-                            eval_unary(opc, src_ty, v)
-                        }
-                        _ => eval_unary(opc, ty, v),
-                    };
+                    let v = eval_unary(opc, ty, get!(a));
                     set!(d, ty, v.unwrap_or(0));
                 }
                 Op::Movi { d, c } => set!(d, ty, c),
@@ -298,14 +298,16 @@ impl Interpreter {
                 }
                 Op::SetLabel { .. } => {}
                 Op::Br { l } => {
-                    i = *self.labels.get(l.0 as usize).filter(|&&p| p != usize::MAX).ok_or(InterpError::BadLabel(i))?;
+                    (i, insn_pc) =
+                        *self.labels.get(l.0 as usize).filter(|p| p.0 != usize::MAX).ok_or(InterpError::BadLabel(i))?;
                     continue;
                 }
                 Op::Brcond { a, b, cond, l } => {
                     if cond.eval(ty, get!(a), get!(b)) {
-                        i = *self.labels
+                        (i, insn_pc) = *self
+                            .labels
                             .get(l.0 as usize)
-                            .filter(|&&p| p != usize::MAX)
+                            .filter(|p| p.0 != usize::MAX)
                             .ok_or(InterpError::BadLabel(i))?;
                         continue;
                     }

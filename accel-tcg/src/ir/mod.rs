@@ -16,6 +16,11 @@
 //! * `ld_env`/`st_env` stay inside the CPU state and outside the
 //!   [`crate::softmmu::TcgContextHeader`] at its start.
 //!
+//! The guest pc of an op (what a fault or `exit_status` reports) is that of
+//! the nearest `insn_start` before it in program order, also when control
+//! reached it through a branch: a front end that branches past an
+//! `insn_start` puts another one after the label.
+//!
 //! Temps live for the whole block (also across labels) and die at its exit:
 //! guest registers that must survive are stored with `st_env`. A temp read on
 //! a path where it was never written holds an unspecified value.

@@ -15,7 +15,10 @@ impl fmt::Display for Block {
                 Op::SetLabel { l } => writeln!(f, "{l}:")?,
                 op => {
                     let opc = op.opcode();
-                    let typed = op.first_temp().is_some() && !matches!(op, Op::Call { .. });
+                    // Conversions name both types already.
+                    let typed = op.first_temp().is_some()
+                        && !matches!(op, Op::Call { .. })
+                        && !op.opcode().name().contains("_i");
                     let suffix = match (typed, insn.ty) {
                         (false, _) => "",
                         (true, Ty::I32) => "_i32",
@@ -23,7 +26,7 @@ impl fmt::Display for Block {
                     };
                     let name = format!("{}{}", opc.name(), suffix);
                     let operands = op.fmt_operands(self);
-                    writeln!(f, " {name:<16}{}", operands.join(", "))?;
+                    writeln!(f, " {name:<15} {}", operands.join(", "))?;
                 }
             }
         }

@@ -90,11 +90,7 @@ fn simplify(op: &Op, ty: Ty, blk: &Block, f: &Facts<'_>) -> Simplified {
         | Op::Ctz { d, a }
         | Op::Popcnt { d, a } => {
             let Some(c) = k(a) else { return Keep };
-            let src_ty = match opc {
-                Opcode::ExtuI32I64 | Opcode::ExtsI32I64 | Opcode::ExtrlI64I32 => blk.ty(a),
-                _ => ty,
-            };
-            match eval_unary(opc, src_ty, c) {
+            match eval_unary(opc, ty, c) {
                 Some(v) => Replace(Op::Movi { d, c: ty.mask(v) }),
                 None => Keep,
             }

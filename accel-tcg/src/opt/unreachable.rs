@@ -17,13 +17,22 @@ pub fn remove_unreachable(blk: &mut Block, s: &mut Scratch) {
     // Branches go forward, so when a label is reached every branch to it has
     // been seen: the label is a join point only if a reachable one targets it.
     let mut dead = false;
+    // The last `insn_start` of a dead stretch sets the pc of the ops after
+    // the next reachable label, so it stays if such a label follows.
+    let mut dead_insn_start = None;
     for (i, insn) in blk.insns.iter().enumerate() {
         match insn.op {
             Op::SetLabel { l } => {
                 if s.label_used.get(l.0 as usize).copied().unwrap_or(false) {
                     dead = false;
+                    dead_insn_start = None;
                 } else {
                     s.keep[i] = false;
+                }
+            }
+            Op::InsnStart { .. } if dead => {
+                if let Some(prev) = dead_insn_start.replace(i) {
+                    s.keep[prev] = false;
                 }
             }
             _ if dead => s.keep[i] = false,
@@ -35,6 +44,9 @@ pub fn remove_unreachable(blk: &mut Block, s: &mut Scratch) {
             op if op.opcode().flags().has(OpFlags::EXIT) => dead = true,
             _ => {}
         }
+    }
+    if let Some(i) = dead_insn_start {
+        s.keep[i] = false;
     }
     // A `br` straight to the label that follows it is a no-op; its label may
     // then have no branch left.
