@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use crate::ExitReason;
+use crate::backend::x86_64::{CompileError, CompiledBlock, Jit, JumpSite};
 use crate::interp::Interpreter;
 use crate::ir::Block;
 use crate::softmmu::{CpuState, MemoryHandler};
@@ -100,4 +101,66 @@ impl Engine for InterpEngine {
     fn unlink(&mut self, _site: ()) {}
 
     fn flush(&mut self) {}
+}
+/// The x86-64 JIT as an engine.
+pub struct JitEngine {
+    jit: Jit,
+}
+
+impl JitEngine {
+    pub fn new(cache_size: usize, env_size: usize) -> Result<Self, EngineError> {
+        Ok(JitEngine {
+            jit: Jit::new(cache_size, env_size).map_err(|error| EngineError::Failed(error.to_string()))?,
+        })
+    }
+
+    /// The JIT, for traces (host disassembly).
+    pub fn jit(&self) -> &Jit {
+        &self.jit
+    }
+}
+
+impl Engine for JitEngine {
+    type Code = CompiledBlock;
+    type Site = JumpSite;
+
+    fn compile(&mut self, block: &Block) -> Result<CompiledBlock, EngineError> {
+        self.jit.compile(block).map_err(|error| match error {
+            CompileError::CacheFull => EngineError::CacheFull,
+            other => EngineError::Failed(other.to_string()),
+        })
+    }
+
+    fn sites(&self, code: &CompiledBlock) -> Vec<JumpSite> {
+        code.jumps.iter().flatten().copied().collect()
+    }
+
+    fn run<S: CpuState>(
+        &mut self,
+        code: &CompiledBlock,
+        cpu: &mut S,
+        mem: &mut dyn MemoryHandler,
+    ) -> Result<EngineExit<JumpSite>, EngineError> {
+        let exit = self
+            .jit
+            .run(code, cpu, mem)
+            .map_err(|error| EngineError::Failed(error.to_string()))?;
+        Ok(EngineExit {
+            reason: exit.reason,
+            site: exit.jump,
+        })
+    }
+
+    fn link(&mut self, site: JumpSite, to: &CompiledBlock) -> bool {
+        self.jit.patch_jump(site, to).is_ok()
+    }
+
+    fn unlink(&mut self, site: JumpSite) {
+        // A stale site belongs to flushed code: nothing to restore.
+        let _ = self.jit.unpatch_jump(site);
+    }
+
+    fn flush(&mut self) {
+        self.jit.flush();
+    }
 }

@@ -15,7 +15,7 @@ use devices::{Bus, DebugExit, VmLifecycle};
 use machine::{CpuState as MachineCpuState, Crash, CrashKind, VcpuExit};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use super::engine::InterpEngine;
+use super::engine::{Engine, InterpEngine, JitEngine};
 use super::{Machine, TcgVcpu};
 use crate::guest::{
     CodeReader, FetchFault, GuestCpu, GuestEvent, PageTranslation, PageWalker, Platform,
@@ -264,16 +264,74 @@ fn vcpu(program: &[(u64, &[u8])], pc: u64) -> TcgVcpu<Toy, InterpEngine> {
     )
 }
 
-#[test]
-fn runs_blocks_and_caches_them() {
-    // acc += 3 in a loop of 4, then halt.
-    let program: &[u8] = &[0x01, 0x01, 0x01, 0x05, (-5i8) as u8, 0xff];
-    let mut v = vcpu(&[(0x1000, program)], 0x1000);
+fn jit_vcpu(program: &[(u64, &[u8])], pc: u64) -> TcgVcpu<Toy, JitEngine> {
+    let (machine, _) = machine(program);
+    let jit = JitEngine::new(1 << 20, size_of::<ToyState>()).unwrap();
+    TcgVcpu::new(Toy::new(pc), jit, machine)
+}
+
+/// The loop program of `runs_blocks_and_caches_them`, on any engine.
+fn run_loop<E: Engine>(v: &mut TcgVcpu<Toy, E>) {
     v.cpu().state.count = 4;
     assert_eq!(v.run_guest().unwrap(), VcpuExit::Halted { pc: 0x1005 });
     assert_eq!(v.cpu().state.acc, 12);
-    // The loop body and the tail were translated once each, then reused.
     assert_eq!(v.stats.blocks_translated, 2);
+}
+
+const LOOP: &[u8] = &[0x01, 0x01, 0x01, 0x05, (-5i8) as u8, 0xff];
+
+#[test]
+fn jit_chains_the_loop_to_itself() {
+    let mut v = jit_vcpu(&[(0x1000, LOOP)], 0x1000);
+    run_loop(&mut v);
+    // The back edge and the loop exit were each linked once; after the
+    // first iteration the loop never left translated code.
+    assert_eq!(v.stats.chains_linked, 2);
+    assert_eq!(v.stats.blocks_executed, 3, "{:?}", v.stats);
+}
+
+#[test]
+fn jit_invalidates_stores_to_translated_code() {
+    let patcher: &[u8] = &[0x01, 0x03, 0x00, 0x20, 0x00, 0x00, 0x02, 0x7f];
+    let mut v = jit_vcpu(&[(0x2000, &[0xff]), (0x1000, patcher)], 0x2000);
+    assert_eq!(v.run_guest().unwrap(), VcpuExit::Halted { pc: 0x2000 });
+    v.cpu().set_pc(0x1000);
+    assert_eq!(v.run_guest().unwrap(), VcpuExit::Halted { pc: 0x1087 });
+    v.cpu().set_pc(0x2000);
+    assert_eq!(v.run_guest().unwrap(), VcpuExit::Halted { pc: 0x2001 });
+    assert_eq!(v.cpu().state.acc, 2);
+}
+
+#[test]
+fn jit_port_writes_and_faults() {
+    let mut v = jit_vcpu(&[(0x1000, &[0x01, 0x01, 0x04, 0xf4, 0xff])], 0x1000);
+    assert_eq!(v.run_guest().unwrap(), VcpuExit::Shutdown(5));
+    let mut v = jit_vcpu(&[(RAM_SIZE - 3, &[0x01, 0x02, 0x7f])], RAM_SIZE - 3);
+    assert!(matches!(v.run_guest().unwrap(), VcpuExit::Crashed(_)));
+    assert_eq!(v.cpu().faults, vec![(RAM_SIZE + 0x7f, RAM_SIZE + 0x7f)]);
+}
+
+#[test]
+fn jit_leaves_an_endless_chained_loop_when_asked() {
+    // `02 fe` jumps to itself forever; a request from another thread must
+    // still stop it.
+    let (machine, lifecycle) = machine(&[(0x1000, &[0x02, 0xfe])]);
+    let jit = JitEngine::new(1 << 20, size_of::<ToyState>()).unwrap();
+    let mut v = TcgVcpu::new(Toy::new(0x1000), jit, machine);
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        lifecycle.request_shutdown(7);
+    });
+    assert_eq!(v.run_guest().unwrap(), VcpuExit::Shutdown(7));
+    stopper.join().unwrap();
+}
+
+#[test]
+fn runs_blocks_and_caches_them() {
+    // acc += 3 in a loop of 4, then halt.
+    let mut v = vcpu(&[(0x1000, LOOP)], 0x1000);
+    run_loop(&mut v);
+    // The loop body and the tail were translated once each, then reused.
     assert_eq!(v.stats.blocks_executed, 5);
 }
 

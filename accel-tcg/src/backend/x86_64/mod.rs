@@ -124,7 +124,7 @@ pub enum RunError {
 }
 
 /// A patchable `goto_tb` jump: where its displacement lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct JumpSite {
     /// Executable address of the jump's 4-byte displacement.
     pub addr: usize,
