@@ -156,6 +156,13 @@ pub trait GuestCpu: Send {
     /// The exit request was set: deliver pending interrupts, if any.
     fn poll_interrupts(&mut self, platform: &Platform<'_>) -> GuestEvent;
 
+    /// Guest disassembly of `bytes` (code at `pc`, decoded in mode `flags`),
+    /// one line per instruction, for `--trace in_asm`.
+    fn disassemble(&self, pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
+        let _ = (flags, bytes);
+        vec![format!("{pc:#x}: (no disassembler for this guest)")]
+    }
+
     /// The architectural state, for reports and tests.
     fn cpu_state(&self) -> MachineCpuState;
 

@@ -105,8 +105,13 @@ impl<C, S> TbCache<C, S> {
         self.by_page.clear();
     }
 
+    /// Number of blocks that may still run.
     pub fn len(&self) -> usize {
         self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
     }
 }
 

@@ -50,6 +50,11 @@ pub trait Engine {
     fn unlink(&mut self, site: Self::Site);
     /// Forgets all code.
     fn flush(&mut self);
+    /// The host machine code of a block and its address, for `--trace out_asm`.
+    fn host_code(&self, code: &Self::Code) -> Option<(u64, Vec<u8>)> {
+        let _ = code;
+        None
+    }
 }
 
 /// The IR interpreter as an engine: no chaining, every block returns.
@@ -110,7 +115,8 @@ pub struct JitEngine {
 impl JitEngine {
     pub fn new(cache_size: usize, env_size: usize) -> Result<Self, EngineError> {
         Ok(JitEngine {
-            jit: Jit::new(cache_size, env_size).map_err(|error| EngineError::Failed(error.to_string()))?,
+            jit: Jit::new(cache_size, env_size)
+                .map_err(|error| EngineError::Failed(error.to_string()))?,
         })
     }
 
@@ -162,5 +168,10 @@ impl Engine for JitEngine {
 
     fn flush(&mut self) {
         self.jit.flush();
+    }
+
+    fn host_code(&self, code: &CompiledBlock) -> Option<(u64, Vec<u8>)> {
+        let bytes = self.jit.code(code)?;
+        Some((code.entry as u64, bytes.to_vec()))
     }
 }

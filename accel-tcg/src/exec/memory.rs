@@ -211,6 +211,8 @@ pub(crate) struct CodeFetch<'a, W: PageWalker> {
     pub walker: &'a W,
     /// Physical pages read, in order, without repeats.
     pub pages: Vec<u64>,
+    /// End (exclusive) of the furthest byte read, for disassembly traces.
+    pub end: u64,
 }
 
 impl<W: PageWalker> CodeReader for CodeFetch<'_, W> {
@@ -232,6 +234,7 @@ impl<W: PageWalker> CodeReader for CodeFetch<'_, W> {
             }
             done += chunk;
         }
+        self.end = self.end.max(vaddr.wrapping_add(buf.len() as u64));
         Ok(())
     }
 }

@@ -30,6 +30,7 @@ pub mod engine;
 pub mod memory;
 #[cfg(test)]
 mod tests;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use crate::softmmu::{Access, CpuState, PAGE_MASK};
 pub use cache::{TbCache, TbId, TbKey};
 use engine::{Engine, EngineError};
 use memory::{CodeFetch, CodePages, SoftMmu};
+use trace::{TraceFlags, TraceSink, disassemble_host};
 
 /// Most guest instructions in one block.
 pub const MAX_BLOCK_INSNS: usize = 512;
@@ -83,6 +85,8 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     block: Block,
     /// A chain exit whose target the next iteration may link to.
     pending_link: Option<E::Site>,
+    trace: TraceFlags,
+    sink: Option<TraceSink>,
     pub stats: ExecStats,
 }
 
@@ -97,6 +101,8 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             machine,
             block: Block::new(0),
             pending_link: None,
+            trace: TraceFlags::default(),
+            sink: None,
             stats: ExecStats::default(),
         };
         let word = &vcpu.cpu.state().header().exit_request as *const _;
@@ -104,6 +110,45 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         // it before the box is freed.
         unsafe { vcpu.machine.lifecycle.set_kick(word) };
         vcpu
+    }
+
+    /// Turns on `--trace` events, written to `sink`.
+    pub fn set_trace(&mut self, flags: TraceFlags, sink: TraceSink) {
+        self.trace = flags;
+        self.sink = Some(sink);
+    }
+
+    fn trace_translation(&self, pc: u64, flags: u64, end: u64, code: &E::Code) {
+        let Some(sink) = &self.sink else { return };
+        let mut text = String::new();
+        if self.trace.in_asm {
+            let walker = self.cpu.walker();
+            let mut fetch = CodeFetch {
+                memory: &self.machine.memory,
+                walker: &walker,
+                pages: Vec::new(),
+                end: 0,
+            };
+            let mut bytes = vec![0u8; end.saturating_sub(pc).min(1 << 16) as usize];
+            text.push_str(&format!("IN: {pc:#x}\n"));
+            if crate::guest::CodeReader::read(&mut fetch, pc, &mut bytes).is_ok() {
+                for line in self.cpu.disassemble(pc, flags, &bytes) {
+                    text.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+        if self.trace.op {
+            text.push_str(&format!("OP: {pc:#x}\n{}\n", self.block));
+        }
+        if self.trace.out_asm
+            && let Some((addr, bytes)) = self.engine.host_code(code)
+        {
+            text.push_str(&format!("OUT: {pc:#x} ({} bytes)\n", bytes.len()));
+            text.push_str(&disassemble_host(addr, &bytes));
+        }
+        if !text.is_empty() {
+            sink.write(&text);
+        }
     }
 
     /// The front end's CPU, for tests.
@@ -171,6 +216,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             memory: &self.machine.memory,
             walker: &walker,
             pages: Vec::with_capacity(2),
+            end: pc,
         };
         if let Err(fault) =
             self.cpu
@@ -185,6 +231,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             ));
         }
         let pages = fetch.pages;
+        let code_end = fetch.end;
         crate::opt::optimize(&mut self.block);
         let code = match self.engine.compile(&self.block) {
             Ok(code) => code,
@@ -206,6 +253,9 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             self.cpu.state().header().tlb.flush();
         }
         self.stats.blocks_translated += 1;
+        if self.trace.in_asm || self.trace.op || self.trace.out_asm {
+            self.trace_translation(pc, flags, code_end, &code);
+        }
         let sites = self.engine.sites(&code);
         let id = self.cache.insert(key, code, pages);
         for site in sites {
@@ -276,7 +326,15 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 Err(GuestEvent::Continue) => continue,
                 Err(GuestEvent::Exit(exit)) => return Ok(exit),
             };
-            self.link_pending(id);
+            if self.trace.exec {
+                // Every entry is traced, so blocks are never linked.
+                self.pending_link = None;
+                if let Some(sink) = &self.sink {
+                    sink.write(&format!("Trace: [{pc:#018x}] flags {flags:#x}\n"));
+                }
+            } else {
+                self.link_pending(id);
+            }
 
             let walker = self.cpu.walker();
             let exit_word = self.cpu_exit_request();
@@ -395,6 +453,9 @@ pub struct TcgOptions {
     pub engine: EngineKind,
     /// Bytes of host code the JIT's cache may hold before it is flushed.
     pub code_cache_size: usize,
+    /// `--trace` events and where they go.
+    pub trace: TraceFlags,
+    pub trace_sink: Option<TraceSink>,
 }
 
 impl Default for TcgOptions {
@@ -402,6 +463,8 @@ impl Default for TcgOptions {
         TcgOptions {
             engine: EngineKind::Jit,
             code_cache_size: 64 << 20,
+            trace: TraceFlags::default(),
+            trace_sink: None,
         }
     }
 }

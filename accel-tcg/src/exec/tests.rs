@@ -383,3 +383,44 @@ fn lifecycle_requests_stop_the_loop_before_the_next_block() {
     lifecycle.request_shutdown(9);
     assert_eq!(v.run_guest().unwrap(), VcpuExit::Shutdown(9));
 }
+
+/// A `Write` that keeps what it is given, for trace tests.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn traces_translation_and_execution() {
+    let captured = Captured::default();
+    let mut v = jit_vcpu(&[(0x1000, LOOP)], 0x1000);
+    v.set_trace(
+        super::trace::TraceFlags::parse("in_asm,op,out_asm,exec").unwrap(),
+        super::trace::TraceSink::new(Box::new(captured.clone())),
+    );
+    run_loop(&mut v);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("IN: 0x1000"), "{text}");
+    assert!(text.contains("OP: 0x1000"), "{text}");
+    assert!(text.contains("OUT: 0x1000"), "{text}");
+    // Every loop iteration is a traced block entry: 4 loop blocks and the tail.
+    assert_eq!(
+        text.matches("Trace: [0x0000000000001000]").count(),
+        4,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("Trace: [0x0000000000001005]").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(v.stats.chains_linked, 0);
+}
