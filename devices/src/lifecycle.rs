@@ -4,8 +4,12 @@
 //! handler and the accelerators share one [`VmLifecycle`]. It is only atomics, so
 //! a signal handler may use it, and TCG's generated code can poll it cheaply. The
 //! first request wins: a guest that writes debug-exit and then resets exits.
+//!
+//! An accelerator whose vCPU only looks at requests between blocks of guest code
+//! (TCG) registers a *kick* word with [`VmLifecycle::set_kick`]; every request
+//! also sets it, so a vCPU spinning in chained translated code leaves it.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 /// What a device asked of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +29,7 @@ const RESET: u32 = 2;
 pub struct VmLifecycle {
     kind: AtomicU32,
     status: AtomicU32,
+    kick: AtomicPtr<AtomicU32>,
 }
 
 impl VmLifecycle {
@@ -43,6 +48,7 @@ impl VmLifecycle {
                 .kind
                 .compare_exchange(NONE, SHUTDOWN, Ordering::AcqRel, Ordering::Acquire);
         }
+        self.kick();
     }
 
     /// Asks for a machine reset. Ignored if a request is already pending.
@@ -50,6 +56,26 @@ impl VmLifecycle {
         let _ = self
             .kind
             .compare_exchange(NONE, RESET, Ordering::AcqRel, Ordering::Acquire);
+        self.kick();
+    }
+
+    /// Makes every later request also store 1 to `word` (null: no word).
+    ///
+    /// # Safety
+    ///
+    /// `word` must stay valid until `set_kick` is called again with another
+    /// word or null: requests may come from any thread, even a signal handler.
+    pub unsafe fn set_kick(&self, word: *const AtomicU32) {
+        self.kick.store(word.cast_mut(), Ordering::Release);
+    }
+
+    fn kick(&self) {
+        let word = self.kick.load(Ordering::Acquire);
+        if !word.is_null() {
+            // SAFETY: `set_kick`'s caller keeps the word valid while it is
+            // registered.
+            unsafe { (*word).store(1, Ordering::Release) };
+        }
     }
 
     /// The pending request, without consuming it.
@@ -84,5 +110,17 @@ mod tests {
         lifecycle.clear();
         lifecycle.request_reset();
         assert_eq!(lifecycle.pending(), Some(LifecycleEvent::Reset));
+    }
+
+    #[test]
+    fn requests_kick_the_registered_word() {
+        let lifecycle = VmLifecycle::new();
+        let word = AtomicU32::new(0);
+        // SAFETY: `word` outlives its registration, which ends below.
+        unsafe { lifecycle.set_kick(&word) };
+        lifecycle.request_shutdown(3);
+        assert_eq!(word.load(Ordering::Acquire), 1);
+        // SAFETY: unregistering.
+        unsafe { lifecycle.set_kick(std::ptr::null()) };
     }
 }

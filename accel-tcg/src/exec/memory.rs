@@ -1,0 +1,240 @@
+//! The soft-MMU slow path: guest virtual addresses through the front end's page
+//! walker to guest RAM (filling the TLB) or to the MMIO bus (never cached, so
+//! every device access reaches the device), plus instruction fetch for the
+//! translator.
+
+use std::collections::HashSet;
+
+use devices::Bus;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use crate::guest::{CodeReader, PageWalker};
+use crate::ir::MemSize;
+use crate::softmmu::{Access, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, Tlb};
+
+/// Physical pages that hold translated code, and the ones a guest store has
+/// hit since the exec loop last looked.
+#[derive(Debug, Default)]
+pub struct CodePages {
+    pages: HashSet<u64>,
+    pub(crate) written: Vec<u64>,
+}
+
+impl CodePages {
+    pub(crate) fn contains(&self, page: u64) -> bool {
+        self.pages.contains(&page)
+    }
+
+    /// Marks `page` as holding code. Returns true if it did not before (so
+    /// TLB entries that allow writes to it must go).
+    pub(crate) fn insert(&mut self, page: u64) -> bool {
+        self.pages.insert(page)
+    }
+
+    pub(crate) fn remove(&mut self, page: u64) {
+        self.pages.remove(&page);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.pages.clear();
+        self.written.clear();
+    }
+}
+
+/// The memory handler translated code runs with.
+pub(crate) struct SoftMmu<'a, W: PageWalker> {
+    pub memory: &'a GuestMemoryMmap,
+    pub mmio: &'a Bus,
+    pub walker: W,
+    pub code_pages: &'a mut CodePages,
+    /// Set when a store hit a code page: the exec loop must invalidate
+    /// translations before running more code.
+    pub exit_request: &'a std::sync::atomic::AtomicU32,
+    /// The kind of the last access that faulted.
+    pub last_fault_access: Access,
+}
+
+/// Where a guest physical address leads.
+enum Target {
+    Ram(*mut u8),
+    Mmio,
+}
+
+fn resolve(memory: &GuestMemoryMmap, paddr: u64) -> Target {
+    match memory.get_host_address(GuestAddress(paddr)) {
+        Ok(host) => Target::Ram(host),
+        Err(_) => Target::Mmio,
+    }
+}
+
+impl<W: PageWalker> SoftMmu<'_, W> {
+    fn translate(&mut self, vaddr: u64, access: Access) -> Result<(u64, PagePerms), MemFault> {
+        match self.walker.translate(self.memory, vaddr, access) {
+            Ok(t) => Ok((t.paddr, t.perms)),
+            Err(fault) => {
+                self.last_fault_access = access;
+                Err(fault)
+            }
+        }
+    }
+
+    /// Caches the page of `vaddr` in the TLB if it is RAM. Code pages are
+    /// never writable through the TLB, so stores to them reach `store`.
+    fn fill(&self, tlb: &mut Tlb, vaddr: u64, paddr: u64, mut perms: PagePerms) {
+        let page = paddr & PAGE_MASK;
+        if self.code_pages.contains(page) {
+            perms.write = false;
+        }
+        if let Target::Ram(host) = resolve(self.memory, page) {
+            // Regions are page aligned, so a host page pointer covers the page.
+            if self
+                .memory
+                .get_host_address(GuestAddress(page + PAGE_SIZE - 1))
+                .is_ok()
+            {
+                // SAFETY: `host` points at a whole page of guest RAM owned by
+                // `self.memory`, which outlives every run of translated code
+                // (the exec loop flushes the TLB when the memory changes).
+                unsafe { tlb.fill(vaddr, host, perms) };
+            }
+        }
+    }
+
+    fn load_within_page(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+    ) -> Result<u64, MemFault> {
+        let (paddr, perms) = self.translate(vaddr, Access::Read)?;
+        let len = size.bytes() as usize;
+        let mut bytes = [0u8; 8];
+        match resolve(self.memory, paddr) {
+            Target::Ram(_) => {
+                self.memory
+                    .read_slice(&mut bytes[..len], GuestAddress(paddr))
+                    .map_err(|_| MemFault { code: BUS_ERROR })?;
+                self.fill(tlb, vaddr, paddr, perms);
+            }
+            Target::Mmio => {
+                self.mmio.read(paddr, &mut bytes[..len]);
+            }
+        }
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn store_within_page(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+        value: u64,
+    ) -> Result<(), MemFault> {
+        let (paddr, perms) = self.translate(vaddr, Access::Write)?;
+        let len = size.bytes() as usize;
+        let bytes = value.to_le_bytes();
+        match resolve(self.memory, paddr) {
+            Target::Ram(_) => {
+                self.memory
+                    .write_slice(&bytes[..len], GuestAddress(paddr))
+                    .map_err(|_| MemFault { code: BUS_ERROR })?;
+                let page = paddr & PAGE_MASK;
+                if self.code_pages.contains(page) {
+                    // Self-modifying code: the exec loop invalidates the
+                    // page's translations before the next block runs.
+                    self.code_pages.written.push(page);
+                    self.exit_request
+                        .store(1, std::sync::atomic::Ordering::Release);
+                } else {
+                    self.fill(tlb, vaddr, paddr, perms);
+                }
+            }
+            Target::Mmio => {
+                self.mmio.write(paddr, &bytes[..len]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fault code for an access to guest physical memory that does not exist
+/// as RAM and could not be done on the bus. Front ends treat it as a bus error.
+pub const BUS_ERROR: u32 = u32::MAX - 1;
+
+/// Whether `[vaddr, vaddr + size)` crosses a page boundary.
+fn crosses_page(vaddr: u64, size: MemSize) -> bool {
+    (vaddr & !PAGE_MASK) + u64::from(size.bytes()) > PAGE_SIZE
+}
+
+impl<W: PageWalker> MemoryHandler for SoftMmu<'_, W> {
+    fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault> {
+        if !crosses_page(vaddr, size) {
+            return self.load_within_page(tlb, vaddr, size);
+        }
+        // Translate both pages before reading anything, so a fault on the
+        // second page has no effect.
+        let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
+        self.translate(vaddr, Access::Read)?;
+        self.translate(second, Access::Read)?;
+        let mut value = 0u64;
+        for i in 0..u64::from(size.bytes()) {
+            let byte = self.load_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1)?;
+            value |= byte << (8 * i);
+        }
+        Ok(value)
+    }
+
+    fn store(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+        value: u64,
+    ) -> Result<(), MemFault> {
+        if !crosses_page(vaddr, size) {
+            return self.store_within_page(tlb, vaddr, size, value);
+        }
+        let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
+        self.translate(vaddr, Access::Write)?;
+        self.translate(second, Access::Write)?;
+        for i in 0..u64::from(size.bytes()) {
+            self.store_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1, value >> (8 * i))?;
+        }
+        Ok(())
+    }
+}
+
+/// Fetches code for the translator and remembers the physical pages it came
+/// from.
+pub(crate) struct CodeFetch<'a, W: PageWalker> {
+    pub memory: &'a GuestMemoryMmap,
+    pub walker: &'a W,
+    /// Physical pages read, in order, without repeats.
+    pub pages: Vec<u64>,
+    /// End (exclusive) of the furthest byte read, for disassembly traces.
+    pub end: u64,
+}
+
+impl<W: PageWalker> CodeReader for CodeFetch<'_, W> {
+    fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = vaddr.wrapping_add(done as u64);
+            let in_page = (PAGE_SIZE - (at & !PAGE_MASK)) as usize;
+            let chunk = in_page.min(buf.len() - done);
+            let t = self.walker.translate(self.memory, at, Access::Exec)?;
+            // Code must come from RAM: executing device registers is not
+            // something moat translates.
+            self.memory
+                .read_slice(&mut buf[done..done + chunk], GuestAddress(t.paddr))
+                .map_err(|_| MemFault { code: BUS_ERROR })?;
+            let page = t.paddr & PAGE_MASK;
+            if !self.pages.contains(&page) {
+                self.pages.push(page);
+            }
+            done += chunk;
+        }
+        self.end = self.end.max(vaddr.wrapping_add(buf.len() as u64));
+        Ok(())
+    }
+}

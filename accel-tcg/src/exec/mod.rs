@@ -1,0 +1,558 @@
+//! The exec loop: runs a front end's guest CPU by translating blocks of guest
+//! code, caching them, chaining them, and handing everything that leaves
+//! translated code back to the front end. Also the [`TcgAccelerator`], moat's
+//! `Accelerator` for emulation.
+//!
+//! ```text
+//!   ┌────────────► lifecycle request? ──► VcpuExit
+//!   │                  │ no
+//!   │         pc, flags, phys_pc (walker; fetch fault → front end)
+//!   │                  │
+//!   │       TB cache hit? ── no ──► translate ─► optimize ─► engine.compile
+//!   │                  │                                   (cache full: flush all)
+//!   │      link previous chain exit to it (same page only)
+//!   │                  │
+//!   │          engine.run (SoftMmu slow path: RAM / MMIO / SMC)
+//!   │                  │
+//!   └── chain / indirect: set pc; status / fault / helper: front end decides
+//! ```
+//!
+//! Self-modifying code: pages holding translated code are never writable
+//! through the TLB, so a store to one takes the slow path, which records the
+//! page and raises the exit request; before the next block the loop
+//! invalidates that page's blocks and unlinks jumps into them. The store's own
+//! block finishes first, so a block that rewrites instructions later in itself
+//! sees the change only from the next block on (x86 requires a branch or a
+//! serializing instruction between cross-modification and execution anyway).
+
+mod cache;
+pub mod engine;
+pub mod memory;
+#[cfg(test)]
+mod tests;
+pub mod trace;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use devices::{Bus, LifecycleEvent, VmLifecycle};
+use machine::{
+    AccelError, AccelKind, Accelerator, Arch, BootState, CpuState as MachineCpuState, Isolation,
+    Vcpu, VcpuExit, Vm, VmSpec,
+};
+use vm_memory::GuestMemoryMmap;
+
+use crate::ExitReason;
+use crate::guest::{GuestCpu, GuestEvent, PageWalker, Platform};
+use crate::ir::Block;
+use crate::softmmu::{Access, CpuState, PAGE_MASK};
+pub use cache::{TbCache, TbId, TbKey};
+use engine::{Engine, EngineError};
+use memory::{CodeFetch, CodePages, SoftMmu};
+use trace::{TraceFlags, TraceSink, disassemble_host};
+
+/// Most guest instructions in one block.
+pub const MAX_BLOCK_INSNS: usize = 512;
+
+/// What the exec loop needs of the machine.
+pub struct Machine {
+    pub memory: GuestMemoryMmap,
+    pub pio: Arc<Bus>,
+    pub mmio: Arc<Bus>,
+    pub lifecycle: Arc<VmLifecycle>,
+}
+
+/// Counters for tests, traces and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExecStats {
+    pub blocks_translated: u64,
+    pub blocks_executed: u64,
+    pub chains_linked: u64,
+    pub pages_invalidated: u64,
+    pub cache_flushes: u64,
+}
+
+/// One vCPU under TCG: a front end's CPU, an engine, and the caches.
+pub struct TcgVcpu<G: GuestCpu, E: Engine> {
+    cpu: Box<G>,
+    engine: E,
+    cache: TbCache<E::Code, E::Site>,
+    /// Which block each chainable jump belongs to.
+    site_owner: HashMap<E::Site, TbId>,
+    code_pages: CodePages,
+    machine: Machine,
+    block: Block,
+    /// A chain exit whose target the next iteration may link to.
+    pending_link: Option<E::Site>,
+    trace: TraceFlags,
+    sink: Option<TraceSink>,
+    pub stats: ExecStats,
+}
+
+impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
+    pub fn new(cpu: G, engine: E, machine: Machine) -> Self {
+        let mut vcpu = TcgVcpu {
+            cpu: Box::new(cpu),
+            engine,
+            cache: TbCache::default(),
+            site_owner: HashMap::new(),
+            code_pages: CodePages::default(),
+            machine,
+            block: Block::new(0),
+            pending_link: None,
+            trace: TraceFlags::default(),
+            sink: None,
+            stats: ExecStats::default(),
+        };
+        let word = &vcpu.cpu.state().header().exit_request as *const _;
+        // SAFETY: the CPU is boxed, so the word does not move; `Drop` unregisters
+        // it before the box is freed.
+        unsafe { vcpu.machine.lifecycle.set_kick(word) };
+        vcpu
+    }
+
+    /// Turns on `--trace` events, written to `sink`.
+    pub fn set_trace(&mut self, flags: TraceFlags, sink: TraceSink) {
+        self.trace = flags;
+        self.sink = Some(sink);
+    }
+
+    fn trace_translation(&self, pc: u64, flags: u64, end: u64, code: &E::Code) {
+        let Some(sink) = &self.sink else { return };
+        let mut text = String::new();
+        if self.trace.in_asm {
+            let walker = self.cpu.walker();
+            let mut fetch = CodeFetch {
+                memory: &self.machine.memory,
+                walker: &walker,
+                pages: Vec::new(),
+                end: 0,
+            };
+            let mut bytes = vec![0u8; end.saturating_sub(pc).min(1 << 16) as usize];
+            text.push_str(&format!("IN: {pc:#x}\n"));
+            if crate::guest::CodeReader::read(&mut fetch, pc, &mut bytes).is_ok() {
+                for line in self.cpu.disassemble(pc, flags, &bytes) {
+                    text.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+        if self.trace.op {
+            text.push_str(&format!("OP: {pc:#x}\n{}\n", self.block));
+        }
+        if self.trace.out_asm
+            && let Some((addr, bytes)) = self.engine.host_code(code)
+        {
+            text.push_str(&format!("OUT: {pc:#x} ({} bytes)\n", bytes.len()));
+            text.push_str(&disassemble_host(addr, &bytes));
+        }
+        if !text.is_empty() {
+            sink.write(&text);
+        }
+    }
+
+    /// The front end's CPU, for tests.
+    pub fn cpu(&mut self) -> &mut G {
+        &mut self.cpu
+    }
+
+    /// Drops every translation (the code cache is full, or memory changed).
+    fn flush_all(&mut self) {
+        self.engine.flush();
+        self.cache.clear();
+        self.site_owner.clear();
+        self.code_pages.clear();
+        self.cpu.state().header().tlb.flush();
+        self.pending_link = None;
+        self.stats.cache_flushes += 1;
+    }
+
+    /// Invalidates the blocks on pages guest stores have hit.
+    fn handle_written_code(&mut self) {
+        let written = std::mem::take(&mut self.code_pages.written);
+        for page in written {
+            if !self.code_pages.contains(page) {
+                continue;
+            }
+            self.code_pages.remove(page);
+            self.stats.pages_invalidated += 1;
+            for id in self.cache.invalidate_page(page) {
+                let incoming = self
+                    .cache
+                    .get_mut(id)
+                    .map(|tb| std::mem::take(&mut tb.incoming))
+                    .unwrap_or_default();
+                for site in incoming {
+                    self.engine.unlink(site);
+                }
+            }
+            // The pending exit may come from a block that just went away.
+            self.pending_link = None;
+        }
+    }
+
+    /// Finds or translates the block at the current pc. `Err` carries the
+    /// event a fetch fault produced.
+    fn block_at(&mut self, pc: u64, flags: u64) -> Result<TbId, GuestEvent> {
+        let walker = self.cpu.walker();
+        let phys_pc = match walker.translate(&self.machine.memory, pc, Access::Exec) {
+            Ok(t) => t.paddr,
+            Err(fault) => {
+                return Err(self.cpu.memory_fault(
+                    pc,
+                    pc,
+                    Access::Exec,
+                    fault,
+                    &platform(&self.machine),
+                ));
+            }
+        };
+        let key = TbKey { pc, phys_pc, flags };
+        if let Some(id) = self.cache.lookup(&key) {
+            return Ok(id);
+        }
+        self.block.clear(pc);
+        let mut fetch = CodeFetch {
+            memory: &self.machine.memory,
+            walker: &walker,
+            pages: Vec::with_capacity(2),
+            end: pc,
+        };
+        if let Err(fault) =
+            self.cpu
+                .translate(pc, flags, &mut fetch, &mut self.block, MAX_BLOCK_INSNS)
+        {
+            return Err(self.cpu.memory_fault(
+                pc,
+                fault.vaddr,
+                Access::Exec,
+                fault.fault,
+                &platform(&self.machine),
+            ));
+        }
+        let pages = fetch.pages;
+        let code_end = fetch.end;
+        crate::opt::optimize(&mut self.block);
+        let code = match self.engine.compile(&self.block) {
+            Ok(code) => code,
+            Err(EngineError::CacheFull) => {
+                self.flush_all();
+                match self.engine.compile(&self.block) {
+                    Ok(code) => code,
+                    Err(error) => return Err(self.internal_error(&error.to_string())),
+                }
+            }
+            Err(error) => return Err(self.internal_error(&error.to_string())),
+        };
+        let mut new_code_page = false;
+        for &page in &pages {
+            new_code_page |= self.code_pages.insert(page);
+        }
+        if new_code_page {
+            // TLB entries may still allow writes to the new code page.
+            self.cpu.state().header().tlb.flush();
+        }
+        self.stats.blocks_translated += 1;
+        if self.trace.in_asm || self.trace.op || self.trace.out_asm {
+            self.trace_translation(pc, flags, code_end, &code);
+        }
+        let sites = self.engine.sites(&code);
+        let id = self.cache.insert(key, code, pages);
+        for site in sites {
+            self.site_owner.insert(site, id);
+        }
+        Ok(id)
+    }
+
+    fn internal_error(&self, what: &str) -> GuestEvent {
+        log::error!("TCG: {what}");
+        GuestEvent::Exit(VcpuExit::Crashed(machine::Crash {
+            kind: machine::CrashKind::TripleFault,
+            pc: self.cpu.pc(),
+        }))
+    }
+
+    /// Links the previous block's chain exit to `target` when both are on the
+    /// same guest page (so a change of page tables cannot make the link wrong).
+    fn link_pending(&mut self, target: TbId) {
+        let Some(site) = self.pending_link.take() else {
+            return;
+        };
+        let Some(&from) = self.site_owner.get(&site) else {
+            return;
+        };
+        let (Some(source), Some(dest)) = (self.cache.get(from), self.cache.get(target)) else {
+            return;
+        };
+        if !source.valid || !dest.valid || source.key.pc & PAGE_MASK != dest.key.pc & PAGE_MASK {
+            return;
+        }
+        if self.engine.link(site, &dest.code)
+            && let Some(dest) = self.cache.get_mut(target)
+        {
+            dest.incoming.push(site);
+            self.stats.chains_linked += 1;
+        }
+    }
+
+    /// Runs until a lifecycle event.
+    pub fn run_guest(&mut self) -> Result<VcpuExit, AccelError> {
+        loop {
+            if let Some(event) = self.machine.lifecycle.pending() {
+                return Ok(match event {
+                    LifecycleEvent::Shutdown(status) => VcpuExit::Shutdown(status),
+                    LifecycleEvent::Reset => VcpuExit::Reset,
+                });
+            }
+            if self
+                .cpu
+                .state()
+                .header()
+                .exit_request
+                .swap(0, Ordering::AcqRel)
+                != 0
+            {
+                self.handle_written_code();
+                if let GuestEvent::Exit(exit) = self.cpu.poll_interrupts(&platform(&self.machine)) {
+                    return Ok(exit);
+                }
+                continue;
+            }
+
+            let pc = self.cpu.pc();
+            let flags = self.cpu.tb_flags();
+            let id = match self.block_at(pc, flags) {
+                Ok(id) => id,
+                Err(GuestEvent::Continue) => continue,
+                Err(GuestEvent::Exit(exit)) => return Ok(exit),
+            };
+            if self.trace.exec {
+                // Every entry is traced, so blocks are never linked.
+                self.pending_link = None;
+                if let Some(sink) = &self.sink {
+                    sink.write(&format!("Trace: [{pc:#018x}] flags {flags:#x}\n"));
+                }
+            } else {
+                self.link_pending(id);
+            }
+
+            let walker = self.cpu.walker();
+            let exit_word = self.cpu_exit_request();
+            let Some(tb) = self.cache.get(id) else {
+                continue;
+            };
+            let mut mmu = SoftMmu {
+                memory: &self.machine.memory,
+                mmio: &self.machine.mmio,
+                walker,
+                code_pages: &mut self.code_pages,
+                exit_request: exit_word,
+                last_fault_access: Access::Read,
+            };
+            let exit = self
+                .engine
+                .run(&tb.code, self.cpu.state(), &mut mmu)
+                .map_err(|error| AccelError::InvalidState(format!("TCG: {error}")))?;
+            let fault_access = mmu.last_fault_access;
+            self.stats.blocks_executed += 1;
+
+            let platform = platform(&self.machine);
+            let event = match exit.reason {
+                ExitReason::Chain { pc, .. } => {
+                    self.cpu.set_pc(pc);
+                    self.pending_link = exit.site;
+                    GuestEvent::Continue
+                }
+                ExitReason::Indirect { pc } | ExitReason::Interrupted { pc } => {
+                    self.cpu.set_pc(pc);
+                    GuestEvent::Continue
+                }
+                ExitReason::Status { code, pc } => self.cpu.handle_status(code, pc, &platform),
+                ExitReason::Fault { pc, vaddr, fault } => {
+                    self.cpu
+                        .memory_fault(pc, vaddr, fault_access, fault, &platform)
+                }
+                ExitReason::HelperExit { pc, code } => self.cpu.helper_exit(code, pc, &platform),
+            };
+            if let GuestEvent::Exit(exit) = event {
+                return Ok(exit);
+            }
+        }
+    }
+
+    fn cpu_exit_request(&mut self) -> &'static std::sync::atomic::AtomicU32 {
+        let word = &self.cpu.state().header().exit_request as *const std::sync::atomic::AtomicU32;
+        // SAFETY: the CPU is boxed and lives as long as `self`; the reference is
+        // only used by the memory handler during one run of translated code,
+        // while `self` is borrowed. Atomics may be shared with the generated
+        // code that also reads the word.
+        unsafe { &*word }
+    }
+}
+
+fn platform(machine: &Machine) -> Platform<'_> {
+    Platform {
+        memory: &machine.memory,
+        pio: &machine.pio,
+        mmio: &machine.mmio,
+        lifecycle: &machine.lifecycle,
+    }
+}
+
+impl<G: GuestCpu, E: Engine> Drop for TcgVcpu<G, E> {
+    fn drop(&mut self) {
+        // SAFETY: unregistering the kick word before the CPU is freed.
+        unsafe { self.machine.lifecycle.set_kick(std::ptr::null()) };
+    }
+}
+
+impl<G: GuestCpu + 'static, E: Engine + Send + 'static> Vcpu for TcgVcpu<G, E> {
+    fn run(&mut self) -> Result<VcpuExit, AccelError> {
+        self.run_guest()
+    }
+
+    fn cpu_state(&self) -> Result<MachineCpuState, AccelError> {
+        Ok(self.cpu.cpu_state())
+    }
+
+    fn set_cpu_state(&mut self, state: &MachineCpuState) -> Result<(), AccelError> {
+        self.cpu
+            .set_cpu_state(state)
+            .map_err(AccelError::InvalidState)?;
+        // Translations depend on the mode; the simplest correct answer.
+        self.flush_all();
+        Ok(())
+    }
+}
+
+/// A guest ISA front end as the accelerator sees it: makes vCPUs.
+pub trait FrontEnd: Send + Sync {
+    fn arch(&self) -> Arch;
+    /// Builds vCPU `index` starting in `boot` on `machine`, with `options`.
+    fn create_vcpu(
+        &self,
+        machine: Machine,
+        index: u32,
+        boot: &BootState,
+        options: &TcgOptions,
+    ) -> Result<Box<dyn Vcpu>, AccelError>;
+}
+
+/// Which engine runs translated blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// Host code from the x86-64 backend.
+    Jit,
+    /// The IR interpreter: slow, portable, the reference.
+    Interpreter,
+}
+
+/// Settings of the TCG accelerator.
+#[derive(Debug, Clone)]
+pub struct TcgOptions {
+    pub engine: EngineKind,
+    /// Bytes of host code the JIT's cache may hold before it is flushed.
+    pub code_cache_size: usize,
+    /// `--trace` events and where they go.
+    pub trace: TraceFlags,
+    pub trace_sink: Option<TraceSink>,
+}
+
+impl Default for TcgOptions {
+    fn default() -> Self {
+        TcgOptions {
+            engine: EngineKind::Jit,
+            code_cache_size: 64 << 20,
+            trace: TraceFlags::default(),
+            trace_sink: None,
+        }
+    }
+}
+
+/// moat's emulation accelerator.
+pub struct TcgAccelerator {
+    frontends: Vec<Arc<dyn FrontEnd>>,
+    options: TcgOptions,
+}
+
+impl TcgAccelerator {
+    pub fn new(frontends: Vec<Arc<dyn FrontEnd>>, options: TcgOptions) -> Self {
+        TcgAccelerator { frontends, options }
+    }
+}
+
+impl Accelerator for TcgAccelerator {
+    fn kind(&self) -> AccelKind {
+        AccelKind::Tcg
+    }
+
+    fn isolation(&self) -> Isolation {
+        Isolation::None
+    }
+
+    fn supports(&self, arch: Arch) -> bool {
+        self.frontends.iter().any(|f| f.arch() == arch)
+    }
+
+    fn create_vm(&self, spec: VmSpec) -> Result<Box<dyn Vm>, AccelError> {
+        let frontend = self
+            .frontends
+            .iter()
+            .find(|f| f.arch() == spec.arch)
+            .cloned()
+            .ok_or(AccelError::UnsupportedArch {
+                accel: AccelKind::Tcg,
+                arch: spec.arch,
+            })?;
+        Ok(Box::new(TcgVm {
+            frontend,
+            options: self.options.clone(),
+            spec,
+        }))
+    }
+}
+
+struct TcgVm {
+    frontend: Arc<dyn FrontEnd>,
+    options: TcgOptions,
+    spec: VmSpec,
+}
+
+impl Vm for TcgVm {
+    fn create_vcpu(&self, index: u32, boot: &BootState) -> Result<Box<dyn Vcpu>, AccelError> {
+        let machine = Machine {
+            memory: self.spec.memory.clone(),
+            pio: self.spec.pio_bus.clone(),
+            mmio: self.spec.mmio_bus.clone(),
+            lifecycle: self.spec.lifecycle.clone(),
+        };
+        self.frontend
+            .create_vcpu(machine, index, boot, &self.options)
+    }
+}
+
+/// Builds a vCPU for a front end's CPU with the engine `options` ask for.
+pub fn make_vcpu<G, S>(
+    cpu: G,
+    machine: Machine,
+    options: &TcgOptions,
+) -> Result<Box<dyn Vcpu>, AccelError>
+where
+    G: GuestCpu<State = S> + 'static,
+    S: CpuState,
+{
+    let env_size = std::mem::size_of::<S>();
+    Ok(match options.engine {
+        EngineKind::Interpreter => Box::new(TcgVcpu::new(
+            cpu,
+            engine::InterpEngine::new(env_size),
+            machine,
+        )),
+        // The JIT engine is wired in once the backend lands.
+        EngineKind::Jit => Box::new(TcgVcpu::new(
+            cpu,
+            engine::InterpEngine::new(env_size),
+            machine,
+        )),
+    })
+}

@@ -1,0 +1,295 @@
+//! Constant folding and propagation, copy propagation and algebraic
+//! identities, in one forward walk per basic block.
+//!
+//! Temps may be assigned more than once, so every fact is stamped: a constant
+//! or copy fact about temp `t` holds while `t` is not redefined (each
+//! definition bumps `t`'s version) and, for copies, while the source is not
+//! redefined either. A label starts a new epoch, which invalidates all facts
+//! at once, because another path joins there.
+//!
+//! Folding evaluates ops with the interpreter's semantics functions
+//! ([`crate::interp::eval_unary`], [`crate::interp::eval_binary`]), so folded
+//! and unfolded code cannot disagree.
+
+use super::{Scratch, compact};
+use crate::interp::{eval_binary, eval_unary};
+use crate::ir::{Block, Op, Opcode, Temp, Ty};
+
+struct Facts<'a> {
+    epoch: u32,
+    version: &'a mut Vec<u32>,
+    /// (epoch, value) per temp.
+    konst: &'a mut Vec<(u32, u64)>,
+    /// (epoch, source, source version) per temp.
+    copy: &'a mut Vec<(u32, u32, u32)>,
+}
+
+impl Facts<'_> {
+    fn konst(&self, t: Temp) -> Option<u64> {
+        self.konst.get(t.index()).filter(|k| k.0 == self.epoch).map(|k| k.1)
+    }
+
+    fn root(&self, t: Temp) -> Temp {
+        match self.copy.get(t.index()) {
+            Some(&(e, src, ver)) if e == self.epoch && self.version.get(src as usize) == Some(&ver) => Temp(src),
+            _ => t,
+        }
+    }
+
+    fn define(&mut self, t: Temp, konst: Option<u64>, copy_of: Option<Temp>) {
+        let i = t.index();
+        if i >= self.version.len() {
+            return;
+        }
+        self.version[i] = self.version[i].wrapping_add(1);
+        self.konst[i] = match konst {
+            Some(v) => (self.epoch, v),
+            None => (0, 0),
+        };
+        self.copy[i] = match copy_of {
+            Some(s) if s != t => (self.epoch, s.0, self.version[s.index()]),
+            _ => (0, 0, 0),
+        };
+    }
+}
+
+/// Result of simplifying one op.
+enum Simplified {
+    Keep,
+    Replace(Op),
+    Remove,
+}
+
+fn simplify(op: &Op, ty: Ty, _blk: &Block, f: &Facts<'_>) -> Simplified {
+    use Simplified::*;
+    let k = |t: Temp| f.konst(t);
+    let opc = op.opcode();
+    let all_ones = ty.mask(u64::MAX);
+    match *op {
+        Op::Mov { d, a } if d == a => Remove,
+        Op::Mov { d, a } => match k(a) {
+            Some(c) => Replace(Op::Movi { d, c }),
+            None => Keep,
+        },
+        Op::Movi { d, c } if c != ty.mask(c) => Replace(Op::Movi { d, c: ty.mask(c) }),
+        Op::Neg { d, a }
+        | Op::Not { d, a }
+        | Op::Ext8s { d, a }
+        | Op::Ext8u { d, a }
+        | Op::Ext16s { d, a }
+        | Op::Ext16u { d, a }
+        | Op::Ext32s { d, a }
+        | Op::Ext32u { d, a }
+        | Op::ExtuI32I64 { d, a }
+        | Op::ExtsI32I64 { d, a }
+        | Op::ExtrlI64I32 { d, a }
+        | Op::Bswap16 { d, a }
+        | Op::Bswap32 { d, a }
+        | Op::Bswap64 { d, a }
+        | Op::Clz { d, a }
+        | Op::Ctz { d, a }
+        | Op::Popcnt { d, a } => {
+            let Some(c) = k(a) else { return Keep };
+            match eval_unary(opc, ty, c) {
+                Some(v) => Replace(Op::Movi { d, c: ty.mask(v) }),
+                None => Keep,
+            }
+        }
+        Op::Add { d, a, b }
+        | Op::Sub { d, a, b }
+        | Op::And { d, a, b }
+        | Op::Or { d, a, b }
+        | Op::Xor { d, a, b }
+        | Op::Shl { d, a, b }
+        | Op::Shr { d, a, b }
+        | Op::Sar { d, a, b }
+        | Op::Rotl { d, a, b }
+        | Op::Rotr { d, a, b }
+        | Op::Mul { d, a, b }
+        | Op::Mulsh { d, a, b }
+        | Op::Muluh { d, a, b }
+        | Op::Divs { d, a, b }
+        | Op::Divu { d, a, b }
+        | Op::Rems { d, a, b }
+        | Op::Remu { d, a, b } => {
+            let (ka, kb) = (k(a), k(b));
+            if let (Some(x), Some(y)) = (ka, kb) {
+                return match eval_binary(opc, ty, x, y) {
+                    Some(v) => Replace(Op::Movi { d, c: v }),
+                    None => Keep,
+                };
+            }
+            use Opcode::*;
+            let mov = |s: Temp| Replace(Op::Mov { d, a: s });
+            let movi = |c: u64| Replace(Op::Movi { d, c });
+            match (opc, ka, kb) {
+                (Add | Sub | Or | Xor | Shl | Shr | Sar | Rotl | Rotr, _, Some(0)) => mov(a),
+                (Add | Or | Xor, Some(0), _) => mov(b),
+                (Mul | Divs | Divu, _, Some(1)) => mov(a),
+                (Mul, Some(1), _) => mov(b),
+                (Mul | And | Mulsh | Muluh, _, Some(0)) | (Mul | And | Mulsh | Muluh, Some(0), _) => movi(0),
+                (And, _, Some(m)) if m == all_ones => mov(a),
+                (And, Some(m), _) if m == all_ones => mov(b),
+                (Or, _, Some(m)) | (Or, Some(m), _) if m == all_ones => movi(all_ones),
+                (Shl | Shr | Sar | Rotl | Rotr, Some(0), _) if opc != Sar => movi(0),
+                (Sub | Xor, _, _) if a == b => movi(0),
+                (And | Or, _, _) if a == b => mov(a),
+                _ => Keep,
+            }
+        }
+        Op::Setcond { d, a, b, cond } => match (k(a), k(b)) {
+            (Some(x), Some(y)) => Replace(Op::Movi { d, c: cond.eval(ty, x, y) as u64 }),
+            _ if a == b => Replace(Op::Movi { d, c: cond.eval(ty, 0, 0) as u64 }),
+            _ => Keep,
+        },
+        Op::Movcond { d, c1, c2, v1, v2, cond } => {
+            let pick = match (k(c1), k(c2)) {
+                (Some(x), Some(y)) => Some(cond.eval(ty, x, y)),
+                _ if c1 == c2 => Some(cond.eval(ty, 0, 0)),
+                _ if v1 == v2 => Some(true),
+                _ => None,
+            };
+            match pick {
+                Some(true) => Replace(Op::Mov { d, a: v1 }),
+                Some(false) => Replace(Op::Mov { d, a: v2 }),
+                None => Keep,
+            }
+        }
+        Op::Brcond { a, b, cond, l } => {
+            let taken = match (k(a), k(b)) {
+                (Some(x), Some(y)) => Some(cond.eval(ty, x, y)),
+                _ if a == b => Some(cond.eval(ty, 0, 0)),
+                _ => None,
+            };
+            match taken {
+                Some(true) => Replace(Op::Br { l }),
+                Some(false) => Remove,
+                None => Keep,
+            }
+        }
+        _ => Keep,
+    }
+}
+
+/// Folds constants, propagates constants and copies, applies identities.
+pub fn fold(blk: &mut Block, s: &mut Scratch) {
+    let n = blk.num_temps();
+    s.keep.clear();
+    s.keep.resize(blk.insns.len(), true);
+    s.version.clear();
+    s.version.resize(n, 0);
+    s.konst.clear();
+    s.konst.resize(n, (0, 0));
+    s.copy.clear();
+    s.copy.resize(n, (0, 0, 0));
+    let mut f = Facts { epoch: 1, version: &mut s.version, konst: &mut s.konst, copy: &mut s.copy };
+    for i in 0..blk.insns.len() {
+        let ty = blk.insns[i].ty;
+        let mut op = blk.insns[i].op;
+        if let Op::SetLabel { .. } = op {
+            f.epoch += 1;
+            continue;
+        }
+        op.map_uses(|t| *t = f.root(*t));
+        match simplify(&op, ty, blk, &f) {
+            Simplified::Keep => {}
+            Simplified::Replace(new) => op = new,
+            Simplified::Remove => {
+                s.keep[i] = false;
+                continue;
+            }
+        }
+        // A replacement may itself simplify (e.g. mov of a constant).
+        if let Simplified::Replace(new) = simplify(&op, ty, blk, &f) {
+            op = new;
+        }
+        match op {
+            Op::Movi { d, c } => f.define(d, Some(ty.mask(c)), None),
+            Op::Mov { d, a } => {
+                let c = f.konst(a);
+                f.define(d, c, Some(a));
+            }
+            _ => op.for_each_def(|t| f.define(t, None, None)),
+        }
+        blk.insns[i].op = op;
+    }
+    compact(blk, &s.keep);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Cond, MemOp};
+    use crate::softmmu::HEADER_SIZE;
+
+    #[test]
+    fn folds_chains_of_constants() {
+        let mut b = Block::new(0);
+        let x = b.const_temp(Ty::I32, 0xffff_fff0);
+        let y = b.const_temp(Ty::I32, 0x20);
+        let z = b.temp32();
+        b.add(z, x, y);
+        b.shl(z, z, y); // shift by 32 masks to 0
+        let w = b.temp64();
+        b.exts_i32_i64(w, z);
+        b.exit_indirect(w);
+        fold(&mut b, &mut Scratch::default());
+        assert_eq!(b.insns[2].op, Op::Movi { d: z, c: 0x10 });
+        assert_eq!(b.insns[3].op, Op::Movi { d: z, c: 0x10 });
+        assert_eq!(b.insns[4].op, Op::Movi { d: w, c: 0x10 });
+    }
+
+    #[test]
+    fn copies_propagate_until_redefined() {
+        let mut b = Block::new(0);
+        let x = b.temp64();
+        let y = b.temp64();
+        let z = b.temp64();
+        b.ld_env(x, HEADER_SIZE as u32, MemOp::Q);
+        b.mov(y, x);
+        b.add(z, y, y); // -> add z, x, x
+        b.ld_env(x, HEADER_SIZE as u32 + 8, MemOp::Q);
+        b.add(z, y, z); // y no longer a copy of x
+        b.exit_indirect(z);
+        fold(&mut b, &mut Scratch::default());
+        assert_eq!(b.insns[2].op, Op::Add { d: z, a: x, b: x });
+        assert_eq!(b.insns[4].op, Op::Add { d: z, a: y, b: z });
+    }
+
+    #[test]
+    fn identities_and_branches() {
+        let mut b = Block::new(0);
+        let x = b.temp64();
+        let zero = b.const_temp(Ty::I64, 0);
+        let d = b.temp64();
+        b.ld_env(x, HEADER_SIZE as u32, MemOp::Q);
+        b.add(d, x, zero);
+        b.xor(d, x, x);
+        let l = b.label();
+        b.brcond(zero, zero, Cond::Ne, l); // never taken: removed
+        b.brcond(x, x, Cond::Geu, l); // always taken: br
+        b.set_label(l);
+        b.exit_indirect(d);
+        fold(&mut b, &mut Scratch::default());
+        assert_eq!(b.insns[2].op, Op::Mov { d, a: x });
+        assert_eq!(b.insns[3].op, Op::Movi { d, c: 0 });
+        assert_eq!(b.insns[4].op, Op::Br { l });
+        assert_eq!(b.insns.len(), 7);
+    }
+
+    #[test]
+    fn facts_die_at_labels() {
+        let mut b = Block::new(0);
+        let x = b.const_temp(Ty::I64, 1);
+        let y = b.temp64();
+        let l = b.label();
+        b.ld_env(y, HEADER_SIZE as u32, MemOp::Q);
+        b.brcond(y, x, Cond::Eq, l);
+        b.movi(x, 2);
+        b.set_label(l);
+        b.add(y, x, x); // x is 1 or 2 here: no folding
+        b.exit_indirect(y);
+        fold(&mut b, &mut Scratch::default());
+        assert_eq!(b.insns[5].op, Op::Add { d: y, a: x, b: x });
+    }
+}

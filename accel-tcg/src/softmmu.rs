@@ -1,0 +1,593 @@
+//! Guest memory for translated code: the per-vCPU soft-MMU TLB, the CPU-state
+//! header that holds it, and the slow path behind it.
+//!
+//! Every front end's CPU state is a `#[repr(C)]` struct whose first field is a
+//! [`TcgContextHeader`] (see [`CpuState`]). Generated code holds a pointer to
+//! that struct in a fixed host register, so the header's fields (exit
+//! request, exit report, TLB) are at known offsets, checked at compile time
+//! below.
+//!
+//! The TLB is direct-mapped by virtual page number: entry
+//! `(vaddr >> PAGE_BITS) % TLB_SIZE` holds, for one guest page, a tag per
+//! access kind (read, write, execute: the page-aligned guest address, or
+//! [`TLB_INVALID`]) and the `addend` that turns a guest virtual address into a
+//! host address. The inline fast path in generated code is:
+//!
+//! ```text
+//! index = (addr >> (PAGE_BITS - ENTRY_BITS)) & ((TLB_SIZE - 1) << ENTRY_BITS)
+//! if tlb[index].tag == (addr + size - 1) & PAGE_MASK: host access at addr + addend
+//! else: call the slow path
+//! ```
+//!
+//! Comparing the page of the access's *last* byte with the tag of the page of
+//! its first byte sends every page-crossing access to the slow path, so the
+//! fast path never touches two host pages. The slow path ([`load`], [`store`])
+//! looks at the TLB again (the interpreter uses the same functions, so it
+//! agrees with the JIT by construction) and otherwise asks the
+//! [`MemoryHandler`] that whoever embeds this crate provides: it walks the
+//! guest page tables, fills the TLB for next time (RAM pages only; MMIO pages
+//! stay out of the TLB so every access reaches the device bus) and performs
+//! the access, or returns a [`MemFault`].
+//!
+//! # Precise faults
+//!
+//! A fault leaves the block with the pc of the most recent `insn_start`. The
+//! ops after the faulting access do not run, so a front end keeps guest state
+//! precise by writing the guest registers an instruction changes only after
+//! that instruction's last memory access (compute into temps, access memory,
+//! then `st_env`). The optimizer's dead-store elimination treats memory
+//! accesses as barriers, so a store of an earlier instruction is never removed
+//! in favour of one that a fault would skip.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::ir::{MemOp, MemSize, Ty};
+
+/// log2 of the guest page size the TLB maps.
+pub const PAGE_BITS: u32 = 12;
+/// Guest page size the TLB maps.
+pub const PAGE_SIZE: u64 = 1 << PAGE_BITS;
+/// Mask that keeps the page part of an address.
+pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
+/// log2 of the number of TLB entries.
+pub const TLB_BITS: u32 = 8;
+/// Number of TLB entries.
+pub const TLB_SIZE: usize = 1 << TLB_BITS;
+/// log2 of the size of a [`TlbEntry`].
+pub const TLB_ENTRY_BITS: u32 = 5;
+/// Tag of an entry that matches no access: its low bits are set, and the
+/// fast path compares against page-aligned values.
+pub const TLB_INVALID: u64 = u64::MAX;
+
+/// One TLB entry: tags per access kind and the guest-to-host addend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbEntry {
+    /// Page address if loads may use `addend`, else [`TLB_INVALID`].
+    pub addr_read: u64,
+    /// Page address if stores may use `addend`, else [`TLB_INVALID`].
+    pub addr_write: u64,
+    /// Page address if instruction fetch may use `addend`, else
+    /// [`TLB_INVALID`].
+    pub addr_code: u64,
+    /// `host address - guest virtual address` for this page (wrapping).
+    pub addend: u64,
+}
+
+impl TlbEntry {
+    /// An entry that matches nothing.
+    pub const INVALID: TlbEntry =
+        TlbEntry { addr_read: TLB_INVALID, addr_write: TLB_INVALID, addr_code: TLB_INVALID, addend: 0 };
+}
+
+const _: () = assert!(size_of::<TlbEntry>() == 1 << TLB_ENTRY_BITS);
+
+/// Which kinds of access a TLB entry allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PagePerms {
+    /// Loads.
+    pub read: bool,
+    /// Stores.
+    pub write: bool,
+    /// Instruction fetch.
+    pub exec: bool,
+}
+
+impl PagePerms {
+    /// Read, write and execute.
+    pub const RWX: PagePerms = PagePerms { read: true, write: true, exec: true };
+    /// Read only.
+    pub const R: PagePerms = PagePerms { read: true, write: false, exec: false };
+}
+
+/// Kind of a memory access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+    /// An instruction fetch.
+    Exec,
+}
+
+/// The soft-MMU TLB of one vCPU (cache-line aligned).
+#[repr(C, align(64))]
+#[derive(Clone, Debug)]
+pub struct Tlb {
+    /// The entries, indexed by virtual page number modulo [`TLB_SIZE`].
+    pub entries: [TlbEntry; TLB_SIZE],
+}
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Tlb { entries: [TlbEntry::INVALID; TLB_SIZE] }
+    }
+}
+
+impl Tlb {
+    /// The entry index for `vaddr`.
+    #[inline]
+    pub const fn index(vaddr: u64) -> usize {
+        ((vaddr >> PAGE_BITS) as usize) & (TLB_SIZE - 1)
+    }
+
+    /// Invalidates every entry (guest TLB flush, page-table switch).
+    pub fn flush(&mut self) {
+        self.entries.fill(TlbEntry::INVALID);
+    }
+
+    /// Invalidates the entry for the page holding `vaddr`, if it maps it.
+    pub fn flush_page(&mut self, vaddr: u64) {
+        let page = vaddr & PAGE_MASK;
+        let e = &mut self.entries[Self::index(vaddr)];
+        if e.addr_read == page || e.addr_write == page || e.addr_code == page {
+            *e = TlbEntry::INVALID;
+        }
+    }
+
+    /// Maps the guest page holding `vaddr` to the host page at `host_page`
+    /// for the accesses in `perms`, replacing whatever the entry held.
+    ///
+    /// # Safety
+    ///
+    /// `host_page` must point to [`PAGE_SIZE`] bytes that stay valid for the
+    /// allowed accesses (readable; writable if `perms.write`) until this entry
+    /// is replaced or flushed, and that nothing else accesses in a way that
+    /// conflicts with generated code reading and writing them at any time
+    /// while the vCPU runs (guest RAM).
+    pub unsafe fn fill(&mut self, vaddr: u64, host_page: *mut u8, perms: PagePerms) {
+        let page = vaddr & PAGE_MASK;
+        let tag = |ok: bool| if ok { page } else { TLB_INVALID };
+        self.entries[Self::index(vaddr)] = TlbEntry {
+            addr_read: tag(perms.read),
+            addr_write: tag(perms.write),
+            addr_code: tag(perms.exec),
+            addend: (host_page as u64).wrapping_sub(page),
+        };
+    }
+
+    /// The host address for an access of `size` bytes at `vaddr`, if the TLB
+    /// maps it for `access` without crossing a page (the same test as the
+    /// inline fast path).
+    #[inline]
+    pub fn lookup(&self, vaddr: u64, size: u32, access: Access) -> Option<*mut u8> {
+        let e = &self.entries[Self::index(vaddr)];
+        let tag = match access {
+            Access::Read => e.addr_read,
+            Access::Write => e.addr_write,
+            Access::Exec => e.addr_code,
+        };
+        let last_page = vaddr.wrapping_add(size as u64 - 1) & PAGE_MASK;
+        (tag == last_page).then(|| vaddr.wrapping_add(e.addend) as *mut u8)
+    }
+}
+
+/// A guest memory fault reported by a [`MemoryHandler`]. The code means
+/// whatever the front end wants (page fault, bus error, alignment...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemFault {
+    /// Front-end defined fault code.
+    pub code: u32,
+}
+
+impl MemFault {
+    /// Reported when a block accesses memory while no handler is installed.
+    pub const NO_HANDLER: MemFault = MemFault { code: u32::MAX };
+}
+
+/// Guest memory behind the TLB: what the embedder provides.
+///
+/// Values are exchanged in little-endian value order, zero-extended: a
+/// 2-byte load of bytes `[0x34, 0x12]` returns `0x1234`. Byte swapping for
+/// big-endian accesses and sign extension happen in the core.
+///
+/// A handler may fill `tlb` (RAM pages only) so later accesses to the page
+/// take the fast path. An access may cross a page boundary; the handler
+/// performs it whole or faults without side effects. Handlers must not
+/// panic: they are called from generated code through `extern "C"` frames,
+/// where a panic aborts the process.
+pub trait MemoryHandler {
+    /// Loads `size` bytes at guest virtual address `vaddr`.
+    fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault>;
+    /// Stores the low `size` bytes of `value` at `vaddr`.
+    fn store(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> Result<(), MemFault>;
+}
+
+/// The translator's part of a CPU state: the first field of every front
+/// end's `#[repr(C)]` CPU-state struct.
+///
+/// Generated code reads and writes it through the CPU-state pointer; the
+/// offsets it uses are the `*_OFFSET` constants below.
+#[repr(C, align(64))]
+pub struct TcgContextHeader {
+    /// Set nonzero (from any thread) to make the vCPU leave translated code at
+    /// the next block entry (interrupts, timers, pause requests).
+    pub exit_request: AtomicU32,
+    /// Set nonzero by a helper with [`crate::ir::HelperFlags::may_exit`] to
+    /// leave the block after the call; the exec loop clears it.
+    pub helper_exit: u32,
+    /// How the last block left (written by generated code; see [`crate::ExitReason`]).
+    pub exit_kind: u32,
+    /// Chain slot of a `goto_tb` exit.
+    pub exit_slot: u32,
+    /// Guest pc reported by the last exit.
+    pub exit_pc: u64,
+    /// Extra exit information (patch location, status or fault code).
+    pub exit_aux: u64,
+    /// Guest virtual address of the last memory fault.
+    pub fault_addr: u64,
+    mem: Option<NonNull<dyn MemoryHandler>>,
+    /// The soft-MMU TLB.
+    pub tlb: Tlb,
+}
+
+// SAFETY: the handler pointer is only dereferenced while `install_handler`'s
+// caller guarantees the handler is alive and not otherwise borrowed, which is
+// on the thread that runs the vCPU; moving the header between threads between
+// runs is fine.
+unsafe impl Send for TcgContextHeader {}
+
+/// Offset of [`TcgContextHeader::exit_request`].
+pub const EXIT_REQUEST_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_request);
+/// Offset of [`TcgContextHeader::helper_exit`].
+pub const HELPER_EXIT_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, helper_exit);
+/// Offset of [`TcgContextHeader::exit_kind`].
+pub const EXIT_KIND_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_kind);
+/// Offset of [`TcgContextHeader::exit_slot`].
+pub const EXIT_SLOT_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_slot);
+/// Offset of [`TcgContextHeader::exit_pc`].
+pub const EXIT_PC_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_pc);
+/// Offset of [`TcgContextHeader::exit_aux`].
+pub const EXIT_AUX_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_aux);
+/// Offset of [`TcgContextHeader::tlb`].
+pub const TLB_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, tlb);
+/// Size of the header: IR may not address CPU-state bytes below this.
+pub const HEADER_SIZE: usize = size_of::<TcgContextHeader>();
+
+const _: () = assert!(EXIT_REQUEST_OFFSET == 0);
+const _: () = assert!(HELPER_EXIT_OFFSET == 4);
+const _: () = assert!(EXIT_KIND_OFFSET == 8);
+const _: () = assert!(EXIT_SLOT_OFFSET == 12);
+const _: () = assert!(EXIT_PC_OFFSET == 16);
+const _: () = assert!(EXIT_AUX_OFFSET == 24);
+const _: () = assert!(TLB_OFFSET.is_multiple_of(64));
+// The fast path addresses entries with a 32-bit displacement.
+const _: () = assert!(TLB_OFFSET + TLB_SIZE * size_of::<TlbEntry>() < i32::MAX as usize);
+const _: () = assert!(std::mem::offset_of!(TlbEntry, addr_read) == 0);
+const _: () = assert!(std::mem::offset_of!(TlbEntry, addr_write) == 8);
+const _: () = assert!(std::mem::offset_of!(TlbEntry, addr_code) == 16);
+const _: () = assert!(std::mem::offset_of!(TlbEntry, addend) == 24);
+
+impl Default for TcgContextHeader {
+    fn default() -> Self {
+        TcgContextHeader::new()
+    }
+}
+
+impl std::fmt::Debug for TcgContextHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcgContextHeader")
+            .field("exit_request", &self.exit_request.load(Ordering::Relaxed))
+            .field("helper_exit", &self.helper_exit)
+            .field("exit_kind", &self.exit_kind)
+            .field("exit_pc", &self.exit_pc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcgContextHeader {
+    /// A header with an empty TLB and no handler.
+    pub fn new() -> TcgContextHeader {
+        TcgContextHeader {
+            exit_request: AtomicU32::new(0),
+            helper_exit: 0,
+            exit_kind: 0,
+            exit_slot: 0,
+            exit_pc: 0,
+            exit_aux: 0,
+            fault_addr: 0,
+            mem: None,
+            tlb: Tlb::default(),
+        }
+    }
+
+    /// Asks the vCPU to leave translated code at the next block entry. Safe
+    /// to call from any thread through a shared reference.
+    pub fn request_exit(&self) {
+        self.exit_request.store(1, Ordering::Release);
+    }
+
+    /// Installs `handler` for slow-path accesses, runs `f`, and removes it
+    /// again, so the handler is only reachable while it is borrowed.
+    pub fn with_handler<R>(&mut self, handler: &mut dyn MemoryHandler, f: impl FnOnce(&mut Self) -> R) -> R {
+        let ptr: NonNull<dyn MemoryHandler + '_> = NonNull::from(handler);
+        // SAFETY: only the lifetime is erased; the pointer is removed below
+        // before `handler`'s borrow ends, and `f` cannot observe it except
+        // through the slow path, which runs inside `f`.
+        let ptr: NonNull<dyn MemoryHandler + 'static> = unsafe { std::mem::transmute(ptr) };
+        let old = self.mem.replace(ptr);
+        let r = f(self);
+        self.mem = old;
+        r
+    }
+}
+
+/// A CPU state that translated code can run against.
+///
+/// # Safety
+///
+/// The implementing type must be `#[repr(C)]` with a [`TcgContextHeader`]
+/// as its first field, and every byte after the header that IR may address
+/// with `ld_env`/`st_env` must belong to plain integer fields (any bit
+/// pattern valid), since generated code reads and writes them as raw bytes.
+pub unsafe trait CpuState: Sized {
+    /// The header.
+    fn header(&mut self) -> &mut TcgContextHeader {
+        // SAFETY: the trait's contract puts the header at offset 0.
+        unsafe { &mut *(self as *mut Self as *mut TcgContextHeader) }
+    }
+    /// Size of the state in bytes (what IR may address).
+    fn env_size(&self) -> usize {
+        size_of::<Self>()
+    }
+}
+
+/// Result of a memory access: the value, or a fault.
+pub type MemResult<T> = Result<T, MemFault>;
+
+/// Loads through the TLB, falling back to the handler. The result is
+/// extended and byte-swapped as `mop` says, to type `ty`.
+pub fn load(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, ty: Ty) -> MemResult<u64> {
+    let size = mop.size.bytes();
+    let raw = if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Read) {
+        // SAFETY: a TLB hit means `fill`'s caller promised `size` readable
+        // bytes at `p` (the access does not cross the page).
+        unsafe { read_host(p, mop.size) }
+    } else {
+        let Some(mut h) = hdr.mem else {
+            return Err(MemFault::NO_HANDLER);
+        };
+        // SAFETY: `with_handler` keeps the pointer valid and exclusively ours
+        // while it is installed.
+        let h = unsafe { h.as_mut() };
+        h.load(&mut hdr.tlb, vaddr, mop.size)?
+    };
+    Ok(mop.extend(ty, mop.to_le(raw)))
+}
+
+/// Stores through the TLB, falling back to the handler. `value` is in guest
+/// byte order as `mop` says.
+pub fn store(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, value: u64) -> MemResult<()> {
+    let size = mop.size.bytes();
+    let raw = mop.to_le(value);
+    if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Write) {
+        // SAFETY: a TLB write hit means `fill`'s caller promised `size`
+        // writable bytes at `p`.
+        unsafe { write_host(p, mop.size, raw) };
+        return Ok(());
+    }
+    let Some(mut h) = hdr.mem else {
+        return Err(MemFault::NO_HANDLER);
+    };
+    // SAFETY: as in `load`.
+    let h = unsafe { h.as_mut() };
+    h.store(&mut hdr.tlb, vaddr, mop.size, raw)
+}
+
+/// Reads `size` little-endian bytes at `p`.
+///
+/// # Safety
+///
+/// `p` must be valid for reading `size` bytes.
+unsafe fn read_host(p: *const u8, size: MemSize) -> u64 {
+    // SAFETY: the caller guarantees `size` readable bytes; unaligned reads
+    // are used because guest addresses need not be aligned.
+    unsafe {
+        match size {
+            MemSize::B1 => p.read() as u64,
+            MemSize::B2 => u16::from_le(p.cast::<u16>().read_unaligned()) as u64,
+            MemSize::B4 => u32::from_le(p.cast::<u32>().read_unaligned()) as u64,
+            MemSize::B8 => u64::from_le(p.cast::<u64>().read_unaligned()),
+        }
+    }
+}
+
+/// Writes the low `size` bytes of `v` little-endian at `p`.
+///
+/// # Safety
+///
+/// `p` must be valid for writing `size` bytes.
+unsafe fn write_host(p: *mut u8, size: MemSize, v: u64) {
+    // SAFETY: the caller guarantees `size` writable bytes.
+    unsafe {
+        match size {
+            MemSize::B1 => p.write(v as u8),
+            MemSize::B2 => p.cast::<u16>().write_unaligned((v as u16).to_le()),
+            MemSize::B4 => p.cast::<u32>().write_unaligned((v as u32).to_le()),
+            MemSize::B8 => p.cast::<u64>().write_unaligned(v.to_le()),
+        }
+    }
+}
+
+/// Packs what the slow path needs to know about an access into one integer
+/// argument: size log2 in bits 0-1, signed in bit 2, big-endian in bit 3,
+/// 64-bit result in bit 4.
+pub(crate) const fn pack_mop(mop: MemOp, ty: Ty) -> u64 {
+    mop.size.log2() as u64
+        | (mop.signed as u64) << 2
+        | (mop.big_endian as u64) << 3
+        | (matches!(ty, Ty::I64) as u64) << 4
+}
+
+const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
+    let size = match bits & 3 {
+        0 => MemSize::B1,
+        1 => MemSize::B2,
+        2 => MemSize::B4,
+        _ => MemSize::B8,
+    };
+    let mop = MemOp { size, signed: bits & 4 != 0, big_endian: bits & 8 != 0 };
+    let ty = if bits & 16 != 0 { Ty::I64 } else { Ty::I32 };
+    (mop, ty)
+}
+
+/// Two-register return of the load slow path (`rax`, `rdx` in SysV).
+#[repr(C)]
+pub(crate) struct SlowLoadRet {
+    pub value: u64,
+    /// 0 on success, else `(1 << 32) | fault code`.
+    pub status: u64,
+}
+
+const fn fault_status(f: MemFault) -> u64 {
+    (1 << 32) | f.code as u64
+}
+
+/// Slow path of `qemu_ld` in generated code.
+pub(crate) extern "C" fn slow_load(env: *mut TcgContextHeader, vaddr: u64, bits: u64) -> SlowLoadRet {
+    // SAFETY: generated code passes its CPU-state pointer, which `enter`'s
+    // caller guarantees is a valid, exclusively used header.
+    let hdr = unsafe { &mut *env };
+    let (mop, ty) = unpack_mop(bits);
+    match load(hdr, vaddr, mop, ty) {
+        Ok(value) => SlowLoadRet { value, status: 0 },
+        Err(f) => {
+            hdr.fault_addr = vaddr;
+            SlowLoadRet { value: 0, status: fault_status(f) }
+        }
+    }
+}
+
+/// Slow path of `qemu_st` in generated code; returns 0 or a fault status.
+pub(crate) extern "C" fn slow_store(env: *mut TcgContextHeader, vaddr: u64, value: u64, bits: u64) -> u64 {
+    // SAFETY: as in `slow_load`.
+    let hdr = unsafe { &mut *env };
+    let (mop, _) = unpack_mop(bits);
+    match store(hdr, vaddr, mop, value) {
+        Ok(()) => 0,
+        Err(f) => {
+            hdr.fault_addr = vaddr;
+            fault_status(f)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Flat {
+        mem: Vec<u8>,
+        fill: bool,
+        misses: usize,
+    }
+
+    impl MemoryHandler for Flat {
+        fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> MemResult<u64> {
+            self.misses += 1;
+            let a = vaddr as usize;
+            let n = size.bytes() as usize;
+            let bytes = self.mem.get(a..a + n).ok_or(MemFault { code: 14 })?;
+            let mut v = 0u64;
+            for (i, b) in bytes.iter().enumerate() {
+                v |= (*b as u64) << (8 * i);
+            }
+            if self.fill {
+                let page = (vaddr & PAGE_MASK) as usize;
+                // SAFETY: the page lies inside `self.mem`, which outlives the
+                // header in these tests and is not reallocated.
+                unsafe { tlb.fill(vaddr, self.mem.as_mut_ptr().add(page), PagePerms::RWX) };
+            }
+            Ok(v)
+        }
+        fn store(&mut self, _tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> MemResult<()> {
+            self.misses += 1;
+            let a = vaddr as usize;
+            let n = size.bytes() as usize;
+            let bytes = self.mem.get_mut(a..a + n).ok_or(MemFault { code: 14 })?;
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = (value >> (8 * i)) as u8;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn miss_fills_then_hits() {
+        let mut h = Flat { mem: vec![0; 3 * PAGE_SIZE as usize], fill: true, misses: 0 };
+        h.mem[0x1000..0x1008].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+        let mut hdr = TcgContextHeader::new();
+        hdr.with_handler(&mut h, |hdr| {
+            assert_eq!(load(hdr, 0x1000, MemOp::Q, Ty::I64), Ok(0x1122_3344_5566_7788));
+            assert_eq!(load(hdr, 0x1000, MemOp::UL.be(), Ty::I32), Ok(0x8877_6655));
+            assert_eq!(load(hdr, 0x1001, MemOp::UB.signed(), Ty::I64), Ok(0x77));
+            assert!(hdr.tlb.lookup(0x1ffc, 4, Access::Read).is_some());
+            // crossing the page end is never a hit
+            assert!(hdr.tlb.lookup(0x1ffd, 4, Access::Read).is_none());
+        });
+        assert_eq!(h.misses, 1);
+    }
+
+    #[test]
+    fn faults_and_missing_handler() {
+        let mut hdr = TcgContextHeader::new();
+        assert_eq!(load(&mut hdr, 0, MemOp::UB, Ty::I64), Err(MemFault::NO_HANDLER));
+        let mut h = Flat { mem: vec![0; 16], fill: false, misses: 0 };
+        hdr.with_handler(&mut h, |hdr| {
+            assert_eq!(store(hdr, 0x100, MemOp::UB, 1), Err(MemFault { code: 14 }));
+            assert_eq!(store(hdr, 4, MemOp::UW.be(), 0x1234), Ok(()));
+        });
+        assert_eq!(&h.mem[4..6], &[0x12, 0x34]);
+    }
+
+    #[test]
+    fn flush_page_only_drops_that_page() {
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        let mut tlb = Tlb::default();
+        // SAFETY: `page` outlives `tlb` here and the TLB is only used for
+        // lookups.
+        unsafe { tlb.fill(0x5000, page.as_mut_ptr(), PagePerms::R) };
+        assert!(tlb.lookup(0x5008, 8, Access::Read).is_some());
+        assert!(tlb.lookup(0x5008, 8, Access::Write).is_none());
+        tlb.flush_page(0x5000 + ((TLB_SIZE as u64) << PAGE_BITS)); // aliasing page
+        assert!(tlb.lookup(0x5008, 8, Access::Read).is_some());
+        tlb.flush_page(0x5123);
+        assert!(tlb.lookup(0x5008, 8, Access::Read).is_none());
+    }
+
+    #[test]
+    fn mop_packing_roundtrips() {
+        for size in [MemSize::B1, MemSize::B2, MemSize::B4, MemSize::B8] {
+            for signed in [false, true] {
+                for big_endian in [false, true] {
+                    for ty in [Ty::I32, Ty::I64] {
+                        let m = MemOp { size, signed, big_endian };
+                        assert_eq!(unpack_mop(pack_mop(m, ty)), (m, ty));
+                    }
+                }
+            }
+        }
+    }
+}

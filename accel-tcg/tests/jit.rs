@@ -1,0 +1,336 @@
+//! The JIT's runtime behaviour: chaining, exit requests, precise faults,
+//! the TLB fast path, the code cache.
+
+mod common;
+
+use accel_tcg::ExitReason;
+use accel_tcg::backend::x86_64::{CompileError, Jit, RunError};
+use accel_tcg::interp::Interpreter;
+use accel_tcg::ir::{Block, HelperFlags, HelperFn, MemOp, MemSize, Ty};
+use accel_tcg::softmmu::{MemFault, MemoryHandler, PAGE_SIZE, Tlb};
+use common::{FAULT_CODE, RAM_BASE, TestEnv, TestMem, reg};
+
+fn jit() -> Jit {
+    Jit::new(1 << 20, common::env_size()).expect("jit")
+}
+
+/// `regs[r] += k`, then `goto_tb slot -> next`.
+fn add_block(pc: u64, r: usize, k: u64, next: u64) -> Block {
+    let mut b = Block::new(pc);
+    b.insn_start(pc);
+    let t = b.temp64();
+    let c = b.const_temp(Ty::I64, k);
+    b.ld_env(t, reg(r), MemOp::Q);
+    b.add(t, t, c);
+    b.st_env(t, reg(r), MemOp::Q);
+    b.goto_tb(0, next);
+    b
+}
+
+#[test]
+fn runs_a_block_and_reports_the_chain_exit() {
+    let mut jit = jit();
+    let tb = jit.compile(&add_block(0x1000, 0, 5, 0x2000)).expect("compile");
+    let mut env = TestEnv::new(1);
+    env.regs[0] = 10;
+    let mut mem = TestMem::new(1);
+    let exit = jit.run(&tb, &mut *env, &mut mem).expect("run");
+    assert_eq!(exit.reason, ExitReason::Chain { slot: 0, pc: 0x2000 });
+    assert_eq!(exit.jump, tb.jumps[0]);
+    assert_eq!(env.regs[0], 15);
+}
+
+#[test]
+fn patched_jump_chains_blocks_and_unpatching_restores_the_exit() {
+    let mut jit = jit();
+    let a = jit.compile(&add_block(0x1000, 0, 1, 0x2000)).expect("compile a");
+    let mut bb = Block::new(0x2000);
+    bb.insn_start(0x2000);
+    let t = bb.temp64();
+    bb.ld_env(t, reg(1), MemOp::Q);
+    bb.not(t, t);
+    bb.st_env(t, reg(1), MemOp::Q);
+    bb.exit_status(9);
+    let b = jit.compile(&bb).expect("compile b");
+    let mut env = TestEnv::new(2);
+    env.regs[0] = 0;
+    env.regs[1] = 0;
+    let mut mem = TestMem::new(2);
+    let exit = jit.run(&a, &mut *env, &mut mem).expect("run");
+    let site = exit.jump.expect("jump site");
+    jit.patch_jump(site, &b).expect("patch");
+    let exit = jit.run(&a, &mut *env, &mut mem).expect("run chained");
+    assert_eq!(exit.reason, ExitReason::Status { code: 9, pc: 0x2000 });
+    assert_eq!((env.regs[0], env.regs[1]), (2, u64::MAX));
+    jit.unpatch_jump(site).expect("unpatch");
+    let exit = jit.run(&a, &mut *env, &mut mem).expect("run unchained");
+    assert_eq!(exit.reason, ExitReason::Chain { slot: 0, pc: 0x2000 });
+    assert_eq!(env.regs[0], 3);
+}
+
+extern "C" fn count_and_stop(env: *mut u8) -> u64 {
+    // SAFETY: only `TestEnv` states run these blocks.
+    let e = unsafe { &mut *(env as *mut TestEnv) };
+    e.regs[2] += 1;
+    if e.regs[2] == 1000 {
+        e.hdr.request_exit();
+    }
+    0
+}
+
+#[test]
+fn a_block_chained_to_itself_still_leaves_on_exit_request() {
+    let mut jit = jit();
+    let mut b = Block::new(0x3000);
+    b.insn_start(0x3000);
+    let h = b.helper("count", HelperFn::A0(count_and_stop), HelperFlags::default());
+    b.call_helper(None, h, &[]);
+    b.goto_tb(1, 0x3000);
+    let tb = jit.compile(&b).expect("compile");
+    jit.patch_jump(tb.jumps[1].expect("slot 1"), &tb).expect("patch to itself");
+    let mut env = TestEnv::new(3);
+    env.regs[2] = 0;
+    let mut mem = TestMem::new(3);
+    let exit = jit.run(&tb, &mut *env, &mut mem).expect("run");
+    assert_eq!(exit.reason, ExitReason::Interrupted { pc: 0x3000 });
+    assert_eq!(env.regs[2], 1000);
+}
+
+/// A fault reports the faulting instruction's pc; the instruction's later
+/// register write does not happen, earlier instructions' writes do.
+#[test]
+fn faults_are_precise_in_jit_and_interpreter() {
+    let mut b = Block::new(0x100);
+    b.insn_start(0x100);
+    let one = b.const_temp(Ty::I64, 1);
+    b.st_env(one, reg(0), MemOp::Q);
+    b.insn_start(0x104);
+    let addr = b.const_temp(Ty::I64, 0xdead_0000);
+    let v = b.temp64();
+    b.qemu_ld(v, addr, MemOp::Q);
+    b.st_env(v, reg(1), MemOp::Q);
+    b.insn_start(0x108);
+    b.st_env(one, reg(0), MemOp::UB);
+    b.exit_status(0);
+    let want = ExitReason::Fault { pc: 0x104, vaddr: 0xdead_0000, fault: MemFault { code: FAULT_CODE } };
+    let mut opt = b.clone();
+    accel_tcg::opt::optimize(&mut opt);
+    let mut jit = jit();
+    for blk in [&b, &opt] {
+        let tb = jit.compile(blk).expect("compile");
+        let mut env = TestEnv::new(4);
+        env.regs[0] = 7;
+        env.regs[1] = 7;
+        let mut mem = TestMem::new(4);
+        let exit = jit.run(&tb, &mut *env, &mut mem).expect("run");
+        assert_eq!(exit.reason, want);
+        assert_eq!((env.regs[0], env.regs[1]), (1, 7));
+        let mut env = TestEnv::new(4);
+        env.regs[0] = 7;
+        env.regs[1] = 7;
+        let exit = Interpreter::new().run(blk, &mut *env, &mut mem).expect("interp");
+        assert_eq!(exit, want);
+        assert_eq!((env.regs[0], env.regs[1]), (1, 7));
+    }
+}
+
+/// Counts slow-path calls.
+struct Counting {
+    inner: TestMem,
+    calls: usize,
+}
+
+impl MemoryHandler for Counting {
+    fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault> {
+        self.calls += 1;
+        self.inner.load(tlb, vaddr, size)
+    }
+    fn store(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> Result<(), MemFault> {
+        self.calls += 1;
+        self.inner.store(tlb, vaddr, size, value)
+    }
+}
+
+/// Ten loads and ten stores to one page.
+fn page_block(page: u64) -> Block {
+    let mut b = Block::new(0);
+    let acc = b.const_temp(Ty::I64, 0);
+    for i in 0..10u64 {
+        let a = b.const_temp(Ty::I64, RAM_BASE + page * PAGE_SIZE + i * 8);
+        let v = b.temp64();
+        b.qemu_ld(v, a, MemOp::Q);
+        b.add(acc, acc, v);
+        b.qemu_st(acc, a, MemOp::UL.be());
+    }
+    b.st_env(acc, reg(0), MemOp::Q);
+    b.exit_status(0);
+    b
+}
+
+#[test]
+fn tlb_hits_stay_inline_misses_fill_and_uncached_pages_always_miss() {
+    let mut jit = jit();
+    // page: (slow-path calls in the first run, in the second run)
+    for (page, first, second) in [(0u64, 0usize, 0usize), (1, 1, 0), (3, 20, 20)] {
+        let tb = jit.compile(&page_block(page)).expect("compile");
+        let mut env = TestEnv::new(5);
+        let mut mem = Counting { inner: TestMem::new(5), calls: 0 };
+        mem.inner.prefill(&mut env.hdr.tlb);
+        jit.run(&tb, &mut *env, &mut mem).expect("run");
+        assert_eq!(mem.calls, first, "page {page}, first run");
+        mem.calls = 0;
+        jit.run(&tb, &mut *env, &mut mem).expect("run");
+        assert_eq!(mem.calls, second, "page {page}, second run");
+        // Same results as the interpreter from the same start.
+        let want = common::run_interp(&page_block(page), 5);
+        let got = common::run_jit(&mut jit, &page_block(page), 5);
+        assert_eq!(want, got);
+    }
+}
+
+#[test]
+fn page_crossing_accesses_take_the_slow_path() {
+    let mut b = Block::new(0);
+    let a = b.const_temp(Ty::I64, RAM_BASE + PAGE_SIZE - 2);
+    let v = b.temp64();
+    b.qemu_ld(v, a, MemOp::UL);
+    b.st_env(v, reg(0), MemOp::Q);
+    b.exit_status(0);
+    let mut jit = jit();
+    let tb = jit.compile(&b).expect("compile");
+    let mut env = TestEnv::new(6);
+    let mut mem = Counting { inner: TestMem::new(6), calls: 0 };
+    mem.inner.prefill(&mut env.hdr.tlb);
+    let ram = mem.inner.ram.clone();
+    jit.run(&tb, &mut *env, &mut mem).expect("run");
+    assert_eq!(mem.calls, 1);
+    let at = (PAGE_SIZE - 2) as usize;
+    let want = u32::from_le_bytes([ram[at], ram[at + 1], ram[at + 2], ram[at + 3]]);
+    assert_eq!(env.regs[0], want as u64);
+}
+
+#[test]
+fn helper_exit_leaves_with_the_instruction_pc() {
+    let mut b = Block::new(0x500);
+    b.insn_start(0x500);
+    let h = b.helper("exit", HelperFn::A1(common::h_exit), HelperFlags { may_exit: true, ..Default::default() });
+    let x = b.const_temp(Ty::I64, 8);
+    b.insn_start(0x504);
+    b.call_helper(None, h, &[x]);
+    b.st_env(x, reg(0), MemOp::Q);
+    b.exit_status(0);
+    let mut jit = jit();
+    let tb = jit.compile(&b).expect("compile");
+    let mut env = TestEnv::new(7);
+    env.regs[0] = 0;
+    let exit = jit.run(&tb, &mut *env, &mut TestMem::new(7)).expect("run");
+    assert_eq!(exit.reason, ExitReason::HelperExit { pc: 0x504, code: 5 });
+    assert_eq!(env.regs[0], 0);
+}
+
+#[test]
+fn division_edge_cases_match_the_interpreter() {
+    let cases: [(u64, u64); 6] =
+        [(7, 0), (i64::MIN as u64, u64::MAX), (0x8000_0000, 0xffff_ffff), (u64::MAX, 3), (100, 7), (0, 0)];
+    let mut jit = jit();
+    for ty in [Ty::I32, Ty::I64] {
+        for (x, y) in cases {
+            let mut b = Block::new(0);
+            let a = b.const_temp(ty, ty.mask(x));
+            let c = b.temp(ty);
+            b.ld_env(c, reg(0), if ty == Ty::I64 { MemOp::Q } else { MemOp::UL });
+            let ops: [fn(&mut Block, _, _, _); 6] =
+                [Block::divs, Block::divu, Block::rems, Block::remu, Block::mulsh, Block::muluh];
+            for (i, f) in ops.iter().enumerate() {
+                let d = b.temp(ty);
+                f(&mut b, d, a, c);
+                b.st_env(d, reg(1 + i), if ty == Ty::I64 { MemOp::Q } else { MemOp::UL });
+            }
+            b.exit_status(0);
+            let run = |jit: &mut Jit, use_jit: bool| {
+                let mut env = TestEnv::new(8);
+                env.regs[0] = y;
+                let mut mem = TestMem::new(8);
+                if use_jit {
+                    let tb = jit.compile(&b).expect("compile");
+                    jit.run(&tb, &mut *env, &mut mem).expect("run");
+                } else {
+                    Interpreter::new().run(&b, &mut *env, &mut mem).expect("interp");
+                }
+                env.regs
+            };
+            assert_eq!(run(&mut jit, true), run(&mut jit, false), "{ty:?} {x:#x} {y:#x}");
+        }
+    }
+}
+
+#[test]
+fn full_cache_flushes_and_stale_blocks_are_refused() {
+    let mut jit = Jit::new(16 << 10, common::env_size()).expect("jit");
+    let blk = common::random_block(42, 60);
+    let first = jit.compile(&blk).expect("compile");
+    let mut n = 1;
+    loop {
+        match jit.compile(&blk) {
+            Ok(_) => n += 1,
+            Err(CompileError::CacheFull) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(n < 10_000);
+    }
+    assert!(n > 1);
+    jit.flush();
+    let mut env = TestEnv::new(9);
+    let mut mem = TestMem::new(9);
+    assert_eq!(jit.run(&first, &mut *env, &mut mem), Err(RunError::Stale));
+    let again = jit.compile(&blk).expect("compile after flush");
+    assert_eq!(again.entry, first.entry, "the cache starts over after the trampoline");
+    jit.run(&again, &mut *env, &mut mem).expect("run after flush");
+}
+
+#[test]
+fn no_mapping_is_writable_and_executable_after_compiling_and_patching() {
+    let mut jit = jit();
+    let a = jit.compile(&add_block(0x1000, 0, 1, 0x1000)).expect("compile");
+    jit.patch_jump(a.jumps[0].expect("site"), &a).expect("patch");
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    for line in maps.lines() {
+        let perms = line.split_whitespace().nth(1).unwrap_or("");
+        assert!(!(perms.contains('w') && perms.contains('x')), "W+X mapping: {line}");
+    }
+}
+
+#[test]
+fn env_accesses_outside_the_state_do_not_compile() {
+    let mut b = Block::new(0);
+    let t = b.temp64();
+    b.ld_env(t, common::env_size() as u32 - 4, MemOp::Q);
+    b.exit_status(0);
+    assert!(matches!(jit().compile(&b), Err(CompileError::EnvOutOfRange(0))));
+    let mut b = Block::new(0);
+    let t = b.temp64();
+    b.ld_env(t, 8, MemOp::Q);
+    b.exit_status(0);
+    assert!(matches!(jit().compile(&b), Err(CompileError::EnvOutOfRange(0))));
+}
+
+#[test]
+fn many_live_temps_spill_correctly() {
+    // 40 temps live at once: more than there are registers.
+    let mut b = Block::new(0);
+    let ts: Vec<_> = (0..40).map(|_| b.temp64()).collect();
+    for (i, &t) in ts.iter().enumerate() {
+        b.ld_env(t, reg(i % 8), MemOp::Q);
+        let k = b.const_temp(Ty::I64, i as u64 * 0x1_0001);
+        b.add(t, t, k);
+    }
+    let sum = b.const_temp(Ty::I64, 0);
+    for &t in ts.iter().rev() {
+        b.xor(sum, sum, t);
+        b.rotl(sum, sum, t);
+    }
+    b.st_env(sum, reg(9), MemOp::Q);
+    b.exit_status(0);
+    let mut jit = jit();
+    assert_eq!(common::run_interp(&b, 10), common::run_jit(&mut jit, &b, 10));
+}
