@@ -23,6 +23,8 @@ pub mod flags;
 pub mod mmu;
 pub mod state;
 pub mod translate;
+#[doc(hidden)]
+pub mod harness;
 
 pub use cpu::X86Cpu;
 pub use state::X86State;
