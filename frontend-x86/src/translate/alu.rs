@@ -153,15 +153,25 @@ pub fn cmpxchg(c: &mut Ctx<'_>) -> Res {
     let old = c.load(dl, bytes);
     let src = c.read_op(1, bytes)?;
     let acc = c.read_reg(0, bytes, false);
-    let new = c.t();
-    c.b.movcond(new, acc, old, src, old, Cond::Eq);
-    // The destination is written either way (hardware writes memory back).
-    c.store(dl, bytes, new);
+    if let Loc::Mem(_) = dl {
+        // Memory is written either way (the old value back on a mismatch).
+        let new = c.t();
+        c.b.movcond(new, acc, old, src, old, Cond::Eq);
+        c.store(dl, bytes, new);
+    }
     let raw = c.op2(Block::sub, acc, old);
     let res = c.zext(raw, bytes);
     c.set_cc(CcOp::new(kind::SUB, bytes), res, Some(old), None);
+    // A register destination is written only when equal (hardware leaves
+    // its upper half alone otherwise); the accumulator only when not.
+    let ne = c.b.label();
     let done = c.b.label();
-    c.b.brcond(acc, old, Cond::Eq, done);
+    c.b.brcond(acc, old, Cond::Ne, ne);
+    if let Loc::Reg { .. } = dl {
+        c.store(dl, bytes, src);
+    }
+    c.b.br(done);
+    c.b.set_label(ne);
     c.write_reg(0, bytes, false, old);
     c.b.set_label(done);
     Ok(Flow::Next)
