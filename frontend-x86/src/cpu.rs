@@ -18,7 +18,7 @@ use accel_tcg::guest::{CodeReader, FetchFault, GuestCpu, GuestEvent, Platform};
 use accel_tcg::ir::Block;
 use accel_tcg::softmmu::{Access, CpuState as _, MemFault};
 use devices::LifecycleEvent;
-use machine::{Crash, CrashKind, CpuState as MachineCpuState, VcpuExit};
+use machine::{CpuState as MachineCpuState, Crash, CrashKind, VcpuExit};
 use vm_memory::GuestMemoryMmap;
 
 use crate::mmu::{self, Fault, X86Walker};
@@ -39,12 +39,20 @@ pub struct Exc {
 impl Exc {
     /// An exception without error code.
     pub const fn new(vector: u8) -> Exc {
-        Exc { vector, error: None, cr2: None }
+        Exc {
+            vector,
+            error: None,
+            cr2: None,
+        }
     }
 
     /// An exception with an error code.
     pub const fn err(vector: u8, error: u32) -> Exc {
-        Exc { vector, error: Some(error), cr2: None }
+        Exc {
+            vector,
+            error: Some(error),
+            cr2: None,
+        }
     }
 
     /// #GP(error)
@@ -55,7 +63,11 @@ impl Exc {
     /// The exception a memory fault at `vaddr` raises.
     pub fn from_fault(f: Fault, vaddr: u64) -> Exc {
         match f {
-            Fault::Page(e) => Exc { vector: status::PF, error: Some(e), cr2: Some(vaddr) },
+            Fault::Page(e) => Exc {
+                vector: status::PF,
+                error: Some(e),
+                cr2: Some(vaddr),
+            },
             Fault::General => Exc::gp(0),
             Fault::Stack => Exc::err(status::SS, 0),
         }
@@ -92,21 +104,34 @@ impl Default for X86Cpu {
 impl X86Cpu {
     /// A vCPU in moat's reset state (set an entry state before running).
     pub fn new() -> X86Cpu {
-        X86Cpu { state: Box::new(X86State::new()) }
+        X86Cpu {
+            state: Box::new(X86State::new()),
+        }
     }
 
     fn cs_base(&self) -> u64 {
-        if self.state.code64() { 0 } else { self.state.segs[seg::CS].base }
+        if self.state.code64() {
+            0
+        } else {
+            self.state.segs[seg::CS].base
+        }
     }
 
     fn rip_of(&self, pc: u64) -> u64 {
         let r = pc.wrapping_sub(self.cs_base());
-        if self.state.code64() { r } else { r & 0xffff_ffff }
+        if self.state.code64() {
+            r
+        } else {
+            r & 0xffff_ffff
+        }
     }
 
     /// The walker for implicit supervisor accesses (descriptor tables, TSS).
     fn sys_walker(&self) -> X86Walker {
-        X86Walker { cpl: 0, ..self.walker() }
+        X86Walker {
+            cpl: 0,
+            ..self.walker()
+        }
     }
 
     fn read_u64(&self, mem: &GuestMemoryMmap, w: &X86Walker, va: u64) -> Result<u64, Exc> {
@@ -120,7 +145,8 @@ impl X86Cpu {
         let w = self.walker();
         let va = self.stack_linear(sp);
         let mut b = [0u8; 8];
-        mmu::read_virt(&w, mem, va, &mut b[..bytes as usize]).map_err(|f| Exc::from_fault(stackify(f), va))?;
+        mmu::read_virt(&w, mem, va, &mut b[..bytes as usize])
+            .map_err(|f| Exc::from_fault(stackify(f), va))?;
         Ok(u64::from_le_bytes(b))
     }
 
@@ -138,7 +164,11 @@ impl X86Cpu {
         if sel & 4 != 0 || idx + 7 > self.state.gdt_limit {
             return Err(Exc::gp((sel & 0xfffc) as u32));
         }
-        self.read_u64(mem, &self.sys_walker(), self.state.gdt_base.wrapping_add(idx))
+        self.read_u64(
+            mem,
+            &self.sys_walker(),
+            self.state.gdt_base.wrapping_add(idx),
+        )
     }
 
     fn flush_tlb(&mut self) {
@@ -155,7 +185,13 @@ impl X86Cpu {
 
     /// Delivers `exc` for the instruction at `rip` (the return address the
     /// frame holds is `ret_rip`), escalating to #DF and a triple fault.
-    pub fn exception(&mut self, exc: Exc, ret_rip: u64, soft: bool, platform: &Platform<'_>) -> GuestEvent {
+    pub fn exception(
+        &mut self,
+        exc: Exc,
+        ret_rip: u64,
+        soft: bool,
+        platform: &Platform<'_>,
+    ) -> GuestEvent {
         let mut cur = exc;
         let mut soft = soft;
         for _ in 0..4 {
@@ -165,25 +201,43 @@ impl X86Cpu {
             match self.deliver(cur, ret_rip, soft, platform.memory) {
                 Ok(()) => return GuestEvent::Continue,
                 Err(next) => {
-                    log::debug!("x86: exception {} while delivering {}", next.vector, cur.vector);
+                    log::debug!(
+                        "x86: exception {} while delivering {}",
+                        next.vector,
+                        cur.vector
+                    );
                     if cur.vector == status::DF {
                         break;
                     }
                     let double = matches!(
                         (class(cur.vector), class(next.vector)),
-                        (Class::Contributory, Class::Contributory) | (Class::PageFault, Class::Contributory | Class::PageFault)
+                        (Class::Contributory, Class::Contributory)
+                            | (Class::PageFault, Class::Contributory | Class::PageFault)
                     );
-                    cur = if double { Exc::err(status::DF, 0) } else { next };
+                    cur = if double {
+                        Exc::err(status::DF, 0)
+                    } else {
+                        next
+                    };
                     soft = false;
                 }
             }
         }
         let pc = self.state.pc();
-        GuestEvent::Exit(VcpuExit::Crashed(Crash { kind: CrashKind::TripleFault, pc: pc_of(self, ret_rip, pc) }))
+        GuestEvent::Exit(VcpuExit::Crashed(Crash {
+            kind: CrashKind::TripleFault,
+            pc: pc_of(self, ret_rip, pc),
+        }))
     }
 
     /// One delivery attempt; on failure nothing has changed.
-    fn deliver(&mut self, exc: Exc, ret_rip: u64, soft: bool, mem: &GuestMemoryMmap) -> Result<(), Exc> {
+    fn deliver(
+        &mut self,
+        exc: Exc,
+        ret_rip: u64,
+        soft: bool,
+        mem: &GuestMemoryMmap,
+    ) -> Result<(), Exc> {
         let s = &*self.state;
         let v = exc.vector as u64;
         let ext = if soft { 0 } else { 1 };
@@ -199,10 +253,18 @@ impl X86Cpu {
         }
         let sw = self.sys_walker();
         let lo = self.read_u64(mem, &sw, s.idt_base.wrapping_add(v * esize))?;
-        let hi = if long { self.read_u64(mem, &sw, s.idt_base.wrapping_add(v * esize + 8))? } else { 0 };
+        let hi = if long {
+            self.read_u64(mem, &sw, s.idt_base.wrapping_add(v * esize + 8))?
+        } else {
+            0
+        };
         let gtype = (lo >> 40) & 0xf;
         let gdpl = (lo >> 45) & 3;
-        let valid = if long { matches!(gtype, 0xe | 0xf) } else { matches!(gtype, 0xe | 0xf) };
+        let valid = if long {
+            matches!(gtype, 0xe | 0xf)
+        } else {
+            matches!(gtype, 0xe | 0xf)
+        };
         if !valid {
             return Err(Exc::gp(idt_err));
         }
@@ -221,14 +283,18 @@ impl X86Cpu {
             return Err(Exc::gp(ext as u32));
         }
         let cdesc = self.descriptor(mem, sel)?;
-        let code = SegCache::from_descriptor((sel & !3) as u16, cdesc);
+        let code = SegCache::from_descriptor(sel & !3, cdesc);
         if code.attrs & attr::S == 0 || code.attrs & 0x8 == 0 {
             return Err(Exc::gp((sel & 0xfffc) as u32));
         }
         if code.attrs & attr::P == 0 {
             return Err(Exc::err(status::NP, (sel & 0xfffc) as u32));
         }
-        let new_cpl = if code.attrs & 0x4 != 0 { s.cpl } else { code.dpl() };
+        let new_cpl = if code.attrs & 0x4 != 0 {
+            s.cpl
+        } else {
+            code.dpl()
+        };
         if new_cpl > s.cpl {
             return Err(Exc::gp((sel & 0xfffc) as u32));
         }
@@ -247,10 +313,18 @@ impl X86Cpu {
         let slot = if long { 8u32 } else { 4 };
         if long {
             if switch || ist != 0 {
-                let off = if ist != 0 { 0x24 + (ist - 1) * 8 } else { 4 + new_cpl * 8 };
+                let off = if ist != 0 {
+                    0x24 + (ist - 1) * 8
+                } else {
+                    4 + new_cpl * 8
+                };
                 sp = self.read_u64(mem, &sw, s.tr.base.wrapping_add(off))?;
                 if switch {
-                    new_ss = Some(SegCache { selector: new_cpl, attrs: attr::UNUSABLE | attr::DB, ..SegCache::default() });
+                    new_ss = Some(SegCache {
+                        selector: new_cpl,
+                        attrs: attr::UNUSABLE | attr::DB,
+                        ..SegCache::default()
+                    });
                 }
             }
             sp &= !0xf;
@@ -259,7 +333,9 @@ impl X86Cpu {
             if switch {
                 let esp = self.read_u64(mem, &sw, s.tr.base.wrapping_add(4 + new_cpl * 8))?;
                 let ss_sel = ((esp >> 32) & 0xffff) as u16;
-                let ss_desc = self.descriptor(mem, ss_sel).map_err(|_| Exc::err(status::TS, (ss_sel & 0xfffc) as u32))?;
+                let ss_desc = self
+                    .descriptor(mem, ss_sel)
+                    .map_err(|_| Exc::err(status::TS, (ss_sel & 0xfffc) as u32))?;
                 new_ss = Some(SegCache::from_descriptor(ss_sel, ss_desc));
                 sp = esp & 0xffff_ffff;
                 frame.extend([old_ss, old_rsp & 0xffff_ffff]);
@@ -280,18 +356,29 @@ impl X86Cpu {
             (Some(n), false) => n.base,
             (None, false) => s.segs[seg::SS].base,
         };
-        let lin = if long { new_sp } else { (new_sp & 0xffff_ffff).wrapping_add(ss_base) & 0xffff_ffff };
+        let lin = if long {
+            new_sp
+        } else {
+            (new_sp & 0xffff_ffff).wrapping_add(ss_base) & 0xffff_ffff
+        };
         if long && ((lin << 16) as i64 >> 16) as u64 != lin {
             return Err(Exc::err(status::SS, 0));
         }
-        let pw = X86Walker { cpl: new_cpl, ..self.walker() };
+        let pw = X86Walker {
+            cpl: new_cpl,
+            ..self.walker()
+        };
         mmu::write_virt(&pw, mem, lin, &bytes).map_err(|f| Exc::from_fault(stackify(f), lin))?;
         // Commit.
         let s = &mut *self.state;
         if let Some(n) = new_ss {
             s.segs[seg::SS] = n;
         }
-        s.regs[4] = if long { new_sp } else { (s.regs[4] & !0xffff_ffff) | (new_sp & 0xffff_ffff) };
+        s.regs[4] = if long {
+            new_sp
+        } else {
+            (s.regs[4] & !0xffff_ffff) | (new_sp & 0xffff_ffff)
+        };
         let mut cs = code;
         cs.selector = (sel & !3) as u64 | new_cpl;
         s.segs[seg::CS] = cs;
@@ -316,7 +403,11 @@ impl X86Cpu {
             if sidx == seg::SS && !(s.code64() && s.cpl != 3) {
                 return Err(Exc::gp(0));
             }
-            self.state.segs[sidx] = SegCache { selector: sel as u64, attrs: attr::UNUSABLE, ..SegCache::default() };
+            self.state.segs[sidx] = SegCache {
+                selector: sel as u64,
+                attrs: attr::UNUSABLE,
+                ..SegCache::default()
+            };
             return Ok(());
         }
         let desc = self.descriptor(mem, sel)?;
@@ -361,7 +452,9 @@ impl X86Cpu {
             return Err(e);
         }
         let conforming = c.attrs & 0x4 != 0;
-        if (conforming && c.dpl() > s.cpl) || (!conforming && (c.dpl() != s.cpl || (sel & 3) as u64 > s.cpl)) {
+        if (conforming && c.dpl() > s.cpl)
+            || (!conforming && (c.dpl() != s.cpl || (sel & 3) as u64 > s.cpl))
+        {
             return Err(e);
         }
         if c.attrs & attr::P == 0 {
@@ -385,7 +478,8 @@ impl X86Cpu {
             data.extend_from_slice(&v.to_le_bytes()[..bytes as usize]);
         }
         let lin = self.stack_linear(nsp);
-        mmu::write_virt(&self.walker(), mem, lin, &data).map_err(|f| Exc::from_fault(stackify(f), lin))?;
+        mmu::write_virt(&self.walker(), mem, lin, &data)
+            .map_err(|f| Exc::from_fault(stackify(f), lin))?;
         Ok(nsp)
     }
 
@@ -412,18 +506,30 @@ impl X86Cpu {
 
     /// Runs an instruction finished in Rust; `Err` is an exception to
     /// deliver as a fault at the instruction.
-    fn finish(&mut self, code: u64, rip: u64, next: u64, platform: &Platform<'_>) -> Result<GuestEvent, Exc> {
+    fn finish(
+        &mut self,
+        code: u64,
+        rip: u64,
+        next: u64,
+        platform: &Platform<'_>,
+    ) -> Result<GuestEvent, Exc> {
         let mem = platform.memory;
         let k = status::kind(code);
         let f = |lo, n| status::field(code, lo, n);
         match k {
             status::HLT => {
                 self.state.rip = next;
-                Ok(GuestEvent::Exit(VcpuExit::Halted { pc: self.state.pc() }))
+                Ok(GuestEvent::Exit(VcpuExit::Halted {
+                    pc: self.state.pc(),
+                }))
             }
             status::IN | status::OUT => {
                 let bytes = f(16, 4) as usize;
-                let port = if f(20, 1) != 0 { f(24, 16) } else { self.state.regs[2] & 0xffff };
+                let port = if f(20, 1) != 0 {
+                    f(24, 16)
+                } else {
+                    self.state.regs[2] & 0xffff
+                };
                 let mut buf = [0xffu8; 4];
                 if k == status::OUT {
                     buf = (self.state.regs[0] as u32).to_le_bytes();
@@ -443,7 +549,11 @@ impl X86Cpu {
                 Ok(self.exception(Exc::new(v), next, true, platform))
             }
             status::EXCEPTION => {
-                let e = Exc { vector: f(16, 8) as u8, error: (f(24, 1) != 0).then(|| f(32, 16) as u32), cr2: None };
+                let e = Exc {
+                    vector: f(16, 8) as u8,
+                    error: (f(24, 1) != 0).then(|| f(32, 16) as u32),
+                    cr2: None,
+                };
                 Err(e)
             }
             status::MOV_TO_CR => {
@@ -512,7 +622,11 @@ impl X86Cpu {
                     self.set_cs(cs);
                 }
                 self.write_sp(sp2);
-                self.state.rip = if self.state.code64() { nrip } else { nrip & 0xffff_ffff };
+                self.state.rip = if self.state.code64() {
+                    nrip
+                } else {
+                    nrip & 0xffff_ffff
+                };
                 Ok(GuestEvent::Continue)
             }
             status::IRET => {
@@ -558,7 +672,13 @@ impl X86Cpu {
         }
     }
 
-    fn string_io(&mut self, code: u64, _rip: u64, next: u64, platform: &Platform<'_>) -> Result<GuestEvent, Exc> {
+    fn string_io(
+        &mut self,
+        code: u64,
+        _rip: u64,
+        next: u64,
+        platform: &Platform<'_>,
+    ) -> Result<GuestEvent, Exc> {
         let f = |lo, n| status::field(code, lo, n);
         let bytes = f(16, 4);
         let out = f(20, 1) != 0;
@@ -567,7 +687,11 @@ impl X86Cpu {
         let sidx = f(28, 3) as usize;
         let amask = crate::flags::mask(asz * 8);
         let port = self.state.regs[2] & 0xffff;
-        let step = if self.state.eflags & rflags::DF != 0 { bytes.wrapping_neg() } else { bytes };
+        let step = if self.state.eflags & rflags::DF != 0 {
+            bytes.wrapping_neg()
+        } else {
+            bytes
+        };
         let w = self.walker();
         // Bounded per call: the instruction is re-entered while rcx remains.
         for _ in 0..4096 {
@@ -588,9 +712,11 @@ impl X86Cpu {
                 let off = self.state.regs[7] & amask;
                 let lin = self.seg_linear(seg::ES, off);
                 // Check the destination before the device sees the read.
-                w.walk(platform.memory, lin, Access::Write).map_err(|e| Exc::from_fault(e, lin))?;
+                w.walk(platform.memory, lin, Access::Write)
+                    .map_err(|e| Exc::from_fault(e, lin))?;
                 platform.pio.read(port, b);
-                mmu::write_virt(&w, platform.memory, lin, b).map_err(|e| Exc::from_fault(e, lin))?;
+                mmu::write_virt(&w, platform.memory, lin, b)
+                    .map_err(|e| Exc::from_fault(e, lin))?;
                 let n = self.state.regs[7].wrapping_add(step);
                 write_reg(&mut self.state.regs[7], n, asz);
             }
@@ -610,7 +736,11 @@ impl X86Cpu {
     fn seg_linear(&self, sidx: usize, off: u64) -> u64 {
         let s = &self.state.segs[sidx];
         if self.state.code64() {
-            if sidx == seg::FS || sidx == seg::GS { off.wrapping_add(s.base) } else { off }
+            if sidx == seg::FS || sidx == seg::GS {
+                off.wrapping_add(s.base)
+            } else {
+                off
+            }
         } else {
             off.wrapping_add(s.base) & 0xffff_ffff
         }
@@ -647,7 +777,15 @@ impl X86Cpu {
                     return Err(Exc::gp(0));
                 }
                 // Only bits for features moat models (or can ignore).
-                let allowed = ctl::CR4_PSE | ctl::CR4_PAE | ctl::CR4_PGE | ctl::CR4_OSFXSR | ctl::CR4_OSXMMEXCPT | (1 << 2) | (1 << 3) | (1 << 1) | 1;
+                let allowed = ctl::CR4_PSE
+                    | ctl::CR4_PAE
+                    | ctl::CR4_PGE
+                    | ctl::CR4_OSFXSR
+                    | ctl::CR4_OSXMMEXCPT
+                    | (1 << 2)
+                    | (1 << 3)
+                    | (1 << 1)
+                    | 1;
                 if v & !allowed != 0 {
                     return Err(Exc::gp(0));
                 }
@@ -724,8 +862,18 @@ impl X86Cpu {
         s.regs[1] = next;
         s.regs[11] = flags & !rflags::RF;
         let sel = (s.star >> 32) & 0xfffc;
-        s.segs[seg::CS] = SegCache { selector: sel, base: 0, limit: 0xffff_ffff, attrs: attr::P | attr::S | attr::L | attr::G | 0xb };
-        s.segs[seg::SS] = SegCache { selector: sel + 8, base: 0, limit: 0xffff_ffff, attrs: attr::P | attr::S | attr::DB | attr::G | 0x3 };
+        s.segs[seg::CS] = SegCache {
+            selector: sel,
+            base: 0,
+            limit: 0xffff_ffff,
+            attrs: attr::P | attr::S | attr::L | attr::G | 0xb,
+        };
+        s.segs[seg::SS] = SegCache {
+            selector: sel + 8,
+            base: 0,
+            limit: 0xffff_ffff,
+            attrs: attr::P | attr::S | attr::DB | attr::G | 0x3,
+        };
         s.set_rflags(flags & !s.sfmask & !rflags::RF);
         s.rip = s.lstar;
         if s.cpl != 0 {
@@ -745,9 +893,23 @@ impl X86Cpu {
             return Err(Exc::gp(0));
         }
         let base = (s.star >> 48) & 0xfffc;
-        let (cs_sel, l) = if q { (base + 16, attr::L) } else { (base, attr::DB) };
-        s.segs[seg::CS] = SegCache { selector: cs_sel | 3, base: 0, limit: 0xffff_ffff, attrs: attr::P | attr::S | l | attr::G | 0xb | 3 << attr::DPL_SHIFT };
-        s.segs[seg::SS] = SegCache { selector: (base + 8) | 3, base: 0, limit: 0xffff_ffff, attrs: attr::P | attr::S | attr::DB | attr::G | 0x3 | 3 << attr::DPL_SHIFT };
+        let (cs_sel, l) = if q {
+            (base + 16, attr::L)
+        } else {
+            (base, attr::DB)
+        };
+        s.segs[seg::CS] = SegCache {
+            selector: cs_sel | 3,
+            base: 0,
+            limit: 0xffff_ffff,
+            attrs: attr::P | attr::S | l | attr::G | 0xb | 3 << attr::DPL_SHIFT,
+        };
+        s.segs[seg::SS] = SegCache {
+            selector: (base + 8) | 3,
+            base: 0,
+            limit: 0xffff_ffff,
+            attrs: attr::P | attr::S | attr::DB | attr::G | 0x3 | 3 << attr::DPL_SHIFT,
+        };
         let r11 = s.regs[11];
         s.set_rflags((r11 & (rflags::WRITABLE | rflags::RF)) | rflags::FIXED);
         s.rip = if q { rcx } else { rcx & 0xffff_ffff };
@@ -784,7 +946,11 @@ impl X86Cpu {
             let cs = self.far_target(sel, mem)?;
             if let Some(ss) = nss {
                 if ss & !3 == 0 && long && rpl != 3 {
-                    self.state.segs[seg::SS] = SegCache { selector: ss as u64, attrs: attr::UNUSABLE | attr::DB, ..SegCache::default() };
+                    self.state.segs[seg::SS] = SegCache {
+                        selector: ss as u64,
+                        attrs: attr::UNUSABLE | attr::DB,
+                        ..SegCache::default()
+                    };
                 } else {
                     self.load_seg(seg::SS, ss, mem)?;
                 }
@@ -805,7 +971,11 @@ impl X86Cpu {
         self.state.cpl = rpl;
         self.set_cs(cs);
         let code64 = self.state.code64();
-        self.state.regs[4] = if code64 || pop_stack && size == 8 { nsp } else { nsp & 0xffff_ffff };
+        self.state.regs[4] = if code64 || pop_stack && size == 8 {
+            nsp
+        } else {
+            nsp & 0xffff_ffff
+        };
         self.state.rip = if code64 { nrip } else { nrip & 0xffff_ffff };
         if rpl != old_cpl {
             self.flush_tlb();
@@ -818,18 +988,30 @@ impl X86Cpu {
             if tr {
                 return Err(Exc::gp(0));
             }
-            self.state.ldtr = SegCache { selector: sel as u64, attrs: attr::UNUSABLE, ..SegCache::default() };
+            self.state.ldtr = SegCache {
+                selector: sel as u64,
+                attrs: attr::UNUSABLE,
+                ..SegCache::default()
+            };
             return Ok(());
         }
         let lo = self.descriptor(mem, sel)?;
         let long = self.state.efer & ctl::EFER_LMA != 0;
         let mut c = SegCache::from_descriptor(sel, lo);
         if long {
-            let hi = self.read_u64(mem, &self.sys_walker(), self.state.gdt_base.wrapping_add((sel & !7) as u64 + 8))?;
+            let hi = self.read_u64(
+                mem,
+                &self.sys_walker(),
+                self.state.gdt_base.wrapping_add((sel & !7) as u64 + 8),
+            )?;
             c.base |= (hi & 0xffff_ffff) << 32;
         }
         let ty = c.attrs & attr::TYPE;
-        let ok = if tr { ty == 0x9 || ty == 0x1 } else { ty == 0x2 };
+        let ok = if tr {
+            ty == 0x9 || ty == 0x1
+        } else {
+            ty == 0x2
+        };
         if c.attrs & attr::S != 0 || !ok {
             return Err(Exc::gp((sel & 0xfffc) as u32));
         }
@@ -840,7 +1022,12 @@ impl X86Cpu {
             // Mark the TSS busy in the GDT and in the cache.
             c.attrs |= 0x2;
             let busy = lo | (0x2 << 40);
-            let _ = mmu::write_virt(&self.sys_walker(), mem, self.state.gdt_base.wrapping_add((sel & !7) as u64), &busy.to_le_bytes());
+            let _ = mmu::write_virt(
+                &self.sys_walker(),
+                mem,
+                self.state.gdt_base.wrapping_add((sel & !7) as u64),
+                &busy.to_le_bytes(),
+            );
             self.state.tr = c;
         } else {
             self.state.ldtr = c;
@@ -856,7 +1043,11 @@ fn stackify(f: Fault) -> Fault {
 
 fn pc_of(cpu: &X86Cpu, rip: u64, fallback: u64) -> u64 {
     let _ = fallback;
-    if cpu.state.code64() { rip } else { cpu.state.segs[seg::CS].base.wrapping_add(rip) & 0xffff_ffff }
+    if cpu.state.code64() {
+        rip
+    } else {
+        cpu.state.segs[seg::CS].base.wrapping_add(rip) & 0xffff_ffff
+    }
 }
 
 /// Writes `v` into a register as an operation of `bytes` would.
@@ -897,7 +1088,10 @@ impl GuestCpu for X86Cpu {
                 f |= tbflags::CODE32;
             }
             f |= (s.segs[seg::CS].base & 0xffff_ffff) << tbflags::CS_BASE_SHIFT;
-            if [seg::ES, seg::CS, seg::SS, seg::DS].iter().any(|&i| s.segs[i].base != 0) {
+            if [seg::ES, seg::CS, seg::SS, seg::DS]
+                .iter()
+                .any(|&i| s.segs[i].base != 0)
+            {
                 f |= tbflags::ADDSEG;
             }
         }
@@ -915,7 +1109,13 @@ impl GuestCpu for X86Cpu {
 
     fn walker(&self) -> X86Walker {
         let s = &*self.state;
-        X86Walker { cr0: s.cr0, cr3: s.cr3, cr4: s.cr4, efer: s.efer, cpl: s.cpl }
+        X86Walker {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer,
+            cpl: s.cpl,
+        }
     }
 
     fn translate(
@@ -933,7 +1133,11 @@ impl GuestCpu for X86Cpu {
         let rip = self.rip_of(pc);
         let next = {
             let n = rip.wrapping_add(status::insn_len(code));
-            if self.state.code64() { n } else { n & 0xffff_ffff }
+            if self.state.code64() {
+                n
+            } else {
+                n & 0xffff_ffff
+            }
         };
         self.state.rip = rip;
         match self.finish(code, rip, next, platform) {

@@ -71,12 +71,20 @@ impl CcOp {
 
 /// Mask of an operand of `bits` bits.
 pub const fn mask(bits: u32) -> u64 {
-    if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
 }
 
 /// PF for a result: set when its low byte has an even number of ones.
 pub const fn parity(res: u64) -> u64 {
-    if (res as u8).count_ones() % 2 == 0 { PF } else { 0 }
+    if (res as u8).count_ones() % 2 == 0 {
+        PF
+    } else {
+        0
+    }
 }
 
 /// The six arithmetic flags for a lazy flags state.

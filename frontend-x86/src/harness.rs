@@ -40,14 +40,31 @@ impl Memory<'_> {
         self.ram.get_host_address(GuestAddress(page)).ok()
     }
 
-    fn access(&self, tlb: &mut Tlb, vaddr: u64, size: MemSize, access: Access, value: u64) -> Result<u64, MemFault> {
+    fn access(
+        &self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+        access: Access,
+        value: u64,
+    ) -> Result<u64, MemFault> {
         let n = size.bytes() as usize;
         let mut bytes = value.to_le_bytes();
         // Split at a page boundary; translate both pages before touching either.
         let first = ((PAGE_SIZE - (vaddr & !PAGE_MASK)) as usize).min(n);
         let t0 = self.walker.translate(self.ram, vaddr, access)?;
-        let t1 = if first < n { Some(self.walker.translate(self.ram, vaddr.wrapping_add(first as u64), access)?) } else { None };
-        let parts = [(t0.paddr, 0, first), (t1.map_or(0, |t| t.paddr), first, n - first)];
+        let t1 = if first < n {
+            Some(
+                self.walker
+                    .translate(self.ram, vaddr.wrapping_add(first as u64), access)?,
+            )
+        } else {
+            None
+        };
+        let parts = [
+            (t0.paddr, 0, first),
+            (t1.map_or(0, |t| t.paddr), first, n - first),
+        ];
         for &(pa, off, len) in &parts {
             if len == 0 {
                 continue;
@@ -83,11 +100,19 @@ impl Memory<'_> {
 
 impl MemoryHandler for Memory<'_> {
     fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault> {
-        self.access(tlb, vaddr, size, Access::Read, 0).map(|v| v & size.value_mask())
+        self.access(tlb, vaddr, size, Access::Read, 0)
+            .map(|v| v & size.value_mask())
     }
 
-    fn store(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> Result<(), MemFault> {
-        self.access(tlb, vaddr, size, Access::Write, value).map(|_| ())
+    fn store(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+        value: u64,
+    ) -> Result<(), MemFault> {
+        self.access(tlb, vaddr, size, Access::Write, value)
+            .map(|_| ())
     }
 }
 
@@ -102,7 +127,10 @@ impl CodeReader for Code<'_> {
         for (i, b) in buf.iter_mut().enumerate() {
             let va = vaddr.wrapping_add(i as u64);
             let t = self.walker.translate(self.ram, va, Access::Exec)?;
-            *b = self.ram.read_obj::<u8>(GuestAddress(t.paddr)).map_err(|_| MemFault { code: u32::MAX - 1 })?;
+            *b = self
+                .ram
+                .read_obj::<u8>(GuestAddress(t.paddr))
+                .map_err(|_| MemFault { code: u32::MAX - 1 })?;
         }
         Ok(())
     }
@@ -123,7 +151,13 @@ pub struct Runner {
 impl Runner {
     /// A runner for `cpu`.
     pub fn new(cpu: X86Cpu) -> Runner {
-        Runner { cpu, cache: HashMap::new(), interp: Interpreter::new(), blocks: 0, optimize: true }
+        Runner {
+            cpu,
+            cache: HashMap::new(),
+            interp: Interpreter::new(),
+            blocks: 0,
+            optimize: true,
+        }
     }
 
     /// Runs until a lifecycle exit or `max_blocks` blocks (then `None`).
@@ -145,9 +179,14 @@ impl Runner {
         let walker = self.cpu.walker();
         if !self.cache.contains_key(&(pc, flags)) {
             let mut b = Block::new(pc);
-            let mut code = Code { walker, ram: platform.memory };
+            let mut code = Code {
+                walker,
+                ram: platform.memory,
+            };
             if let Err(f) = self.cpu.translate(pc, flags, &mut code, &mut b, 64) {
-                return self.cpu.memory_fault(pc, f.vaddr, Access::Exec, f.fault, platform);
+                return self
+                    .cpu
+                    .memory_fault(pc, f.vaddr, Access::Exec, f.fault, platform);
             }
             if let Err(e) = accel_tcg::ir::verify(&b, self.cpu.state.env_size_pub()) {
                 panic!("invalid IR at {pc:#x}: {e}\n{b}");
@@ -157,8 +196,14 @@ impl Runner {
             }
             self.cache.insert((pc, flags), b);
         }
-        let Some(b) = self.cache.get(&(pc, flags)) else { return GuestEvent::Continue };
-        let mut mem = Memory { walker, ram: platform.memory, mmio: platform.mmio };
+        let Some(b) = self.cache.get(&(pc, flags)) else {
+            return GuestEvent::Continue;
+        };
+        let mut mem = Memory {
+            walker,
+            ram: platform.memory,
+            mmio: platform.mmio,
+        };
         let r = match self.interp.run(b, &mut *self.cpu.state, &mut mem) {
             Ok(r) => r,
             Err(e) => panic!("interpreter error at {pc:#x}: {e}\n{b}"),
@@ -169,7 +214,10 @@ impl Runner {
                 GuestEvent::Continue
             }
             ExitReason::Status { code, pc } => self.cpu.handle_status(code, pc, platform),
-            ExitReason::Fault { pc, vaddr, fault } => self.cpu.memory_fault(pc, vaddr, Access::Read, fault, platform),
+            ExitReason::Fault { pc, vaddr, fault } => {
+                self.cpu
+                    .memory_fault(pc, vaddr, Access::Read, fault, platform)
+            }
             ExitReason::HelperExit { pc, code } => self.cpu.helper_exit(code, pc, platform),
             ExitReason::Interrupted { .. } => self.cpu.poll_interrupts(platform),
         }

@@ -20,11 +20,11 @@
 
 pub mod cpu;
 pub mod flags;
+#[doc(hidden)]
+pub mod harness;
 pub mod mmu;
 pub mod state;
 pub mod translate;
-#[doc(hidden)]
-pub mod harness;
 
 pub use cpu::X86Cpu;
 pub use state::X86State;

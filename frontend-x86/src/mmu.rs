@@ -147,9 +147,17 @@ impl X86Walker {
     }
 
     /// Translates `vaddr` for `access`.
-    pub fn walk(&self, mem: &GuestMemoryMmap, vaddr: u64, access: Access) -> Result<PageTranslation, Fault> {
+    pub fn walk(
+        &self,
+        mem: &GuestMemoryMmap,
+        vaddr: u64,
+        access: Access,
+    ) -> Result<PageTranslation, Fault> {
         if !self.paging() {
-            return Ok(PageTranslation { paddr: vaddr & 0xffff_ffff, perms: PagePerms::RWX });
+            return Ok(PageTranslation {
+                paddr: vaddr & 0xffff_ffff,
+                perms: PagePerms::RWX,
+            });
         }
         let long = self.efer & ctl::EFER_LMA != 0;
         let pae = self.cr4 & ctl::CR4_PAE != 0;
@@ -210,8 +218,12 @@ impl X86Walker {
             }
         } else {
             let vaddr32 = vaddr & 0xffff_ffff;
-            let pde = read_entry(mem, (self.cr3 & 0xffff_f000) + ((vaddr32 >> 22) & 0x3ff) * 4, false)
-                .ok_or(not_present(self))?;
+            let pde = read_entry(
+                mem,
+                (self.cr3 & 0xffff_f000) + ((vaddr32 >> 22) & 0x3ff) * 4,
+                false,
+            )
+            .ok_or(not_present(self))?;
             if pde.val & PTE_P == 0 {
                 return Err(not_present(self));
             }
@@ -223,8 +235,12 @@ impl X86Walker {
                 let base = (pv & 0xffc0_0000) | ((pv >> 13) & 0xff) << 32;
                 (base, 1 << 22)
             } else {
-                let pte = read_entry(mem, (pv & 0xffff_f000) + ((vaddr32 >> 12) & 0x3ff) * 4, false)
-                    .ok_or(not_present(self))?;
+                let pte = read_entry(
+                    mem,
+                    (pv & 0xffff_f000) + ((vaddr32 >> 12) & 0x3ff) * 4,
+                    false,
+                )
+                .ok_or(not_present(self))?;
                 if pte.val & PTE_P == 0 {
                     return Err(not_present(self));
                 }
@@ -238,7 +254,8 @@ impl X86Walker {
         let all = |bit: u64| used.iter().flatten().all(|e| e.val & bit != 0);
         let user_ok = all(PTE_US);
         let rw = all(PTE_RW);
-        let nx = self.efer & ctl::EFER_NXE != 0 && used.iter().flatten().any(|e| e.val & PTE_NX != 0);
+        let nx =
+            self.efer & ctl::EFER_NXE != 0 && used.iter().flatten().any(|e| e.val & PTE_NX != 0);
         let user = self.cpl == 3;
         let wp = self.cr0 & ctl::CR0_WP != 0;
         let can_read = !user || user_ok;
@@ -266,26 +283,43 @@ impl X86Walker {
         let paddr = page_base | (vaddr & (page_size - 1));
         Ok(PageTranslation {
             paddr,
-            perms: PagePerms { read: can_read, write: can_write && leaf_dirty, exec: can_exec },
+            perms: PagePerms {
+                read: can_read,
+                write: can_write && leaf_dirty,
+                exec: can_exec,
+            },
         })
     }
 }
 
 impl PageWalker for X86Walker {
-    fn translate(&self, memory: &GuestMemoryMmap, vaddr: u64, access: Access) -> Result<PageTranslation, MemFault> {
+    fn translate(
+        &self,
+        memory: &GuestMemoryMmap,
+        vaddr: u64,
+        access: Access,
+    ) -> Result<PageTranslation, MemFault> {
         self.walk(memory, vaddr, access).map_err(Fault::to_mem)
     }
 }
 
 /// Reads `buf.len()` bytes at guest-virtual `vaddr` (any page crossing).
 /// Bytes outside RAM read as all ones.
-pub fn read_virt(w: &X86Walker, mem: &GuestMemoryMmap, vaddr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+pub fn read_virt(
+    w: &X86Walker,
+    mem: &GuestMemoryMmap,
+    vaddr: u64,
+    buf: &mut [u8],
+) -> Result<(), Fault> {
     let mut done = 0;
     while done < buf.len() {
         let va = vaddr.wrapping_add(done as u64);
         let t = w.walk(mem, va, Access::Read)?;
         let n = ((0x1000 - (va & 0xfff)) as usize).min(buf.len() - done);
-        if mem.read_slice(&mut buf[done..done + n], GuestAddress(t.paddr)).is_err() {
+        if mem
+            .read_slice(&mut buf[done..done + n], GuestAddress(t.paddr))
+            .is_err()
+        {
             buf[done..done + n].fill(0xff);
         }
         done += n;
@@ -295,7 +329,12 @@ pub fn read_virt(w: &X86Walker, mem: &GuestMemoryMmap, vaddr: u64, buf: &mut [u8
 
 /// Writes `data` at guest-virtual `vaddr`; checks every page first so a
 /// fault writes nothing. Bytes outside RAM are dropped.
-pub fn write_virt(w: &X86Walker, mem: &GuestMemoryMmap, vaddr: u64, data: &[u8]) -> Result<(), Fault> {
+pub fn write_virt(
+    w: &X86Walker,
+    mem: &GuestMemoryMmap,
+    vaddr: u64,
+    data: &[u8],
+) -> Result<(), Fault> {
     let mut pages = [(0u64, 0usize, 0usize); 3];
     let mut np = 0;
     let mut done = 0;
@@ -339,15 +378,23 @@ mod tests {
         m.write_obj(0x3000u64 | 7, GuestAddress(0x2000)).expect("w");
         m.write_obj(0x4000u64 | 7, GuestAddress(0x3000)).expect("w");
         // 4K page at vaddr 0x5000 -> 0x9000, read-only, user, NX
-        m.write_obj(0x9000u64 | 5 | PTE_NX, GuestAddress(0x4000 + 5 * 8)).expect("w");
+        m.write_obj(0x9000u64 | 5 | PTE_NX, GuestAddress(0x4000 + 5 * 8))
+            .expect("w");
         // 2M page at vaddr 0x20_0000 -> 0x20_0000 rw supervisor
-        m.write_obj(0x20_0000u64 | 3 | PTE_PS, GuestAddress(0x3008)).expect("w");
+        m.write_obj(0x20_0000u64 | 3 | PTE_PS, GuestAddress(0x3008))
+            .expect("w");
         let w = w64(0x1000);
         let t = w.walk(&m, 0x5123, Access::Read).expect("read");
         assert_eq!(t.paddr, 0x9123);
         assert!(!t.perms.write && !t.perms.exec);
-        assert_eq!(w.walk(&m, 0x5123, Access::Write), Err(Fault::Page(pferr::P | pferr::W)));
-        assert_eq!(w.walk(&m, 0x5000, Access::Exec), Err(Fault::Page(pferr::P | pferr::I)));
+        assert_eq!(
+            w.walk(&m, 0x5123, Access::Write),
+            Err(Fault::Page(pferr::P | pferr::W))
+        );
+        assert_eq!(
+            w.walk(&m, 0x5000, Access::Exec),
+            Err(Fault::Page(pferr::P | pferr::I))
+        );
         assert_eq!(w.walk(&m, 0x6000, Access::Read), Err(Fault::Page(0)));
         // accessed bits set, dirty not
         let pte: u64 = m.read_obj(GuestAddress(0x4028)).expect("r");
@@ -359,13 +406,23 @@ mod tests {
         assert!(pde & PTE_D != 0);
         // user access to a supervisor page
         let u = X86Walker { cpl: 3, ..w };
-        assert_eq!(u.walk(&m, 0x20_0000, Access::Read), Err(Fault::Page(pferr::P | pferr::U)));
-        assert_eq!(w.walk(&m, 0x8000_0000_0000, Access::Read), Err(Fault::General));
+        assert_eq!(
+            u.walk(&m, 0x20_0000, Access::Read),
+            Err(Fault::Page(pferr::P | pferr::U))
+        );
+        assert_eq!(
+            w.walk(&m, 0x8000_0000_0000, Access::Read),
+            Err(Fault::General)
+        );
     }
 
     #[test]
     fn fault_codes_round_trip() {
-        for f in [Fault::Page(pferr::P | pferr::W | pferr::U), Fault::General, Fault::Stack] {
+        for f in [
+            Fault::Page(pferr::P | pferr::W | pferr::U),
+            Fault::General,
+            Fault::Stack,
+        ] {
             assert_eq!(Fault::from_mem(f.to_mem()), f);
         }
     }

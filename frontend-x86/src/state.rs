@@ -192,7 +192,12 @@ impl SegCache {
         if attrs & attr::G != 0 {
             limit = (limit << 12) | 0xfff;
         }
-        SegCache { selector: selector as u64, base, limit, attrs }
+        SegCache {
+            selector: selector as u64,
+            base,
+            limit,
+            attrs,
+        }
     }
 
     fn from_machine(s: &Segment) -> SegCache {
@@ -210,7 +215,12 @@ impl SegCache {
                 attrs |= bit;
             }
         }
-        SegCache { selector: s.selector as u64, base: s.base, limit: s.limit as u64, attrs }
+        SegCache {
+            selector: s.selector as u64,
+            base: s.base,
+            limit: s.limit as u64,
+            attrs,
+        }
     }
 
     fn to_machine(self) -> Segment {
@@ -386,7 +396,11 @@ impl X86State {
             cc_dst: 0,
             cc_src: 0,
             cc_src2: 0,
-            segs: [SegCache { limit: 0xffff, attrs: attr::P | attr::S | 3, ..SegCache::default() }; 6],
+            segs: [SegCache {
+                limit: 0xffff,
+                attrs: attr::P | attr::S | 3,
+                ..SegCache::default()
+            }; 6],
             tr: SegCache::default(),
             ldtr: SegCache::default(),
             gdt_base: 0,
@@ -447,7 +461,10 @@ impl X86State {
         self.regs = s.gprs;
         self.rip = s.rip;
         self.set_rflags(s.rflags);
-        for (i, m) in [&s.es, &s.cs, &s.ss, &s.ds, &s.fs, &s.gs].into_iter().enumerate() {
+        for (i, m) in [&s.es, &s.cs, &s.ss, &s.ds, &s.fs, &s.gs]
+            .into_iter()
+            .enumerate()
+        {
             self.segs[i] = SegCache::from_machine(m);
         }
         self.tr = SegCache::from_machine(&s.tr);
@@ -480,8 +497,14 @@ impl X86State {
             ss: s(seg::SS),
             tr: self.tr.to_machine(),
             ldtr: self.ldtr.to_machine(),
-            gdt: TableRegister { base: self.gdt_base, limit: self.gdt_limit as u16 },
-            idt: TableRegister { base: self.idt_base, limit: self.idt_limit as u16 },
+            gdt: TableRegister {
+                base: self.gdt_base,
+                limit: self.gdt_limit as u16,
+            },
+            idt: TableRegister {
+                base: self.idt_base,
+                limit: self.idt_limit as u16,
+            },
             cr0: self.cr0,
             cr2: self.cr2,
             cr3: self.cr3,

@@ -37,12 +37,18 @@ fn run_with(
     let kernel = std::fs::read(root().join("tests/guests/bin/x86_64").join(image)).unwrap();
     let out = tempfile(image);
     let file = std::fs::File::create(&out).unwrap();
-    let uart = Arc::new(Mutex::new(Uart16550::new(Box::new(NoInterrupt), SerialOutput::File(file))));
+    let uart = Arc::new(Mutex::new(Uart16550::new(
+        Box::new(NoInterrupt),
+        SerialOutput::File(file),
+    )));
     let config = BoardConfig {
         memory_size,
         kernel_name,
         kernel: &kernel,
-        initrd: initrd.map(|data| Initrd { name: "x86_64/initrd.txt", data }),
+        initrd: initrd.map(|data| Initrd {
+            name: "x86_64/initrd.txt",
+            data,
+        }),
         cmdline,
     };
     let board = Board::build(&config, uart, Arc::new(VmLifecycle::new())).unwrap();
@@ -58,7 +64,10 @@ fn run_with(
     };
     let exit = runner.run(&platform, 20_000_000);
     let mut s = String::new();
-    std::fs::File::open(&out).unwrap().read_to_string(&mut s).unwrap();
+    std::fs::File::open(&out)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     let _ = std::fs::remove_file(&out);
     (s, exit)
 }
@@ -89,9 +98,11 @@ fn checksum_matches_the_host_cpu() {
 
 #[test]
 fn exit_status_comes_from_the_guest() {
-    for (cmdline, output, status) in
-        [("", "exiting with 42\n", 85), ("quiet exit=16 foo=bar", "exiting with 16\n", 33), ("exit=127", "exiting with 127\n", 255)]
-    {
+    for (cmdline, output, status) in [
+        ("", "exiting with 42\n", 85),
+        ("quiet exit=16 foo=bar", "exiting with 16\n", 33),
+        ("exit=127", "exiting with 127\n", 255),
+    ] {
         let (out, exit) = run("exitcode.elf", cmdline);
         assert_eq!(out, output);
         assert_eq!(exit, Some(VcpuExit::Shutdown(status)));
@@ -103,7 +114,13 @@ fn triple_fault_crashes() {
     let (out, exit) = run("triplefault.elf", "");
     assert_eq!(out, "about to triple fault\n");
     assert!(
-        matches!(exit, Some(VcpuExit::Crashed(machine::Crash { kind: machine::CrashKind::TripleFault, .. }))),
+        matches!(
+            exit,
+            Some(VcpuExit::Crashed(machine::Crash {
+                kind: machine::CrashKind::TripleFault,
+                ..
+            }))
+        ),
         "{exit:?}"
     );
 }
@@ -117,7 +134,10 @@ fn halt_with_interrupts_off() {
 
 #[test]
 fn reset_through_either_port() {
-    for (cmdline, line) in [("reset=kbd", "resetting via kbd\n"), ("reset=cf9", "resetting via cf9\n")] {
+    for (cmdline, line) in [
+        ("reset=kbd", "resetting via kbd\n"),
+        ("reset=cf9", "resetting via cf9\n"),
+    ] {
         let (out, exit) = run("reset.elf", cmdline);
         assert_eq!(out, line);
         assert_eq!(exit, Some(VcpuExit::Reset));
@@ -131,7 +151,11 @@ fn boot_information_matches_kvm() {
         let image = format!("bootinfo-{flavour}.elf");
         let name = format!("bin/x86_64/{image}");
         let (out, exit) = run_with(&image, &name, "hello world", 128 << 20, Some(&initrd));
-        assert_eq!(out, expected(&format!("bootinfo-{flavour}.moat.out")), "{flavour}");
+        assert_eq!(
+            out,
+            expected(&format!("bootinfo-{flavour}.moat.out")),
+            "{flavour}"
+        );
         assert_eq!(exit, Some(VcpuExit::Shutdown(1)), "{flavour}");
     }
 }

@@ -53,7 +53,14 @@ impl Native {
     fn new() -> Native {
         // SAFETY: an anonymous private mapping, checked below.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         assert_ne!(p, libc::MAP_FAILED);
         Native { page: p.cast() }
@@ -65,9 +72,15 @@ impl Native {
         // SAFETY: the page is ours; it is made writable, filled, and made
         // executable (never both at once) before it is called.
         unsafe {
-            assert_eq!(libc::mprotect(self.page.cast(), PAGE, libc::PROT_READ | libc::PROT_WRITE), 0);
+            assert_eq!(
+                libc::mprotect(self.page.cast(), PAGE, libc::PROT_READ | libc::PROT_WRITE),
+                0
+            );
             std::ptr::copy_nonoverlapping(code.as_ptr(), self.page, code.len());
-            assert_eq!(libc::mprotect(self.page.cast(), PAGE, libc::PROT_READ | libc::PROT_EXEC), 0);
+            assert_eq!(
+                libc::mprotect(self.page.cast(), PAGE, libc::PROT_READ | libc::PROT_EXEC),
+                0
+            );
         }
         let mut regs = *input;
         // SAFETY: the trampoline follows the SysV ABI (saves callee-saved
@@ -91,11 +104,18 @@ impl Drop for Native {
 /// `mov r64, [rdi + d8]` (load) or `mov [rdi + d8], r64` (store).
 fn mov_rdi(store: bool, reg: usize, disp: u8) -> [u8; 4] {
     let rex = 0x48 | if reg >= 8 { 4 } else { 0 };
-    [rex, if store { 0x89 } else { 0x8b }, 0x47 | ((reg as u8 & 7) << 3), disp]
+    [
+        rex,
+        if store { 0x89 } else { 0x8b },
+        0x47 | ((reg as u8 & 7) << 3),
+        disp,
+    ]
 }
 
 fn trampoline(snippet: &[u8]) -> Vec<u8> {
-    let mut c = vec![0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57, 0x57];
+    let mut c = vec![
+        0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57, 0x57,
+    ];
     c.extend([0xff, 0xb7, 0x80, 0, 0, 0, 0x9d]); // push [rdi+0x80]; popfq
     for r in (0..16).filter(|&r| r != 4 && r != 7) {
         c.extend(mov_rdi(false, r, (r * 8) as u8));
@@ -110,7 +130,9 @@ fn trampoline(snippet: &[u8]) -> Vec<u8> {
     c.extend([0x58]); // pop rax (guest rdi)
     c.extend(mov_rdi(true, 0, 0x38));
     c.extend([0x58, 0x48, 0x89, 0x87, 0x80, 0, 0, 0]); // pop rax (flags); mov [rdi+0x80], rax
-    c.extend([0xfc, 0x5f, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3]);
+    c.extend([
+        0xfc, 0x5f, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3,
+    ]);
     c
 }
 
@@ -152,17 +174,29 @@ fn emulate(snippet: &[u8], input: &Regs, optimize: bool) -> Regs {
     st.gprs = input.r;
     st.gprs[4] = 0x8000;
     let mut cpu = X86Cpu::new();
-    cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(st))).unwrap();
+    cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+        .unwrap();
     let mut runner = Runner::new(cpu);
     runner.optimize = optimize;
     let pio = Bus::new("pio");
     let mmio = Bus::new("mmio");
     let lifecycle = Arc::new(VmLifecycle::new());
-    let platform = Platform { memory: &mem, pio: &pio, mmio: &mmio, lifecycle: &lifecycle };
+    let platform = Platform {
+        memory: &mem,
+        pio: &pio,
+        mmio: &mmio,
+        lifecycle: &lifecycle,
+    };
     let exit = runner.run(&platform, 1000);
-    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?} for {snippet:02x?}");
+    assert!(
+        matches!(exit, Some(VcpuExit::Halted { .. })),
+        "{exit:?} for {snippet:02x?}"
+    );
     let machine::CpuState::X86_64(out) = runner.cpu.cpu_state();
-    let mut r = Regs { r: out.gprs, flags: out.rflags };
+    let mut r = Regs {
+        r: out.gprs,
+        flags: out.rflags,
+    };
     r.r[4] = 0;
     r
 }
@@ -177,7 +211,10 @@ fn check(snippet: &[u8], input: &Regs, mask: u64) {
     native.r[4] = 0;
     for optimize in [false, true] {
         let emu = emulate(snippet, &input, optimize);
-        assert_eq!(emu.r, native.r, "registers for {snippet:02x?} (optimize {optimize}) from {input:x?}");
+        assert_eq!(
+            emu.r, native.r,
+            "registers for {snippet:02x?} (optimize {optimize}) from {input:x?}"
+        );
         assert_eq!(
             emu.flags & mask,
             native.flags & mask,
@@ -210,7 +247,10 @@ fn enc(size: u32, mandatory: &[u8], opcode: &[u8], reg: usize, rm: usize, imm: &
         v.push(0x66);
     }
     v.extend_from_slice(mandatory);
-    let rex = 0x40 | if size == 8 { 8 } else { 0 } | if reg >= 8 { 4 } else { 0 } | if rm >= 8 { 1 } else { 0 };
+    let rex = 0x40
+        | if size == 8 { 8 } else { 0 }
+        | if reg >= 8 { 4 } else { 0 }
+        | if rm >= 8 { 1 } else { 0 };
     if rex != 0x40 || size == 1 {
         v.push(rex);
     }
@@ -240,7 +280,12 @@ impl Pick {
 }
 
 fn g(bytes: Vec<u8>, reads: u64, defines: u64, undefines: u64) -> Gen {
-    Gen { bytes, reads, defines, undefines }
+    Gen {
+        bytes,
+        reads,
+        defines,
+        undefines,
+    }
 }
 
 fn imm(v: u64, n: usize) -> Vec<u8> {
@@ -263,7 +308,19 @@ fn generate(seed: u64) -> Gen {
                 2 | 3 => (CF, ALL, 0),
                 _ => (0, ALL, 0),
             };
-            g(enc(size, &[], &[if size == 1 { op } else { op + 1 }], reg, rm, &[]), reads, def, undef)
+            g(
+                enc(
+                    size,
+                    &[],
+                    &[if size == 1 { op } else { op + 1 }],
+                    reg,
+                    rm,
+                    &[],
+                ),
+                reads,
+                def,
+                undef,
+            )
         }
         1 => {
             // group 1 with immediate
@@ -289,9 +346,23 @@ fn generate(seed: u64) -> Gen {
             let c = p.next(40) as u8;
             let masked = c as u64 & if size == 8 { 63 } else { 31 };
             let b = if c == 1 && p.next(2) == 0 {
-                enc(size, &[], &[if size == 1 { 0xd0 } else { 0xd1 }], n, rm, &[])
+                enc(
+                    size,
+                    &[],
+                    &[if size == 1 { 0xd0 } else { 0xd1 }],
+                    n,
+                    rm,
+                    &[],
+                )
             } else {
-                enc(size, &[], &[if size == 1 { 0xc0 } else { 0xc1 }], n, rm, &[c])
+                enc(
+                    size,
+                    &[],
+                    &[if size == 1 { 0xc0 } else { 0xc1 }],
+                    n,
+                    rm,
+                    &[c],
+                )
             };
             let rot = n <= 3;
             let reads = if n == 2 || n == 3 { CF } else { 0 };
@@ -309,7 +380,14 @@ fn generate(seed: u64) -> Gen {
         3 => {
             // shifts and rotates by cl
             let n = [0usize, 1, 4, 5, 7][p.next(5) as usize];
-            let b = enc(size, &[], &[if size == 1 { 0xd2 } else { 0xd3 }], n, rm, &[]);
+            let b = enc(
+                size,
+                &[],
+                &[if size == 1 { 0xd2 } else { 0xd3 }],
+                n,
+                rm,
+                &[],
+            );
             let cf = if size <= 2 { CF } else { 0 };
             // count 0 keeps the old flags, so nothing is newly defined
             g(b, 0, 0, OF | AF | cf)
@@ -317,7 +395,14 @@ fn generate(seed: u64) -> Gen {
         4 => {
             // group 3: not, neg, mul, imul
             let n = [2usize, 3, 4, 5][p.next(4) as usize];
-            let b = enc(size, &[], &[if size == 1 { 0xf6 } else { 0xf7 }], n, rm, &[]);
+            let b = enc(
+                size,
+                &[],
+                &[if size == 1 { 0xf6 } else { 0xf7 }],
+                n,
+                rm,
+                &[],
+            );
             match n {
                 2 => g(b, 0, 0, 0),
                 3 => g(b, 0, ALL, 0),
@@ -327,7 +412,19 @@ fn generate(seed: u64) -> Gen {
         5 => {
             // inc, dec
             let n = p.next(2) as usize;
-            g(enc(size, &[], &[if size == 1 { 0xfe } else { 0xff }], n, rm, &[]), 0, OF | SZP | AF, 0)
+            g(
+                enc(
+                    size,
+                    &[],
+                    &[if size == 1 { 0xfe } else { 0xff }],
+                    n,
+                    rm,
+                    &[],
+                ),
+                0,
+                OF | SZP | AF,
+                0,
+            )
         }
         6 => {
             // imul r, r/m [, imm]
@@ -335,7 +432,14 @@ fn generate(seed: u64) -> Gen {
             let b = match p.next(3) {
                 0 => enc(s, &[], &[0x0f, 0xaf], reg, rm, &[]),
                 1 => enc(s, &[], &[0x6b], reg, rm, &imm(p.next(256), 1)),
-                _ => enc(s, &[], &[0x69], reg, rm, &imm(p.next(u64::MAX), if s == 2 { 2 } else { 4 })),
+                _ => enc(
+                    s,
+                    &[],
+                    &[0x69],
+                    reg,
+                    rm,
+                    &imm(p.next(u64::MAX), if s == 2 { 2 } else { 4 }),
+                ),
             };
             g(b, 0, CF | OF, SZP | AF)
         }
@@ -355,7 +459,14 @@ fn generate(seed: u64) -> Gen {
             let b = if p.next(2) == 0 {
                 enc(s, &[], &[0x0f, 0xa3 + (k << 3)], reg, rm, &[])
             } else {
-                enc(s, &[], &[0x0f, 0xba], 4 + k as usize, rm, &[p.next(256) as u8])
+                enc(
+                    s,
+                    &[],
+                    &[0x0f, 0xba],
+                    4 + k as usize,
+                    rm,
+                    &[p.next(256) as u8],
+                )
             };
             g(b, 0, CF, OF | SF | AF | PF)
         }
@@ -363,10 +474,30 @@ fn generate(seed: u64) -> Gen {
             // bsf, bsr, tzcnt, lzcnt, popcnt
             let s = wide(size);
             match p.next(5) {
-                0 => g(enc(s, &[], &[0x0f, 0xbc], reg, rm, &[]), 0, ZF, CF | OF | SF | AF | PF),
-                1 => g(enc(s, &[], &[0x0f, 0xbd], reg, rm, &[]), 0, ZF, CF | OF | SF | AF | PF),
-                2 => g(enc(s, &[0xf3], &[0x0f, 0xbc], reg, rm, &[]), 0, CF | ZF, OF | SF | AF | PF),
-                3 => g(enc(s, &[0xf3], &[0x0f, 0xbd], reg, rm, &[]), 0, CF | ZF, OF | SF | AF | PF),
+                0 => g(
+                    enc(s, &[], &[0x0f, 0xbc], reg, rm, &[]),
+                    0,
+                    ZF,
+                    CF | OF | SF | AF | PF,
+                ),
+                1 => g(
+                    enc(s, &[], &[0x0f, 0xbd], reg, rm, &[]),
+                    0,
+                    ZF,
+                    CF | OF | SF | AF | PF,
+                ),
+                2 => g(
+                    enc(s, &[0xf3], &[0x0f, 0xbc], reg, rm, &[]),
+                    0,
+                    CF | ZF,
+                    OF | SF | AF | PF,
+                ),
+                3 => g(
+                    enc(s, &[0xf3], &[0x0f, 0xbd], reg, rm, &[]),
+                    0,
+                    CF | ZF,
+                    OF | SF | AF | PF,
+                ),
                 _ => g(enc(s, &[0xf3], &[0x0f, 0xb8], reg, rm, &[]), 0, ALL, 0),
             }
         }
@@ -375,7 +506,12 @@ fn generate(seed: u64) -> Gen {
             let cc = p.next(16) as u8;
             let reads = cond_reads(cc);
             if p.next(2) == 0 {
-                g(enc(wide(size), &[], &[0x0f, 0x40 + cc], reg, rm, &[]), reads, 0, 0)
+                g(
+                    enc(wide(size), &[], &[0x0f, 0x40 + cc], reg, rm, &[]),
+                    reads,
+                    0,
+                    0,
+                )
             } else {
                 g(enc(1, &[], &[0x0f, 0x90 + cc], 0, rm, &[]), reads, 0, 0)
             }
@@ -395,16 +531,66 @@ fn generate(seed: u64) -> Gen {
         12 => {
             // xadd, cmpxchg, xchg
             match p.next(3) {
-                0 => g(enc(size, &[], &[0x0f, if size == 1 { 0xc0 } else { 0xc1 }], reg, rm, &[]), 0, ALL, 0),
-                1 => g(enc(size, &[], &[0x0f, if size == 1 { 0xb0 } else { 0xb1 }], reg, rm, &[]), 0, ALL, 0),
-                _ => g(enc(size, &[], &[if size == 1 { 0x86 } else { 0x87 }], reg, rm, &[]), 0, 0, 0),
+                0 => g(
+                    enc(
+                        size,
+                        &[],
+                        &[0x0f, if size == 1 { 0xc0 } else { 0xc1 }],
+                        reg,
+                        rm,
+                        &[],
+                    ),
+                    0,
+                    ALL,
+                    0,
+                ),
+                1 => g(
+                    enc(
+                        size,
+                        &[],
+                        &[0x0f, if size == 1 { 0xb0 } else { 0xb1 }],
+                        reg,
+                        rm,
+                        &[],
+                    ),
+                    0,
+                    ALL,
+                    0,
+                ),
+                _ => g(
+                    enc(
+                        size,
+                        &[],
+                        &[if size == 1 { 0x86 } else { 0x87 }],
+                        reg,
+                        rm,
+                        &[],
+                    ),
+                    0,
+                    0,
+                    0,
+                ),
             }
         }
         13 => {
             // cbw family, cwd family, bswap, mov
             match p.next(4) {
-                0 => g(enc(wide(size), &[], &[0x98], 0, 0, &[])[..enc(wide(size), &[], &[0x98], 0, 0, &[]).len() - 1].to_vec(), 0, 0, 0),
-                1 => g(enc(wide(size), &[], &[0x99], 0, 0, &[])[..enc(wide(size), &[], &[0x99], 0, 0, &[]).len() - 1].to_vec(), 0, 0, 0),
+                0 => g(
+                    enc(wide(size), &[], &[0x98], 0, 0, &[])
+                        [..enc(wide(size), &[], &[0x98], 0, 0, &[]).len() - 1]
+                        .to_vec(),
+                    0,
+                    0,
+                    0,
+                ),
+                1 => g(
+                    enc(wide(size), &[], &[0x99], 0, 0, &[])
+                        [..enc(wide(size), &[], &[0x99], 0, 0, &[]).len() - 1]
+                        .to_vec(),
+                    0,
+                    0,
+                    0,
+                ),
                 2 => {
                     let s = [4, 8][p.next(2) as usize];
                     let rex = 0x40 | if s == 8 { 8 } else { 0 } | if rm >= 8 { 1 } else { 0 };
@@ -412,7 +598,19 @@ fn generate(seed: u64) -> Gen {
                     b.extend([0x0f, 0xc8 + (rm as u8 & 7)]);
                     g(b, 0, 0, 0)
                 }
-                _ => g(enc(size, &[], &[if size == 1 { 0x88 } else { 0x89 }], reg, rm, &[]), 0, 0, 0),
+                _ => g(
+                    enc(
+                        size,
+                        &[],
+                        &[if size == 1 { 0x88 } else { 0x89 }],
+                        reg,
+                        rm,
+                        &[],
+                    ),
+                    0,
+                    0,
+                    0,
+                ),
             }
         }
         14 => {
@@ -435,11 +633,19 @@ fn generate(seed: u64) -> Gen {
             if s == 2 {
                 v.push(0x66);
             }
-            let rex = 0x40 | if s == 8 { 8 } else { 0 } | if reg >= 8 { 4 } else { 0 } | if index >= 8 { 2 } else { 0 } | if base >= 8 { 1 } else { 0 };
+            let rex = 0x40
+                | if s == 8 { 8 } else { 0 }
+                | if reg >= 8 { 4 } else { 0 }
+                | if index >= 8 { 2 } else { 0 }
+                | if base >= 8 { 1 } else { 0 };
             if rex != 0x40 {
                 v.push(rex);
             }
-            v.extend([0x8d, 0x84 | ((reg as u8 & 7) << 3), (scale << 6) | ((index as u8 & 7) << 3) | (base as u8 & 7)]);
+            v.extend([
+                0x8d,
+                0x84 | ((reg as u8 & 7) << 3),
+                (scale << 6) | ((index as u8 & 7) << 3) | (base as u8 & 7),
+            ]);
             v.extend(disp.to_le_bytes());
             g(v, 0, 0, 0)
         }
@@ -457,14 +663,26 @@ fn generate(seed: u64) -> Gen {
         17 => {
             // rcl, rcr by cl
             let n = 2 + p.next(2) as usize;
-            let b = enc(size, &[], &[if size == 1 { 0xd2 } else { 0xd3 }], n, rm, &[]);
+            let b = enc(
+                size,
+                &[],
+                &[if size == 1 { 0xd2 } else { 0xd3 }],
+                n,
+                rm,
+                &[],
+            );
             g(b, CF, 0, OF)
         }
         18 => {
             // one-operand mul/imul already covered; neg/not on high bytes
             let n = 2 + p.next(2) as u8;
             let r = p.next(8) as u8;
-            g(vec![0xf6, 0xc0 | (n << 3) | r], 0, if n == 3 { ALL } else { 0 }, 0)
+            g(
+                vec![0xf6, 0xc0 | (n << 3) | r],
+                0,
+                if n == 3 { ALL } else { 0 },
+                0,
+            )
         }
         _ => {
             // test r/m, imm
@@ -472,7 +690,14 @@ fn generate(seed: u64) -> Gen {
             let b = if size == 1 {
                 enc(1, &[], &[0xf6], 0, rm, &imm(v, 1))
             } else {
-                enc(size, &[], &[0xf7], 0, rm, &imm(v, if size == 2 { 2 } else { 4 }))
+                enc(
+                    size,
+                    &[],
+                    &[0xf7],
+                    0,
+                    rm,
+                    &imm(v, if size == 2 { 2 } else { 4 }),
+                )
             };
             g(b, 0, CF | OF | SZP, AF)
         }
@@ -510,7 +735,10 @@ fn sequence(seeds: &[u64]) -> (Vec<u8>, u64) {
 }
 
 fn regs_from(vals: &[u64; 16], flags: u64) -> Regs {
-    Regs { r: *vals, flags: flags & ALL }
+    Regs {
+        r: *vals,
+        flags: flags & ALL,
+    }
 }
 
 proptest! {
@@ -546,7 +774,9 @@ proptest! {
 fn every_instruction_class_matches_the_host() {
     let mut x = 0x1234_5678_9abc_def1u64;
     for k in 0..600u64 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let (code, mask) = sequence(&[x]);
         let mut vals = [0u64; 16];
         for (i, v) in vals.iter_mut().enumerate() {
@@ -566,7 +796,10 @@ fn shift_edges() {
         for n in [0usize, 1, 4, 5, 7] {
             for count in [0u64, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64] {
                 let code = enc(size, &[], &[if size == 1 { 0xd2 } else { 0xd3 }], n, 0, &[]);
-                let mut r = Regs { r: [0; 16], flags: CF | OF | ZF };
+                let mut r = Regs {
+                    r: [0; 16],
+                    flags: CF | OF | ZF,
+                };
                 r.r[0] = 0x8000_0000_8000_8081;
                 r.r[1] = count;
                 let masked = count & if size == 8 { 63 } else { 31 };
@@ -586,11 +819,21 @@ fn shift_edges() {
 #[test]
 fn adc_sbb_carry_chains() {
     for size in [1u32, 2, 4, 8] {
-        for (a, b) in [(0u64, 0u64), (u64::MAX, 0), (u64::MAX, u64::MAX), (0x7f, 0), (0x80, 0x7f), (0x7fff_ffff, 1)] {
+        for (a, b) in [
+            (0u64, 0u64),
+            (u64::MAX, 0),
+            (u64::MAX, u64::MAX),
+            (0x7f, 0),
+            (0x80, 0x7f),
+            (0x7fff_ffff, 1),
+        ] {
             for cf in [0, CF] {
                 for op in [0x10u8, 0x18] {
                     let code = enc(size, &[], &[if size == 1 { op } else { op + 1 }], 3, 0, &[]);
-                    let mut r = Regs { r: [0; 16], flags: cf };
+                    let mut r = Regs {
+                        r: [0; 16],
+                        flags: cf,
+                    };
                     r.r[0] = a;
                     r.r[3] = b;
                     check(&code, &r, ALL);
@@ -605,13 +848,33 @@ fn division_matches_the_host_when_it_does_not_fault() {
     // div/idiv rbx with dividends that cannot overflow
     for size in [1u32, 2, 4, 8] {
         for signed in [false, true] {
-            for (a, d, b) in [(100u64, 0u64, 7u64), (u64::MAX, 0, 3), (0x1234, 0, 0x10), (5, 0, 1)] {
-                let code = enc(size, &[], &[if size == 1 { 0xf6 } else { 0xf7 }], if signed { 7 } else { 6 }, 3, &[]);
+            for (a, d, b) in [
+                (100u64, 0u64, 7u64),
+                (u64::MAX, 0, 3),
+                (0x1234, 0, 0x10),
+                (5, 0, 1),
+            ] {
+                let code = enc(
+                    size,
+                    &[],
+                    &[if size == 1 { 0xf6 } else { 0xf7 }],
+                    if signed { 7 } else { 6 },
+                    3,
+                    &[],
+                );
                 let mut r = Regs::default();
                 let bits = size * 8;
-                let m = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                let m = if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
                 // keep the quotient in range: dividend high half zero, low half small for signed
-                r.r[0] = if signed { a & (m >> 2) & 0x7fff } else { a & m & 0xffff };
+                r.r[0] = if signed {
+                    a & (m >> 2) & 0x7fff
+                } else {
+                    a & m & 0xffff
+                };
                 r.r[2] = d;
                 r.r[3] = b;
                 check(&code, &r, 0);
@@ -632,7 +895,10 @@ fn string_ops_match_expectations() {
 /// that does not match leaves the destination's upper half alone.
 #[test]
 fn regression_cmpxchg_reg32_mismatch_keeps_upper_half() {
-    let mut r = Regs { r: [0; 16], flags: 0xc1 };
+    let mut r = Regs {
+        r: [0; 16],
+        flags: 0xc1,
+    };
     r.r[0] = 0x14;
     r.r[2] = 0xcacf_7dac_56e0_0553;
     r.r[5] = 0xc472_223b_2d2f_7d2b;

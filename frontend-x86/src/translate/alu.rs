@@ -53,7 +53,12 @@ pub fn inc_dec(c: &mut Ctx<'_>, inc: bool) -> Res {
     let raw = c.op2i(if inc { Block::add } else { Block::sub }, a, 1);
     let res = c.zext(raw, bytes);
     c.store(l, bytes, res);
-    c.set_cc(CcOp::new(if inc { kind::INC } else { kind::DEC }, bytes), res, Some(cf), None);
+    c.set_cc(
+        CcOp::new(if inc { kind::INC } else { kind::DEC }, bytes),
+        res,
+        Some(cf),
+        None,
+    );
     Ok(Flow::Next)
 }
 
@@ -237,7 +242,11 @@ pub fn flag_op(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             c.set_eflags_cc(n);
         }
         Mnemonic::Cld | Mnemonic::Std | Mnemonic::Cli | Mnemonic::Sti => {
-            let bit = if matches!(m, Mnemonic::Cld | Mnemonic::Std) { rflags::DF } else { rflags::IF };
+            let bit = if matches!(m, Mnemonic::Cld | Mnemonic::Std) {
+                rflags::DF
+            } else {
+                rflags::IF
+            };
             // IOPL is not part of the TB flags: cli/sti outside ring 0 #GP.
             if bit == rflags::IF && c.need_cpl0() {
                 return Ok(Flow::End);
@@ -288,7 +297,9 @@ pub fn setcc_cmov(c: &mut Ctx<'_>) -> Res {
     }
     let bytes = c.op_size(0);
     let src = c.read_op(1, bytes)?;
-    let Loc::Reg { n, .. } = c.loc(0)? else { return Err(Unsupported) };
+    let Loc::Reg { n, .. } = c.loc(0)? else {
+        return Err(Unsupported);
+    };
     let old = c.reg64(n);
     let (a, b, cond) = c.cond(cc);
     let v = c.t();
@@ -302,11 +313,29 @@ fn is_setcc(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,
-        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg
+        M::Seto
+            | M::Setno
+            | M::Setb
+            | M::Setae
+            | M::Sete
+            | M::Setne
+            | M::Setbe
+            | M::Seta
+            | M::Sets
+            | M::Setns
+            | M::Setp
+            | M::Setnp
+            | M::Setl
+            | M::Setge
+            | M::Setle
+            | M::Setg
     )
 }
 
 /// The register number of a general-purpose register operand.
 pub fn reg_of(c: &Ctx<'_>, op: u32) -> Option<usize> {
-    (c.i.op_kind(op) == OpKind::Register).then(|| gpr_num(c.i.op_register(op))).filter(|&(_, s)| s != 0).map(|(n, _)| n)
+    (c.i.op_kind(op) == OpKind::Register)
+        .then(|| gpr_num(c.i.op_register(op)))
+        .filter(|&(_, s)| s != 0)
+        .map(|(n, _)| n)
 }

@@ -53,7 +53,9 @@ pub fn scan(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
     let bytes = c.op_size(0);
     let bits = bytes as u64 * 8;
     let src = c.read_op(1, bytes)?;
-    let Some(d) = reg_of(c, 0) else { return Err(Unsupported) };
+    let Some(d) = reg_of(c, 0) else {
+        return Err(Unsupported);
+    };
     let zero = c.k(0);
     let is_zero = c.t();
     c.b.setcond(is_zero, src, zero, Cond::Eq);
@@ -120,7 +122,9 @@ pub fn scan(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
 /// bswap (the 16-bit form, undefined in the manual, gives 0 as hardware does).
 pub fn bswap(c: &mut Ctx<'_>) -> Res {
     let bytes = c.op_size(0);
-    let Some(n) = reg_of(c, 0) else { return Err(Unsupported) };
+    let Some(n) = reg_of(c, 0) else {
+        return Err(Unsupported);
+    };
     let v = c.reg64(n);
     let r = c.t();
     match bytes {

@@ -7,7 +7,10 @@ use iced_x86::{Mnemonic, OpKind};
 use super::{Ctx, Flow, Res, system};
 
 fn is_near(k: OpKind) -> bool {
-    matches!(k, OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64)
+    matches!(
+        k,
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+    )
 }
 
 /// The target of an indirect near branch (register or memory), as a temp.
@@ -69,7 +72,16 @@ pub fn loop_(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             Mnemonic::Loope | Mnemonic::Loopne => {
                 let (a, b, cnd) = c.cond(iced_x86::ConditionCode::e);
                 let t = c.t();
-                c.b.setcond(t, a, b, if m == Mnemonic::Loope { cnd } else { cnd.invert() });
+                c.b.setcond(
+                    t,
+                    a,
+                    b,
+                    if m == Mnemonic::Loope {
+                        cnd
+                    } else {
+                        cnd.invert()
+                    },
+                );
                 Some(t)
             }
             _ => None,

@@ -20,7 +20,11 @@ pub fn io(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
                 OpKind::Immediate8 => (1u64, c.i.immediate(port_op) & 0xff),
                 _ => (0, 0),
             };
-            let kind = if m == Mnemonic::In { status::IN } else { status::OUT };
+            let kind = if m == Mnemonic::In {
+                status::IN
+            } else {
+                status::OUT
+            };
             Ok(c.exit(kind | bytes << 16 | imm << 20 | port << 24))
         }
         _ => {
@@ -31,10 +35,16 @@ pub fn io(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             };
             let asz = string::addr_size(c)?;
             let out = matches!(m, Mnemonic::Outsb | Mnemonic::Outsw | Mnemonic::Outsd) as u64;
-            let rep = (c.i.has_rep_prefix() || c.i.has_repe_prefix() || c.i.has_repne_prefix()) as u64;
+            let rep =
+                (c.i.has_rep_prefix() || c.i.has_repe_prefix() || c.i.has_repne_prefix()) as u64;
             let seg = super::stack::seg_index(c.i.memory_segment()) as u64;
             Ok(c.exit(
-                status::STRING_IO | bytes << 16 | out << 20 | rep << 21 | (asz.trailing_zeros() as u64) << 24 | seg << 28,
+                status::STRING_IO
+                    | bytes << 16
+                    | out << 20
+                    | rep << 21
+                    | (asz.trailing_zeros() as u64) << 24
+                    | seg << 28,
             ))
         }
     }

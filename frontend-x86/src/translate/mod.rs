@@ -158,8 +158,21 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// A context for a block with these flags.
     pub fn new(b: &'a mut Block, tb: u64) -> Ctx<'a> {
-        let cs_base = if tb & tbflags::CODE64 != 0 { 0 } else { tb >> tbflags::CS_BASE_SHIFT };
-        Ctx { b, tb, i: Instruction::default(), pc: 0, next_pc: 0, cs_base, cc: Cc::Unknown, helpers: [None; NUM_HELPERS] }
+        let cs_base = if tb & tbflags::CODE64 != 0 {
+            0
+        } else {
+            tb >> tbflags::CS_BASE_SHIFT
+        };
+        Ctx {
+            b,
+            tb,
+            i: Instruction::default(),
+            pc: 0,
+            next_pc: 0,
+            cs_base,
+            cc: Cc::Unknown,
+            helpers: [None; NUM_HELPERS],
+        }
     }
 
     /// 64-bit mode.
@@ -184,7 +197,11 @@ impl<'a> Ctx<'a> {
 
     /// Linear pc for a rip (branch targets).
     pub fn linear(&self, rip: u64) -> u64 {
-        if self.code64() { rip } else { rip.wrapping_add(self.cs_base) & 0xffff_ffff }
+        if self.code64() {
+            rip
+        } else {
+            rip.wrapping_add(self.cs_base) & 0xffff_ffff
+        }
     }
 
     // ---- temps and constants ----
@@ -379,7 +396,8 @@ impl<'a> Ctx<'a> {
             Register::GS => seg::GS,
             _ => seg::DS,
         };
-        let needed = s == seg::FS || s == seg::GS || (!self.code64() && self.tb & tbflags::ADDSEG != 0);
+        let needed =
+            s == seg::FS || s == seg::GS || (!self.code64() && self.tb & tbflags::ADDSEG != 0);
         if !needed {
             return a;
         }
@@ -401,7 +419,10 @@ impl<'a> Ctx<'a> {
                 if sz == 0 {
                     return Err(Unsupported);
                 }
-                Ok(Loc::Reg { n, high: is_high8(r) })
+                Ok(Loc::Reg {
+                    n,
+                    high: is_high8(r),
+                })
             }
             OpKind::Memory => Ok(Loc::Mem(self.ea())),
             _ => Err(Unsupported),
@@ -428,7 +449,8 @@ impl<'a> Ctx<'a> {
     pub fn qld(&mut self, a: Temp, bytes: u32, signed: bool) -> Temp {
         let d = self.t();
         let mop = MemOp::new(mem_size(bytes));
-        self.b.qemu_ld(d, a, if signed { mop.signed() } else { mop });
+        self.b
+            .qemu_ld(d, a, if signed { mop.signed() } else { mop });
         d
     }
 
@@ -469,11 +491,31 @@ impl<'a> Ctx<'a> {
             H::Compute => (
                 "compute_flags",
                 HelperFn::A4(flags::helper_compute),
-                HelperFlags { pure: true, no_env: true, may_exit: false },
+                HelperFlags {
+                    pure: true,
+                    no_env: true,
+                    may_exit: false,
+                },
             ),
-            H::Div => ("div", HelperFn::A2(muldiv::helper_div), HelperFlags { pure: false, no_env: false, may_exit: true }),
-            H::Cpuid => ("cpuid", HelperFn::A0(system::helper_cpuid), HelperFlags::default()),
-            H::Rdtsc => ("rdtsc", HelperFn::A0(system::helper_rdtsc), HelperFlags::default()),
+            H::Div => (
+                "div",
+                HelperFn::A2(muldiv::helper_div),
+                HelperFlags {
+                    pure: false,
+                    no_env: false,
+                    may_exit: true,
+                },
+            ),
+            H::Cpuid => (
+                "cpuid",
+                HelperFn::A0(system::helper_cpuid),
+                HelperFlags::default(),
+            ),
+            H::Rdtsc => (
+                "rdtsc",
+                HelperFn::A0(system::helper_rdtsc),
+                HelperFlags::default(),
+            ),
         };
         let id = self.b.helper(name, func, flags);
         self.helpers[h as usize] = Some(id);
@@ -506,7 +548,12 @@ impl<'a> Ctx<'a> {
         self.set_cc(CcOp::EFLAGS, m, Some(m), None);
         // src holds the flags; dst is unused for EFLAGS.
         self.cc = match self.cc {
-            Cc::Known { dst, src2, .. } => Cc::Known { op: CcOp::EFLAGS, dst, src: m, src2 },
+            Cc::Known { dst, src2, .. } => Cc::Known {
+                op: CcOp::EFLAGS,
+                dst,
+                src: m,
+                src2,
+            },
             c => c,
         };
     }
@@ -659,7 +706,11 @@ impl<'a> Ctx<'a> {
 
     /// Masks an instruction pointer to the operand size of the code.
     pub fn mask_ip(&self, rip: u64) -> u64 {
-        if self.code64() { rip } else { rip & 0xffff_ffff }
+        if self.code64() {
+            rip
+        } else {
+            rip & 0xffff_ffff
+        }
     }
 
     /// Leaves for the rip in temp `t`.
@@ -686,7 +737,8 @@ pub fn gpr_num(r: Register) -> (usize, u32) {
     let rax = Register::RAX as u32;
     if (al..al + 20).contains(&v) {
         let k = v - al;
-        let n = if (4..8).contains(&k) { k - 4 } else if k >= 8 { k - 4 } else { k };
+        // AH..BH (4..8) are registers 0..3 high; SPL.. (8..) are 4..
+        let n = if k >= 4 { k - 4 } else { k };
         (n as usize, 1)
     } else if (ax..ax + 16).contains(&v) {
         ((v - ax) as usize, 2)
@@ -718,7 +770,8 @@ pub fn mem_size(bytes: u32) -> MemSize {
 /// the next page only if the decoder needs more.
 fn fetch(code: &mut dyn CodeReader, pc: u64, buf: &mut [u8; 15]) -> Result<usize, FetchFault> {
     let in_page = ((pc | !PAGE_MASK).wrapping_sub(pc) + 1).min(15) as usize;
-    code.read(pc, &mut buf[..in_page]).map_err(|fault| FetchFault { vaddr: pc, fault })?;
+    code.read(pc, &mut buf[..in_page])
+        .map_err(|fault| FetchFault { vaddr: pc, fault })?;
     Ok(in_page)
 }
 
@@ -740,7 +793,8 @@ fn decode(
     if n < 15 && dec.last_error() == iced_x86::DecoderError::NoMoreBytes {
         // The instruction continues on the next page.
         let next = pc.wrapping_add(n as u64);
-        code.read(next, &mut buf[n..]).map_err(|fault| FetchFault { vaddr: next, fault })?;
+        code.read(next, &mut buf[n..])
+            .map_err(|fault| FetchFault { vaddr: next, fault })?;
         let mut dec = Decoder::with_ip(bitness, &buf, rip, DecoderOptions::NONE);
         let i = dec.decode();
         return Ok((!i.is_invalid()).then_some(i));
@@ -809,7 +863,9 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
     use Mnemonic as M;
     let m = c.i.mnemonic();
     match m {
-        M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => alu::arith(c, m),
+        M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => {
+            alu::arith(c, m)
+        }
         M::Inc | M::Dec => alu::inc_dec(c, m == M::Inc),
         M::Neg => alu::neg(c),
         M::Not => alu::not(c),
@@ -821,8 +877,21 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
         M::Xadd => alu::xadd(c),
         M::Cbw | M::Cwde | M::Cdqe => alu::cbw(c),
         M::Cwd | M::Cdq | M::Cqo => alu::cwd(c),
-        M::Nop | M::Pause | M::Lfence | M::Mfence | M::Sfence | M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw | M::Endbr64 | M::Endbr32 => Ok(Flow::Next),
-        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli | M::Sti | M::Sahf | M::Lahf => alu::flag_op(c, m),
+        M::Nop
+        | M::Pause
+        | M::Lfence
+        | M::Mfence
+        | M::Sfence
+        | M::Prefetchnta
+        | M::Prefetcht0
+        | M::Prefetcht1
+        | M::Prefetcht2
+        | M::Prefetchw
+        | M::Endbr64
+        | M::Endbr32 => Ok(Flow::Next),
+        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli | M::Sti | M::Sahf | M::Lahf => {
+            alu::flag_op(c, m)
+        }
         _ if c.i.condition_code() != ConditionCode::None && is_setcc_cmov(m) => alu::setcc_cmov(c),
         M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr => shift::shift(c, m),
         M::Shld | M::Shrd => shift::shld(c, m == M::Shld),
@@ -831,7 +900,26 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
         M::Bt | M::Bts | M::Btr | M::Btc => bits::bt(c, m),
         M::Bsf | M::Bsr | M::Tzcnt | M::Lzcnt | M::Popcnt => bits::scan(c, m),
         M::Bswap => bits::bswap(c),
-        M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Stosb | M::Stosw | M::Stosd | M::Stosq | M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq | M::Scasb | M::Scasw | M::Scasd | M::Scasq => string::string(c, m),
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Movsq
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Stosq
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Lodsq
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Cmpsq
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Scasq => string::string(c, m),
         M::Jmp => branch::jmp(c),
         M::Call => branch::call(c),
         M::Ret => branch::ret(c),
@@ -843,7 +931,9 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
         M::Leave => stack::leave(c),
         M::Pushf | M::Pushfd | M::Pushfq => stack::pushf(c),
         M::Popf | M::Popfd | M::Popfq => stack::popf(c),
-        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => io::io(c, m),
+        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => {
+            io::io(c, m)
+        }
         _ => system::system(c, m),
     }
 }
@@ -852,8 +942,38 @@ fn is_setcc_cmov(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,
-        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg
-            | M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg
+        M::Seto
+            | M::Setno
+            | M::Setb
+            | M::Setae
+            | M::Sete
+            | M::Setne
+            | M::Setbe
+            | M::Seta
+            | M::Sets
+            | M::Setns
+            | M::Setp
+            | M::Setnp
+            | M::Setl
+            | M::Setge
+            | M::Setle
+            | M::Setg
+            | M::Cmovo
+            | M::Cmovno
+            | M::Cmovb
+            | M::Cmovae
+            | M::Cmove
+            | M::Cmovne
+            | M::Cmovbe
+            | M::Cmova
+            | M::Cmovs
+            | M::Cmovns
+            | M::Cmovp
+            | M::Cmovnp
+            | M::Cmovl
+            | M::Cmovge
+            | M::Cmovle
+            | M::Cmovg
     )
 }
 
@@ -861,7 +981,22 @@ fn is_jcc(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,
-        M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja | M::Js | M::Jns | M::Jp | M::Jnp | M::Jl | M::Jge | M::Jle | M::Jg
+        M::Jo
+            | M::Jno
+            | M::Jb
+            | M::Jae
+            | M::Je
+            | M::Jne
+            | M::Jbe
+            | M::Ja
+            | M::Js
+            | M::Jns
+            | M::Jp
+            | M::Jnp
+            | M::Jl
+            | M::Jge
+            | M::Jle
+            | M::Jg
     )
 }
 

@@ -24,7 +24,9 @@ pub fn mul(c: &mut Ctx<'_>, signed: bool) -> Res {
         (c.read_op(1, bytes)?, c.read_op(2, bytes)?)
     };
     let (low, ovf) = product(c, a, b, bytes, true);
-    let Some(n) = super::alu::reg_of(c, 0) else { return Err(Unsupported) };
+    let Some(n) = super::alu::reg_of(c, 0) else {
+        return Err(Unsupported);
+    };
     c.write_reg(n, bytes, false, low.0);
     c.set_cc(CcOp::new(kind::MUL, bytes), low.0, Some(ovf), None);
     Ok(Flow::Next)
@@ -32,7 +34,16 @@ pub fn mul(c: &mut Ctx<'_>, signed: bool) -> Res {
 
 /// `(low, high)` halves of `a * b` and an overflow indicator (nonzero when
 /// the high half is not the extension of the low half).
-fn product(c: &mut Ctx<'_>, a: accel_tcg::ir::Temp, b: accel_tcg::ir::Temp, bytes: u32, signed: bool) -> ((accel_tcg::ir::Temp, accel_tcg::ir::Temp), accel_tcg::ir::Temp) {
+fn product(
+    c: &mut Ctx<'_>,
+    a: accel_tcg::ir::Temp,
+    b: accel_tcg::ir::Temp,
+    bytes: u32,
+    signed: bool,
+) -> (
+    (accel_tcg::ir::Temp, accel_tcg::ir::Temp),
+    accel_tcg::ir::Temp,
+) {
     if bytes == 8 {
         let low = c.op2(Block::mul, a, b);
         let high = c.op2(if signed { Block::mulsh } else { Block::muluh }, a, b);
@@ -47,7 +58,11 @@ fn product(c: &mut Ctx<'_>, a: accel_tcg::ir::Temp, b: accel_tcg::ir::Temp, byte
         return ((low, high), ovf);
     }
     let bits = bytes as u64 * 8;
-    let (x, y) = if signed { (c.sext(a, bytes), c.sext(b, bytes)) } else { (a, b) };
+    let (x, y) = if signed {
+        (c.sext(a, bytes), c.sext(b, bytes))
+    } else {
+        (a, b)
+    };
     let p = c.op2(Block::mul, x, y);
     let low = c.zext(p, bytes);
     let hs = c.op2i(if signed { Block::sar } else { Block::shr }, p, bits);
@@ -120,7 +135,13 @@ pub extern "C" fn helper_div(env: *mut u8, sel: u64, divisor: u64) -> u64 {
 pub fn div_regs(rax: u64, rdx: u64, divisor: u64, bytes: u32, signed: bool) -> Option<(u64, u64)> {
     let bits = bytes * 8;
     let m = crate::flags::mask(bits);
-    let merge = |old: u64, v: u64| if bytes == 4 { v & m } else { (old & !m) | (v & m) };
+    let merge = |old: u64, v: u64| {
+        if bytes == 4 {
+            v & m
+        } else {
+            (old & !m) | (v & m)
+        }
+    };
     let d = divisor & m;
     if d == 0 {
         return None;
@@ -167,12 +188,21 @@ mod tests {
         assert_eq!(div_regs(100, 0, 7, 8, false), Some((14, 2)));
         assert_eq!(div_regs(0, 1, 1, 8, false), None); // quotient overflow
         assert_eq!(div_regs(5, 0, 0, 4, false), None);
-        assert_eq!(div_regs((-7i64) as u64, u64::MAX, 2, 8, true), Some(((-3i64) as u64, (-1i64) as u64)));
+        assert_eq!(
+            div_regs((-7i64) as u64, u64::MAX, 2, 8, true),
+            Some(((-3i64) as u64, (-1i64) as u64))
+        );
         // idiv of -128 by -1 in 8 bits overflows
         assert_eq!(div_regs(0xff80, 0, 0xff, 1, true), None);
         // 16-bit: dx:ax = 0x0001_0000 / 2 = 0x8000 r 0
-        assert_eq!(div_regs(0xdead_0000, 0xbeef_0001, 2, 2, false), Some((0xdead_8000, 0xbeef_0000)));
+        assert_eq!(
+            div_regs(0xdead_0000, 0xbeef_0001, 2, 2, false),
+            Some((0xdead_8000, 0xbeef_0000))
+        );
         // 32-bit results zero-extend
-        assert_eq!(div_regs(0xffff_ffff_0000_0010, 0xffff_ffff_0000_0000, 3, 4, false), Some((5, 1)));
+        assert_eq!(
+            div_regs(0xffff_ffff_0000_0010, 0xffff_ffff_0000_0000, 3, 4, false),
+            Some((5, 1))
+        );
     }
 }

@@ -38,7 +38,12 @@ fn set_cc_unless_zero(c: &mut Ctx<'_>, cnt: &Count, op: Temp, dst: Temp, src: Te
             let old = old_cc(c);
             let z = c.k(0);
             let vals = [op, dst, src, src2];
-            let offs = [state::CC_OP_OFF, state::CC_DST_OFF, state::CC_SRC_OFF, state::CC_SRC2_OFF];
+            let offs = [
+                state::CC_OP_OFF,
+                state::CC_DST_OFF,
+                state::CC_SRC_OFF,
+                state::CC_SRC2_OFF,
+            ];
             for k in 0..4 {
                 let v = c.t();
                 c.b.movcond(v, n, z, old[k], vals[k], Cond::Eq);
@@ -80,7 +85,11 @@ pub fn shift(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
     let bits = bytes as u64 * 8;
     let l = c.loc(0)?;
     let a = c.load(l, bytes);
-    let cnt = if c.i.op_count() < 2 { Count::Const(1) } else { count(c, 1, bytes)? };
+    let cnt = if c.i.op_count() < 2 {
+        Count::Const(1)
+    } else {
+        count(c, 1, bytes)?
+    };
     if let Count::Const(0) = cnt {
         // Flags unchanged; a 32-bit register destination is still written.
         c.store(l, bytes, a);
@@ -126,7 +135,15 @@ pub fn shift(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         Mnemonic::Rol | Mnemonic::Ror => {
             let r = c.op2i(Block::remu, n, bits);
             let res = if bytes == 8 {
-                c.op2(if m == Mnemonic::Rol { Block::rotl } else { Block::rotr }, a, r)
+                c.op2(
+                    if m == Mnemonic::Rol {
+                        Block::rotl
+                    } else {
+                        Block::rotr
+                    },
+                    a,
+                    r,
+                )
             } else {
                 let inv = c.t();
                 let w = c.k(bits);
@@ -164,7 +181,15 @@ pub fn shift(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             let f = c.eflags_arith();
             let dir = if m == Mnemonic::Rcl { 0 } else { 1 << 8 };
             let sel = c.k(bytes as u64 | dir);
-            let h = c.b.helper("rotate_carry", HelperFn::A4(helper_rcx), HelperFlags { pure: true, no_env: true, may_exit: false });
+            let h = c.b.helper(
+                "rotate_carry",
+                HelperFn::A4(helper_rcx),
+                HelperFlags {
+                    pure: true,
+                    no_env: true,
+                    may_exit: false,
+                },
+            );
             let res = c.t();
             c.b.call_helper(Some(res), h, &[sel, a, n, f]);
             let sel_f = c.k(bytes as u64 | dir | 1 << 9);
@@ -215,7 +240,11 @@ pub extern "C" fn helper_rcx(_env: *mut u8, sel: u64, a: u64, n: u64, f: u64) ->
         return v;
     }
     let msb = (v >> (bits - 1)) & 1;
-    let of = if right { msb ^ ((v >> (bits - 2)) & 1) } else { msb ^ cf };
+    let of = if right {
+        msb ^ ((v >> (bits - 2)) & 1)
+    } else {
+        msb ^ cf
+    };
     (f & !(rflags::CF | rflags::OF)) | cf | (of << 11)
 }
 
@@ -252,7 +281,15 @@ pub fn shld(c: &mut Ctx<'_>, left: bool) -> Res {
 
 /// `(a << n) | (s >> (bits - n))` (or the right-shift mirror) for
 /// `0 <= n < bits`, without a shift by the full width.
-fn double_shift(c: &mut Ctx<'_>, left: bool, a: Temp, s: Temp, n: Temp, bits: u64, bytes: u32) -> Temp {
+fn double_shift(
+    c: &mut Ctx<'_>,
+    left: bool,
+    a: Temp,
+    s: Temp,
+    n: Temp,
+    bits: u64,
+    bytes: u32,
+) -> Temp {
     let w = c.k(bits - 1);
     let inv = c.op2(Block::sub, w, n);
     let r = if left {

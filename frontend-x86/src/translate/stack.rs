@@ -103,7 +103,9 @@ pub fn pop(c: &mut Ctx<'_>) -> Res {
     let (v, nsp) = c.pop_val(bytes);
     match c.i.op_kind(0) {
         OpKind::Register => {
-            let Some(n) = reg_of(c, 0) else { return Err(super::Unsupported) };
+            let Some(n) = reg_of(c, 0) else {
+                return Err(super::Unsupported);
+            };
             c.write_sp(nsp);
             c.write_reg(n, bytes, false, v);
         }

@@ -63,7 +63,9 @@ pub fn addr_size(c: &Ctx<'_>) -> Result<u32, Unsupported> {
         match c.i.op_kind(op) {
             OpKind::MemorySegESI | OpKind::MemorySegEDI | OpKind::MemoryESEDI => return Ok(4),
             OpKind::MemorySegRSI | OpKind::MemorySegRDI | OpKind::MemoryESRDI => return Ok(8),
-            OpKind::MemorySegSI | OpKind::MemorySegDI | OpKind::MemoryESDI => return Err(Unsupported),
+            OpKind::MemorySegSI | OpKind::MemorySegDI | OpKind::MemoryESDI => {
+                return Err(Unsupported);
+            }
             _ => {}
         }
     }
@@ -106,7 +108,11 @@ pub fn string(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         if matches!(k, Kind::Cmps | Kind::Scas) {
             // repe stops when ZF = 0 (not equal), repne when ZF = 1.
             let (a, b, cond) = c.cond(iced_x86::ConditionCode::e);
-            let stop = if c.i.has_repne_prefix() { cond } else { cond.invert() };
+            let stop = if c.i.has_repne_prefix() {
+                cond
+            } else {
+                cond.invert()
+            };
             c.b.brcond(a, b, stop, done);
         }
     }

@@ -47,7 +47,11 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             if c.need_cpl0() {
                 return Ok(Flow::End);
             }
-            Ok(c.exit(if m == M::Rdmsr { status::RDMSR } else { status::WRMSR }))
+            Ok(c.exit(if m == M::Rdmsr {
+                status::RDMSR
+            } else {
+                status::WRMSR
+            }))
         }
         M::Lgdt | M::Lidt => {
             if c.need_cpl0() {
@@ -89,16 +93,28 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             Ok(c.exit(status::LOAD_SYS_SEG | ((m == M::Ltr) as u64) << 16))
         }
         M::Sldt | M::Str => {
-            let off = if m == M::Str { offset_of!(X86State, tr) } else { offset_of!(X86State, ldtr) };
+            let off = if m == M::Str {
+                offset_of!(X86State, tr)
+            } else {
+                offset_of!(X86State, ldtr)
+            };
             let v = c.ld(off as u32);
-            let bytes = if c.i.op_kind(0) == OpKind::Memory { 2 } else { c.op_size(0) };
+            let bytes = if c.i.op_kind(0) == OpKind::Memory {
+                2
+            } else {
+                c.op_size(0)
+            };
             let l = c.loc(0)?;
             c.store(l, bytes, v);
             Ok(Flow::Next)
         }
         M::Smsw => {
             let v = c.ld(state::CR0_OFF);
-            let bytes = if c.i.op_kind(0) == OpKind::Memory { 2 } else { c.op_size(0) };
+            let bytes = if c.i.op_kind(0) == OpKind::Memory {
+                2
+            } else {
+                c.op_size(0)
+            };
             let l = c.loc(0)?;
             c.store(l, bytes, v);
             Ok(Flow::Next)
@@ -166,7 +182,11 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             } else {
                 2
             };
-            let imm = if c.i.op_count() == 1 { c.i.immediate(0) & 0xffff } else { 0 };
+            let imm = if c.i.op_count() == 1 {
+                c.i.immediate(0) & 0xffff
+            } else {
+                0
+            };
             Ok(c.exit(status::FAR_RET | size << 24 | imm << 32))
         }
         M::Xlatb => {
@@ -215,7 +235,11 @@ pub fn mov_from_special(c: &mut Ctx<'_>) -> Res {
     let r = c.i.op_register(1);
     if r.is_segment_register() {
         let v = c.ld(state::seg_selector_off(seg_index(r)));
-        let bytes = if c.i.op_kind(0) == OpKind::Memory { 2 } else { c.op_size(0) };
+        let bytes = if c.i.op_kind(0) == OpKind::Memory {
+            2
+        } else {
+            c.op_size(0)
+        };
         let l = c.loc(0)?;
         c.store(l, bytes, v);
         return Ok(Flow::Next);
@@ -223,7 +247,9 @@ pub fn mov_from_special(c: &mut Ctx<'_>) -> Res {
     if c.need_cpl0() {
         return Ok(Flow::End);
     }
-    let Some(d) = reg_of(c, 0) else { return Err(Unsupported) };
+    let Some(d) = reg_of(c, 0) else {
+        return Err(Unsupported);
+    };
     let bytes = if c.code64() { 8 } else { 4 };
     let v = if r.is_dr() {
         // DR6/DR7 read as their reset values, the others as 0.
@@ -252,9 +278,17 @@ pub fn mov_from_special(c: &mut Ctx<'_>) -> Res {
 pub fn far_jmp(c: &mut Ctx<'_>, call: bool) -> Res {
     let (sel, off, size) = match c.i.op_kind(0) {
         OpKind::FarBranch32 | OpKind::FarBranch16 => {
-            let size = if c.i.op_kind(0) == OpKind::FarBranch32 { 4 } else { 2 };
+            let size = if c.i.op_kind(0) == OpKind::FarBranch32 {
+                4
+            } else {
+                2
+            };
             let s = c.k(c.i.far_branch_selector() as u64);
-            let o = c.k(if size == 4 { c.i.far_branch32() as u64 } else { c.i.far_branch16() as u64 });
+            let o = c.k(if size == 4 {
+                c.i.far_branch32() as u64
+            } else {
+                c.i.far_branch16() as u64
+            });
             (s, o, size)
         }
         OpKind::Memory => {
@@ -300,7 +334,12 @@ pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
             [0x0005_06e3, 0x0001_0800, ecx, edx]
         }
         0x8000_0000 => [0x8000_0008, 0, 0, 0],
-        0x8000_0001 => [0, 0, 1 | (1 << 5), (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)],
+        0x8000_0001 => [
+            0,
+            0,
+            1 | (1 << 5),
+            (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29),
+        ],
         0x8000_0002..=0x8000_0004 => {
             let base = (leaf - 0x8000_0002) as usize * 16;
             let w = |k: usize| {
