@@ -1,0 +1,1191 @@
+//! [`X86Cpu`]: the [`GuestCpu`] the exec loop runs, and everything finished
+//! in Rust: exception and interrupt delivery, port I/O, segment loads, far
+//! transfers, control registers and MSRs.
+//!
+//! # Exceptions
+//!
+//! [`X86Cpu::exception`] delivers through the IDT: 32-bit interrupt and trap
+//! gates in protected mode, 64-bit gates (with IST) in long mode, with a
+//! stack switch through the TSS when the privilege level changes. Delivery
+//! builds the whole frame before it writes anything, so a fault while
+//! delivering leaves the state as it was and becomes the next exception by
+//! the manual's table: benign then anything is handled serially;
+//! contributory after contributory, and contributory or #PF after #PF, is a
+//! double fault; a fault while delivering a double fault is a triple fault,
+//! which ends the run with [`CrashKind::TripleFault`].
+
+use accel_tcg::guest::{CodeReader, FetchFault, GuestCpu, GuestEvent, Platform};
+use accel_tcg::ir::Block;
+use accel_tcg::softmmu::{Access, CpuState as _, MemFault};
+use devices::LifecycleEvent;
+use machine::{CpuState as MachineCpuState, Crash, CrashKind, VcpuExit};
+use vm_memory::GuestMemoryMmap;
+
+use crate::mmu::{self, Fault, X86Walker};
+use crate::state::{SegCache, X86State, attr, ctl, rflags, seg};
+use crate::translate::{self, status, tbflags};
+
+/// An exception to deliver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exc {
+    /// Vector.
+    pub vector: u8,
+    /// Error code, if the vector pushes one.
+    pub error: Option<u32>,
+    /// The faulting address, for #PF.
+    pub cr2: Option<u64>,
+}
+
+impl Exc {
+    /// An exception without error code.
+    pub const fn new(vector: u8) -> Exc {
+        Exc {
+            vector,
+            error: None,
+            cr2: None,
+        }
+    }
+
+    /// An exception with an error code.
+    pub const fn err(vector: u8, error: u32) -> Exc {
+        Exc {
+            vector,
+            error: Some(error),
+            cr2: None,
+        }
+    }
+
+    /// #GP(error)
+    pub const fn gp(error: u32) -> Exc {
+        Exc::err(status::GP, error)
+    }
+
+    /// The exception a memory fault at `vaddr` raises.
+    pub fn from_fault(f: Fault, vaddr: u64) -> Exc {
+        match f {
+            Fault::Page(e) => Exc {
+                vector: status::PF,
+                error: Some(e),
+                cr2: Some(vaddr),
+            },
+            Fault::General => Exc::gp(0),
+            Fault::Stack => Exc::err(status::SS, 0),
+        }
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Class {
+    Benign,
+    Contributory,
+    PageFault,
+}
+
+fn class(v: u8) -> Class {
+    match v {
+        0 | 10..=13 => Class::Contributory,
+        14 => Class::PageFault,
+        _ => Class::Benign,
+    }
+}
+
+/// An x86-64 vCPU for the translator.
+pub struct X86Cpu {
+    /// The state translated code runs against.
+    pub state: Box<X86State>,
+}
+
+impl Default for X86Cpu {
+    fn default() -> Self {
+        X86Cpu::new()
+    }
+}
+
+impl X86Cpu {
+    /// A vCPU in moat's reset state (set an entry state before running).
+    pub fn new() -> X86Cpu {
+        X86Cpu {
+            state: Box::new(X86State::new()),
+        }
+    }
+
+    fn cs_base(&self) -> u64 {
+        if self.state.code64() {
+            0
+        } else {
+            self.state.segs[seg::CS].base
+        }
+    }
+
+    fn rip_of(&self, pc: u64) -> u64 {
+        let r = pc.wrapping_sub(self.cs_base());
+        if self.state.code64() {
+            r
+        } else {
+            r & 0xffff_ffff
+        }
+    }
+
+    /// The walker for implicit supervisor accesses (descriptor tables, TSS).
+    fn sys_walker(&self) -> X86Walker {
+        X86Walker {
+            cpl: 0,
+            ..self.walker()
+        }
+    }
+
+    fn read_u64(&self, mem: &GuestMemoryMmap, w: &X86Walker, va: u64) -> Result<u64, Exc> {
+        let mut b = [0u8; 8];
+        mmu::read_virt(w, mem, va, &mut b).map_err(|f| Exc::from_fault(f, va))?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads a value of `bytes` at a stack offset.
+    fn read_stack(&self, mem: &GuestMemoryMmap, sp: u64, bytes: u32) -> Result<u64, Exc> {
+        let w = self.walker();
+        let va = self.stack_linear(sp);
+        let mut b = [0u8; 8];
+        mmu::read_virt(&w, mem, va, &mut b[..bytes as usize])
+            .map_err(|f| Exc::from_fault(stackify(f), va))?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn stack_linear(&self, sp: u64) -> u64 {
+        if self.state.code64() {
+            sp
+        } else {
+            (sp & 0xffff_ffff).wrapping_add(self.state.segs[seg::SS].base) & 0xffff_ffff
+        }
+    }
+
+    /// Reads the GDT descriptor for `sel` (LDT selectors are refused).
+    fn descriptor(&self, mem: &GuestMemoryMmap, sel: u16) -> Result<u64, Exc> {
+        let idx = (sel & !7) as u64;
+        if sel & 4 != 0 || idx + 7 > self.state.gdt_limit {
+            return Err(Exc::gp((sel & 0xfffc) as u32));
+        }
+        self.read_u64(
+            mem,
+            &self.sys_walker(),
+            self.state.gdt_base.wrapping_add(idx),
+        )
+    }
+
+    fn flush_tlb(&mut self) {
+        self.state.header.tlb.flush();
+    }
+
+    fn lifecycle_event(platform: &Platform<'_>) -> GuestEvent {
+        match platform.lifecycle.pending() {
+            Some(LifecycleEvent::Shutdown(s)) => GuestEvent::Exit(VcpuExit::Shutdown(s)),
+            Some(LifecycleEvent::Reset) => GuestEvent::Exit(VcpuExit::Reset),
+            None => GuestEvent::Continue,
+        }
+    }
+
+    /// Delivers `exc` for the instruction at `rip` (the return address the
+    /// frame holds is `ret_rip`), escalating to #DF and a triple fault.
+    pub fn exception(
+        &mut self,
+        exc: Exc,
+        ret_rip: u64,
+        soft: bool,
+        platform: &Platform<'_>,
+    ) -> GuestEvent {
+        let mut cur = exc;
+        let mut soft = soft;
+        for _ in 0..4 {
+            if let Some(a) = cur.cr2 {
+                self.state.cr2 = a;
+            }
+            match self.deliver(cur, ret_rip, soft, platform.memory) {
+                Ok(()) => return GuestEvent::Continue,
+                Err(next) => {
+                    log::debug!(
+                        "x86: exception {} while delivering {}",
+                        next.vector,
+                        cur.vector
+                    );
+                    if cur.vector == status::DF {
+                        break;
+                    }
+                    let double = matches!(
+                        (class(cur.vector), class(next.vector)),
+                        (Class::Contributory, Class::Contributory)
+                            | (Class::PageFault, Class::Contributory | Class::PageFault)
+                    );
+                    cur = if double {
+                        Exc::err(status::DF, 0)
+                    } else {
+                        next
+                    };
+                    soft = false;
+                }
+            }
+        }
+        let pc = self.state.pc();
+        GuestEvent::Exit(VcpuExit::Crashed(Crash {
+            kind: CrashKind::TripleFault,
+            pc: pc_of(self, ret_rip, pc),
+        }))
+    }
+
+    /// One delivery attempt; on failure nothing has changed.
+    fn deliver(
+        &mut self,
+        exc: Exc,
+        ret_rip: u64,
+        soft: bool,
+        mem: &GuestMemoryMmap,
+    ) -> Result<(), Exc> {
+        let s = &*self.state;
+        let v = exc.vector as u64;
+        let ext = if soft { 0 } else { 1 };
+        let idt_err = (v * 8 + 2 + ext) as u32;
+        let long = s.efer & ctl::EFER_LMA != 0;
+        if s.cr0 & ctl::CR0_PE == 0 {
+            // Real mode is not modelled: nothing can take the exception.
+            return Err(Exc::gp(idt_err));
+        }
+        let esize = if long { 16 } else { 8 };
+        if v * esize + esize - 1 > s.idt_limit {
+            return Err(Exc::gp(idt_err));
+        }
+        let sw = self.sys_walker();
+        let lo = self.read_u64(mem, &sw, s.idt_base.wrapping_add(v * esize))?;
+        let hi = if long {
+            self.read_u64(mem, &sw, s.idt_base.wrapping_add(v * esize + 8))?
+        } else {
+            0
+        };
+        let gtype = (lo >> 40) & 0xf;
+        let gdpl = (lo >> 45) & 3;
+        let valid = if long {
+            matches!(gtype, 0xe | 0xf)
+        } else {
+            matches!(gtype, 0xe | 0xf)
+        };
+        if !valid {
+            return Err(Exc::gp(idt_err));
+        }
+        if soft && gdpl < s.cpl {
+            return Err(Exc::gp(idt_err));
+        }
+        if lo & (1 << 47) == 0 {
+            return Err(Exc::err(status::NP, idt_err));
+        }
+        let sel = ((lo >> 16) & 0xffff) as u16;
+        let mut target = (lo & 0xffff) | ((lo >> 32) & 0xffff_0000);
+        if long {
+            target |= (hi & 0xffff_ffff) << 32;
+        }
+        if sel & !3 == 0 {
+            return Err(Exc::gp(ext as u32));
+        }
+        let cdesc = self.descriptor(mem, sel)?;
+        let code = SegCache::from_descriptor(sel & !3, cdesc);
+        if code.attrs & attr::S == 0 || code.attrs & 0x8 == 0 {
+            return Err(Exc::gp((sel & 0xfffc) as u32));
+        }
+        if code.attrs & attr::P == 0 {
+            return Err(Exc::err(status::NP, (sel & 0xfffc) as u32));
+        }
+        let new_cpl = if code.attrs & 0x4 != 0 {
+            s.cpl
+        } else {
+            code.dpl()
+        };
+        if new_cpl > s.cpl {
+            return Err(Exc::gp((sel & 0xfffc) as u32));
+        }
+        if long && code.attrs & attr::L == 0 {
+            return Err(Exc::gp((sel & 0xfffc) as u32));
+        }
+        let old_flags = s.rflags();
+        let old_cs = s.segs[seg::CS].selector;
+        let old_ss = s.segs[seg::SS].selector;
+        let old_rsp = s.regs[4];
+        let ist = if long { (lo >> 32) & 7 } else { 0 };
+        let switch = new_cpl < s.cpl;
+        let mut new_ss: Option<SegCache> = None;
+        let mut sp = old_rsp;
+        let mut frame: Vec<u64> = Vec::with_capacity(6);
+        let slot = if long { 8u32 } else { 4 };
+        if long {
+            if switch || ist != 0 {
+                let off = if ist != 0 {
+                    0x24 + (ist - 1) * 8
+                } else {
+                    4 + new_cpl * 8
+                };
+                sp = self.read_u64(mem, &sw, s.tr.base.wrapping_add(off))?;
+                if switch {
+                    new_ss = Some(SegCache {
+                        selector: new_cpl,
+                        attrs: attr::UNUSABLE | attr::DB,
+                        ..SegCache::default()
+                    });
+                }
+            }
+            sp &= !0xf;
+            frame.extend([old_ss, old_rsp, old_flags, old_cs, ret_rip]);
+        } else {
+            if switch {
+                let esp = self.read_u64(mem, &sw, s.tr.base.wrapping_add(4 + new_cpl * 8))?;
+                let ss_sel = ((esp >> 32) & 0xffff) as u16;
+                let ss_desc = self
+                    .descriptor(mem, ss_sel)
+                    .map_err(|_| Exc::err(status::TS, (ss_sel & 0xfffc) as u32))?;
+                new_ss = Some(SegCache::from_descriptor(ss_sel, ss_desc));
+                sp = esp & 0xffff_ffff;
+                frame.extend([old_ss, old_rsp & 0xffff_ffff]);
+            }
+            frame.extend([old_flags & 0xffff_ffff, old_cs, ret_rip & 0xffff_ffff]);
+        }
+        if let Some(e) = exc.error {
+            frame.push(e as u64);
+        }
+        let len = frame.len() as u64 * slot as u64;
+        let new_sp = sp.wrapping_sub(len);
+        let mut bytes = Vec::with_capacity(len as usize);
+        for w in frame.iter().rev() {
+            bytes.extend_from_slice(&w.to_le_bytes()[..slot as usize]);
+        }
+        let ss_base = match (&new_ss, long) {
+            (_, true) => 0,
+            (Some(n), false) => n.base,
+            (None, false) => s.segs[seg::SS].base,
+        };
+        let lin = if long {
+            new_sp
+        } else {
+            (new_sp & 0xffff_ffff).wrapping_add(ss_base) & 0xffff_ffff
+        };
+        if long && ((lin << 16) as i64 >> 16) as u64 != lin {
+            return Err(Exc::err(status::SS, 0));
+        }
+        let pw = X86Walker {
+            cpl: new_cpl,
+            ..self.walker()
+        };
+        mmu::write_virt(&pw, mem, lin, &bytes).map_err(|f| Exc::from_fault(stackify(f), lin))?;
+        // Commit.
+        let s = &mut *self.state;
+        if let Some(n) = new_ss {
+            s.segs[seg::SS] = n;
+        }
+        s.regs[4] = if long {
+            new_sp
+        } else {
+            (s.regs[4] & !0xffff_ffff) | (new_sp & 0xffff_ffff)
+        };
+        let mut cs = code;
+        cs.selector = (sel & !3) as u64 | new_cpl;
+        s.segs[seg::CS] = cs;
+        if s.cpl != new_cpl {
+            s.cpl = new_cpl;
+            s.header.tlb.flush();
+        }
+        s.rip = if long { target } else { target & 0xffff_ffff };
+        let mut clear = rflags::TF | rflags::NT | rflags::RF | rflags::VM;
+        if (lo >> 40) & 0xf == 0xe {
+            clear |= rflags::IF;
+        }
+        s.eflags &= !clear;
+        Ok(())
+    }
+
+    /// Loads a data or stack segment register with `sel`.
+    fn load_seg(&mut self, sidx: usize, sel: u16, mem: &GuestMemoryMmap) -> Result<(), Exc> {
+        let s = &*self.state;
+        let rpl = (sel & 3) as u64;
+        if sel & !3 == 0 {
+            if sidx == seg::SS && !(s.code64() && s.cpl != 3) {
+                return Err(Exc::gp(0));
+            }
+            self.state.segs[sidx] = SegCache {
+                selector: sel as u64,
+                attrs: attr::UNUSABLE,
+                ..SegCache::default()
+            };
+            return Ok(());
+        }
+        let desc = self.descriptor(mem, sel)?;
+        let c = SegCache::from_descriptor(sel, desc);
+        let e = Exc::gp((sel & 0xfffc) as u32);
+        if c.attrs & attr::S == 0 {
+            return Err(e);
+        }
+        let is_code = c.attrs & 0x8 != 0;
+        let writable = !is_code && c.attrs & 0x2 != 0;
+        let readable = !is_code || c.attrs & 0x2 != 0;
+        if sidx == seg::SS {
+            if !writable || rpl != s.cpl || c.dpl() != s.cpl {
+                return Err(e);
+            }
+            if c.attrs & attr::P == 0 {
+                return Err(Exc::err(status::SS, (sel & 0xfffc) as u32));
+            }
+        } else {
+            if !readable {
+                return Err(e);
+            }
+            if c.attrs & attr::P == 0 {
+                return Err(Exc::err(status::NP, (sel & 0xfffc) as u32));
+            }
+        }
+        self.state.segs[sidx] = c;
+        Ok(())
+    }
+
+    /// Loads CS for a far transfer to `sel:off` at the same privilege level.
+    fn far_target(&self, sel: u16, mem: &GuestMemoryMmap) -> Result<SegCache, Exc> {
+        let s = &*self.state;
+        if sel & !3 == 0 {
+            return Err(Exc::gp(0));
+        }
+        let desc = self.descriptor(mem, sel)?;
+        let mut c = SegCache::from_descriptor(sel, desc);
+        let e = Exc::gp((sel & 0xfffc) as u32);
+        if c.attrs & attr::S == 0 || c.attrs & 0x8 == 0 {
+            // System descriptors (call gates, TSS) are not supported.
+            return Err(e);
+        }
+        let conforming = c.attrs & 0x4 != 0;
+        if (conforming && c.dpl() > s.cpl)
+            || (!conforming && (c.dpl() != s.cpl || (sel & 3) as u64 > s.cpl))
+        {
+            return Err(e);
+        }
+        if c.attrs & attr::P == 0 {
+            return Err(Exc::err(status::NP, (sel & 0xfffc) as u32));
+        }
+        c.selector = (sel as u64 & !3) | s.cpl;
+        Ok(c)
+    }
+
+    fn set_cs(&mut self, c: SegCache) {
+        self.state.segs[seg::CS] = c;
+    }
+
+    /// The value pushed or popped for a register of `bytes`.
+    fn push_frame(&mut self, mem: &GuestMemoryMmap, vals: &[u64], bytes: u32) -> Result<u64, Exc> {
+        let sp = self.state.regs[4];
+        let len = vals.len() as u64 * bytes as u64;
+        let nsp = sp.wrapping_sub(len);
+        let mut data = Vec::with_capacity(len as usize);
+        for v in vals.iter().rev() {
+            data.extend_from_slice(&v.to_le_bytes()[..bytes as usize]);
+        }
+        let lin = self.stack_linear(nsp);
+        mmu::write_virt(&self.walker(), mem, lin, &data)
+            .map_err(|f| Exc::from_fault(stackify(f), lin))?;
+        Ok(nsp)
+    }
+
+    fn write_sp(&mut self, sp: u64) {
+        if self.state.code64() {
+            self.state.regs[4] = sp;
+        } else {
+            self.state.regs[4] = sp & 0xffff_ffff;
+        }
+    }
+
+    fn set_flags_from(&mut self, v: u64, bytes: u32) {
+        let s = &mut *self.state;
+        let mut mask = rflags::WRITABLE;
+        if s.cpl != 0 {
+            mask &= !(rflags::IOPL | rflags::IF);
+        }
+        if bytes == 2 {
+            mask &= 0xffff;
+        }
+        let old = s.rflags();
+        s.set_rflags((old & !mask) | (v & mask));
+    }
+
+    /// Runs an instruction finished in Rust; `Err` is an exception to
+    /// deliver as a fault at the instruction.
+    fn finish(
+        &mut self,
+        code: u64,
+        rip: u64,
+        next: u64,
+        platform: &Platform<'_>,
+    ) -> Result<GuestEvent, Exc> {
+        let mem = platform.memory;
+        let k = status::kind(code);
+        let f = |lo, n| status::field(code, lo, n);
+        match k {
+            status::HLT => {
+                self.state.rip = next;
+                Ok(GuestEvent::Exit(VcpuExit::Halted {
+                    pc: self.state.pc(),
+                }))
+            }
+            status::IN | status::OUT => {
+                let bytes = f(16, 4) as usize;
+                let port = if f(20, 1) != 0 {
+                    f(24, 16)
+                } else {
+                    self.state.regs[2] & 0xffff
+                };
+                let mut buf = [0xffu8; 4];
+                if k == status::OUT {
+                    buf = (self.state.regs[0] as u32).to_le_bytes();
+                    platform.pio.write(port, &buf[..bytes]);
+                } else {
+                    platform.pio.read(port, &mut buf[..bytes]);
+                    let v = u32::from_le_bytes(buf) as u64;
+                    write_reg(&mut self.state.regs[0], v, bytes as u32);
+                }
+                self.state.rip = next;
+                Ok(Self::lifecycle_event(platform))
+            }
+            status::STRING_IO => self.string_io(code, rip, next, platform),
+            status::SOFT_INT => {
+                // Software interrupts push the next rip.
+                let v = f(16, 8) as u8;
+                Ok(self.exception(Exc::new(v), next, true, platform))
+            }
+            status::EXCEPTION => {
+                let e = Exc {
+                    vector: f(16, 8) as u8,
+                    error: (f(24, 1) != 0).then(|| f(32, 16) as u32),
+                    cr2: None,
+                };
+                Err(e)
+            }
+            status::MOV_TO_CR => {
+                self.mov_to_cr(f(16, 4) as u32, self.state.scratch[0])?;
+                self.state.rip = next;
+                Ok(GuestEvent::Continue)
+            }
+            status::LOAD_SEG => {
+                let sidx = f(16, 4) as usize;
+                let sel = self.state.scratch[0] as u16;
+                self.load_seg(sidx, sel, mem)?;
+                if f(20, 1) != 0 {
+                    self.state.regs[4] = self.state.scratch[1];
+                    self.write_sp(self.state.scratch[1]);
+                }
+                self.state.rip = next;
+                Ok(GuestEvent::Continue)
+            }
+            status::FAR_JMP => {
+                let call = f(16, 1) != 0;
+                let size = f(24, 4) as u32;
+                let sel = self.state.scratch[0] as u16;
+                let off = self.state.scratch[1];
+                let cs = self.far_target(sel, mem)?;
+                if call {
+                    let old_cs = self.state.segs[seg::CS].selector;
+                    let nsp = self.push_frame(mem, &[old_cs, next], size)?;
+                    self.write_sp(nsp);
+                }
+                let long_target = self.state.efer & ctl::EFER_LMA != 0 && cs.attrs & attr::L != 0;
+                self.set_cs(cs);
+                self.state.rip = if long_target { off } else { off & 0xffff_ffff };
+                Ok(GuestEvent::Continue)
+            }
+            status::FAR_RET => {
+                let size = f(24, 4) as u32;
+                let imm = f(32, 16);
+                let sp = self.state.regs[4];
+                let nrip = self.read_stack(mem, sp, size)?;
+                let sel = self.read_stack(mem, sp.wrapping_add(size as u64), size)? as u16;
+                let mut sp2 = sp.wrapping_add(2 * size as u64 + imm);
+                let rpl = (sel & 3) as u64;
+                if rpl > self.state.cpl {
+                    // Return to an outer level: also pop rsp and ss.
+                    let nsp = self.read_stack(mem, sp2, size)?;
+                    let nss = self.read_stack(mem, sp2.wrapping_add(size as u64), size)? as u16;
+                    let old = self.state.cpl;
+                    self.state.cpl = rpl;
+                    let cs = self.far_target(sel, mem);
+                    let cs = match cs {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.state.cpl = old;
+                            return Err(e);
+                        }
+                    };
+                    if let Err(e) = self.load_seg(seg::SS, nss, mem) {
+                        self.state.cpl = old;
+                        return Err(e);
+                    }
+                    self.set_cs(cs);
+                    self.flush_tlb();
+                    sp2 = nsp;
+                } else {
+                    let cs = self.far_target(sel, mem)?;
+                    self.set_cs(cs);
+                }
+                self.write_sp(sp2);
+                self.state.rip = if self.state.code64() {
+                    nrip
+                } else {
+                    nrip & 0xffff_ffff
+                };
+                Ok(GuestEvent::Continue)
+            }
+            status::IRET => {
+                self.iret(f(24, 4) as u32, mem)?;
+                Ok(GuestEvent::Continue)
+            }
+            status::RDMSR => {
+                let v = self.rdmsr(self.state.regs[1] as u32)?;
+                self.state.regs[0] = v & 0xffff_ffff;
+                self.state.regs[2] = v >> 32;
+                self.state.rip = next;
+                Ok(GuestEvent::Continue)
+            }
+            status::WRMSR => {
+                let v = (self.state.regs[2] << 32) | (self.state.regs[0] & 0xffff_ffff);
+                self.wrmsr(self.state.regs[1] as u32, v)?;
+                self.state.rip = next;
+                Ok(GuestEvent::Continue)
+            }
+            status::SYSCALL => {
+                self.syscall(next)?;
+                Ok(GuestEvent::Continue)
+            }
+            status::SYSRET => {
+                self.sysret(f(16, 1) != 0)?;
+                Ok(GuestEvent::Continue)
+            }
+            status::INVLPG => {
+                // Large pages occupy many TLB entries: flush everything.
+                self.flush_tlb();
+                self.state.rip = next;
+                Ok(GuestEvent::Continue)
+            }
+            status::LOAD_SYS_SEG => {
+                self.load_sys_seg(f(16, 1) != 0, self.state.scratch[0] as u16, mem)?;
+                self.state.rip = next;
+                Ok(GuestEvent::Continue)
+            }
+            _ => {
+                self.state.rip = next;
+                Ok(GuestEvent::Continue)
+            }
+        }
+    }
+
+    fn string_io(
+        &mut self,
+        code: u64,
+        _rip: u64,
+        next: u64,
+        platform: &Platform<'_>,
+    ) -> Result<GuestEvent, Exc> {
+        let f = |lo, n| status::field(code, lo, n);
+        let bytes = f(16, 4);
+        let out = f(20, 1) != 0;
+        let rep = f(21, 1) != 0;
+        let asz = 1u32 << f(24, 4);
+        let sidx = f(28, 3) as usize;
+        let amask = crate::flags::mask(asz * 8);
+        let port = self.state.regs[2] & 0xffff;
+        let step = if self.state.eflags & rflags::DF != 0 {
+            bytes.wrapping_neg()
+        } else {
+            bytes
+        };
+        let w = self.walker();
+        // Bounded per call: the instruction is re-entered while rcx remains.
+        for _ in 0..4096 {
+            if rep && self.state.regs[1] & amask == 0 {
+                self.state.rip = next;
+                return Ok(Self::lifecycle_event(platform));
+            }
+            let mut buf = [0xffu8; 4];
+            let b = &mut buf[..bytes as usize];
+            if out {
+                let off = self.state.regs[6] & amask;
+                let lin = self.seg_linear(sidx, off);
+                mmu::read_virt(&w, platform.memory, lin, b).map_err(|e| Exc::from_fault(e, lin))?;
+                platform.pio.write(port, b);
+                let n = self.state.regs[6].wrapping_add(step);
+                write_reg(&mut self.state.regs[6], n, asz);
+            } else {
+                let off = self.state.regs[7] & amask;
+                let lin = self.seg_linear(seg::ES, off);
+                // Check the destination before the device sees the read.
+                w.walk(platform.memory, lin, Access::Write)
+                    .map_err(|e| Exc::from_fault(e, lin))?;
+                platform.pio.read(port, b);
+                mmu::write_virt(&w, platform.memory, lin, b)
+                    .map_err(|e| Exc::from_fault(e, lin))?;
+                let n = self.state.regs[7].wrapping_add(step);
+                write_reg(&mut self.state.regs[7], n, asz);
+            }
+            if !rep {
+                self.state.rip = next;
+                return Ok(Self::lifecycle_event(platform));
+            }
+            let c = self.state.regs[1].wrapping_sub(1);
+            write_reg(&mut self.state.regs[1], c, asz);
+            if let ev @ GuestEvent::Exit(_) = Self::lifecycle_event(platform) {
+                return Ok(ev);
+            }
+        }
+        Ok(GuestEvent::Continue)
+    }
+
+    fn seg_linear(&self, sidx: usize, off: u64) -> u64 {
+        let s = &self.state.segs[sidx];
+        if self.state.code64() {
+            if sidx == seg::FS || sidx == seg::GS {
+                off.wrapping_add(s.base)
+            } else {
+                off
+            }
+        } else {
+            off.wrapping_add(s.base) & 0xffff_ffff
+        }
+    }
+
+    fn mov_to_cr(&mut self, n: u32, v: u64) -> Result<(), Exc> {
+        let s = &mut *self.state;
+        match n {
+            0 => {
+                let v = if s.code64() { v } else { v & 0xffff_ffff };
+                if v >> 32 != 0 || (v & ctl::CR0_PG != 0 && v & ctl::CR0_PE == 0) {
+                    return Err(Exc::gp(0));
+                }
+                let pg_on = v & ctl::CR0_PG != 0 && s.cr0 & ctl::CR0_PG == 0;
+                let pg_off = v & ctl::CR0_PG == 0 && s.cr0 & ctl::CR0_PG != 0;
+                if pg_on && s.efer & ctl::EFER_LME != 0 {
+                    if s.cr4 & ctl::CR4_PAE == 0 {
+                        return Err(Exc::gp(0));
+                    }
+                    s.efer |= ctl::EFER_LMA;
+                }
+                if pg_off {
+                    if s.code64() {
+                        return Err(Exc::gp(0));
+                    }
+                    s.efer &= !ctl::EFER_LMA;
+                }
+                s.cr0 = v | ctl::CR0_ET;
+            }
+            2 => s.cr2 = v,
+            3 => s.cr3 = if s.code64() { v } else { v & 0xffff_ffff },
+            4 => {
+                if s.efer & ctl::EFER_LMA != 0 && v & ctl::CR4_PAE == 0 {
+                    return Err(Exc::gp(0));
+                }
+                // Only bits for features moat models (or can ignore).
+                let allowed = ctl::CR4_PSE
+                    | ctl::CR4_PAE
+                    | ctl::CR4_PGE
+                    | ctl::CR4_OSFXSR
+                    | ctl::CR4_OSXMMEXCPT
+                    | (1 << 2)
+                    | (1 << 3)
+                    | (1 << 1)
+                    | 1;
+                if v & !allowed != 0 {
+                    return Err(Exc::gp(0));
+                }
+                s.cr4 = v;
+            }
+            8 => s.cr8 = v & 0xf,
+            _ => return Err(Exc::new(status::UD)),
+        }
+        s.header.tlb.flush();
+        Ok(())
+    }
+
+    fn rdmsr(&self, idx: u32) -> Result<u64, Exc> {
+        let s = &*self.state;
+        Ok(match idx {
+            0x10 => translate::system::tsc(s.tsc_offset),
+            0x1b => s.apic_base,
+            0x1a0 => s.misc_enable,
+            0x277 => s.pat,
+            0xc000_0080 => s.efer,
+            0xc000_0081 => s.star,
+            0xc000_0082 => s.lstar,
+            0xc000_0083 => s.cstar,
+            0xc000_0084 => s.sfmask,
+            0xc000_0100 => s.segs[seg::FS].base,
+            0xc000_0101 => s.segs[seg::GS].base,
+            0xc000_0102 => s.kernel_gs_base,
+            0xc000_0103 => s.tsc_aux,
+            _ => return Err(Exc::gp(0)),
+        })
+    }
+
+    fn wrmsr(&mut self, idx: u32, v: u64) -> Result<(), Exc> {
+        let canonical = ((v << 16) as i64 >> 16) as u64 == v;
+        let s = &mut *self.state;
+        match idx {
+            0x10 => s.tsc_offset = v.wrapping_sub(translate::system::tsc(0)),
+            0x1b => s.apic_base = v,
+            0x1a0 => s.misc_enable = v,
+            0x277 => s.pat = v,
+            0xc000_0080 => {
+                let allowed = ctl::EFER_SCE | ctl::EFER_LME | ctl::EFER_NXE;
+                if v & !(allowed | ctl::EFER_LMA) != 0 {
+                    return Err(Exc::gp(0));
+                }
+                if (v ^ s.efer) & ctl::EFER_LME != 0 && s.cr0 & ctl::CR0_PG != 0 {
+                    return Err(Exc::gp(0));
+                }
+                s.efer = (v & allowed) | (s.efer & ctl::EFER_LMA);
+                s.header.tlb.flush();
+            }
+            0xc000_0081 => s.star = v,
+            0xc000_0082 | 0xc000_0083 | 0xc000_0100 | 0xc000_0101 | 0xc000_0102 if !canonical => {
+                return Err(Exc::gp(0));
+            }
+            0xc000_0082 => s.lstar = v,
+            0xc000_0083 => s.cstar = v,
+            0xc000_0084 => s.sfmask = v & 0xffff_ffff,
+            0xc000_0100 => s.segs[seg::FS].base = v,
+            0xc000_0101 => s.segs[seg::GS].base = v,
+            0xc000_0102 => s.kernel_gs_base = v,
+            0xc000_0103 => s.tsc_aux = v & 0xffff_ffff,
+            _ => return Err(Exc::gp(0)),
+        }
+        Ok(())
+    }
+
+    fn syscall(&mut self, next: u64) -> Result<(), Exc> {
+        let s = &mut *self.state;
+        if s.efer & ctl::EFER_SCE == 0 || !s.code64() {
+            return Err(Exc::new(status::UD));
+        }
+        let flags = s.rflags();
+        s.regs[1] = next;
+        s.regs[11] = flags & !rflags::RF;
+        let sel = (s.star >> 32) & 0xfffc;
+        s.segs[seg::CS] = SegCache {
+            selector: sel,
+            base: 0,
+            limit: 0xffff_ffff,
+            attrs: attr::P | attr::S | attr::L | attr::G | 0xb,
+        };
+        s.segs[seg::SS] = SegCache {
+            selector: sel + 8,
+            base: 0,
+            limit: 0xffff_ffff,
+            attrs: attr::P | attr::S | attr::DB | attr::G | 0x3,
+        };
+        s.set_rflags(flags & !s.sfmask & !rflags::RF);
+        s.rip = s.lstar;
+        if s.cpl != 0 {
+            s.cpl = 0;
+            s.header.tlb.flush();
+        }
+        Ok(())
+    }
+
+    fn sysret(&mut self, q: bool) -> Result<(), Exc> {
+        let s = &mut *self.state;
+        if s.efer & ctl::EFER_SCE == 0 || !s.code64() {
+            return Err(Exc::new(status::UD));
+        }
+        let rcx = s.regs[1];
+        if q && ((rcx << 16) as i64 >> 16) as u64 != rcx {
+            return Err(Exc::gp(0));
+        }
+        let base = (s.star >> 48) & 0xfffc;
+        let (cs_sel, l) = if q {
+            (base + 16, attr::L)
+        } else {
+            (base, attr::DB)
+        };
+        s.segs[seg::CS] = SegCache {
+            selector: cs_sel | 3,
+            base: 0,
+            limit: 0xffff_ffff,
+            attrs: attr::P | attr::S | l | attr::G | 0xb | 3 << attr::DPL_SHIFT,
+        };
+        s.segs[seg::SS] = SegCache {
+            selector: (base + 8) | 3,
+            base: 0,
+            limit: 0xffff_ffff,
+            attrs: attr::P | attr::S | attr::DB | attr::G | 0x3 | 3 << attr::DPL_SHIFT,
+        };
+        let r11 = s.regs[11];
+        s.set_rflags((r11 & (rflags::WRITABLE | rflags::RF)) | rflags::FIXED);
+        s.rip = if q { rcx } else { rcx & 0xffff_ffff };
+        s.cpl = 3;
+        s.header.tlb.flush();
+        Ok(())
+    }
+
+    fn iret(&mut self, size: u32, mem: &GuestMemoryMmap) -> Result<(), Exc> {
+        let long = self.state.efer & ctl::EFER_LMA != 0;
+        let sp = self.state.regs[4];
+        let sz = size as u64;
+        let nrip = self.read_stack(mem, sp, size)?;
+        let sel = self.read_stack(mem, sp.wrapping_add(sz), size)? as u16;
+        let fl = self.read_stack(mem, sp.wrapping_add(2 * sz), size)?;
+        let rpl = (sel & 3) as u64;
+        let outer = rpl > self.state.cpl;
+        let pop_stack = outer || (long && self.state.code64());
+        let (nsp, nss) = if pop_stack {
+            (
+                self.read_stack(mem, sp.wrapping_add(3 * sz), size)?,
+                Some(self.read_stack(mem, sp.wrapping_add(4 * sz), size)? as u16),
+            )
+        } else {
+            (sp.wrapping_add(3 * sz), None)
+        };
+        if rpl < self.state.cpl {
+            return Err(Exc::gp((sel & 0xfffc) as u32));
+        }
+        let old_cpl = self.state.cpl;
+        let old_segs = self.state.segs;
+        self.state.cpl = rpl;
+        let r = (|| {
+            let cs = self.far_target(sel, mem)?;
+            if let Some(ss) = nss {
+                if ss & !3 == 0 && long && rpl != 3 {
+                    self.state.segs[seg::SS] = SegCache {
+                        selector: ss as u64,
+                        attrs: attr::UNUSABLE | attr::DB,
+                        ..SegCache::default()
+                    };
+                } else {
+                    self.load_seg(seg::SS, ss, mem)?;
+                }
+            }
+            Ok(cs)
+        })();
+        let cs = match r {
+            Ok(c) => c,
+            Err(e) => {
+                self.state.cpl = old_cpl;
+                self.state.segs = old_segs;
+                return Err(e);
+            }
+        };
+        // Flags: popped with the privileges of the old level.
+        self.state.cpl = old_cpl;
+        self.set_flags_from(fl, size);
+        self.state.cpl = rpl;
+        self.set_cs(cs);
+        let code64 = self.state.code64();
+        self.state.regs[4] = if code64 || pop_stack && size == 8 {
+            nsp
+        } else {
+            nsp & 0xffff_ffff
+        };
+        self.state.rip = if code64 { nrip } else { nrip & 0xffff_ffff };
+        if rpl != old_cpl {
+            self.flush_tlb();
+        }
+        Ok(())
+    }
+
+    fn load_sys_seg(&mut self, tr: bool, sel: u16, mem: &GuestMemoryMmap) -> Result<(), Exc> {
+        if sel & !3 == 0 {
+            if tr {
+                return Err(Exc::gp(0));
+            }
+            self.state.ldtr = SegCache {
+                selector: sel as u64,
+                attrs: attr::UNUSABLE,
+                ..SegCache::default()
+            };
+            return Ok(());
+        }
+        let lo = self.descriptor(mem, sel)?;
+        let long = self.state.efer & ctl::EFER_LMA != 0;
+        let mut c = SegCache::from_descriptor(sel, lo);
+        if long {
+            let hi = self.read_u64(
+                mem,
+                &self.sys_walker(),
+                self.state.gdt_base.wrapping_add((sel & !7) as u64 + 8),
+            )?;
+            c.base |= (hi & 0xffff_ffff) << 32;
+        }
+        let ty = c.attrs & attr::TYPE;
+        let ok = if tr {
+            ty == 0x9 || ty == 0x1
+        } else {
+            ty == 0x2
+        };
+        if c.attrs & attr::S != 0 || !ok {
+            return Err(Exc::gp((sel & 0xfffc) as u32));
+        }
+        if c.attrs & attr::P == 0 {
+            return Err(Exc::err(status::NP, (sel & 0xfffc) as u32));
+        }
+        if tr {
+            // Mark the TSS busy in the GDT and in the cache.
+            c.attrs |= 0x2;
+            let busy = lo | (0x2 << 40);
+            let _ = mmu::write_virt(
+                &self.sys_walker(),
+                mem,
+                self.state.gdt_base.wrapping_add((sel & !7) as u64),
+                &busy.to_le_bytes(),
+            );
+            self.state.tr = c;
+        } else {
+            self.state.ldtr = c;
+        }
+        Ok(())
+    }
+}
+
+/// Non-canonical stack accesses raise #SS rather than #GP.
+fn stackify(f: Fault) -> Fault {
+    if f == Fault::General { Fault::Stack } else { f }
+}
+
+fn pc_of(cpu: &X86Cpu, rip: u64, fallback: u64) -> u64 {
+    let _ = fallback;
+    if cpu.state.code64() {
+        rip
+    } else {
+        cpu.state.segs[seg::CS].base.wrapping_add(rip) & 0xffff_ffff
+    }
+}
+
+/// Writes `v` into a register as an operation of `bytes` would.
+fn write_reg(r: &mut u64, v: u64, bytes: u32) {
+    *r = match bytes {
+        8 => v,
+        4 => v & 0xffff_ffff,
+        _ => {
+            let m = crate::flags::mask(bytes * 8);
+            (*r & !m) | (v & m)
+        }
+    };
+}
+
+impl GuestCpu for X86Cpu {
+    type State = X86State;
+    type Walker = X86Walker;
+
+    fn state(&mut self) -> &mut X86State {
+        &mut self.state
+    }
+
+    fn pc(&self) -> u64 {
+        self.state.pc()
+    }
+
+    fn set_pc(&mut self, pc: u64) {
+        self.state.rip = self.rip_of(pc);
+    }
+
+    fn tb_flags(&self) -> u64 {
+        let s = &*self.state;
+        let mut f = (s.cpl & 3) << tbflags::CPL_SHIFT;
+        if s.code64() {
+            f |= tbflags::CODE64;
+        } else {
+            if s.segs[seg::CS].attrs & attr::DB != 0 {
+                f |= tbflags::CODE32;
+            }
+            f |= (s.segs[seg::CS].base & 0xffff_ffff) << tbflags::CS_BASE_SHIFT;
+            if [seg::ES, seg::CS, seg::SS, seg::DS]
+                .iter()
+                .any(|&i| s.segs[i].base != 0)
+            {
+                f |= tbflags::ADDSEG;
+            }
+        }
+        if s.cr0 & ctl::CR0_PE != 0 {
+            f |= tbflags::PE;
+        }
+        if s.segs[seg::SS].attrs & attr::DB != 0 {
+            f |= tbflags::SS32;
+        }
+        if s.efer & ctl::EFER_LMA != 0 {
+            f |= tbflags::LMA;
+        }
+        f
+    }
+
+    fn walker(&self) -> X86Walker {
+        let s = &*self.state;
+        X86Walker {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer,
+            cpl: s.cpl,
+        }
+    }
+
+    fn translate(
+        &mut self,
+        pc: u64,
+        flags: u64,
+        code: &mut dyn CodeReader,
+        block: &mut Block,
+        max_insns: usize,
+    ) -> Result<(), FetchFault> {
+        translate::translate_block(pc, flags, code, block, max_insns)
+    }
+
+    fn handle_status(&mut self, code: u64, pc: u64, platform: &Platform<'_>) -> GuestEvent {
+        let rip = self.rip_of(pc);
+        let next = {
+            let n = rip.wrapping_add(status::insn_len(code));
+            if self.state.code64() {
+                n
+            } else {
+                n & 0xffff_ffff
+            }
+        };
+        self.state.rip = rip;
+        match self.finish(code, rip, next, platform) {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.state.rip = rip;
+                self.exception(e, rip, false, platform)
+            }
+        }
+    }
+
+    fn memory_fault(
+        &mut self,
+        pc: u64,
+        vaddr: u64,
+        _access: Access,
+        fault: MemFault,
+        platform: &Platform<'_>,
+    ) -> GuestEvent {
+        let rip = self.rip_of(pc);
+        self.state.rip = rip;
+        let e = Exc::from_fault(Fault::from_mem(fault), vaddr);
+        self.exception(e, rip, false, platform)
+    }
+
+    fn helper_exit(&mut self, code: u32, pc: u64, platform: &Platform<'_>) -> GuestEvent {
+        self.state.header().helper_exit = 0;
+        let rip = self.rip_of(pc);
+        self.state.rip = rip;
+        let vector = code.saturating_sub(1).min(255) as u8;
+        self.exception(Exc::new(vector), rip, false, platform)
+    }
+
+    fn poll_interrupts(&mut self, _platform: &Platform<'_>) -> GuestEvent {
+        // No interrupt controller on the board yet.
+        GuestEvent::Continue
+    }
+
+    fn cpu_state(&self) -> MachineCpuState {
+        MachineCpuState::X86_64(Box::new(self.state.to_machine()))
+    }
+
+    fn set_cpu_state(&mut self, state: &MachineCpuState) -> Result<(), String> {
+        match state {
+            MachineCpuState::X86_64(s) => {
+                self.state.load_machine(s);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! moat's x86-64 guest front end for the TCG translator.
+//!
+//! ```text
+//! guest bytes ─► iced-x86 decoder ─► translate::* (one module per instruction class) ─► accel_tcg::ir::Block
+//!                                                       │
+//!        exec loop ◄── exit_status / faults ──► cpu::X86Cpu (exceptions, I/O, system instructions in Rust)
+//! ```
+//!
+//! * [`state`]: the `#[repr(C)]` CPU state translated code runs against, with
+//!   lazily evaluated condition codes ([`flags`]).
+//! * [`translate`]: decoding and translation to IR.
+//! * [`mmu`]: the page-table walker ([`accel_tcg::guest::PageWalker`]).
+//! * [`cpu`]: [`cpu::X86Cpu`], the [`accel_tcg::guest::GuestCpu`] the exec
+//!   loop drives.
+//!
+//! Supported: 32-bit protected mode (flat segments) and 64-bit long mode,
+//! the general-purpose integer ISA, system instructions for booting and
+//! running a kernel, paging, exceptions through the IDT. Not yet: 16-bit
+//! code, x87/MMX/SSE, interrupts from devices, task switches, call gates.
+
+pub mod cpu;
+pub mod flags;
+#[doc(hidden)]
+pub mod harness;
+pub mod mmu;
+pub mod state;
+pub mod translate;
+
+pub use cpu::X86Cpu;
+pub use state::X86State;

@@ -1,0 +1,341 @@
+//! Integer arithmetic, logic, data movement and condition-code consumers.
+
+use accel_tcg::ir::{Block, Cond};
+use iced_x86::{Mnemonic, OpKind, Register};
+
+use super::{Ctx, Flow, Loc, Res, Unsupported, gpr_num, system};
+use crate::flags::{CcOp, kind};
+use crate::state::{self, rflags};
+
+/// add, or, adc, sbb, and, sub, xor, cmp, test.
+pub fn arith(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
+    let bytes = c.op_size(0);
+    let dl = c.loc(0)?;
+    let a = c.load(dl, bytes);
+    let b = c.read_op(1, bytes)?;
+    let carry = matches!(m, Mnemonic::Adc | Mnemonic::Sbb).then(|| c.carry());
+    let raw = c.t();
+    match m {
+        Mnemonic::Add | Mnemonic::Adc => c.b.add(raw, a, b),
+        Mnemonic::Sub | Mnemonic::Sbb | Mnemonic::Cmp => c.b.sub(raw, a, b),
+        Mnemonic::And | Mnemonic::Test => c.b.and(raw, a, b),
+        Mnemonic::Or => c.b.or(raw, a, b),
+        _ => c.b.xor(raw, a, b),
+    }
+    if let Some(cf) = carry {
+        if m == Mnemonic::Adc {
+            c.b.add(raw, raw, cf);
+        } else {
+            c.b.sub(raw, raw, cf);
+        }
+    }
+    let res = c.zext(raw, bytes);
+    if !matches!(m, Mnemonic::Cmp | Mnemonic::Test) {
+        c.store(dl, bytes, res);
+    }
+    let k = match m {
+        Mnemonic::Add => kind::ADD,
+        Mnemonic::Adc => kind::ADC,
+        Mnemonic::Sub | Mnemonic::Cmp => kind::SUB,
+        Mnemonic::Sbb => kind::SBB,
+        _ => kind::LOGIC,
+    };
+    c.set_cc(CcOp::new(k, bytes), res, Some(b), carry);
+    Ok(Flow::Next)
+}
+
+/// inc, dec: CF is kept.
+pub fn inc_dec(c: &mut Ctx<'_>, inc: bool) -> Res {
+    let bytes = c.op_size(0);
+    let l = c.loc(0)?;
+    let a = c.load(l, bytes);
+    let cf = c.carry();
+    let raw = c.op2i(if inc { Block::add } else { Block::sub }, a, 1);
+    let res = c.zext(raw, bytes);
+    c.store(l, bytes, res);
+    c.set_cc(
+        CcOp::new(if inc { kind::INC } else { kind::DEC }, bytes),
+        res,
+        Some(cf),
+        None,
+    );
+    Ok(Flow::Next)
+}
+
+/// neg: `0 - x` with the flags of that subtraction.
+pub fn neg(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.op_size(0);
+    let l = c.loc(0)?;
+    let a = c.load(l, bytes);
+    let raw = c.t();
+    c.b.neg(raw, a);
+    let res = c.zext(raw, bytes);
+    c.store(l, bytes, res);
+    c.set_cc(CcOp::new(kind::SUB, bytes), res, Some(a), None);
+    Ok(Flow::Next)
+}
+
+/// not: no flags.
+pub fn not(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.op_size(0);
+    let l = c.loc(0)?;
+    let a = c.load(l, bytes);
+    let r = c.t();
+    c.b.not(r, a);
+    c.store(l, bytes, r);
+    Ok(Flow::Next)
+}
+
+/// mov, including the segment and control register forms.
+pub fn mov(c: &mut Ctx<'_>) -> Res {
+    let i = c.i;
+    if i.op_kind(0) == OpKind::Register && is_special(i.op_register(0)) {
+        return system::mov_to_special(c);
+    }
+    if i.op_kind(1) == OpKind::Register && is_special(i.op_register(1)) {
+        return system::mov_from_special(c);
+    }
+    let bytes = c.op_size(0);
+    let v = c.read_op(1, bytes)?;
+    let l = c.loc(0)?;
+    c.store(l, bytes, v);
+    Ok(Flow::Next)
+}
+
+fn is_special(r: Register) -> bool {
+    r.is_segment_register() || r.is_cr() || r.is_dr()
+}
+
+/// movzx, movsx, movsxd.
+pub fn movx(c: &mut Ctx<'_>, signed: bool) -> Res {
+    let db = c.op_size(0);
+    let sb = c.op_size(1);
+    let sl = c.loc(1)?;
+    let v = c.load(sl, sb);
+    let v = if signed { c.sext(v, sb) } else { v };
+    let dl = c.loc(0)?;
+    c.store(dl, db, v);
+    Ok(Flow::Next)
+}
+
+/// lea: the offset, without a segment base, at the destination's size.
+pub fn lea(c: &mut Ctx<'_>) -> Res {
+    if c.i.op_kind(1) != OpKind::Memory {
+        return Err(Unsupported);
+    }
+    let bytes = c.op_size(0);
+    let (a, _) = c.ea_offset();
+    let dl = c.loc(0)?;
+    c.store(dl, bytes, a);
+    Ok(Flow::Next)
+}
+
+/// xchg (memory forms are atomic on hardware; one vCPU makes them plain).
+pub fn xchg(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.op_size(0);
+    let l0 = c.loc(0)?;
+    let l1 = c.loc(1)?;
+    let a = c.load(l0, bytes);
+    let b = c.load(l1, bytes);
+    // Memory first, so a fault leaves the registers untouched.
+    match (l0, l1) {
+        (Loc::Mem(_), _) => {
+            c.store(l0, bytes, b);
+            c.store(l1, bytes, a);
+        }
+        _ => {
+            c.store(l1, bytes, a);
+            c.store(l0, bytes, b);
+        }
+    }
+    Ok(Flow::Next)
+}
+
+/// cmpxchg: compare the accumulator with the destination.
+pub fn cmpxchg(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.op_size(0);
+    let dl = c.loc(0)?;
+    let old = c.load(dl, bytes);
+    let src = c.read_op(1, bytes)?;
+    let acc = c.read_reg(0, bytes, false);
+    if let Loc::Mem(_) = dl {
+        // Memory is written either way (the old value back on a mismatch).
+        let new = c.t();
+        c.b.movcond(new, acc, old, src, old, Cond::Eq);
+        c.store(dl, bytes, new);
+    }
+    let raw = c.op2(Block::sub, acc, old);
+    let res = c.zext(raw, bytes);
+    c.set_cc(CcOp::new(kind::SUB, bytes), res, Some(old), None);
+    // A register destination is written only when equal (hardware leaves
+    // its upper half alone otherwise); the accumulator only when not.
+    let ne = c.b.label();
+    let done = c.b.label();
+    c.b.brcond(acc, old, Cond::Ne, ne);
+    if let Loc::Reg { .. } = dl {
+        c.store(dl, bytes, src);
+    }
+    c.b.br(done);
+    c.b.set_label(ne);
+    c.write_reg(0, bytes, false, old);
+    c.b.set_label(done);
+    Ok(Flow::Next)
+}
+
+/// xadd: exchange and add.
+pub fn xadd(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.op_size(0);
+    let dl = c.loc(0)?;
+    let sl = c.loc(1)?;
+    let a = c.load(dl, bytes);
+    let b = c.load(sl, bytes);
+    let raw = c.op2(Block::add, a, b);
+    let res = c.zext(raw, bytes);
+    if let Loc::Mem(_) = dl {
+        c.store(dl, bytes, res);
+        c.store(sl, bytes, a);
+    } else {
+        c.store(sl, bytes, a);
+        c.store(dl, bytes, res);
+    }
+    c.set_cc(CcOp::new(kind::ADD, bytes), res, Some(b), None);
+    Ok(Flow::Next)
+}
+
+/// cbw, cwde, cdqe: sign-extend the accumulator in place.
+pub fn cbw(c: &mut Ctx<'_>) -> Res {
+    let bytes = match c.i.mnemonic() {
+        Mnemonic::Cbw => 2,
+        Mnemonic::Cwde => 4,
+        _ => 8,
+    };
+    let a = c.reg64(0);
+    let s = c.sext(a, bytes / 2);
+    c.write_reg(0, bytes, false, s);
+    Ok(Flow::Next)
+}
+
+/// cwd, cdq, cqo: the accumulator's sign into rdx.
+pub fn cwd(c: &mut Ctx<'_>) -> Res {
+    let bytes = match c.i.mnemonic() {
+        Mnemonic::Cwd => 2,
+        Mnemonic::Cdq => 4,
+        _ => 8,
+    };
+    let a = c.reg64(0);
+    let s = c.sext(a, bytes);
+    let d = c.op2i(Block::sar, s, 63);
+    c.write_reg(2, bytes, false, d);
+    Ok(Flow::Next)
+}
+
+/// Flag instructions: clc, stc, cmc, cld, std, cli, sti, sahf, lahf.
+pub fn flag_op(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
+    match m {
+        Mnemonic::Clc | Mnemonic::Stc | Mnemonic::Cmc => {
+            let f = c.eflags_arith();
+            let n = match m {
+                Mnemonic::Clc => c.op2i(Block::and, f, !rflags::CF),
+                Mnemonic::Stc => c.op2i(Block::or, f, rflags::CF),
+                _ => c.op2i(Block::xor, f, rflags::CF),
+            };
+            c.set_eflags_cc(n);
+        }
+        Mnemonic::Cld | Mnemonic::Std | Mnemonic::Cli | Mnemonic::Sti => {
+            let bit = if matches!(m, Mnemonic::Cld | Mnemonic::Std) {
+                rflags::DF
+            } else {
+                rflags::IF
+            };
+            // IOPL is not part of the TB flags: cli/sti outside ring 0 #GP.
+            if bit == rflags::IF && c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            let e = c.ld(state::EFLAGS_OFF);
+            let n = if matches!(m, Mnemonic::Cld | Mnemonic::Cli) {
+                c.op2i(Block::and, e, !bit)
+            } else {
+                c.op2i(Block::or, e, bit)
+            };
+            c.st(n, state::EFLAGS_OFF);
+            if m == Mnemonic::Sti {
+                // End the block so pending interrupts are looked at.
+                c.goto(0, c.next_rip());
+                return Ok(Flow::End);
+            }
+        }
+        Mnemonic::Sahf => {
+            let ah = c.read_reg(0, 1, true);
+            let keep = rflags::SF | rflags::ZF | rflags::AF | rflags::PF | rflags::CF;
+            let lo = c.op2i(Block::and, ah, keep);
+            let f = c.eflags_arith();
+            let of = c.op2i(Block::and, f, rflags::OF);
+            let n = c.op2(Block::or, lo, of);
+            c.set_eflags_cc(n);
+        }
+        _ => {
+            // lahf
+            let f = c.eflags_arith();
+            let lo = c.op2i(Block::and, f, 0xd5);
+            let v = c.op2i(Block::or, lo, 2);
+            c.write_reg(0, 1, true, v);
+        }
+    }
+    Ok(Flow::Next)
+}
+
+/// setcc and cmovcc.
+pub fn setcc_cmov(c: &mut Ctx<'_>) -> Res {
+    let cc = c.i.condition_code();
+    if is_setcc(c.i.mnemonic()) {
+        let l = c.loc(0)?;
+        let (a, b, cond) = c.cond(cc);
+        let d = c.t();
+        c.b.setcond(d, a, b, cond);
+        c.store(l, 1, d);
+        return Ok(Flow::Next);
+    }
+    let bytes = c.op_size(0);
+    let src = c.read_op(1, bytes)?;
+    let Loc::Reg { n, .. } = c.loc(0)? else {
+        return Err(Unsupported);
+    };
+    let old = c.reg64(n);
+    let (a, b, cond) = c.cond(cc);
+    let v = c.t();
+    c.b.movcond(v, a, b, src, old, cond);
+    c.write_reg(n, bytes, false, v);
+    Ok(Flow::Next)
+}
+
+/// Tells setcc from cmovcc.
+fn is_setcc(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Seto
+            | M::Setno
+            | M::Setb
+            | M::Setae
+            | M::Sete
+            | M::Setne
+            | M::Setbe
+            | M::Seta
+            | M::Sets
+            | M::Setns
+            | M::Setp
+            | M::Setnp
+            | M::Setl
+            | M::Setge
+            | M::Setle
+            | M::Setg
+    )
+}
+
+/// The register number of a general-purpose register operand.
+pub fn reg_of(c: &Ctx<'_>, op: u32) -> Option<usize> {
+    (c.i.op_kind(op) == OpKind::Register)
+        .then(|| gpr_num(c.i.op_register(op)))
+        .filter(|&(_, s)| s != 0)
+        .map(|(n, _)| n)
+}

@@ -1,0 +1,1020 @@
+//! x86 instructions to IR.
+//!
+//! [`translate_block`] decodes guest code with `iced-x86` one instruction at
+//! a time and hands each to a handler chosen by mnemonic; the handlers live
+//! in one module per instruction class:
+//!
+//! | module     | instructions                                                    |
+//! |------------|-----------------------------------------------------------------|
+//! | [`alu`]    | add/sub/logic/cmp/test, inc/dec/neg/not, mov and extensions, lea, xchg, cmpxchg, xadd, setcc, cmovcc, conversions |
+//! | [`shift`]  | shl/shr/sar, rol/ror/rcl/rcr, shld/shrd                          |
+//! | [`muldiv`] | mul, imul, div, idiv                                            |
+//! | [`bits`]   | bt/bts/btr/btc, bsf/bsr, tzcnt/lzcnt/popcnt, bswap               |
+//! | [`string`] | movs/stos/lods/cmps/scas with rep prefixes                      |
+//! | [`branch`] | jmp, jcc, loop, jrcxz, call, ret                                 |
+//! | [`stack`]  | push/pop, enter/leave, pushf/popf                               |
+//! | [`system`] | control registers, descriptor tables, MSRs, far transfers, cpuid, rdtsc, hlt, int |
+//! | [`io`]     | in/out/ins/outs                                                 |
+//!
+//! # Conventions
+//!
+//! * Every value is a 64-bit temp holding the operand zero-extended to 64
+//!   bits; narrower operands are masked when they are formed.
+//! * Guest registers are read with `ld_env` and written with `st_env` as
+//!   each instruction completes; the optimizer forwards them within a block.
+//! * Precise faults: an instruction does all its guest memory accesses
+//!   before it writes any register or flag (see accel-tcg's softmmu docs).
+//! * Flags are lazy ([`crate::flags`]); `Ctx::cc` remembers what the last
+//!   flag-setting instruction of this block stored so that conditions are
+//!   evaluated from temps without rebuilding the flags.
+//! * Instructions that are finished in Rust end the block with
+//!   `exit_status(code)`; [`status`] defines the codes.
+//! * Anything the decoder rejects or no handler covers raises #UD.
+
+pub mod alu;
+pub mod bits;
+pub mod branch;
+pub mod io;
+pub mod muldiv;
+pub mod shift;
+pub mod stack;
+pub mod status;
+pub mod string;
+pub mod system;
+
+use accel_tcg::guest::{CodeReader, FetchFault};
+use accel_tcg::ir::{Block, Cond, HelperFlags, HelperFn, HelperId, MemOp, MemSize, Temp, Ty};
+use accel_tcg::softmmu::PAGE_MASK;
+use iced_x86::{ConditionCode, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+
+use crate::flags::{self, CcOp, kind};
+use crate::state::{self, rflags, seg};
+
+/// Translation-block flags: the CPU mode bits translation depends on.
+pub mod tbflags {
+    /// 64-bit code (long mode and CS.L).
+    pub const CODE64: u64 = 1 << 0;
+    /// 32-bit default operand size (CS.D).
+    pub const CODE32: u64 = 1 << 1;
+    /// Current privilege level (2 bits).
+    pub const CPL_SHIFT: u32 = 2;
+    /// Some of ES/CS/SS/DS has a nonzero base (32-bit mode).
+    pub const ADDSEG: u64 = 1 << 4;
+    /// Protected mode.
+    pub const PE: u64 = 1 << 5;
+    /// 32-bit stack (SS.B).
+    pub const SS32: u64 = 1 << 6;
+    /// Long mode active.
+    pub const LMA: u64 = 1 << 7;
+    /// The CS base sits in the high 32 bits (outside 64-bit mode).
+    pub const CS_BASE_SHIFT: u32 = 32;
+}
+
+/// Why an instruction was not translated: it raises #UD in the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unsupported;
+
+/// What a handler did with the block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Continue with the next instruction.
+    Next,
+    /// The handler ended the block (branch, exit).
+    End,
+}
+
+/// Handler result.
+pub type Res = Result<Flow, Unsupported>;
+
+/// What the translator knows about the lazy flags at this point of the
+/// block.
+#[derive(Clone, Copy, Debug)]
+pub enum Cc {
+    /// Only the CPU-state fields know.
+    Unknown,
+    /// The last flag-setting instruction of this block stored `op`, with its
+    /// operands in these temps.
+    Known {
+        /// The operation.
+        op: CcOp,
+        /// `cc_dst`
+        dst: Temp,
+        /// `cc_src`
+        src: Temp,
+        /// `cc_src2`
+        src2: Temp,
+    },
+}
+
+/// Helpers translated code calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum H {
+    /// [`flags::helper_compute`]
+    Compute,
+    /// [`muldiv::helper_div`]
+    Div,
+    /// [`system::helper_cpuid`]
+    Cpuid,
+    /// [`system::helper_rdtsc`]
+    Rdtsc,
+}
+
+const NUM_HELPERS: usize = 4;
+
+/// A register or memory operand.
+#[derive(Clone, Copy, Debug)]
+pub enum Loc {
+    /// General-purpose register `n`; `high` for AH/CH/DH/BH.
+    Reg {
+        /// register number
+        n: usize,
+        /// bits 8..15
+        high: bool,
+    },
+    /// Memory at this linear address.
+    Mem(Temp),
+}
+
+/// The translation context of one block.
+pub struct Ctx<'a> {
+    /// The block being built.
+    pub b: &'a mut Block,
+    /// TB flags.
+    pub tb: u64,
+    /// The instruction being translated.
+    pub i: Instruction,
+    /// Its linear address.
+    pub pc: u64,
+    /// The linear address after it.
+    pub next_pc: u64,
+    /// CS base (0 in 64-bit mode).
+    pub cs_base: u64,
+    /// Lazy-flags knowledge.
+    pub cc: Cc,
+    helpers: [Option<HelperId>; NUM_HELPERS],
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for a block with these flags.
+    pub fn new(b: &'a mut Block, tb: u64) -> Ctx<'a> {
+        let cs_base = if tb & tbflags::CODE64 != 0 {
+            0
+        } else {
+            tb >> tbflags::CS_BASE_SHIFT
+        };
+        Ctx {
+            b,
+            tb,
+            i: Instruction::default(),
+            pc: 0,
+            next_pc: 0,
+            cs_base,
+            cc: Cc::Unknown,
+            helpers: [None; NUM_HELPERS],
+        }
+    }
+
+    /// 64-bit mode.
+    pub fn code64(&self) -> bool {
+        self.tb & tbflags::CODE64 != 0
+    }
+
+    /// Current privilege level.
+    pub fn cpl(&self) -> u64 {
+        (self.tb >> tbflags::CPL_SHIFT) & 3
+    }
+
+    /// The instruction's rip.
+    pub fn rip(&self) -> u64 {
+        self.pc.wrapping_sub(self.cs_base)
+    }
+
+    /// The next instruction's rip.
+    pub fn next_rip(&self) -> u64 {
+        self.next_pc.wrapping_sub(self.cs_base)
+    }
+
+    /// Linear pc for a rip (branch targets).
+    pub fn linear(&self, rip: u64) -> u64 {
+        if self.code64() {
+            rip
+        } else {
+            rip.wrapping_add(self.cs_base) & 0xffff_ffff
+        }
+    }
+
+    // ---- temps and constants ----
+
+    /// A new 64-bit temp.
+    pub fn t(&mut self) -> Temp {
+        self.b.temp64()
+    }
+
+    /// A 64-bit constant.
+    pub fn k(&mut self, v: u64) -> Temp {
+        self.b.const_temp(Ty::I64, v)
+    }
+
+    /// `d = a & mask(bits)` into a new temp (no op for 64 bits).
+    pub fn zext(&mut self, a: Temp, bytes: u32) -> Temp {
+        let d = self.t();
+        match bytes {
+            1 => self.b.ext8u(d, a),
+            2 => self.b.ext16u(d, a),
+            4 => self.b.ext32u(d, a),
+            _ => self.b.mov(d, a),
+        }
+        d
+    }
+
+    /// Sign-extends the low `bytes` of `a` to 64 bits.
+    pub fn sext(&mut self, a: Temp, bytes: u32) -> Temp {
+        let d = self.t();
+        match bytes {
+            1 => self.b.ext8s(d, a),
+            2 => self.b.ext16s(d, a),
+            4 => self.b.ext32s(d, a),
+            _ => self.b.mov(d, a),
+        }
+        d
+    }
+
+    /// `a op b` into a new temp, for the two-operand builder methods.
+    pub fn op2(&mut self, f: fn(&mut Block, Temp, Temp, Temp), a: Temp, b: Temp) -> Temp {
+        let d = self.t();
+        f(self.b, d, a, b);
+        d
+    }
+
+    /// `a op const` into a new temp.
+    pub fn op2i(&mut self, f: fn(&mut Block, Temp, Temp, Temp), a: Temp, c: u64) -> Temp {
+        let k = self.k(c);
+        self.op2(f, a, k)
+    }
+
+    // ---- CPU state ----
+
+    /// Loads a 64-bit CPU-state field.
+    pub fn ld(&mut self, off: u32) -> Temp {
+        let d = self.t();
+        self.b.ld_env(d, off, MemOp::Q);
+        d
+    }
+
+    /// Stores a 64-bit CPU-state field.
+    pub fn st(&mut self, v: Temp, off: u32) {
+        self.b.st_env(v, off, MemOp::Q);
+    }
+
+    /// Stores a constant into a CPU-state field.
+    pub fn sti(&mut self, v: u64, off: u32) {
+        let t = self.k(v);
+        self.st(t, off);
+    }
+
+    /// General-purpose register `n`, all 64 bits.
+    pub fn reg64(&mut self, n: usize) -> Temp {
+        self.ld(state::reg_off(n))
+    }
+
+    /// Reads `bytes` of register `n` (zero-extended); `high` for AH..BH.
+    pub fn read_reg(&mut self, n: usize, bytes: u32, high: bool) -> Temp {
+        let r = self.reg64(n);
+        if high {
+            let s = self.op2i(Block::shr, r, 8);
+            return self.zext(s, 1);
+        }
+        self.zext(r, bytes)
+    }
+
+    /// Writes `bytes` of register `n` with x86 semantics: 32-bit writes
+    /// zero the upper half, 8- and 16-bit writes keep the other bits.
+    pub fn write_reg(&mut self, n: usize, bytes: u32, high: bool, v: Temp) {
+        let off = state::reg_off(n);
+        match (bytes, high) {
+            (8, _) => self.st(v, off),
+            (4, _) => {
+                let z = self.zext(v, 4);
+                self.st(z, off);
+            }
+            (1, true) => {
+                let old = self.reg64(n);
+                let keep = self.op2i(Block::and, old, !0xff00);
+                let lo = self.zext(v, 1);
+                let sh = self.op2i(Block::shl, lo, 8);
+                let new = self.op2(Block::or, keep, sh);
+                self.st(new, off);
+            }
+            _ => {
+                let old = self.reg64(n);
+                let keep = self.op2i(Block::and, old, !flags::mask(bytes * 8));
+                let lo = self.zext(v, bytes);
+                let new = self.op2(Block::or, keep, lo);
+                self.st(new, off);
+            }
+        }
+    }
+
+    // ---- operands ----
+
+    /// Size in bytes of operand `op` (register or memory).
+    pub fn op_size(&self, op: u32) -> u32 {
+        match self.i.op_kind(op) {
+            OpKind::Register => self.i.op_register(op).size() as u32,
+            _ => self.i.memory_size().size() as u32,
+        }
+    }
+
+    /// The operand size of a stack access (push/pop/call/ret).
+    pub fn stack_size(&self) -> u32 {
+        let inc = self.i.stack_pointer_increment().unsigned_abs();
+        if inc == 2 || inc == 4 || inc == 8 {
+            inc
+        } else if self.code64() {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// The effective address (offset) of the memory operand, masked to the
+    /// address size, and whether the address size is 32 bits.
+    pub fn ea_offset(&mut self) -> (Temp, bool) {
+        let i = self.i;
+        let base = i.memory_base();
+        let index = i.memory_index();
+        let disp = i.memory_displacement64();
+        let mut addr32 = !self.code64();
+        let a = self.t();
+        self.b.movi(a, disp);
+        if base == Register::EIP {
+            addr32 = true;
+        } else if base != Register::RIP {
+            // (iced resolves rip-relative operands to the target rip.)
+            if base != Register::None {
+                let (n, sz) = gpr_num(base);
+                addr32 |= sz == 4;
+                let r = self.reg64(n);
+                self.b.add(a, a, r);
+            }
+            if index != Register::None {
+                let (n, sz) = gpr_num(index);
+                addr32 |= sz == 4;
+                let r = self.reg64(n);
+                let scale = i.memory_index_scale();
+                if scale > 1 {
+                    let s = self.k(scale.trailing_zeros() as u64);
+                    let sh = self.t();
+                    self.b.shl(sh, r, s);
+                    self.b.add(a, a, sh);
+                } else {
+                    self.b.add(a, a, r);
+                }
+            }
+        }
+        if addr32 {
+            self.b.ext32u(a, a);
+        }
+        (a, addr32)
+    }
+
+    /// The linear address of the memory operand.
+    pub fn ea(&mut self) -> Temp {
+        let (a, addr32) = self.ea_offset();
+        self.add_seg_base(a, self.i.memory_segment(), addr32)
+    }
+
+    /// Adds the base of segment `sreg` to the offset `a`, as the mode
+    /// requires (64-bit mode: FS and GS only).
+    pub fn add_seg_base(&mut self, a: Temp, sreg: Register, addr32: bool) -> Temp {
+        let s = match sreg {
+            Register::ES => seg::ES,
+            Register::CS => seg::CS,
+            Register::SS => seg::SS,
+            Register::FS => seg::FS,
+            Register::GS => seg::GS,
+            _ => seg::DS,
+        };
+        let needed =
+            s == seg::FS || s == seg::GS || (!self.code64() && self.tb & tbflags::ADDSEG != 0);
+        if !needed {
+            return a;
+        }
+        let base = self.ld(state::seg_base_off(s));
+        let d = self.op2(Block::add, a, base);
+        if !self.code64() {
+            self.b.ext32u(d, d);
+        }
+        let _ = addr32;
+        d
+    }
+
+    /// Where operand `op` lives (register or computed memory address).
+    pub fn loc(&mut self, op: u32) -> Result<Loc, Unsupported> {
+        match self.i.op_kind(op) {
+            OpKind::Register => {
+                let r = self.i.op_register(op);
+                let (n, sz) = gpr_num(r);
+                if sz == 0 {
+                    return Err(Unsupported);
+                }
+                Ok(Loc::Reg {
+                    n,
+                    high: is_high8(r),
+                })
+            }
+            OpKind::Memory => Ok(Loc::Mem(self.ea())),
+            _ => Err(Unsupported),
+        }
+    }
+
+    /// Loads `bytes` from a location.
+    pub fn load(&mut self, loc: Loc, bytes: u32) -> Temp {
+        match loc {
+            Loc::Reg { n, high } => self.read_reg(n, bytes, high),
+            Loc::Mem(a) => self.qld(a, bytes, false),
+        }
+    }
+
+    /// Stores `bytes` to a location.
+    pub fn store(&mut self, loc: Loc, bytes: u32, v: Temp) {
+        match loc {
+            Loc::Reg { n, high } => self.write_reg(n, bytes, high, v),
+            Loc::Mem(a) => self.qst(a, bytes, v),
+        }
+    }
+
+    /// Guest memory load of `bytes` at linear `a` (zero- or sign-extended).
+    pub fn qld(&mut self, a: Temp, bytes: u32, signed: bool) -> Temp {
+        let d = self.t();
+        let mop = MemOp::new(mem_size(bytes));
+        self.b
+            .qemu_ld(d, a, if signed { mop.signed() } else { mop });
+        d
+    }
+
+    /// Guest memory store of the low `bytes` of `v` at linear `a`.
+    pub fn qst(&mut self, a: Temp, bytes: u32, v: Temp) {
+        self.b.qemu_st(v, a, MemOp::new(mem_size(bytes)));
+    }
+
+    /// Reads operand `op` of `bytes`: register, memory or immediate.
+    pub fn read_op(&mut self, op: u32, bytes: u32) -> Result<Temp, Unsupported> {
+        match self.i.op_kind(op) {
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64 => {
+                let v = self.i.immediate(op) & flags::mask(bytes * 8);
+                Ok(self.k(v))
+            }
+            _ => {
+                let l = self.loc(op)?;
+                Ok(self.load(l, bytes))
+            }
+        }
+    }
+
+    // ---- helpers ----
+
+    /// The block's id of helper `h`, registered on first use.
+    pub fn helper(&mut self, h: H) -> HelperId {
+        if let Some(id) = self.helpers[h as usize] {
+            return id;
+        }
+        let (name, func, flags) = match h {
+            H::Compute => (
+                "compute_flags",
+                HelperFn::A4(flags::helper_compute),
+                HelperFlags {
+                    pure: true,
+                    no_env: true,
+                    may_exit: false,
+                },
+            ),
+            H::Div => (
+                "div",
+                HelperFn::A2(muldiv::helper_div),
+                HelperFlags {
+                    pure: false,
+                    no_env: false,
+                    may_exit: true,
+                },
+            ),
+            H::Cpuid => (
+                "cpuid",
+                HelperFn::A0(system::helper_cpuid),
+                HelperFlags::default(),
+            ),
+            H::Rdtsc => (
+                "rdtsc",
+                HelperFn::A0(system::helper_rdtsc),
+                HelperFlags::default(),
+            ),
+        };
+        let id = self.b.helper(name, func, flags);
+        self.helpers[h as usize] = Some(id);
+        id
+    }
+
+    // ---- flags ----
+
+    /// Records a flag-setting operation: stores the lazy state and
+    /// remembers it for conditions later in the block.
+    pub fn set_cc(&mut self, op: CcOp, dst: Temp, src: Option<Temp>, src2: Option<Temp>) {
+        let src = match src {
+            Some(s) => s,
+            None => self.k(0),
+        };
+        let src2 = match src2 {
+            Some(s) => s,
+            None => self.k(0),
+        };
+        self.sti(op.0, state::CC_OP_OFF);
+        self.st(dst, state::CC_DST_OFF);
+        self.st(src, state::CC_SRC_OFF);
+        self.st(src2, state::CC_SRC2_OFF);
+        self.cc = Cc::Known { op, dst, src, src2 };
+    }
+
+    /// Sets the arithmetic flags to `f` (only its arithmetic bits count).
+    pub fn set_eflags_cc(&mut self, f: Temp) {
+        let m = self.op2i(Block::and, f, rflags::ARITH);
+        self.set_cc(CcOp::EFLAGS, m, Some(m), None);
+        // src holds the flags; dst is unused for EFLAGS.
+        self.cc = match self.cc {
+            Cc::Known { dst, src2, .. } => Cc::Known {
+                op: CcOp::EFLAGS,
+                dst,
+                src: m,
+                src2,
+            },
+            c => c,
+        };
+    }
+
+    /// The current arithmetic flags, rebuilt (as RFLAGS bits).
+    pub fn eflags_arith(&mut self) -> Temp {
+        if let Cc::Known { op, src, .. } = self.cc
+            && op == CcOp::EFLAGS
+        {
+            return src;
+        }
+        let (op, dst, src, src2) = match self.cc {
+            Cc::Known { op, dst, src, src2 } => {
+                let o = self.k(op.0);
+                (o, dst, src, src2)
+            }
+            Cc::Unknown => (
+                self.ld(state::CC_OP_OFF),
+                self.ld(state::CC_DST_OFF),
+                self.ld(state::CC_SRC_OFF),
+                self.ld(state::CC_SRC2_OFF),
+            ),
+        };
+        let h = self.helper(H::Compute);
+        let f = self.t();
+        self.b.call_helper(Some(f), h, &[op, dst, src, src2]);
+        f
+    }
+
+    /// CF as 0 or 1.
+    pub fn carry(&mut self) -> Temp {
+        let (a, b, c) = self.cond(ConditionCode::b);
+        let d = self.t();
+        self.b.setcond(d, a, b, c);
+        d
+    }
+
+    /// A condition as `a cond b` on 64-bit temps.
+    pub fn cond(&mut self, cc: ConditionCode) -> (Temp, Temp, Cond) {
+        let v = cc as u32;
+        let negate = v != 0 && (v - 1) & 1 == 1;
+        let (a, b, c) = self.cond_base(if v == 0 { 0 } else { (v - 1) / 2 });
+        (a, b, if negate { c.invert() } else { c })
+    }
+
+    /// Base condition `n` (o, b, e, be, s, p, l, le) as `a cond b`.
+    fn cond_base(&mut self, n: u32) -> (Temp, Temp, Cond) {
+        const O: u32 = 0;
+        const B: u32 = 1;
+        const E: u32 = 2;
+        const BE: u32 = 3;
+        const S: u32 = 4;
+        const L: u32 = 6;
+        const LE: u32 = 7;
+        if let Cc::Known { op, dst, src, .. } = self.cc {
+            let bytes = op.bits() / 8;
+            match (op.kind(), n) {
+                (kind::SUB, B | BE | L | LE) => {
+                    let sum = self.op2(Block::add, dst, src);
+                    let (a, b) = if matches!(n, B | BE) {
+                        (self.zext(sum, bytes), self.zext(src, bytes))
+                    } else {
+                        (self.sext(sum, bytes), self.sext(src, bytes))
+                    };
+                    let c = match n {
+                        B => Cond::Ltu,
+                        BE => Cond::Leu,
+                        L => Cond::Lt,
+                        _ => Cond::Le,
+                    };
+                    return (a, b, c);
+                }
+                (kind::LOGIC, O | B) => {
+                    let z = self.k(0);
+                    return (z, z, Cond::Ne);
+                }
+                (kind::LOGIC, L | LE) => {
+                    let s = self.sext(dst, bytes);
+                    let z = self.k(0);
+                    return (s, z, if n == L { Cond::Lt } else { Cond::Le });
+                }
+                (k, BE | E) if (k == kind::LOGIC || n == E) && k != kind::EFLAGS => {
+                    let z = self.zext(dst, bytes);
+                    let zero = self.k(0);
+                    return (z, zero, Cond::Eq);
+                }
+                (k, S) if k != kind::EFLAGS => {
+                    let s = self.sext(dst, bytes);
+                    let z = self.k(0);
+                    return (s, z, Cond::Lt);
+                }
+                _ => {}
+            }
+        }
+        let f = self.eflags_arith();
+        let t = match n {
+            O => self.op2i(Block::and, f, rflags::OF),
+            B => self.op2i(Block::and, f, rflags::CF),
+            E => self.op2i(Block::and, f, rflags::ZF),
+            BE => self.op2i(Block::and, f, rflags::CF | rflags::ZF),
+            S => self.op2i(Block::and, f, rflags::SF),
+            5 => self.op2i(Block::and, f, rflags::PF),
+            L | LE => {
+                // SF != OF: OF (bit 11) shifted onto SF (bit 7).
+                let o = self.op2i(Block::shr, f, 4);
+                let x = self.op2(Block::xor, o, f);
+                let sx = self.op2i(Block::and, x, rflags::SF);
+                if n == LE {
+                    // ZF (bit 6) joins: (SF != OF) | ZF.
+                    let zf = self.op2i(Block::and, f, rflags::ZF);
+                    self.op2(Block::or, sx, zf)
+                } else {
+                    sx
+                }
+            }
+            _ => self.k(0),
+        };
+        let z = self.k(0);
+        (t, z, Cond::Ne)
+    }
+
+    // ---- block exits ----
+
+    /// Ends the block with a status for [`crate::cpu::X86Cpu::handle_status`].
+    pub fn exit(&mut self, code: u64) -> Flow {
+        self.b.exit_status(code | ((self.i.len() as u64) << 8));
+        Flow::End
+    }
+
+    /// Raises exception `vector` (a fault: the guest sees rip of this
+    /// instruction) and ends the path.
+    pub fn raise(&mut self, vector: u8, error: Option<u16>) -> Flow {
+        self.exit(status::exception(vector, error))
+    }
+
+    /// Raises #GP(0) unless at CPL 0; returns true if it did.
+    pub fn need_cpl0(&mut self) -> bool {
+        if self.cpl() != 0 {
+            self.raise(status::GP, Some(0));
+            return true;
+        }
+        false
+    }
+
+    /// Continues at constant rip `rip` through chain slot `slot`.
+    pub fn goto(&mut self, slot: u8, rip: u64) {
+        let pc = self.linear(self.mask_ip(rip));
+        self.b.goto_tb(slot, pc);
+    }
+
+    /// Masks an instruction pointer to the operand size of the code.
+    pub fn mask_ip(&self, rip: u64) -> u64 {
+        if self.code64() {
+            rip
+        } else {
+            rip & 0xffff_ffff
+        }
+    }
+
+    /// Leaves for the rip in temp `t`.
+    pub fn goto_indirect(&mut self, t: Temp) {
+        let t = if self.code64() { t } else { self.zext(t, 4) };
+        let pc = if self.cs_base != 0 {
+            let c = self.k(self.cs_base);
+            let s = self.op2(Block::add, t, c);
+            self.zext(s, 4)
+        } else {
+            t
+        };
+        self.b.exit_indirect(pc);
+    }
+}
+
+/// The register number and size in bytes of a general-purpose register
+/// (size 0 for anything else).
+pub fn gpr_num(r: Register) -> (usize, u32) {
+    let v = r as u32;
+    let al = Register::AL as u32;
+    let ax = Register::AX as u32;
+    let eax = Register::EAX as u32;
+    let rax = Register::RAX as u32;
+    if (al..al + 20).contains(&v) {
+        let k = v - al;
+        // AH..BH (4..8) are registers 0..3 high; SPL.. (8..) are 4..
+        let n = if k >= 4 { k - 4 } else { k };
+        (n as usize, 1)
+    } else if (ax..ax + 16).contains(&v) {
+        ((v - ax) as usize, 2)
+    } else if (eax..eax + 16).contains(&v) {
+        ((v - eax) as usize, 4)
+    } else if (rax..rax + 16).contains(&v) {
+        ((v - rax) as usize, 8)
+    } else {
+        (0, 0)
+    }
+}
+
+/// True for AH, CH, DH, BH.
+pub fn is_high8(r: Register) -> bool {
+    matches!(r, Register::AH | Register::CH | Register::DH | Register::BH)
+}
+
+/// The IR access size for `bytes`.
+pub fn mem_size(bytes: u32) -> MemSize {
+    match bytes {
+        1 => MemSize::B1,
+        2 => MemSize::B2,
+        4 => MemSize::B4,
+        _ => MemSize::B8,
+    }
+}
+
+/// Reads the bytes of one instruction at `pc`: the rest of its page first,
+/// the next page only if the decoder needs more.
+fn fetch(code: &mut dyn CodeReader, pc: u64, buf: &mut [u8; 15]) -> Result<usize, FetchFault> {
+    let in_page = ((pc | !PAGE_MASK).wrapping_sub(pc) + 1).min(15) as usize;
+    code.read(pc, &mut buf[..in_page])
+        .map_err(|fault| FetchFault { vaddr: pc, fault })?;
+    Ok(in_page)
+}
+
+/// Decodes one instruction at `pc` with `bitness`; `Ok(None)` when the
+/// bytes do not form a valid instruction.
+fn decode(
+    code: &mut dyn CodeReader,
+    pc: u64,
+    rip: u64,
+    bitness: u32,
+) -> Result<Option<Instruction>, FetchFault> {
+    let mut buf = [0u8; 15];
+    let n = fetch(code, pc, &mut buf)?;
+    let mut dec = Decoder::with_ip(bitness, &buf[..n], rip, DecoderOptions::NONE);
+    let i = dec.decode();
+    if !i.is_invalid() {
+        return Ok(Some(i));
+    }
+    if n < 15 && dec.last_error() == iced_x86::DecoderError::NoMoreBytes {
+        // The instruction continues on the next page.
+        let next = pc.wrapping_add(n as u64);
+        code.read(next, &mut buf[n..])
+            .map_err(|fault| FetchFault { vaddr: next, fault })?;
+        let mut dec = Decoder::with_ip(bitness, &buf, rip, DecoderOptions::NONE);
+        let i = dec.decode();
+        return Ok((!i.is_invalid()).then_some(i));
+    }
+    Ok(None)
+}
+
+/// Translates the block at linear `pc` (see [`accel_tcg::guest::GuestCpu::translate`]).
+pub fn translate_block(
+    pc: u64,
+    tb: u64,
+    code: &mut dyn CodeReader,
+    block: &mut Block,
+    max_insns: usize,
+) -> Result<(), FetchFault> {
+    let mut ctx = Ctx::new(block, tb);
+    let bitness = if tb & tbflags::CODE64 != 0 {
+        64
+    } else if tb & tbflags::CODE32 != 0 {
+        32
+    } else {
+        16
+    };
+    let mut cur = pc;
+    let mut n = 0usize;
+    loop {
+        let rip = cur.wrapping_sub(ctx.cs_base);
+        let decoded = match decode(code, cur, rip, bitness) {
+            Ok(d) => d,
+            Err(f) if n == 0 => return Err(f),
+            Err(_) => {
+                ctx.b.goto_tb(0, cur);
+                return Ok(());
+            }
+        };
+        ctx.b.insn_start(cur);
+        ctx.pc = cur;
+        n += 1;
+        let Some(i) = decoded.filter(|_| bitness != 16) else {
+            ctx.i = Instruction::default();
+            ctx.b.exit_status(status::exception(status::UD, None));
+            return Ok(());
+        };
+        ctx.i = i;
+        ctx.next_pc = ctx.linear(i.next_ip());
+        let flow = match translate_insn(&mut ctx) {
+            Ok(f) => f,
+            Err(Unsupported) => {
+                log::debug!("x86: #UD for {:?} at {cur:#x}", i.code());
+                ctx.raise(status::UD, None)
+            }
+        };
+        if flow == Flow::End {
+            return Ok(());
+        }
+        cur = ctx.next_pc;
+        if n >= max_insns || (cur & PAGE_MASK) != (pc & PAGE_MASK) {
+            ctx.b.goto_tb(0, cur);
+            return Ok(());
+        }
+    }
+}
+
+/// Translates one instruction.
+fn translate_insn(c: &mut Ctx<'_>) -> Res {
+    use Mnemonic as M;
+    let m = c.i.mnemonic();
+    match m {
+        M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => {
+            alu::arith(c, m)
+        }
+        M::Inc | M::Dec => alu::inc_dec(c, m == M::Inc),
+        M::Neg => alu::neg(c),
+        M::Not => alu::not(c),
+        M::Mov => alu::mov(c),
+        M::Movzx | M::Movsx | M::Movsxd => alu::movx(c, m != M::Movzx),
+        M::Lea => alu::lea(c),
+        M::Xchg => alu::xchg(c),
+        M::Cmpxchg => alu::cmpxchg(c),
+        M::Xadd => alu::xadd(c),
+        M::Cbw | M::Cwde | M::Cdqe => alu::cbw(c),
+        M::Cwd | M::Cdq | M::Cqo => alu::cwd(c),
+        M::Nop
+        | M::Pause
+        | M::Lfence
+        | M::Mfence
+        | M::Sfence
+        | M::Prefetchnta
+        | M::Prefetcht0
+        | M::Prefetcht1
+        | M::Prefetcht2
+        | M::Prefetchw
+        | M::Endbr64
+        | M::Endbr32 => Ok(Flow::Next),
+        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli | M::Sti | M::Sahf | M::Lahf => {
+            alu::flag_op(c, m)
+        }
+        _ if c.i.condition_code() != ConditionCode::None && is_setcc_cmov(m) => alu::setcc_cmov(c),
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr => shift::shift(c, m),
+        M::Shld | M::Shrd => shift::shld(c, m == M::Shld),
+        M::Mul | M::Imul => muldiv::mul(c, m == M::Imul),
+        M::Div | M::Idiv => muldiv::div(c, m == M::Idiv),
+        M::Bt | M::Bts | M::Btr | M::Btc => bits::bt(c, m),
+        M::Bsf | M::Bsr | M::Tzcnt | M::Lzcnt | M::Popcnt => bits::scan(c, m),
+        M::Bswap => bits::bswap(c),
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Movsq
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Stosq
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Lodsq
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Cmpsq
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Scasq => string::string(c, m),
+        M::Jmp => branch::jmp(c),
+        M::Call => branch::call(c),
+        M::Ret => branch::ret(c),
+        M::Loop | M::Loope | M::Loopne | M::Jrcxz | M::Jecxz | M::Jcxz => branch::loop_(c, m),
+        _ if c.i.condition_code() != ConditionCode::None && is_jcc(m) => branch::jcc(c),
+        M::Push => stack::push(c),
+        M::Pop => stack::pop(c),
+        M::Enter => stack::enter(c),
+        M::Leave => stack::leave(c),
+        M::Pushf | M::Pushfd | M::Pushfq => stack::pushf(c),
+        M::Popf | M::Popfd | M::Popfq => stack::popf(c),
+        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => {
+            io::io(c, m)
+        }
+        _ => system::system(c, m),
+    }
+}
+
+fn is_setcc_cmov(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Seto
+            | M::Setno
+            | M::Setb
+            | M::Setae
+            | M::Sete
+            | M::Setne
+            | M::Setbe
+            | M::Seta
+            | M::Sets
+            | M::Setns
+            | M::Setp
+            | M::Setnp
+            | M::Setl
+            | M::Setge
+            | M::Setle
+            | M::Setg
+            | M::Cmovo
+            | M::Cmovno
+            | M::Cmovb
+            | M::Cmovae
+            | M::Cmove
+            | M::Cmovne
+            | M::Cmovbe
+            | M::Cmova
+            | M::Cmovs
+            | M::Cmovns
+            | M::Cmovp
+            | M::Cmovnp
+            | M::Cmovl
+            | M::Cmovge
+            | M::Cmovle
+            | M::Cmovg
+    )
+}
+
+fn is_jcc(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Jo
+            | M::Jno
+            | M::Jb
+            | M::Jae
+            | M::Je
+            | M::Jne
+            | M::Jbe
+            | M::Ja
+            | M::Js
+            | M::Jns
+            | M::Jp
+            | M::Jnp
+            | M::Jl
+            | M::Jge
+            | M::Jle
+            | M::Jg
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpr_numbers() {
+        assert_eq!(gpr_num(Register::AL), (0, 1));
+        assert_eq!(gpr_num(Register::BH), (3, 1));
+        assert_eq!(gpr_num(Register::SPL), (4, 1));
+        assert_eq!(gpr_num(Register::DIL), (7, 1));
+        assert_eq!(gpr_num(Register::R8L), (8, 1));
+        assert_eq!(gpr_num(Register::R15L), (15, 1));
+        assert_eq!(gpr_num(Register::R9W), (9, 2));
+        assert_eq!(gpr_num(Register::ESP), (4, 4));
+        assert_eq!(gpr_num(Register::R15), (15, 8));
+        assert_eq!(gpr_num(Register::CS), (0, 0));
+    }
+}

@@ -1,0 +1,384 @@
+//! System instructions: segment and control registers, descriptor tables,
+//! MSRs, far transfers, interrupts, cpuid, rdtsc, hlt.
+//!
+//! Those that change how code is translated or need to read guest
+//! descriptors end the block with `exit_status` and are finished in Rust by
+//! [`crate::cpu`]; the rest are translated inline.
+
+use std::mem::offset_of;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use accel_tcg::ir::Block;
+use iced_x86::{Mnemonic, OpKind};
+
+use super::{Ctx, Flow, H, Res, Unsupported, alu::reg_of, stack::seg_index, status};
+use crate::state::{self, X86State};
+
+/// Everything not covered by the other instruction classes.
+pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
+    use Mnemonic as M;
+    match m {
+        M::Hlt => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            Ok(c.exit(status::HLT))
+        }
+        M::Int => Ok(c.exit(status::SOFT_INT | (c.i.immediate(0) & 0xff) << 16)),
+        M::Int3 => Ok(c.exit(status::SOFT_INT | 3 << 16 | 1 << 25)),
+        M::Int1 => Ok(c.raise(status::DB, None)),
+        M::Ud0 | M::Ud1 | M::Ud2 => Ok(c.raise(status::UD, None)),
+        M::Cpuid => {
+            let h = c.helper(H::Cpuid);
+            c.b.call_helper(None, h, &[]);
+            Ok(Flow::Next)
+        }
+        M::Rdtsc | M::Rdtscp => {
+            let h = c.helper(H::Rdtsc);
+            c.b.call_helper(None, h, &[]);
+            if m == M::Rdtscp {
+                let aux = c.ld(offset_of!(X86State, tsc_aux) as u32);
+                c.write_reg(1, 4, false, aux);
+            }
+            Ok(Flow::Next)
+        }
+        M::Rdmsr | M::Wrmsr => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            Ok(c.exit(if m == M::Rdmsr {
+                status::RDMSR
+            } else {
+                status::WRMSR
+            }))
+        }
+        M::Lgdt | M::Lidt => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            let a = c.ea();
+            let limit = c.qld(a, 2, false);
+            let a2 = c.op2i(Block::add, a, 2);
+            let base = c.qld(a2, if c.code64() { 8 } else { 4 }, false);
+            let (b_off, l_off) = if m == M::Lgdt {
+                (state::GDT_BASE_OFF, state::GDT_LIMIT_OFF)
+            } else {
+                (state::IDT_BASE_OFF, state::IDT_LIMIT_OFF)
+            };
+            c.st(base, b_off);
+            c.st(limit, l_off);
+            Ok(Flow::Next)
+        }
+        M::Sgdt | M::Sidt => {
+            let (b_off, l_off) = if m == M::Sgdt {
+                (state::GDT_BASE_OFF, state::GDT_LIMIT_OFF)
+            } else {
+                (state::IDT_BASE_OFF, state::IDT_LIMIT_OFF)
+            };
+            let a = c.ea();
+            let limit = c.ld(l_off);
+            let base = c.ld(b_off);
+            c.qst(a, 2, limit);
+            let a2 = c.op2i(Block::add, a, 2);
+            c.qst(a2, if c.code64() { 8 } else { 4 }, base);
+            Ok(Flow::Next)
+        }
+        M::Lldt | M::Ltr => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            let v = c.read_op(0, 2)?;
+            c.st(v, state::scratch_off(0));
+            Ok(c.exit(status::LOAD_SYS_SEG | ((m == M::Ltr) as u64) << 16))
+        }
+        M::Sldt | M::Str => {
+            let off = if m == M::Str {
+                offset_of!(X86State, tr)
+            } else {
+                offset_of!(X86State, ldtr)
+            };
+            let v = c.ld(off as u32);
+            let bytes = if c.i.op_kind(0) == OpKind::Memory {
+                2
+            } else {
+                c.op_size(0)
+            };
+            let l = c.loc(0)?;
+            c.store(l, bytes, v);
+            Ok(Flow::Next)
+        }
+        M::Smsw => {
+            let v = c.ld(state::CR0_OFF);
+            let bytes = if c.i.op_kind(0) == OpKind::Memory {
+                2
+            } else {
+                c.op_size(0)
+            };
+            let l = c.loc(0)?;
+            c.store(l, bytes, v);
+            Ok(Flow::Next)
+        }
+        M::Invlpg => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            let a = c.ea();
+            c.st(a, state::scratch_off(0));
+            Ok(c.exit(status::INVLPG))
+        }
+        M::Wbinvd | M::Invd | M::Wait | M::Clflush | M::Clflushopt => {
+            if matches!(m, M::Wbinvd | M::Invd) && c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            Ok(Flow::Next)
+        }
+        M::Clts => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            let v = c.ld(state::CR0_OFF);
+            let n = c.op2i(Block::and, v, !state::ctl::CR0_TS);
+            c.st(n, state::CR0_OFF);
+            Ok(Flow::Next)
+        }
+        M::Swapgs => {
+            if !c.code64() {
+                return Err(Unsupported);
+            }
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            let kgs_off = offset_of!(X86State, kernel_gs_base) as u32;
+            let gs_off = state::seg_base_off(state::seg::GS);
+            let gs = c.ld(gs_off);
+            let kgs = c.ld(kgs_off);
+            c.st(kgs, gs_off);
+            c.st(gs, kgs_off);
+            Ok(Flow::Next)
+        }
+        M::Syscall => Ok(c.exit(status::SYSCALL)),
+        M::Sysret | M::Sysretq => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            let q = format!("{:?}", c.i.code()).contains("64") as u64;
+            Ok(c.exit(status::SYSRET | q << 16))
+        }
+        M::Iret | M::Iretd | M::Iretq => {
+            let size: u64 = match m {
+                M::Iretq => 8,
+                M::Iretd => 4,
+                _ => 2,
+            };
+            Ok(c.exit(status::IRET | size << 24))
+        }
+        M::Retf => {
+            let name = format!("{:?}", c.i.code());
+            let size: u64 = if name.starts_with("Retfq") {
+                8
+            } else if name.starts_with("Retfd") {
+                4
+            } else {
+                2
+            };
+            let imm = if c.i.op_count() == 1 {
+                c.i.immediate(0) & 0xffff
+            } else {
+                0
+            };
+            Ok(c.exit(status::FAR_RET | size << 24 | imm << 32))
+        }
+        M::Xlatb => {
+            let bytes = if c.code64() { 8 } else { 4 };
+            let rbx = c.read_reg(3, bytes, false);
+            let al = c.read_reg(0, 1, false);
+            let off = c.op2(Block::add, rbx, al);
+            let off = c.zext(off, bytes);
+            let a = c.add_seg_base(off, c.i.memory_segment(), bytes == 4);
+            let v = c.qld(a, 1, false);
+            c.write_reg(0, 1, false, v);
+            Ok(Flow::Next)
+        }
+        _ => Err(Unsupported),
+    }
+}
+
+/// mov to a segment, control or debug register.
+pub fn mov_to_special(c: &mut Ctx<'_>) -> Res {
+    let r = c.i.op_register(0);
+    if r.is_segment_register() {
+        let s = seg_index(r);
+        if s == state::seg::CS {
+            return Err(Unsupported);
+        }
+        let v = c.read_op(1, 2)?;
+        c.st(v, state::scratch_off(0));
+        return Ok(c.exit(status::LOAD_SEG | (s as u64) << 16));
+    }
+    if c.need_cpl0() {
+        return Ok(Flow::End);
+    }
+    let bytes = if c.code64() { 8 } else { 4 };
+    let v = c.read_op(1, bytes)?;
+    if r.is_dr() {
+        // Debug registers are accepted and ignored (no breakpoints).
+        return Ok(Flow::Next);
+    }
+    let n = r as u64 - iced_x86::Register::CR0 as u64;
+    c.st(v, state::scratch_off(0));
+    Ok(c.exit(status::MOV_TO_CR | n << 16))
+}
+
+/// mov from a segment, control or debug register.
+pub fn mov_from_special(c: &mut Ctx<'_>) -> Res {
+    let r = c.i.op_register(1);
+    if r.is_segment_register() {
+        let v = c.ld(state::seg_selector_off(seg_index(r)));
+        let bytes = if c.i.op_kind(0) == OpKind::Memory {
+            2
+        } else {
+            c.op_size(0)
+        };
+        let l = c.loc(0)?;
+        c.store(l, bytes, v);
+        return Ok(Flow::Next);
+    }
+    if c.need_cpl0() {
+        return Ok(Flow::End);
+    }
+    let Some(d) = reg_of(c, 0) else {
+        return Err(Unsupported);
+    };
+    let bytes = if c.code64() { 8 } else { 4 };
+    let v = if r.is_dr() {
+        // DR6/DR7 read as their reset values, the others as 0.
+        let n = r as u64 - iced_x86::Register::DR0 as u64;
+        c.k(match n {
+            6 => 0xffff_0ff0,
+            7 => 0x400,
+            _ => 0,
+        })
+    } else {
+        let off = match r as u64 - iced_x86::Register::CR0 as u64 {
+            0 => state::CR0_OFF,
+            2 => state::CR2_OFF,
+            3 => state::CR3_OFF,
+            4 => state::CR4_OFF,
+            8 => state::CR8_OFF,
+            _ => return Err(Unsupported),
+        };
+        c.ld(off)
+    };
+    c.write_reg(d, bytes, false, v);
+    Ok(Flow::Next)
+}
+
+/// Far jmp or call: selector and offset to scratch, finished in Rust.
+pub fn far_jmp(c: &mut Ctx<'_>, call: bool) -> Res {
+    let (sel, off, size) = match c.i.op_kind(0) {
+        OpKind::FarBranch32 | OpKind::FarBranch16 => {
+            let size = if c.i.op_kind(0) == OpKind::FarBranch32 {
+                4
+            } else {
+                2
+            };
+            let s = c.k(c.i.far_branch_selector() as u64);
+            let o = c.k(if size == 4 {
+                c.i.far_branch32() as u64
+            } else {
+                c.i.far_branch16() as u64
+            });
+            (s, o, size)
+        }
+        OpKind::Memory => {
+            let name = format!("{:?}", c.i.code());
+            let size = if name.contains("m1664") {
+                8
+            } else if name.contains("m1632") {
+                4
+            } else {
+                2
+            };
+            let a = c.ea();
+            let o = c.qld(a, size, false);
+            let a2 = c.op2i(Block::add, a, size as u64);
+            let s = c.qld(a2, 2, false);
+            (s, o, size)
+        }
+        _ => return Err(Unsupported),
+    };
+    c.st(sel, state::scratch_off(0));
+    c.st(off, state::scratch_off(1));
+    Ok(c.exit(status::FAR_JMP | (call as u64) << 16 | (size as u64) << 24))
+}
+
+/// The fixed CPU model `cpuid` describes.
+///
+/// Vendor "moatmoatmoat", family 6 model 0x5e stepping 3. Features: the
+/// integer ISA moat translates: TSC, MSR, PAE, PGE, CMOV, PAT, PSE, syscall,
+/// NX, long mode, 1 GiB pages, rdtscp, lahf in 64-bit mode, lzcnt, popcnt.
+/// No x87, MMX, SSE or AVX, no local APIC, no cmpxchg8b/16b. (`tzcnt` runs
+/// as tzcnt, as on a BMI1 CPU, though BMI1 is not advertised: its other
+/// instructions are not implemented.)
+pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
+    let _ = sub;
+    let s = |b: &[u8; 4]| u32::from_le_bytes(*b);
+    let text = b"moat TCG x86-64 CPU";
+    let brand: [u8; 48] = std::array::from_fn(|i| text.get(i).copied().unwrap_or(0));
+    match leaf {
+        0 => [7, s(b"moat"), s(b"moat"), s(b"moat")],
+        1 => {
+            let edx = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 13) | (1 << 15) | (1 << 16);
+            let ecx = 1 << 23;
+            [0x0005_06e3, 0x0001_0800, ecx, edx]
+        }
+        0x8000_0000 => [0x8000_0008, 0, 0, 0],
+        0x8000_0001 => [
+            0,
+            0,
+            1 | (1 << 5),
+            (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29),
+        ],
+        0x8000_0002..=0x8000_0004 => {
+            let base = (leaf - 0x8000_0002) as usize * 16;
+            let w = |k: usize| {
+                let i = base + k * 4;
+                u32::from_le_bytes([brand[i], brand[i + 1], brand[i + 2], brand[i + 3]])
+            };
+            [w(0), w(1), w(2), w(3)]
+        }
+        0x8000_0008 => [40 | (48 << 8), 0, 0, 0],
+        _ => [0; 4],
+    }
+}
+
+/// cpuid: leaf in eax, subleaf in ecx, results in eax/ebx/ecx/edx.
+pub extern "C" fn helper_cpuid(env: *mut u8) -> u64 {
+    // SAFETY: translated code passes its CPU-state pointer, an X86State not
+    // otherwise borrowed while the helper runs.
+    let s = unsafe { &mut *(env as *mut X86State) };
+    let r = cpuid(s.regs[0] as u32, s.regs[1] as u32);
+    for (reg, v) in [0usize, 3, 1, 2].into_iter().zip(r) {
+        s.regs[reg] = v as u64;
+    }
+    0
+}
+
+/// The time stamp counter: host monotonic nanoseconds since the first
+/// use (a 1 GHz TSC) plus the guest's offset.
+pub fn tsc(offset: u64) -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let ns = START.get_or_init(Instant::now).elapsed().as_nanos() as u64;
+    ns.wrapping_add(offset)
+}
+
+/// rdtsc: edx:eax = TSC.
+pub extern "C" fn helper_rdtsc(env: *mut u8) -> u64 {
+    // SAFETY: as in `helper_cpuid`.
+    let s = unsafe { &mut *(env as *mut X86State) };
+    let t = tsc(s.tsc_offset);
+    s.regs[0] = t & 0xffff_ffff;
+    s.regs[2] = t >> 32;
+    0
+}

@@ -1,0 +1,161 @@
+//! The x86-64 test guests (tests/guests/bin/x86_64) on the front end alone:
+//! moat's board, the IR interpreter and a minimal exec loop (the crate's
+//! `harness`), with the serial output and exit compared to what KVM and QEMU
+//! produce (tests/guests/x86_64/expected).
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use accel_tcg::guest::{GuestCpu, Platform};
+use devices::{NoInterrupt, SerialOutput, Uart16550, VmLifecycle};
+use frontend_x86::X86Cpu;
+use frontend_x86::harness::Runner;
+use machine::x86_64::{Board, BoardConfig, Initrd};
+use machine::{BootState, VcpuExit};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Boots `image` with `cmdline`; returns the serial output and the exit.
+fn run(image: &str, cmdline: &str) -> (String, Option<VcpuExit>) {
+    run_with(image, image, cmdline, 64 << 20, None)
+}
+
+/// [`run`] with the kernel's name as given on a command line, a memory size
+/// and an initrd.
+fn run_with(
+    image: &str,
+    kernel_name: &str,
+    cmdline: &str,
+    memory_size: u64,
+    initrd: Option<&[u8]>,
+) -> (String, Option<VcpuExit>) {
+    let kernel = std::fs::read(root().join("tests/guests/bin/x86_64").join(image)).unwrap();
+    let out = tempfile(image);
+    let file = std::fs::File::create(&out).unwrap();
+    let uart = Arc::new(Mutex::new(Uart16550::new(
+        Box::new(NoInterrupt),
+        SerialOutput::File(file),
+    )));
+    let config = BoardConfig {
+        memory_size,
+        kernel_name,
+        kernel: &kernel,
+        initrd: initrd.map(|data| Initrd {
+            name: "x86_64/initrd.txt",
+            data,
+        }),
+        cmdline,
+    };
+    let board = Board::build(&config, uart, Arc::new(VmLifecycle::new())).unwrap();
+    let BootState { cpu } = &board.boot;
+    let mut x86 = X86Cpu::new();
+    x86.set_cpu_state(cpu).unwrap();
+    let mut runner = Runner::new(x86);
+    let platform = Platform {
+        memory: &board.memory,
+        pio: &board.pio_bus,
+        mmio: &board.mmio_bus,
+        lifecycle: &board.lifecycle,
+    };
+    let exit = runner.run(&platform, 20_000_000);
+    let mut s = String::new();
+    std::fs::File::open(&out)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
+    let _ = std::fs::remove_file(&out);
+    (s, exit)
+}
+
+fn tempfile(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("moat-fx86-{}-{name}.out", std::process::id()))
+}
+
+fn expected(name: &str) -> String {
+    std::fs::read_to_string(root().join("tests/guests/x86_64/expected").join(name)).unwrap()
+}
+
+#[test]
+fn hello_in_every_boot_protocol() {
+    for image in ["hello.elf", "hello-multiboot.elf", "hello-elf64.elf"] {
+        let (out, exit) = run(image, "");
+        assert_eq!(out, "Hello from moat guest!\n", "{image}");
+        assert_eq!(exit, Some(VcpuExit::Shutdown(1)), "{image}");
+    }
+}
+
+#[test]
+fn checksum_matches_the_host_cpu() {
+    let (out, exit) = run("checksum.elf", "");
+    assert_eq!(out, expected("checksum.out"));
+    assert_eq!(exit, Some(VcpuExit::Shutdown(1)));
+}
+
+#[test]
+fn exit_status_comes_from_the_guest() {
+    for (cmdline, output, status) in [
+        ("", "exiting with 42\n", 85),
+        ("quiet exit=16 foo=bar", "exiting with 16\n", 33),
+        ("exit=127", "exiting with 127\n", 255),
+    ] {
+        let (out, exit) = run("exitcode.elf", cmdline);
+        assert_eq!(out, output);
+        assert_eq!(exit, Some(VcpuExit::Shutdown(status)));
+    }
+}
+
+#[test]
+fn triple_fault_crashes() {
+    let (out, exit) = run("triplefault.elf", "");
+    assert_eq!(out, "about to triple fault\n");
+    assert!(
+        matches!(
+            exit,
+            Some(VcpuExit::Crashed(machine::Crash {
+                kind: machine::CrashKind::TripleFault,
+                ..
+            }))
+        ),
+        "{exit:?}"
+    );
+}
+
+#[test]
+fn halt_with_interrupts_off() {
+    let (out, exit) = run("halt.elf", "");
+    assert_eq!(out, "halting\n");
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+}
+
+#[test]
+fn reset_through_either_port() {
+    for (cmdline, line) in [
+        ("reset=kbd", "resetting via kbd\n"),
+        ("reset=cf9", "resetting via cf9\n"),
+    ] {
+        let (out, exit) = run("reset.elf", cmdline);
+        assert_eq!(out, line);
+        assert_eq!(exit, Some(VcpuExit::Reset));
+    }
+}
+
+#[test]
+fn boot_information_matches_kvm() {
+    for flavour in ["pvh", "multiboot", "elf64"] {
+        let initrd = std::fs::read(root().join("tests/guests/x86_64/initrd.txt")).unwrap();
+        let image = format!("bootinfo-{flavour}.elf");
+        let name = format!("bin/x86_64/{image}");
+        let (out, exit) = run_with(&image, &name, "hello world", 128 << 20, Some(&initrd));
+        assert_eq!(
+            out,
+            expected(&format!("bootinfo-{flavour}.moat.out")),
+            "{flavour}"
+        );
+        assert_eq!(exit, Some(VcpuExit::Shutdown(1)), "{flavour}");
+    }
+}
