@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use accel_tcg::exec::trace::TraceFlags;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
@@ -138,6 +139,27 @@ pub struct RunArgs {
     /// Do not warn that emulation is not a security boundary.
     #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// TCG: trace events to stderr, comma-separated: in_asm (guest code of each
+    /// new block), op (its IR), out_asm (host code), exec (every block entered).
+    #[arg(long, value_name = "EVENTS", value_parser = parse_trace)]
+    pub trace: Option<TraceFlags>,
+    /// TCG: how translated blocks run: jit (host code) or interp (the IR
+    /// interpreter, slow; for checking the JIT).
+    #[arg(long, value_enum, default_value_t = TcgEngine::Jit)]
+    pub tcg_engine: TcgEngine,
+}
+
+/// How TCG runs translated blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TcgEngine {
+    /// Host code from moat's x86-64 backend.
+    Jit,
+    /// The IR interpreter.
+    Interp,
+}
+
+pub fn parse_trace(text: &str) -> Result<TraceFlags, String> {
+    TraceFlags::parse(text)
 }
 
 /// Parses `128M`, `1G`, `512MiB`, `1048576K`; a bare number is MiB, as in QEMU.

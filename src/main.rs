@@ -9,6 +9,7 @@ mod console;
 mod gate;
 mod logger;
 mod run;
+mod tcg;
 mod sandbox;
 
 use std::process::ExitCode;

@@ -14,7 +14,8 @@ use machine::policy::{self, IsolationMode, Weakening};
 use machine::x86_64::{Board, BoardConfig, BoardError, Initrd, check_memory_size};
 use machine::{Accelerator, Arch, RunOutcome};
 
-use crate::cli::{AccelChoice, RunArgs, SerialChoice, Toggle};
+use accel_tcg::exec::{EngineKind, TcgAccelerator, TcgOptions};
+use crate::cli::{TcgEngine, AccelChoice, RunArgs, SerialChoice, Toggle};
 use crate::{console, gate, sandbox};
 
 /// Exit status for a usage or input error.
@@ -109,7 +110,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         (AccelChoice::Auto, IsolationMode::Required) => AccelChoice::Kvm,
         (choice, _) => choice,
     };
-    let accel = select_accelerator(choice, arch)?;
+    let accel = select_accelerator(choice, arch, args)?;
     confine(
         args,
         &decision,
@@ -173,8 +174,11 @@ fn read_image(what: &str, path: &Path, memory: u64) -> Result<Vec<u8>, Failure> 
     Ok(data)
 }
 
-fn select_accelerator(choice: AccelChoice, arch: Arch) -> Result<Box<dyn Accelerator>, Failure> {
-    let tcg_missing = "the tcg accelerator is not part of this build yet";
+fn select_accelerator(
+    choice: AccelChoice,
+    arch: Arch,
+    args: &RunArgs,
+) -> Result<Box<dyn Accelerator>, Failure> {
     match choice {
         AccelChoice::Kvm => {
             if Arch::host() != Some(arch) {
@@ -186,19 +190,34 @@ fn select_accelerator(choice: AccelChoice, arch: Arch) -> Result<Box<dyn Acceler
                 .map(|accel| Box::new(accel) as Box<dyn Accelerator>)
                 .map_err(|error| usage(error.to_string()))
         }
-        AccelChoice::Tcg => Err(usage(tcg_missing)),
+        AccelChoice::Tcg => tcg_accelerator(arch, args),
         AccelChoice::Auto => {
             if Arch::host() == Some(arch) {
                 match KvmAccelerator::open() {
                     Ok(accel) => return Ok(Box::new(accel)),
-                    Err(error) => log::info!("--accel auto: KVM unavailable: {error}"),
+                    Err(error) => log::info!("--accel auto: KVM unavailable, using TCG: {error}"),
                 }
             }
-            Err(usage(format!(
-                "--accel auto: KVM cannot run this guest here and {tcg_missing}"
-            )))
+            tcg_accelerator(arch, args)
         }
     }
+}
+
+/// The TCG accelerator with every front end moat has.
+fn tcg_accelerator(arch: Arch, args: &RunArgs) -> Result<Box<dyn Accelerator>, Failure> {
+    let options = TcgOptions {
+        engine: match args.tcg_engine {
+            TcgEngine::Jit => EngineKind::Jit,
+            TcgEngine::Interp => EngineKind::Interpreter,
+        },
+        trace: args.trace.unwrap_or_default(),
+        ..TcgOptions::default()
+    };
+    let accel = TcgAccelerator::new(vec![Arc::new(crate::tcg::X86FrontEnd)], options);
+    if !accel.supports(arch) {
+        return Err(usage(format!("--accel tcg has no {arch} front end yet")));
+    }
+    Ok(Box::new(accel))
 }
 
 /// Opens the serial backend; returns it with the descriptor it writes, if a file.

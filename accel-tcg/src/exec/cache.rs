@@ -4,6 +4,39 @@
 //! each (to unlink them when it goes).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiply-rotate hasher (the one rustc uses) for the exec loop's maps:
+/// much faster than SipHash on small integer keys, and it needs no random seed,
+/// so no `getrandom` call after the sandbox is on. A guest that picks colliding
+/// pcs only slows its own emulation.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// What a translation depends on: its virtual pc (x86 code embeds pc-relative
 /// addresses as constants), the physical address of that pc (two mappings of
@@ -37,16 +70,16 @@ pub struct Tb<C, S> {
 #[derive(Debug)]
 pub struct TbCache<C, S> {
     blocks: Vec<Tb<C, S>>,
-    by_key: HashMap<TbKey, TbId>,
-    by_page: HashMap<u64, Vec<TbId>>,
+    by_key: FastMap<TbKey, TbId>,
+    by_page: FastMap<u64, Vec<TbId>>,
 }
 
 impl<C, S> Default for TbCache<C, S> {
     fn default() -> Self {
         TbCache {
             blocks: Vec::new(),
-            by_key: HashMap::new(),
-            by_page: HashMap::new(),
+            by_key: FastMap::default(),
+            by_page: FastMap::default(),
         }
     }
 }

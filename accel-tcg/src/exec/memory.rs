@@ -4,6 +4,9 @@
 //! translator.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+use super::cache::FxHasher;
 
 use devices::Bus;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -16,7 +19,7 @@ use crate::softmmu::{Access, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, Page
 /// hit since the exec loop last looked.
 #[derive(Debug, Default)]
 pub struct CodePages {
-    pages: HashSet<u64>,
+    pages: HashSet<u64, BuildHasherDefault<FxHasher>>,
     pub(crate) written: Vec<u64>,
 }
 

@@ -32,7 +32,6 @@ pub mod memory;
 mod tests;
 pub mod trace;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -79,7 +78,7 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     engine: E,
     cache: TbCache<E::Code, E::Site>,
     /// Which block each chainable jump belongs to.
-    site_owner: HashMap<E::Site, TbId>,
+    site_owner: cache::FastMap<E::Site, TbId>,
     code_pages: CodePages,
     machine: Machine,
     block: Block,
@@ -96,7 +95,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             cpu: Box::new(cpu),
             engine,
             cache: TbCache::default(),
-            site_owner: HashMap::new(),
+            site_owner: cache::FastMap::default(),
             code_pages: CodePages::default(),
             machine,
             block: Block::new(0),
@@ -543,16 +542,24 @@ where
 {
     let env_size = std::mem::size_of::<S>();
     Ok(match options.engine {
-        EngineKind::Interpreter => Box::new(TcgVcpu::new(
-            cpu,
-            engine::InterpEngine::new(env_size),
-            machine,
+        EngineKind::Interpreter => Box::new(traced(
+            TcgVcpu::new(cpu, engine::InterpEngine::new(env_size), machine),
+            options,
         )),
-        // The JIT engine is wired in once the backend lands.
-        EngineKind::Jit => Box::new(TcgVcpu::new(
-            cpu,
-            engine::InterpEngine::new(env_size),
-            machine,
-        )),
+        EngineKind::Jit => {
+            let jit = engine::JitEngine::new(options.code_cache_size, env_size).map_err(|error| {
+                AccelError::Unavailable(format!("the TCG JIT cannot start: {error}"))
+            })?;
+            Box::new(traced(TcgVcpu::new(cpu, jit, machine), options))
+        }
     })
+}
+
+/// Applies the trace options to a new vCPU.
+fn traced<G: GuestCpu, E: Engine>(mut vcpu: TcgVcpu<G, E>, options: &TcgOptions) -> TcgVcpu<G, E> {
+    if options.trace.any() {
+        let sink = options.trace_sink.clone().unwrap_or_else(TraceSink::stderr);
+        vcpu.set_trace(options.trace, sink);
+    }
+    vcpu
 }
