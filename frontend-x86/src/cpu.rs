@@ -109,6 +109,11 @@ impl X86Cpu {
         }
     }
 
+    /// Guest disassembly for `--trace in_asm` (see [`translate::disassemble`]).
+    pub fn disassemble(&self, pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
+        translate::disassemble(pc, flags, bytes)
+    }
+
     fn cs_base(&self) -> u64 {
         if self.state.code64() {
             0

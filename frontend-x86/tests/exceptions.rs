@@ -370,3 +370,104 @@ fn random_code_never_panics() {
         let _ = m.runner.run(&platform, 500);
     }
 }
+
+/// Ring 3 and back: ltr, wrmsr (STAR, LSTAR, EFER.SCE), iretq to user
+/// mode, syscall/sysretq, then a user access to a supervisor page: #PF with
+/// the U bit, delivered on the TSS's RSP0 stack.
+#[test]
+fn user_mode_syscall_and_page_fault_with_stack_switch() {
+    const USER: u64 = 0x10_1000;
+    const LSTAR: u64 = 0x2_5000;
+    const TSS: u64 = 0x7000;
+    const RSP0: u64 = 0x8_0000;
+    const USER_STACK: u64 = 0x7_0000;
+    let imm32 = |v: u64| (v as u32).to_le_bytes();
+    let mut code = vec![0x66, 0xb8, 0x30, 0x00, 0x0f, 0x00, 0xd8]; // mov ax, 0x30; ltr ax
+    code.push(0xb9);
+    code.extend(imm32(0xc000_0081));
+    code.push(0xba);
+    code.extend(imm32(0x0018_0008));
+    code.extend([0x31, 0xc0, 0x0f, 0x30]); // STAR
+    code.push(0xb9);
+    code.extend(imm32(0xc000_0082));
+    code.push(0xb8);
+    code.extend(imm32(LSTAR));
+    code.extend([0x31, 0xd2, 0x0f, 0x30]); // LSTAR
+    code.push(0xb9);
+    code.extend(imm32(0xc000_0080));
+    code.extend([0x0f, 0x32, 0x83, 0xc8, 0x01, 0x0f, 0x30]); // EFER.SCE
+    for v in [0x23u64, USER_STACK, 0x202, 0x2b, USER] {
+        code.push(0x68);
+        code.extend(imm32(v));
+    }
+    code.extend([0x48, 0xcf]); // iretq
+    let mut m = Machine::new(&code, &[], &[]);
+    let user = [
+        0x49, 0xc7, 0xc4, 0x07, 0, 0, 0, // mov r12, 7
+        0x0f, 0x05, // syscall
+        0x49, 0x89, 0xc5, // mov r13, rax
+        0x48, 0x8b, 0x04, 0x25, 0x00, 0x50, 0x00, 0x00, // mov rax, [0x5000]
+        0xf4,
+    ];
+    m.mem.write_slice(&user, GuestAddress(USER)).unwrap();
+    // syscall handler: mov eax, 0x42; sysretq
+    m.mem
+        .write_slice(
+            &[0xb8, 0x42, 0, 0, 0, 0x48, 0x0f, 0x07],
+            GuestAddress(LSTAR),
+        )
+        .unwrap();
+    // user pages everywhere but 0x5000
+    for a in [0x1000u64, 0x2000, 0x3000] {
+        m.mem.write_obj(a + 0x1000 + 7, GuestAddress(a)).unwrap();
+    }
+    for i in 0..512u64 {
+        let pa = i << 12;
+        if pa != UNMAPPED {
+            m.mem
+                .write_obj(
+                    pa | if pa == 0x5000 { 3 } else { 7 },
+                    GuestAddress(0x4000 + i * 8),
+                )
+                .unwrap();
+        }
+    }
+    // GDT: 0x20 user data, 0x28 user code64, 0x30 TSS (16 bytes)
+    let gdt: [u64; 8] = [
+        0,
+        0x00af_9b00_0000_ffff,
+        0x00cf_9300_0000_ffff,
+        0,
+        0x00cf_f300_0000_ffff,
+        0x00af_fb00_0000_ffff,
+        0x67 | (TSS & 0xff_ffff) << 16 | 0x89 << 40 | (TSS >> 24 & 0xff) << 56,
+        TSS >> 32,
+    ];
+    for (i, d) in gdt.iter().enumerate() {
+        m.mem
+            .write_obj(*d, GuestAddress(GDT + i as u64 * 8))
+            .unwrap();
+    }
+    m.mem.write_obj(RSP0, GuestAddress(TSS + 4)).unwrap();
+    let mut st = m.state();
+    st.gdt.limit = 63;
+    m.runner
+        .cpu
+        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+        .unwrap();
+
+    let s = m.halted_in_handler(14);
+    assert_eq!(s.gprs[12], 7, "user code ran");
+    assert_eq!(s.gprs[13], 0x42, "syscall returned");
+    assert_eq!(s.gprs[1], USER + 9, "rcx: return address of syscall");
+    assert_eq!(s.cs.selector, 0x08);
+    assert_eq!(s.gprs[4], RSP0 - 48, "frame on the RSP0 stack");
+    let f = m.stack(6);
+    assert_eq!(f[0], 5, "#PF error code: present | user");
+    assert_eq!(f[1], USER + 12);
+    assert_eq!(f[2], 0x2b);
+    assert_eq!(f[4], USER_STACK);
+    assert_eq!(f[5], 0x23);
+    assert_eq!(s.cr2, 0x5000);
+    assert_eq!(s.tr.selector, 0x30);
+}

@@ -1005,6 +1005,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn disassembly() {
+        let lines = disassemble(0x1000, tbflags::CODE64, &[0x48, 0x01, 0xd8, 0xc3]);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("add rax,rbx"), "{lines:?}");
+        assert!(lines[1].starts_with("0x1003"), "{lines:?}");
+    }
+
+    #[test]
+    fn cpuid_model() {
+        let v = system::cpuid(0, 0);
+        assert_eq!(&v[1].to_le_bytes(), b"moat");
+        let ext = system::cpuid(0x8000_0001, 0);
+        assert!(ext[3] & (1 << 29) != 0, "long mode");
+        let brand: Vec<u8> = (0..3)
+            .flat_map(|k| system::cpuid(0x8000_0002 + k, 0))
+            .flat_map(u32::to_le_bytes)
+            .collect();
+        assert!(brand.starts_with(b"moat TCG x86-64 CPU\0"));
+    }
+
+    #[test]
     fn gpr_numbers() {
         assert_eq!(gpr_num(Register::AL), (0, 1));
         assert_eq!(gpr_num(Register::BH), (3, 1));
@@ -1017,4 +1038,51 @@ mod tests {
         assert_eq!(gpr_num(Register::R15), (15, 8));
         assert_eq!(gpr_num(Register::CS), (0, 0));
     }
+}
+
+/// Guest disassembly of `bytes` (code at linear `pc`, decoded in the mode
+/// `flags` describes), one line per instruction, for `--trace in_asm`.
+pub fn disassemble(pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
+    let bitness = if flags & tbflags::CODE64 != 0 {
+        64
+    } else if flags & tbflags::CODE32 != 0 {
+        32
+    } else {
+        16
+    };
+    let cs_base = if bitness == 64 {
+        0
+    } else {
+        flags >> tbflags::CS_BASE_SHIFT
+    };
+    let mut dec = Decoder::with_ip(
+        bitness,
+        bytes,
+        pc.wrapping_sub(cs_base),
+        DecoderOptions::NONE,
+    );
+    let mut fmt = iced_x86::FastFormatter::new();
+    let mut lines = Vec::new();
+    let mut offset = 0usize;
+    while dec.can_decode() {
+        let i = dec.decode();
+        let len = i.len();
+        let mut text = String::new();
+        if i.is_invalid() {
+            text.push_str("(bad)");
+        } else {
+            fmt.format(&i, &mut text);
+        }
+        let raw: Vec<String> = bytes[offset..(offset + len).min(bytes.len())]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        lines.push(format!(
+            "{:#x}: {:<30} {text}",
+            pc.wrapping_add(offset as u64),
+            raw.join(" ")
+        ));
+        offset += len.max(1);
+    }
+    lines
 }

@@ -162,7 +162,7 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             if c.need_cpl0() {
                 return Ok(Flow::End);
             }
-            let q = format!("{:?}", c.i.code()).contains("64") as u64;
+            let q = (m == M::Sysretq) as u64;
             Ok(c.exit(status::SYSRET | q << 16))
         }
         M::Iret | M::Iretd | M::Iretq => {
