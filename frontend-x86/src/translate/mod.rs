@@ -1000,46 +1000,6 @@ fn is_jcc(m: Mnemonic) -> bool {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn disassembly() {
-        let lines = disassemble(0x1000, tbflags::CODE64, &[0x48, 0x01, 0xd8, 0xc3]);
-        assert_eq!(lines.len(), 2);
-        assert!(lines[0].contains("add rax,rbx"), "{lines:?}");
-        assert!(lines[1].starts_with("0x1003"), "{lines:?}");
-    }
-
-    #[test]
-    fn cpuid_model() {
-        let v = system::cpuid(0, 0);
-        assert_eq!(&v[1].to_le_bytes(), b"moat");
-        let ext = system::cpuid(0x8000_0001, 0);
-        assert!(ext[3] & (1 << 29) != 0, "long mode");
-        let brand: Vec<u8> = (0..3)
-            .flat_map(|k| system::cpuid(0x8000_0002 + k, 0))
-            .flat_map(u32::to_le_bytes)
-            .collect();
-        assert!(brand.starts_with(b"moat TCG x86-64 CPU\0"));
-    }
-
-    #[test]
-    fn gpr_numbers() {
-        assert_eq!(gpr_num(Register::AL), (0, 1));
-        assert_eq!(gpr_num(Register::BH), (3, 1));
-        assert_eq!(gpr_num(Register::SPL), (4, 1));
-        assert_eq!(gpr_num(Register::DIL), (7, 1));
-        assert_eq!(gpr_num(Register::R8L), (8, 1));
-        assert_eq!(gpr_num(Register::R15L), (15, 1));
-        assert_eq!(gpr_num(Register::R9W), (9, 2));
-        assert_eq!(gpr_num(Register::ESP), (4, 4));
-        assert_eq!(gpr_num(Register::R15), (15, 8));
-        assert_eq!(gpr_num(Register::CS), (0, 0));
-    }
-}
-
 /// Guest disassembly of `bytes` (code at linear `pc`, decoded in the mode
 /// `flags` describes), one line per instruction, for `--trace in_asm`.
 pub fn disassemble(pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
@@ -1085,4 +1045,44 @@ pub fn disassemble(pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
         offset += len.max(1);
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disassembly() {
+        let lines = disassemble(0x1000, tbflags::CODE64, &[0x48, 0x01, 0xd8, 0xc3]);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("add rax,rbx"), "{lines:?}");
+        assert!(lines[1].starts_with("0x1003"), "{lines:?}");
+    }
+
+    #[test]
+    fn cpuid_model() {
+        let v = system::cpuid(0, 0);
+        assert_eq!(&v[1].to_le_bytes(), b"moat");
+        let ext = system::cpuid(0x8000_0001, 0);
+        assert!(ext[3] & (1 << 29) != 0, "long mode");
+        let brand: Vec<u8> = (0..3)
+            .flat_map(|k| system::cpuid(0x8000_0002 + k, 0))
+            .flat_map(u32::to_le_bytes)
+            .collect();
+        assert!(brand.starts_with(b"moat TCG x86-64 CPU\0"));
+    }
+
+    #[test]
+    fn gpr_numbers() {
+        assert_eq!(gpr_num(Register::AL), (0, 1));
+        assert_eq!(gpr_num(Register::BH), (3, 1));
+        assert_eq!(gpr_num(Register::SPL), (4, 1));
+        assert_eq!(gpr_num(Register::DIL), (7, 1));
+        assert_eq!(gpr_num(Register::R8L), (8, 1));
+        assert_eq!(gpr_num(Register::R15L), (15, 1));
+        assert_eq!(gpr_num(Register::R9W), (9, 2));
+        assert_eq!(gpr_num(Register::ESP), (4, 4));
+        assert_eq!(gpr_num(Register::R15), (15, 8));
+        assert_eq!(gpr_num(Register::CS), (0, 0));
+    }
 }
