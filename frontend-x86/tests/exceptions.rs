@@ -97,7 +97,10 @@ impl Machine {
     }
 
     fn run(&mut self) -> Option<VcpuExit> {
-        let pio = Bus::new("pio");
+        self.run_with_pio(Bus::new("pio"))
+    }
+
+    fn run_with_pio(&mut self, pio: Bus) -> Option<VcpuExit> {
         let mmio = Bus::new("mmio");
         let lifecycle = Arc::new(VmLifecycle::new());
         let platform = Platform {
@@ -470,4 +473,109 @@ fn user_mode_syscall_and_page_fault_with_stack_switch() {
     assert_eq!(f[5], 0x23);
     assert_eq!(s.cr2, 0x5000);
     assert_eq!(s.tr.selector, 0x30);
+}
+
+/// Switches a machine to 32-bit protected mode (paging off) with 32-bit
+/// interrupt gates at 0x9000 pointing at the same handlers, code segment 0x18.
+fn protected_mode(m: &mut Machine) {
+    m.mem
+        .write_obj(0x00cf_9b00_0000_ffffu64, GuestAddress(GDT + 0x18))
+        .unwrap();
+    for v in 0..256u64 {
+        let h = HANDLERS + v * 0x40;
+        let gate = (h & 0xffff) | (0x18 << 16) | (0x8e00u64 << 32) | ((h >> 16) & 0xffff) << 48;
+        m.mem.write_obj(gate, GuestAddress(0x9000 + v * 8)).unwrap();
+    }
+    let mut st = machine::x86_64::boot::protected_mode_entry(CODE, 0, 0);
+    st.gdt.base = GDT;
+    st.gdt.limit = 31;
+    st.idt.base = 0x9000;
+    st.idt.limit = 0x7ff;
+    st.cs.selector = 0x18;
+    st.gprs[4] = STACK_TOP;
+    m.runner
+        .cpu
+        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+        .unwrap();
+}
+
+fn stack32(m: &Machine, n: usize) -> Vec<u32> {
+    let sp = m.state().gprs[4];
+    (0..n)
+        .map(|i| {
+            m.mem
+                .read_obj::<u32>(GuestAddress(sp + i as u64 * 4))
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn protected_mode_exceptions_use_32_bit_gates() {
+    // ud2
+    let mut m = Machine::new(&[0x0f, 0x0b], &[], &[]);
+    protected_mode(&mut m);
+    let s = m.halted_in_handler(6);
+    assert_eq!(s.gprs[4], STACK_TOP - 12);
+    let f = stack32(&m, 3);
+    assert_eq!(f[0] as u64, CODE);
+    assert_eq!(f[1], 0x18);
+    assert_eq!(f[2] & 2, 2, "eflags");
+
+    // mov ax, 0x28; mov ds, ax: selector beyond the GDT limit -> #GP(0x28)
+    let mut m = Machine::new(&[0x66, 0xb8, 0x28, 0x00, 0x8e, 0xd8, 0xf4], &[], &[]);
+    protected_mode(&mut m);
+    m.halted_in_handler(13);
+    assert_eq!(stack32(&m, 2), vec![0x28, CODE as u32 + 4]);
+}
+
+/// Collects port writes and answers reads with a counter.
+struct Port {
+    written: Vec<u8>,
+    next: u8,
+}
+
+impl devices::BusDevice for Port {
+    fn read(&mut self, _offset: u64, data: &mut [u8]) {
+        for b in data {
+            *b = self.next;
+            self.next += 1;
+        }
+    }
+    fn write(&mut self, _offset: u64, data: &[u8]) {
+        self.written.extend_from_slice(data);
+    }
+}
+
+#[test]
+fn port_io_and_string_port_io() {
+    // mov dx, 0x80; mov rsi, 0x50000; mov ecx, 5; rep outsb;
+    // mov rdi, 0x60000; mov ecx, 3; rep insw; mov al, 0x7e; out 0x80, al; in al, dx
+    let mut code = vec![0x66, 0xba, 0x80, 0x00];
+    code.extend([
+        0x48, 0xc7, 0xc6, 0x00, 0x00, 0x05, 0x00, 0xb9, 5, 0, 0, 0, 0xf3, 0x6e,
+    ]);
+    code.extend([
+        0x48, 0xc7, 0xc7, 0x00, 0x00, 0x06, 0x00, 0xb9, 3, 0, 0, 0, 0x66, 0xf3, 0x6d,
+    ]);
+    code.extend([0xb0, 0x7e, 0xe6, 0x80, 0xec, 0xf4]);
+    let mut m = Machine::new(&code, &[], &[]);
+    m.mem.write_slice(b"hello", GuestAddress(0x50000)).unwrap();
+    let port = Arc::new(std::sync::Mutex::new(Port {
+        written: Vec::new(),
+        next: 1,
+    }));
+    let mut pio = Bus::new("pio");
+    pio.insert(port.clone(), 0x80, 4).unwrap();
+    let exit = m.run_with_pio(pio);
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    let s = m.state();
+    assert_eq!(port.lock().unwrap().written, b"hello~");
+    let mut words = [0u8; 6];
+    m.mem.read_slice(&mut words, GuestAddress(0x60000)).unwrap();
+    assert_eq!(words, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(s.gprs[0] & 0xff, 7, "in al, dx");
+    assert_eq!(s.gprs[1], 0);
+    assert_eq!(s.gprs[6], 0x50005);
+    assert_eq!(s.gprs[7], 0x60006);
 }
