@@ -1291,14 +1291,6 @@ fn division_matches_the_host_when_it_does_not_fault() {
     }
 }
 
-#[test]
-fn string_ops_match_expectations() {
-    // rep stosb / movsb are checked against the interpreter in the guests; here
-    // just cld; std; pushf-free flag ops round-trip DF handling natively.
-    let code = [0xfd, 0xfc]; // std; cld
-    check(&code, &Regs::default(), ALL);
-}
-
 /// Found by the property test: cmpxchg with a 32-bit register destination
 /// that does not match leaves the destination's upper half alone.
 #[test]
@@ -1314,4 +1306,88 @@ fn regression_cmpxchg_reg32_mismatch_keeps_upper_half() {
     // and the equal case writes (and zero-extends) the destination
     r.r[5] = 0xffff_ffff_0000_0014;
     check(&[0x0f, 0xb1, 0xd5], &r, ALL);
+}
+
+/// Runs a string instruction with rsi and rdi pointing into a copy of `buf`
+/// (given and compared as offsets from its start) both ways.
+fn check_string(snippet: &[u8], input: &Regs, mask: u64, buf: &[u8]) {
+    let mut input = *input;
+    input.r[4] = 0;
+    input.flags &= ALL;
+    let mut nbuf = buf.to_vec();
+    let base = nbuf.as_mut_ptr() as u64;
+    let mut ninput = input;
+    ninput.r[6] += base;
+    ninput.r[7] += base;
+    let mut native = Native::new().run(snippet, &ninput);
+    native.r[4] = 0;
+    native.r[6] = native.r[6].wrapping_sub(base);
+    native.r[7] = native.r[7].wrapping_sub(base);
+    for optimize in [false, true] {
+        let mut ebuf = buf.to_vec();
+        let mut einput = input;
+        einput.r[6] += BUF;
+        einput.r[7] += BUF;
+        let (mut emu, ()) = emulate_mem(snippet, &einput, optimize, &mut ebuf);
+        emu.r[6] = emu.r[6].wrapping_sub(BUF);
+        emu.r[7] = emu.r[7].wrapping_sub(BUF);
+        assert_eq!(
+            emu.r, native.r,
+            "registers for {snippet:02x?} (optimize {optimize}) from {input:x?}"
+        );
+        assert_eq!(
+            ebuf, nbuf,
+            "memory for {snippet:02x?} (optimize {optimize})"
+        );
+        assert_eq!(
+            emu.flags & mask,
+            native.flags & mask,
+            "flags for {snippet:02x?} (optimize {optimize})"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 600,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0x7374_7273),
+        ..Config::default()
+    })]
+
+    #[test]
+    fn string_instructions_match_the_host(
+        op in 0usize..5,
+        size in 0usize..4,
+        rep in 0usize..3,
+        down in any::<bool>(),
+        count in 0u64..17,
+        src in 136u64..376,
+        dst in 136u64..376,
+        rax in any::<u64>(),
+        flags in any::<u64>(),
+        buf in prop::collection::vec(0u8..4, 512),
+    ) {
+        let mut code = vec![if down { 0xfd } else { 0xfc }];
+        match rep {
+            1 => code.push(0xf3),
+            2 => code.push(0xf2),
+            _ => {}
+        }
+        match size {
+            1 => code.push(0x66),
+            3 => code.push(0x48),
+            _ => {}
+        }
+        let opcode = [0xa4u8, 0xaa, 0xac, 0xa6, 0xae][op] + (size != 0) as u8;
+        code.push(opcode);
+        let mut r = Regs { r: [0; 16], flags };
+        r.r[0] = rax;
+        r.r[1] = count;
+        r.r[6] = src;
+        r.r[7] = dst;
+        // cmps/scas define every flag; the others (and zero iterations)
+        // leave the defined input flags alone.
+        check_string(&code, &r, ALL, &buf);
+    }
 }
