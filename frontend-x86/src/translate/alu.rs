@@ -40,7 +40,11 @@ pub fn arith(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         Mnemonic::Sbb => kind::SBB,
         _ => kind::LOGIC,
     };
-    c.set_cc(CcOp::new(k, bytes), res, Some(b), carry);
+    if k == kind::SUB {
+        c.set_cc_sub(bytes, a, res, b);
+    } else {
+        c.set_cc(CcOp::new(k, bytes), res, Some(b), carry);
+    }
     Ok(Flow::Next)
 }
 

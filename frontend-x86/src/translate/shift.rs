@@ -66,7 +66,9 @@ fn unreachable_const(c: &mut Ctx<'_>, op: Temp, dst: Temp, src: Temp, src2: Temp
 /// The current lazy-flags state as four temps.
 fn old_cc(c: &mut Ctx<'_>) -> [Temp; 4] {
     match c.cc {
-        Cc::Known { op, dst, src, src2 } => {
+        Cc::Known {
+            op, dst, src, src2, ..
+        } => {
             let o = c.k(op.0);
             [o, dst, src, src2]
         }
