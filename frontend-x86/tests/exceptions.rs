@@ -579,3 +579,43 @@ fn port_io_and_string_port_io() {
     assert_eq!(s.gprs[6], 0x50005);
     assert_eq!(s.gprs[7], 0x60006);
 }
+
+#[test]
+fn protected_mode_int_iret_far_call_and_return() {
+    let target = (CODE + 15) as u32;
+    let mut code = vec![0xcd, 0x40, 0xbb, 1, 0, 0, 0, 0x9a];
+    code.extend(target.to_le_bytes());
+    code.extend([0x18, 0x00, 0xf4, 0xb9, 2, 0, 0, 0, 0xcb]);
+    let mut m = Machine::new(&code, &[(0x40, &[0xcf])], &[]);
+    protected_mode(&mut m);
+    let exit = m.run();
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    let s = m.state();
+    assert_eq!(s.rip, CODE + 15, "halted after the hlt following the far call");
+    assert_eq!(s.gprs[3], 1, "resumed after int 0x40");
+    assert_eq!(s.gprs[1], 2, "far call target ran");
+    assert_eq!(s.gprs[4], STACK_TOP, "stack balanced");
+    assert_eq!(s.cs.selector, 0x18);
+}
+
+#[test]
+fn invlpg_makes_a_changed_mapping_visible() {
+    // mov al, [0x6000]; <page 6 remapped to 0x7000 by the test harness below>
+    // invlpg [0x6000]; mov bl, [0x6000]
+    let code = [
+        0x8a, 0x04, 0x25, 0x00, 0x60, 0x00, 0x00, // mov al, [0x6000]
+        0xc6, 0x04, 0x25, 0x30, 0x40, 0x00, 0x00, 0x03, // mov byte [0x4030], 3 (PTE 6 low byte)
+        0xc6, 0x04, 0x25, 0x31, 0x40, 0x00, 0x00, 0x70, // mov byte [0x4031], 0x70
+        0x0f, 0x01, 0x3c, 0x25, 0x00, 0x60, 0x00, 0x00, // invlpg [0x6000]
+        0x8a, 0x1c, 0x25, 0x00, 0x60, 0x00, 0x00, // mov bl, [0x6000]
+        0xf4,
+    ];
+    let mut m = Machine::new(&code, &[], &[]);
+    m.mem.write_obj(0x11u8, GuestAddress(0x6000)).unwrap();
+    m.mem.write_obj(0x22u8, GuestAddress(0x7000)).unwrap();
+    let exit = m.run();
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    let s = m.state();
+    assert_eq!(s.gprs[0] & 0xff, 0x11);
+    assert_eq!(s.gprs[3] & 0xff, 0x22);
+}
