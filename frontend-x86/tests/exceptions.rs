@@ -591,7 +591,11 @@ fn protected_mode_int_iret_far_call_and_return() {
     let exit = m.run();
     assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
     let s = m.state();
-    assert_eq!(s.rip, CODE + 15, "halted after the hlt following the far call");
+    assert_eq!(
+        s.rip,
+        CODE + 15,
+        "halted after the hlt following the far call"
+    );
     assert_eq!(s.gprs[3], 1, "resumed after int 0x40");
     assert_eq!(s.gprs[1], 2, "far call target ran");
     assert_eq!(s.gprs[4], STACK_TOP, "stack balanced");
@@ -604,7 +608,8 @@ fn invlpg_makes_a_changed_mapping_visible() {
     // invlpg [0x6000]; mov bl, [0x6000]
     let code = [
         0x8a, 0x04, 0x25, 0x00, 0x60, 0x00, 0x00, // mov al, [0x6000]
-        0xc6, 0x04, 0x25, 0x30, 0x40, 0x00, 0x00, 0x03, // mov byte [0x4030], 3 (PTE 6 low byte)
+        0xc6, 0x04, 0x25, 0x30, 0x40, 0x00, 0x00,
+        0x03, // mov byte [0x4030], 3 (PTE 6 low byte)
         0xc6, 0x04, 0x25, 0x31, 0x40, 0x00, 0x00, 0x70, // mov byte [0x4031], 0x70
         0x0f, 0x01, 0x3c, 0x25, 0x00, 0x60, 0x00, 0x00, // invlpg [0x6000]
         0x8a, 0x1c, 0x25, 0x00, 0x60, 0x00, 0x00, // mov bl, [0x6000]

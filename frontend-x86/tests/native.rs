@@ -217,12 +217,19 @@ fn check_mem(snippet: &[u8], input: &Regs, mask: u64, buf: &[u8]) {
     let mut input = *input;
     input.r[4] = 0;
     input.flags &= ALL;
-    let mut nbuf = buf.to_vec();
+    // 16-byte aligned, as the guest buffer is (cmpxchg16b needs it).
+    let mut aligned = vec![0u128; buf.len().div_ceil(16)];
+    // SAFETY: the u128 storage is at least `buf.len()` bytes and any byte
+    // pattern is a valid u8.
+    let nbytes =
+        unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), buf.len()) };
+    nbytes.copy_from_slice(buf);
     let mut ninput = input;
-    ninput.r[15] = nbuf.as_mut_ptr() as u64;
+    ninput.r[15] = nbytes.as_mut_ptr() as u64;
     let mut native = Native::new().run(snippet, &ninput);
     native.r[4] = 0;
     native.r[15] = 0;
+    let nbuf = nbytes.to_vec();
     for optimize in [false, true] {
         let mut ebuf = buf.to_vec();
         let mut einput = input;
@@ -1389,5 +1396,40 @@ proptest! {
         // cmps/scas define every flag; the others (and zero iterations)
         // leave the defined input flags alone.
         check_string(&code, &r, ALL, &buf);
+    }
+}
+
+#[test]
+fn cmpxchg8b_and_cmpxchg16b_match_the_host() {
+    let mut buf = vec![0u8; 64];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    for wide in [false, true] {
+        let size = if wide { 8 } else { 4 };
+        // cmpxchg8b/16b [r15 + 16]
+        let code = enc_mem(size, &[], &[0x0f, 0xc7], 1, 16, &[]);
+        let (lo, hi) = if wide {
+            (
+                u64::from_le_bytes(buf[16..24].try_into().unwrap()),
+                u64::from_le_bytes(buf[24..32].try_into().unwrap()),
+            )
+        } else {
+            (
+                u32::from_le_bytes(buf[16..20].try_into().unwrap()) as u64,
+                u32::from_le_bytes(buf[20..24].try_into().unwrap()) as u64,
+            )
+        };
+        for equal in [false, true] {
+            let mut r = Regs {
+                r: [0; 16],
+                flags: CF | OF,
+            };
+            r.r[0] = if equal { lo } else { lo ^ 1 } | 0xdead_0000_0000_0000 * (!wide as u64);
+            r.r[2] = hi;
+            r.r[3] = 0x1111_2222_3333_4444;
+            r.r[1] = 0x5555_6666_7777_8888;
+            check_mem(&code, &r, ALL, &buf);
+        }
     }
 }

@@ -908,6 +908,7 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
         M::Lea => alu::lea(c),
         M::Xchg => alu::xchg(c),
         M::Cmpxchg => alu::cmpxchg(c),
+        M::Cmpxchg8b | M::Cmpxchg16b => alu::cmpxchg_wide(c, m == M::Cmpxchg16b),
         M::Xadd => alu::xadd(c),
         M::Cbw | M::Cwde | M::Cdqe => alu::cbw(c),
         M::Cwd | M::Cdq | M::Cqo => alu::cwd(c),
