@@ -1425,7 +1425,8 @@ fn cmpxchg8b_and_cmpxchg16b_match_the_host() {
                 r: [0; 16],
                 flags: CF | OF,
             };
-            r.r[0] = if equal { lo } else { lo ^ 1 } | 0xdead_0000_0000_0000 * (!wide as u64);
+            let upper = if wide { 0 } else { 0xdead_0000_0000_0000 };
+            r.r[0] = if equal { lo } else { lo ^ 1 } | upper;
             r.r[2] = hi;
             r.r[3] = 0x1111_2222_3333_4444;
             r.r[1] = 0x5555_6666_7777_8888;
