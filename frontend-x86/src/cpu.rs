@@ -109,6 +109,11 @@ impl X86Cpu {
         }
     }
 
+    /// Guest disassembly for `--trace in_asm` (see [`translate::disassemble`]).
+    pub fn disassemble(&self, pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
+        translate::disassemble(pc, flags, bytes)
+    }
+
     fn cs_base(&self) -> u64 {
         if self.state.code64() {
             0
@@ -562,7 +567,7 @@ impl X86Cpu {
                 Ok(GuestEvent::Continue)
             }
             status::LOAD_SEG => {
-                let sidx = f(16, 4) as usize;
+                let sidx = (f(16, 4) as usize).min(seg::GS);
                 let sel = self.state.scratch[0] as u16;
                 self.load_seg(sidx, sel, mem)?;
                 if f(20, 1) != 0 {
@@ -684,7 +689,7 @@ impl X86Cpu {
         let out = f(20, 1) != 0;
         let rep = f(21, 1) != 0;
         let asz = 1u32 << f(24, 4);
-        let sidx = f(28, 3) as usize;
+        let sidx = (f(28, 3) as usize).min(seg::GS);
         let amask = crate::flags::mask(asz * 8);
         let port = self.state.regs[2] & 0xffff;
         let step = if self.state.eflags & rflags::DF != 0 {

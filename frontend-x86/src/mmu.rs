@@ -417,6 +417,83 @@ mod tests {
     }
 
     #[test]
+    fn pae_paging_in_32_bit_mode() {
+        let m = mem();
+        // PDPT at 0x1000 (32-byte aligned), entry 1 -> PD 0x2000 -> PT 0x3000
+        m.write_obj(0x2001u64, GuestAddress(0x1008)).expect("w");
+        m.write_obj(0x3007u64, GuestAddress(0x2000)).expect("w");
+        m.write_obj(0x9007u64, GuestAddress(0x3000 + 8)).expect("w");
+        // 2 MiB page at 0x4020_0000 -> 0x20_0000, read-only
+        m.write_obj(0x20_0081u64, GuestAddress(0x2008)).expect("w");
+        let w = X86Walker {
+            cr0: ctl::CR0_PE | ctl::CR0_PG,
+            cr3: 0x1000,
+            cr4: ctl::CR4_PAE,
+            efer: 0,
+            cpl: 0,
+        };
+        assert_eq!(
+            w.walk(&m, 0x4000_1abc, Access::Read).expect("4k").paddr,
+            0x9abc
+        );
+        let big = w.walk(&m, 0x4023_4567, Access::Read).expect("2m");
+        assert_eq!(big.paddr, 0x23_4567);
+        // CR0.WP clear: supervisor writes to read-only pages are allowed
+        assert!(w.walk(&m, 0x4023_4567, Access::Write).is_ok());
+        let wp = X86Walker {
+            cr0: w.cr0 | ctl::CR0_WP,
+            ..w
+        };
+        assert_eq!(
+            wp.walk(&m, 0x4023_4567, Access::Write),
+            Err(Fault::Page(pferr::P | pferr::W))
+        );
+        // PDPT entry 0 is not present
+        assert_eq!(w.walk(&m, 0x1000, Access::Read), Err(Fault::Page(0)));
+    }
+
+    #[test]
+    fn classic_32_bit_paging_with_4m_pages() {
+        let m = mem();
+        // PD at 0x1000: entry 0 -> PT 0x2000; entry 1: 4 MiB page at 0 (PSE)
+        m.write_obj(0x2007u32, GuestAddress(0x1000)).expect("w");
+        m.write_obj(0x0000_0087u32, GuestAddress(0x1004))
+            .expect("w");
+        m.write_obj(0x5007u32, GuestAddress(0x2000 + 3 * 4))
+            .expect("w");
+        let w = X86Walker {
+            cr0: ctl::CR0_PE | ctl::CR0_PG,
+            cr3: 0x1000,
+            cr4: ctl::CR4_PSE,
+            efer: 0,
+            cpl: 3,
+        };
+        assert_eq!(w.walk(&m, 0x3123, Access::Write).expect("4k").paddr, 0x5123);
+        let pte: u32 = m.read_obj(GuestAddress(0x200c)).expect("r");
+        assert_eq!(pte & 0x60, 0x60);
+        assert_eq!(
+            w.walk(&m, 0x0040_1234, Access::Read).expect("4m").paddr,
+            0x1234
+        );
+        assert_eq!(w.walk(&m, 0x4000, Access::Read), Err(Fault::Page(pferr::U)));
+    }
+
+    #[test]
+    fn paging_off_is_identity_and_rwx() {
+        let m = mem();
+        let w = X86Walker {
+            cr0: ctl::CR0_PE,
+            cr3: 0,
+            cr4: 0,
+            efer: 0,
+            cpl: 0,
+        };
+        let t = w.walk(&m, 0x1_2345_6789, Access::Exec).expect("flat");
+        assert_eq!(t.paddr, 0x2345_6789);
+        assert_eq!(t.perms, PagePerms::RWX);
+    }
+
+    #[test]
     fn fault_codes_round_trip() {
         for f in [
             Fault::Page(pferr::P | pferr::W | pferr::U),

@@ -10,8 +10,8 @@
 //! The six arithmetic flags (CF, PF, AF, ZF, SF, OF) are kept *lazily*, as
 //! QEMU does: an instruction that sets flags stores the kind of operation
 //! ([`CcOp`], with its operand size) and up to three operands (`cc_dst`,
-//! `cc_src`, `cc_src2`), not the flags themselves. Four plain stores per
-//! flag-setting instruction, of which the optimizer's dead-store elimination
+//! `cc_src`, `cc_src2`), not the flags themselves: two to four plain stores per
+//! flag-setting instruction (only the fields the kind needs), of which the optimizer's dead-store elimination
 //! drops all but the last before a barrier, and a later `jcc`/`setcc`/`cmovcc`
 //! in the same block reads the operands the translator still holds in temps:
 //! `cmp; jb` becomes one host compare. Only when the operation is not known

@@ -140,7 +140,16 @@ fn trampoline(snippet: &[u8]) -> Vec<u8> {
 /// walker then maps virtual to physical 1:1), the snippet at 0x1000
 /// followed by hlt.
 fn emulate(snippet: &[u8], input: &Regs, optimize: bool) -> Regs {
+    emulate_mem(snippet, input, optimize, &mut []).0
+}
+
+/// Guest address of the memory tests' buffer (r15 points to it).
+const BUF: u64 = 0x3000;
+
+/// [`emulate`] with `buf` at [`BUF`] (copied in and out).
+fn emulate_mem(snippet: &[u8], input: &Regs, optimize: bool, buf: &mut [u8]) -> (Regs, ()) {
     let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+    mem.write_slice(buf, GuestAddress(BUF)).unwrap();
     let mut code = snippet.to_vec();
     code.push(0xf4);
     mem.write_slice(&code, GuestAddress(0x1000)).unwrap();
@@ -198,7 +207,51 @@ fn emulate(snippet: &[u8], input: &Regs, optimize: bool) -> Regs {
         flags: out.rflags,
     };
     r.r[4] = 0;
-    r
+    mem.read_slice(buf, GuestAddress(BUF)).unwrap();
+    (r, ())
+}
+
+/// Runs `snippet` with r15 pointing to a copy of `buf` both ways and
+/// compares registers (but r15), the flags in `mask` and the buffers.
+fn check_mem(snippet: &[u8], input: &Regs, mask: u64, buf: &[u8]) {
+    let mut input = *input;
+    input.r[4] = 0;
+    input.flags &= ALL;
+    // 16-byte aligned, as the guest buffer is (cmpxchg16b needs it).
+    let mut aligned = vec![0u128; buf.len().div_ceil(16)];
+    // SAFETY: the u128 storage is at least `buf.len()` bytes and any byte
+    // pattern is a valid u8.
+    let nbytes =
+        unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), buf.len()) };
+    nbytes.copy_from_slice(buf);
+    let mut ninput = input;
+    ninput.r[15] = nbytes.as_mut_ptr() as u64;
+    let mut native = Native::new().run(snippet, &ninput);
+    native.r[4] = 0;
+    native.r[15] = 0;
+    let nbuf = nbytes.to_vec();
+    for optimize in [false, true] {
+        let mut ebuf = buf.to_vec();
+        let mut einput = input;
+        einput.r[15] = BUF;
+        let (mut emu, ()) = emulate_mem(snippet, &einput, optimize, &mut ebuf);
+        emu.r[15] = 0;
+        assert_eq!(
+            emu.r, native.r,
+            "registers for {snippet:02x?} (optimize {optimize}) from {input:x?}"
+        );
+        assert_eq!(
+            ebuf, nbuf,
+            "memory for {snippet:02x?} (optimize {optimize}) from {input:x?}"
+        );
+        assert_eq!(
+            emu.flags & mask,
+            native.flags & mask,
+            "flags {:#x} vs native {:#x} (mask {mask:#x}) for {snippet:02x?} (optimize {optimize})",
+            emu.flags,
+            native.flags
+        );
+    }
 }
 
 /// Runs `snippet` both ways and compares registers and the flags in `mask`.
@@ -270,8 +323,9 @@ impl Pick {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
+    /// A register other than rsp and r15 (r15 is the memory tests' base).
     fn reg(&mut self) -> usize {
-        let r = self.next(15) as usize;
+        let r = self.next(14) as usize;
         if r >= 4 { r + 1 } else { r }
     }
     fn size(&mut self) -> u32 {
@@ -704,6 +758,328 @@ fn generate(seed: u64) -> Gen {
     }
 }
 
+/// Encodes an instruction whose r/m operand is `[r15 + disp8]`.
+fn enc_mem(
+    size: u32,
+    mandatory: &[u8],
+    opcode: &[u8],
+    reg: usize,
+    disp: u8,
+    imm: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    if size == 2 {
+        v.push(0x66);
+    }
+    v.extend_from_slice(mandatory);
+    v.push(0x41 | if size == 8 { 8 } else { 0 } | if reg >= 8 { 4 } else { 0 });
+    v.extend_from_slice(opcode);
+    v.push(0x47 | ((reg as u8 & 7) << 3));
+    v.push(disp);
+    v.extend_from_slice(imm);
+    v
+}
+
+/// One random instruction with a memory operand at [r15 + disp8], disp8 in
+/// 0..=120 (the buffer is 128 bytes plus room for an 8-byte access).
+fn generate_mem(seed: u64) -> Gen {
+    let mut p = Pick(seed | 1);
+    let size = p.size();
+    let reg = p.reg();
+    let d = p.next(121) as u8;
+    let wide = |s: u32| if s == 1 { 2 } else { s };
+    let alu = |n: u8| match n {
+        1 | 4 | 6 => (0, CF | OF | SZP, AF),
+        2 | 3 => (CF, ALL, 0),
+        _ => (0, ALL, 0),
+    };
+    match p.next(12) {
+        0 => {
+            let n = p.next(8) as u8;
+            let (r, def, undef) = alu(n);
+            let dir = (p.next(2) as u8) << 1; // 0: op [m], reg; 2: op reg, [m]
+            g(
+                enc_mem(
+                    size,
+                    &[],
+                    &[(n << 3) + dir + (size != 1) as u8],
+                    reg,
+                    d,
+                    &[],
+                ),
+                r,
+                def,
+                undef,
+            )
+        }
+        1 => {
+            let n = p.next(8) as usize;
+            let (r, def, undef) = alu(n as u8);
+            let v = p.next(u64::MAX);
+            let b = match size {
+                1 => enc_mem(1, &[], &[0x80], n, d, &imm(v, 1)),
+                2 => enc_mem(2, &[], &[0x81], n, d, &imm(v, 2)),
+                _ => enc_mem(size, &[], &[0x83], n, d, &imm(v, 1)),
+            };
+            g(b, r, def, undef)
+        }
+        2 => {
+            // shl/shr/sar by 1 on memory
+            let n = [4usize, 5, 7][p.next(3) as usize];
+            g(
+                enc_mem(size, &[], &[if size == 1 { 0xd0 } else { 0xd1 }], n, d, &[]),
+                0,
+                CF | OF | SZP,
+                AF,
+            )
+        }
+        3 => {
+            // inc, dec, not, neg
+            match p.next(4) {
+                0 | 1 => {
+                    let n = p.next(2) as usize;
+                    g(
+                        enc_mem(size, &[], &[if size == 1 { 0xfe } else { 0xff }], n, d, &[]),
+                        0,
+                        OF | SZP | AF,
+                        0,
+                    )
+                }
+                2 => g(
+                    enc_mem(size, &[], &[if size == 1 { 0xf6 } else { 0xf7 }], 2, d, &[]),
+                    0,
+                    0,
+                    0,
+                ),
+                _ => g(
+                    enc_mem(size, &[], &[if size == 1 { 0xf6 } else { 0xf7 }], 3, d, &[]),
+                    0,
+                    ALL,
+                    0,
+                ),
+            }
+        }
+        4 => {
+            // mov both ways, movzx/movsx from memory
+            match p.next(4) {
+                0 => g(
+                    enc_mem(
+                        size,
+                        &[],
+                        &[if size == 1 { 0x88 } else { 0x89 }],
+                        reg,
+                        d,
+                        &[],
+                    ),
+                    0,
+                    0,
+                    0,
+                ),
+                1 => g(
+                    enc_mem(
+                        size,
+                        &[],
+                        &[if size == 1 { 0x8a } else { 0x8b }],
+                        reg,
+                        d,
+                        &[],
+                    ),
+                    0,
+                    0,
+                    0,
+                ),
+                2 => g(
+                    enc_mem(
+                        wide(size),
+                        &[],
+                        &[0x0f, 0xb6 + p.next(2) as u8],
+                        reg,
+                        d,
+                        &[],
+                    ),
+                    0,
+                    0,
+                    0,
+                ),
+                _ => g(
+                    enc_mem(
+                        wide(size),
+                        &[],
+                        &[0x0f, 0xbe + p.next(2) as u8],
+                        reg,
+                        d,
+                        &[],
+                    ),
+                    0,
+                    0,
+                    0,
+                ),
+            }
+        }
+        5 => {
+            // xchg, xadd, cmpxchg with memory
+            match p.next(3) {
+                0 => g(
+                    enc_mem(
+                        size,
+                        &[],
+                        &[if size == 1 { 0x86 } else { 0x87 }],
+                        reg,
+                        d,
+                        &[],
+                    ),
+                    0,
+                    0,
+                    0,
+                ),
+                1 => g(
+                    enc_mem(
+                        size,
+                        &[],
+                        &[0x0f, if size == 1 { 0xc0 } else { 0xc1 }],
+                        reg,
+                        d,
+                        &[],
+                    ),
+                    0,
+                    ALL,
+                    0,
+                ),
+                _ => g(
+                    enc_mem(
+                        size,
+                        &[],
+                        &[0x0f, if size == 1 { 0xb0 } else { 0xb1 }],
+                        reg,
+                        d,
+                        &[],
+                    ),
+                    0,
+                    ALL,
+                    0,
+                ),
+            }
+        }
+        6 => {
+            // bt* with an immediate bit offset
+            let k = p.next(4) as usize;
+            g(
+                enc_mem(
+                    wide(size),
+                    &[],
+                    &[0x0f, 0xba],
+                    4 + k,
+                    d,
+                    &[p.next(256) as u8],
+                ),
+                0,
+                CF,
+                OF | SF | AF | PF,
+            )
+        }
+        7 => {
+            // cmovcc from memory, setcc to memory
+            let cc = p.next(16) as u8;
+            if p.next(2) == 0 {
+                g(
+                    enc_mem(wide(size), &[], &[0x0f, 0x40 + cc], reg, d, &[]),
+                    cond_reads(cc),
+                    0,
+                    0,
+                )
+            } else {
+                g(
+                    enc_mem(1, &[], &[0x0f, 0x90 + cc], 0, d, &[]),
+                    cond_reads(cc),
+                    0,
+                    0,
+                )
+            }
+        }
+        8 => {
+            // imul reg, [m]; mul/imul [m]
+            if p.next(2) == 0 {
+                g(
+                    enc_mem(wide(size), &[], &[0x0f, 0xaf], reg, d, &[]),
+                    0,
+                    CF | OF,
+                    SZP | AF,
+                )
+            } else {
+                let n = 4 + p.next(2) as usize;
+                g(
+                    enc_mem(size, &[], &[if size == 1 { 0xf6 } else { 0xf7 }], n, d, &[]),
+                    0,
+                    CF | OF,
+                    SZP | AF,
+                )
+            }
+        }
+        9 => {
+            // popcnt, tzcnt, lzcnt, bsf from memory
+            let s = wide(size);
+            match p.next(4) {
+                0 => g(enc_mem(s, &[0xf3], &[0x0f, 0xb8], reg, d, &[]), 0, ALL, 0),
+                1 => g(
+                    enc_mem(s, &[0xf3], &[0x0f, 0xbc], reg, d, &[]),
+                    0,
+                    CF | ZF,
+                    OF | SF | AF | PF,
+                ),
+                2 => g(
+                    enc_mem(s, &[0xf3], &[0x0f, 0xbd], reg, d, &[]),
+                    0,
+                    CF | ZF,
+                    OF | SF | AF | PF,
+                ),
+                _ => g(
+                    enc_mem(s, &[], &[0x0f, 0xbc], reg, d, &[]),
+                    0,
+                    ZF,
+                    CF | OF | SF | AF | PF,
+                ),
+            }
+        }
+        10 => {
+            // test [m], reg; cmp [m], imm
+            if p.next(2) == 0 {
+                g(
+                    enc_mem(
+                        size,
+                        &[],
+                        &[if size == 1 { 0x84 } else { 0x85 }],
+                        reg,
+                        d,
+                        &[],
+                    ),
+                    0,
+                    CF | OF | SZP,
+                    AF,
+                )
+            } else {
+                let b = if size == 1 {
+                    enc_mem(1, &[], &[0x80], 7, d, &[p.next(256) as u8])
+                } else {
+                    enc_mem(size, &[], &[0x83], 7, d, &[p.next(256) as u8])
+                };
+                g(b, 0, ALL, 0)
+            }
+        }
+        _ => {
+            // sub/sbb register from memory (r15's value differs between the
+            // two runs, so no lea here)
+            let n = [3u8, 5][p.next(2) as usize];
+            let (r, def, undef) = alu(n);
+            g(
+                enc_mem(size, &[], &[(n << 3) + 2 + (size != 1) as u8], reg, d, &[]),
+                r,
+                def,
+                undef,
+            )
+        }
+    }
+}
+
 /// Flags condition code `cc` reads.
 fn cond_reads(cc: u8) -> u64 {
     match cc >> 1 {
@@ -766,6 +1142,45 @@ proptest! {
         }
         let (code, mask) = sequence(&seeds);
         check(&code, &regs_from(&vals, flags), mask);
+    }
+}
+
+/// A mixed register/memory sequence, as [`sequence`].
+fn mem_sequence(seeds: &[u64]) -> (Vec<u8>, u64) {
+    let mut code = Vec::new();
+    let mut undef = 0u64;
+    for &s in seeds {
+        let i = if s % 3 == 0 {
+            generate(s / 3)
+        } else {
+            generate_mem(s)
+        };
+        if i.reads & undef != 0 {
+            continue;
+        }
+        code.extend_from_slice(&i.bytes);
+        undef = (undef & !i.defines) | i.undefines;
+    }
+    (code, ALL & !undef)
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 1000,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0x6d65_6d73),
+        ..Config::default()
+    })]
+
+    #[test]
+    fn random_memory_sequences_match_the_host(
+        seeds in prop::collection::vec(any::<u64>(), 1..8),
+        vals in any::<[u64; 16]>(),
+        flags in any::<u64>(),
+        buf in prop::collection::vec(any::<u8>(), 136),
+    ) {
+        let (code, mask) = mem_sequence(&seeds);
+        check_mem(&code, &regs_from(&vals, flags), mask, &buf);
     }
 }
 
@@ -883,14 +1298,6 @@ fn division_matches_the_host_when_it_does_not_fault() {
     }
 }
 
-#[test]
-fn string_ops_match_expectations() {
-    // rep stosb / movsb are checked against the interpreter in the guests; here
-    // just cld; std; pushf-free flag ops round-trip DF handling natively.
-    let code = [0xfd, 0xfc]; // std; cld
-    check(&code, &Regs::default(), ALL);
-}
-
 /// Found by the property test: cmpxchg with a 32-bit register destination
 /// that does not match leaves the destination's upper half alone.
 #[test]
@@ -906,4 +1313,124 @@ fn regression_cmpxchg_reg32_mismatch_keeps_upper_half() {
     // and the equal case writes (and zero-extends) the destination
     r.r[5] = 0xffff_ffff_0000_0014;
     check(&[0x0f, 0xb1, 0xd5], &r, ALL);
+}
+
+/// Runs a string instruction with rsi and rdi pointing into a copy of `buf`
+/// (given and compared as offsets from its start) both ways.
+fn check_string(snippet: &[u8], input: &Regs, mask: u64, buf: &[u8]) {
+    let mut input = *input;
+    input.r[4] = 0;
+    input.flags &= ALL;
+    let mut nbuf = buf.to_vec();
+    let base = nbuf.as_mut_ptr() as u64;
+    let mut ninput = input;
+    ninput.r[6] += base;
+    ninput.r[7] += base;
+    let mut native = Native::new().run(snippet, &ninput);
+    native.r[4] = 0;
+    native.r[6] = native.r[6].wrapping_sub(base);
+    native.r[7] = native.r[7].wrapping_sub(base);
+    for optimize in [false, true] {
+        let mut ebuf = buf.to_vec();
+        let mut einput = input;
+        einput.r[6] += BUF;
+        einput.r[7] += BUF;
+        let (mut emu, ()) = emulate_mem(snippet, &einput, optimize, &mut ebuf);
+        emu.r[6] = emu.r[6].wrapping_sub(BUF);
+        emu.r[7] = emu.r[7].wrapping_sub(BUF);
+        assert_eq!(
+            emu.r, native.r,
+            "registers for {snippet:02x?} (optimize {optimize}) from {input:x?}"
+        );
+        assert_eq!(
+            ebuf, nbuf,
+            "memory for {snippet:02x?} (optimize {optimize})"
+        );
+        assert_eq!(
+            emu.flags & mask,
+            native.flags & mask,
+            "flags for {snippet:02x?} (optimize {optimize})"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 600,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0x7374_7273),
+        ..Config::default()
+    })]
+
+    #[test]
+    fn string_instructions_match_the_host(
+        op in 0usize..5,
+        size in 0usize..4,
+        rep in 0usize..3,
+        down in any::<bool>(),
+        count in 0u64..17,
+        src in 136u64..376,
+        dst in 136u64..376,
+        rax in any::<u64>(),
+        flags in any::<u64>(),
+        buf in prop::collection::vec(0u8..4, 512),
+    ) {
+        let mut code = vec![if down { 0xfd } else { 0xfc }];
+        match rep {
+            1 => code.push(0xf3),
+            2 => code.push(0xf2),
+            _ => {}
+        }
+        match size {
+            1 => code.push(0x66),
+            3 => code.push(0x48),
+            _ => {}
+        }
+        let opcode = [0xa4u8, 0xaa, 0xac, 0xa6, 0xae][op] + (size != 0) as u8;
+        code.push(opcode);
+        let mut r = Regs { r: [0; 16], flags };
+        r.r[0] = rax;
+        r.r[1] = count;
+        r.r[6] = src;
+        r.r[7] = dst;
+        // cmps/scas define every flag; the others (and zero iterations)
+        // leave the defined input flags alone.
+        check_string(&code, &r, ALL, &buf);
+    }
+}
+
+#[test]
+fn cmpxchg8b_and_cmpxchg16b_match_the_host() {
+    let mut buf = vec![0u8; 64];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    for wide in [false, true] {
+        let size = if wide { 8 } else { 4 };
+        // cmpxchg8b/16b [r15 + 16]
+        let code = enc_mem(size, &[], &[0x0f, 0xc7], 1, 16, &[]);
+        let (lo, hi) = if wide {
+            (
+                u64::from_le_bytes(buf[16..24].try_into().unwrap()),
+                u64::from_le_bytes(buf[24..32].try_into().unwrap()),
+            )
+        } else {
+            (
+                u32::from_le_bytes(buf[16..20].try_into().unwrap()) as u64,
+                u32::from_le_bytes(buf[20..24].try_into().unwrap()) as u64,
+            )
+        };
+        for equal in [false, true] {
+            let mut r = Regs {
+                r: [0; 16],
+                flags: CF | OF,
+            };
+            let upper = if wide { 0 } else { 0xdead_0000_0000_0000 };
+            r.r[0] = if equal { lo } else { lo ^ 1 } | upper;
+            r.r[2] = hi;
+            r.r[3] = 0x1111_2222_3333_4444;
+            r.r[1] = 0x5555_6666_7777_8888;
+            check_mem(&code, &r, ALL, &buf);
+        }
+    }
 }

@@ -40,7 +40,11 @@ pub fn arith(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         Mnemonic::Sbb => kind::SBB,
         _ => kind::LOGIC,
     };
-    c.set_cc(CcOp::new(k, bytes), res, Some(b), carry);
+    if k == kind::SUB {
+        c.set_cc_sub(bytes, a, res, b);
+    } else {
+        c.set_cc(CcOp::new(k, bytes), res, Some(b), carry);
+    }
     Ok(Flow::Next)
 }
 
@@ -178,6 +182,56 @@ pub fn cmpxchg(c: &mut Ctx<'_>) -> Res {
     c.b.br(done);
     c.b.set_label(ne);
     c.write_reg(0, bytes, false, old);
+    c.b.set_label(done);
+    Ok(Flow::Next)
+}
+
+/// cmpxchg8b, cmpxchg16b: compare edx:eax (rdx:rax) with the memory
+/// operand; equal: store ecx:ebx (rcx:rbx) and set ZF; else load it into
+/// edx:eax (rdx:rax) and clear ZF. Memory is written either way. Other flags
+/// are kept. cmpxchg16b needs a 16-byte aligned operand (#GP otherwise).
+pub fn cmpxchg_wide(c: &mut Ctx<'_>, wide: bool) -> Res {
+    if c.i.op_kind(0) != OpKind::Memory {
+        return Err(Unsupported);
+    }
+    let half = if wide { 8 } else { 4 };
+    let a = c.ea();
+    if wide {
+        let low = c.op2i(Block::and, a, 15);
+        let zero = c.k(0);
+        let ok = c.b.label();
+        c.b.brcond(low, zero, Cond::Eq, ok);
+        c.raise(super::status::GP, Some(0));
+        c.b.set_label(ok);
+    }
+    let a_hi = c.op2i(Block::add, a, half as u64);
+    let lo = c.qld(a, half, false);
+    let hi = c.qld(a_hi, half, false);
+    let rax = c.read_reg(0, half, false);
+    let rdx = c.read_reg(2, half, false);
+    let rbx = c.read_reg(3, half, false);
+    let rcx = c.read_reg(1, half, false);
+    let x0 = c.op2(Block::xor, lo, rax);
+    let x1 = c.op2(Block::xor, hi, rdx);
+    let diff = c.op2(Block::or, x0, x1);
+    let zero = c.k(0);
+    let new_lo = c.t();
+    c.b.movcond(new_lo, diff, zero, rbx, lo, Cond::Eq);
+    let new_hi = c.t();
+    c.b.movcond(new_hi, diff, zero, rcx, hi, Cond::Eq);
+    c.qst(a, half, new_lo);
+    c.qst(a_hi, half, new_hi);
+    let f = c.eflags_arith();
+    let keep = c.op2i(Block::and, f, !rflags::ZF);
+    let eq = c.t();
+    c.b.setcond(eq, diff, zero, Cond::Eq);
+    let zf = c.op2i(Block::shl, eq, 6);
+    let nf = c.op2(Block::or, keep, zf);
+    c.set_eflags_cc(nf);
+    let done = c.b.label();
+    c.b.brcond(diff, zero, Cond::Eq, done);
+    c.write_reg(0, half, false, lo);
+    c.write_reg(2, half, false, hi);
     c.b.set_label(done);
     Ok(Flow::Next)
 }

@@ -52,13 +52,15 @@ pub fn jcc(c: &mut Ctx<'_>) -> Res {
 
 /// loop, loope, loopne, jrcxz/jecxz.
 pub fn loop_(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
+    // The counter's width is the address size: rcx, ecx (cx is refused).
     let name = format!("{:?}", c.i.code());
-    let bytes = if name.ends_with("RCX") {
-        8
-    } else if name.ends_with("ECX") {
-        4
-    } else {
-        return Err(super::Unsupported);
+    let bytes = match m {
+        Mnemonic::Jrcxz => 8,
+        Mnemonic::Jecxz => 4,
+        Mnemonic::Jcxz => return Err(super::Unsupported),
+        _ if name.ends_with("RCX") => 8,
+        _ if name.ends_with("ECX") => 4,
+        _ => return Err(super::Unsupported),
     };
     let rcx = c.read_reg(1, bytes, false);
     let zero = c.k(0);

@@ -103,6 +103,8 @@ pub enum Cc {
         src: Temp,
         /// `cc_src2`
         src2: Temp,
+        /// For a subtraction, its left operand (zero-extended), if known.
+        left: Option<Temp>,
     },
 }
 
@@ -535,27 +537,51 @@ impl<'a> Ctx<'a> {
             Some(s) => s,
             None => self.k(0),
         };
+        // Only the fields `flags::compute` reads for this kind are stored:
+        // the others may keep stale values.
+        let k = op.kind();
         self.sti(op.0, state::CC_OP_OFF);
-        self.st(dst, state::CC_DST_OFF);
-        self.st(src, state::CC_SRC_OFF);
-        self.st(src2, state::CC_SRC2_OFF);
-        self.cc = Cc::Known { op, dst, src, src2 };
+        if k != kind::EFLAGS {
+            self.st(dst, state::CC_DST_OFF);
+        }
+        if k != kind::LOGIC {
+            self.st(src, state::CC_SRC_OFF);
+        }
+        if k == kind::ADC || k == kind::SBB {
+            self.st(src2, state::CC_SRC2_OFF);
+        }
+        self.cc = Cc::Known {
+            op,
+            dst,
+            src,
+            src2,
+            left: None,
+        };
+    }
+
+    /// [`Ctx::set_cc`] for a subtraction `left - src`, remembering `left` so
+    /// that conditions compare the operands directly.
+    pub fn set_cc_sub(&mut self, bytes: u32, left: Temp, res: Temp, src: Temp) {
+        self.set_cc(CcOp::new(kind::SUB, bytes), res, Some(src), None);
+        if let Cc::Known {
+            op, dst, src, src2, ..
+        } = self.cc
+        {
+            self.cc = Cc::Known {
+                op,
+                dst,
+                src,
+                src2,
+                left: Some(left),
+            };
+        }
     }
 
     /// Sets the arithmetic flags to `f` (only its arithmetic bits count).
     pub fn set_eflags_cc(&mut self, f: Temp) {
         let m = self.op2i(Block::and, f, rflags::ARITH);
+        // For EFLAGS, cc_src holds the flags (cc_dst is not read).
         self.set_cc(CcOp::EFLAGS, m, Some(m), None);
-        // src holds the flags; dst is unused for EFLAGS.
-        self.cc = match self.cc {
-            Cc::Known { dst, src2, .. } => Cc::Known {
-                op: CcOp::EFLAGS,
-                dst,
-                src: m,
-                src2,
-            },
-            c => c,
-        };
     }
 
     /// The current arithmetic flags, rebuilt (as RFLAGS bits).
@@ -566,7 +592,9 @@ impl<'a> Ctx<'a> {
             return src;
         }
         let (op, dst, src, src2) = match self.cc {
-            Cc::Known { op, dst, src, src2 } => {
+            Cc::Known {
+                op, dst, src, src2, ..
+            } => {
                 let o = self.k(op.0);
                 (o, dst, src, src2)
             }
@@ -608,11 +636,17 @@ impl<'a> Ctx<'a> {
         const S: u32 = 4;
         const L: u32 = 6;
         const LE: u32 = 7;
-        if let Cc::Known { op, dst, src, .. } = self.cc {
+        if let Cc::Known {
+            op, dst, src, left, ..
+        } = self.cc
+        {
             let bytes = op.bits() / 8;
             match (op.kind(), n) {
                 (kind::SUB, B | BE | L | LE) => {
-                    let sum = self.op2(Block::add, dst, src);
+                    let sum = match left {
+                        Some(l) => l,
+                        None => self.op2(Block::add, dst, src),
+                    };
                     let (a, b) = if matches!(n, B | BE) {
                         (self.zext(sum, bytes), self.zext(src, bytes))
                     } else {
@@ -874,6 +908,7 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
         M::Lea => alu::lea(c),
         M::Xchg => alu::xchg(c),
         M::Cmpxchg => alu::cmpxchg(c),
+        M::Cmpxchg8b | M::Cmpxchg16b => alu::cmpxchg_wide(c, m == M::Cmpxchg16b),
         M::Xadd => alu::xadd(c),
         M::Cbw | M::Cwde | M::Cdqe => alu::cbw(c),
         M::Cwd | M::Cdq | M::Cqo => alu::cwd(c),
@@ -1000,9 +1035,108 @@ fn is_jcc(m: Mnemonic) -> bool {
     )
 }
 
+/// Guest disassembly of `bytes` (code at linear `pc`, decoded in the mode
+/// `flags` describes), one line per instruction, for `--trace in_asm`.
+pub fn disassemble(pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
+    let bitness = if flags & tbflags::CODE64 != 0 {
+        64
+    } else if flags & tbflags::CODE32 != 0 {
+        32
+    } else {
+        16
+    };
+    let cs_base = if bitness == 64 {
+        0
+    } else {
+        flags >> tbflags::CS_BASE_SHIFT
+    };
+    let mut dec = Decoder::with_ip(
+        bitness,
+        bytes,
+        pc.wrapping_sub(cs_base),
+        DecoderOptions::NONE,
+    );
+    let mut fmt = iced_x86::FastFormatter::new();
+    let mut lines = Vec::new();
+    let mut offset = 0usize;
+    while dec.can_decode() {
+        let i = dec.decode();
+        let len = i.len();
+        let mut text = String::new();
+        if i.is_invalid() {
+            text.push_str("(bad)");
+        } else {
+            fmt.format(&i, &mut text);
+        }
+        let raw: Vec<String> = bytes[offset..(offset + len).min(bytes.len())]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        lines.push(format!(
+            "{:#x}: {:<30} {text}",
+            pc.wrapping_add(offset as u64),
+            raw.join(" ")
+        ));
+        offset += len.max(1);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Flat<'a>(&'a [u8], u64);
+
+    impl CodeReader for Flat<'_> {
+        fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> Result<(), accel_tcg::softmmu::MemFault> {
+            for (i, b) in buf.iter_mut().enumerate() {
+                let at = (vaddr - self.1) as usize + i;
+                *b = self.0.get(at).copied().unwrap_or(0x90);
+            }
+            Ok(())
+        }
+    }
+
+    /// `cmp; jb` is one host compare of the operands: no flags helper, no
+    /// re-materialized operand, and only the last flag write is stored.
+    #[test]
+    fn compare_and_branch_stay_inline() {
+        // add rax, rbx; mov [rdi+8], rax; cmp rax, rcx; jb -0x10
+        let code = [
+            0x48, 0x01, 0xd8, 0x48, 0x89, 0x47, 0x08, 0x48, 0x39, 0xc8, 0x72, 0xf0,
+        ];
+        let mut b = Block::new(0x1000);
+        translate_block(0x1000, tbflags::CODE64, &mut Flat(&code, 0x1000), &mut b, 4).unwrap();
+        accel_tcg::opt::optimize(&mut b);
+        let ops: Vec<_> = b.insns.iter().map(|i| i.op.opcode()).collect();
+        use accel_tcg::ir::Opcode;
+        assert!(!ops.contains(&Opcode::Call), "{b}");
+        let after_sub = ops.iter().rposition(|o| *o == Opcode::Sub).unwrap();
+        assert!(!ops[after_sub..].contains(&Opcode::Add), "{b}");
+        assert!(ops.len() <= 26, "{b}");
+    }
+
+    #[test]
+    fn disassembly() {
+        let lines = disassemble(0x1000, tbflags::CODE64, &[0x48, 0x01, 0xd8, 0xc3]);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("add rax,rbx"), "{lines:?}");
+        assert!(lines[1].starts_with("0x1003"), "{lines:?}");
+    }
+
+    #[test]
+    fn cpuid_model() {
+        let v = system::cpuid(0, 0);
+        assert_eq!(&v[1].to_le_bytes(), b"moat");
+        let ext = system::cpuid(0x8000_0001, 0);
+        assert!(ext[3] & (1 << 29) != 0, "long mode");
+        let brand: Vec<u8> = (0..3)
+            .flat_map(|k| system::cpuid(0x8000_0002 + k, 0))
+            .flat_map(u32::to_le_bytes)
+            .collect();
+        assert!(brand.starts_with(b"moat TCG x86-64 CPU\0"));
+    }
 
     #[test]
     fn gpr_numbers() {

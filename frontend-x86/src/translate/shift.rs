@@ -30,43 +30,32 @@ fn count(c: &mut Ctx<'_>, op: u32, bytes: u32) -> Result<Count, super::Unsupport
     }
 }
 
-/// Stores a new lazy-flags state unless the dynamic count is zero.
-fn set_cc_unless_zero(c: &mut Ctx<'_>, cnt: &Count, op: Temp, dst: Temp, src: Temp, src2: Temp) {
-    match *cnt {
-        Count::Const(_) => unreachable_const(c, op, dst, src, src2),
-        Count::Dyn(n) => {
-            let old = old_cc(c);
-            let z = c.k(0);
-            let vals = [op, dst, src, src2];
-            let offs = [
-                state::CC_OP_OFF,
-                state::CC_DST_OFF,
-                state::CC_SRC_OFF,
-                state::CC_SRC2_OFF,
-            ];
-            for k in 0..4 {
-                let v = c.t();
-                c.b.movcond(v, n, z, old[k], vals[k], Cond::Eq);
-                c.st(v, offs[k]);
-            }
-            c.cc = Cc::Unknown;
-        }
+/// Stores a new lazy-flags state unless the dynamic count `n` is zero
+/// (then the old state stays), and forgets what the block knew.
+fn set_cc_unless_zero(c: &mut Ctx<'_>, n: Temp, op: Temp, dst: Temp, src: Temp, src2: Temp) {
+    let old = old_cc(c);
+    let z = c.k(0);
+    let vals = [op, dst, src, src2];
+    let offs = [
+        state::CC_OP_OFF,
+        state::CC_DST_OFF,
+        state::CC_SRC_OFF,
+        state::CC_SRC2_OFF,
+    ];
+    for ((o, v), off) in old.into_iter().zip(vals).zip(offs) {
+        let t = c.t();
+        c.b.movcond(t, n, z, o, v, Cond::Eq);
+        c.st(t, off);
     }
-}
-
-/// Constant counts never get here with a dynamic op; kept for symmetry.
-fn unreachable_const(c: &mut Ctx<'_>, op: Temp, dst: Temp, src: Temp, src2: Temp) {
-    c.st(op, state::CC_OP_OFF);
-    c.st(dst, state::CC_DST_OFF);
-    c.st(src, state::CC_SRC_OFF);
-    c.st(src2, state::CC_SRC2_OFF);
     c.cc = Cc::Unknown;
 }
 
 /// The current lazy-flags state as four temps.
 fn old_cc(c: &mut Ctx<'_>) -> [Temp; 4] {
     match c.cc {
-        Cc::Known { op, dst, src, src2 } => {
+        Cc::Known {
+            op, dst, src, src2, ..
+        } => {
             let o = c.k(op.0);
             [o, dst, src, src2]
         }
@@ -129,7 +118,7 @@ pub fn shift(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             } else {
                 let o = c.k(op.0);
                 let z = c.k(0);
-                set_cc_unless_zero(c, &cnt, o, res, src, z);
+                set_cc_unless_zero(c, n, o, res, src, z);
             }
         }
         Mnemonic::Rol | Mnemonic::Ror => {
@@ -274,7 +263,7 @@ pub fn shld(c: &mut Ctx<'_>, left: bool) -> Res {
     } else {
         let o = c.k(op.0);
         let z = c.k(0);
-        set_cc_unless_zero(c, &cnt, o, res, src, z);
+        set_cc_unless_zero(c, n, o, res, src, z);
     }
     Ok(Flow::Next)
 }

@@ -12,7 +12,6 @@ use accel_tcg::ir::{Block, Cond, Temp};
 use iced_x86::{Mnemonic, OpKind, Register};
 
 use super::{Ctx, Flow, Res, Unsupported};
-use crate::flags::{CcOp, kind};
 use crate::state::{self, rflags};
 
 /// Iterations per block execution of a rep string instruction.
@@ -182,5 +181,5 @@ fn iteration(c: &mut Ctx<'_>, k: Kind, size: u32, asz: u32, src_seg: Register, s
 fn sub_flags(c: &mut Ctx<'_>, a: Temp, b: Temp, size: u32) {
     let raw = c.op2(Block::sub, a, b);
     let res = c.zext(raw, size);
-    c.set_cc(CcOp::new(kind::SUB, size), res, Some(b), None);
+    c.set_cc_sub(size, a, res, b);
 }

@@ -162,7 +162,7 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             if c.need_cpl0() {
                 return Ok(Flow::End);
             }
-            let q = format!("{:?}", c.i.code()).contains("64") as u64;
+            let q = (m == M::Sysretq) as u64;
             Ok(c.exit(status::SYSRET | q << 16))
         }
         M::Iret | M::Iretd | M::Iretq => {
@@ -316,9 +316,9 @@ pub fn far_jmp(c: &mut Ctx<'_>, call: bool) -> Res {
 /// The fixed CPU model `cpuid` describes.
 ///
 /// Vendor "moatmoatmoat", family 6 model 0x5e stepping 3. Features: the
-/// integer ISA moat translates: TSC, MSR, PAE, PGE, CMOV, PAT, PSE, syscall,
-/// NX, long mode, 1 GiB pages, rdtscp, lahf in 64-bit mode, lzcnt, popcnt.
-/// No x87, MMX, SSE or AVX, no local APIC, no cmpxchg8b/16b. (`tzcnt` runs
+/// integer ISA moat translates: TSC, MSR, PAE, PGE, CMOV, PAT, PSE, CX8,
+/// CX16, syscall, NX, long mode, 1 GiB pages, rdtscp, lahf in 64-bit mode,
+/// lzcnt, popcnt. No x87, MMX, SSE or AVX, no local APIC. (`tzcnt` runs
 /// as tzcnt, as on a BMI1 CPU, though BMI1 is not advertised: its other
 /// instructions are not implemented.)
 pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
@@ -329,8 +329,15 @@ pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
     match leaf {
         0 => [7, s(b"moat"), s(b"moat"), s(b"moat")],
         1 => {
-            let edx = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 13) | (1 << 15) | (1 << 16);
-            let ecx = 1 << 23;
+            let edx = (1 << 3)
+                | (1 << 4)
+                | (1 << 5)
+                | (1 << 6)
+                | (1 << 8)
+                | (1 << 13)
+                | (1 << 15)
+                | (1 << 16);
+            let ecx = (1 << 13) | (1 << 23);
             [0x0005_06e3, 0x0001_0800, ecx, edx]
         }
         0x8000_0000 => [0x8000_0008, 0, 0, 0],
