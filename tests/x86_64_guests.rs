@@ -11,8 +11,10 @@ use common::{expected, kvm_usable, moat, run, run_guest};
 /// Runs `$body` once per available accelerator, with `$accel` naming it.
 macro_rules! for_each_accel {
     ($test:literal, |$accel:ident| $body:block) => {
-        if kvm_usable($test) {
-            let $accel = "kvm";
+        for $accel in ["kvm", "tcg"] {
+            if $accel == "kvm" && !kvm_usable($test) {
+                continue;
+            }
             $body
         }
     };
@@ -99,7 +101,9 @@ fn boot_information_matches_the_abi_and_qemu() {
             let mut command = moat();
             command
                 .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests"))
-                .args(["run", "--accel", accel, "--memory", "128M"])
+                .arg("run")
+                .args(common::accel_args(accel))
+                .args(["--memory", "128M"])
                 .args(["--append", "hello world"])
                 .args(["--initrd", "x86_64/initrd.txt"])
                 .arg("--kernel")
@@ -149,7 +153,9 @@ fn serial_input_reaches_the_guest() {
     use std::process::Stdio;
     for_each_accel!("serial_input_reaches_the_guest", |accel| {
         let mut child = moat()
-            .args(["run", "--accel", accel, "--kernel"])
+            .arg("run")
+            .args(common::accel_args(accel))
+            .arg("--kernel")
             .arg(common::guest("echo.elf"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -178,7 +184,9 @@ fn ctrl_c_ends_moat_cleanly() {
     for_each_accel!("ctrl_c_ends_moat_cleanly", |accel| {
         // The echo guest waits for input forever; stdin stays open and silent.
         let mut child = moat()
-            .args(["run", "--accel", accel, "--kernel"])
+            .arg("run")
+            .args(common::accel_args(accel))
+            .arg("--kernel")
             .arg(common::guest("echo.elf"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -236,7 +244,9 @@ fn reset_restarts_the_machine() {
     use std::process::Stdio;
     for_each_accel!("reset_restarts_the_machine", |accel| {
         let mut child = moat()
-            .args(["run", "--accel", accel, "--kernel"])
+            .arg("run")
+            .args(common::accel_args(accel))
+            .arg("--kernel")
             .arg(common::guest("reset.elf"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -250,4 +260,56 @@ fn reset_restarts_the_machine() {
         child.kill().unwrap();
         child.wait().unwrap();
     });
+}
+
+#[test]
+fn compute_workload_matches_the_host_cpu() {
+    // Few iterations under nested KVM, where ring-0 code is slow; many under TCG.
+    for_each_accel!("compute_workload_matches_the_host_cpu", |accel| {
+        let iterations = if accel == "kvm" { 50 } else { 20000 };
+        let append = format!("iterations={iterations}");
+        let result = run_guest(accel, "workload.elf", &["--append", &append]);
+        // expected/workload-N.out is the same C code's output on the host CPU.
+        assert_eq!(
+            result.stdout,
+            expected(&format!("workload-{iterations}.out")),
+            "{accel}"
+        );
+        assert_eq!(result.status, Some(1), "{accel}: {}", result.stderr);
+    });
+}
+
+#[test]
+fn tcg_interpreter_agrees_with_the_jit() {
+    // The IR interpreter is the JIT's reference: the same guests, the same output.
+    for (image, append, expected_out) in [
+        ("checksum.elf", "", expected("checksum.out")),
+        ("workload.elf", "iterations=50", expected("workload-50.out")),
+    ] {
+        let result = run_guest(
+            "tcg",
+            image,
+            &["--tcg-engine", "interp", "--append", append],
+        );
+        assert_eq!(result.stdout, expected_out, "{image}");
+        assert_eq!(result.status, Some(1), "{image}: {}", result.stderr);
+    }
+}
+
+#[test]
+fn tcg_traces_guest_code_ir_and_host_code() {
+    let result = run_guest("tcg", "hello.elf", &["--trace", "in_asm,op,out_asm,exec"]);
+    assert_eq!(result.stdout, "Hello from moat guest!\n");
+    assert_eq!(result.status, Some(1));
+    let trace = result.stderr;
+    // The PVH entry block: guest disassembly, its IR, the host code, the entry.
+    assert!(trace.contains("IN: 0x1000d0\n"), "{trace}");
+    assert!(trace.contains("mov eax,1h"), "{trace}");
+    assert!(trace.contains("OP: 0x1000d0\n"), "{trace}");
+    assert!(trace.contains("goto_tb"), "{trace}");
+    assert!(trace.contains("OUT: 0x1000d0 ("), "{trace}");
+    assert!(trace.contains("Trace: [0x00000000001000d0]"), "{trace}");
+    let bad = run_guest("tcg", "hello.elf", &["--trace", "in_asm,everything"]);
+    assert_eq!(bad.status, Some(2));
+    assert!(bad.stderr.contains("unknown trace event 'everything'"), "{}", bad.stderr);
 }

@@ -1071,6 +1071,10 @@ impl GuestCpu for X86Cpu {
     type State = X86State;
     type Walker = X86Walker;
 
+    fn disassemble(&self, pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
+        X86Cpu::disassemble(self, pc, flags, bytes)
+    }
+
     fn state(&mut self) -> &mut X86State {
         &mut self.state
     }

@@ -64,11 +64,24 @@ pub fn run(command: &mut Command) -> Run {
 }
 
 /// `moat run --accel ACCEL --kernel IMAGE EXTRA...`.
+/// `--accel ACCEL`, quiet for TCG: its warning that emulation is no security
+/// boundary has its own test (tests/policy.rs), and the guest tests compare
+/// stderr exactly.
+pub fn accel_args(accel: &str) -> Vec<&str> {
+    let mut args = vec!["--accel", accel];
+    if accel == "tcg" {
+        args.push("--quiet");
+    }
+    args
+}
+
 pub fn run_guest(accel: &str, image: &str, extra: &[&str]) -> Run {
     let image = guest(image);
     let mut command = moat();
     command
-        .args(["run", "--accel", accel, "--kernel"])
+        .arg("run")
+        .args(accel_args(accel))
+        .arg("--kernel")
         .arg(&image)
         .args(extra);
     run(&mut command)
