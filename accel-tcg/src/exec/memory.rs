@@ -81,26 +81,8 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         }
     }
 
-    /// Caches the page of `vaddr` in the TLB if it is RAM. Code pages are
-    /// never writable through the TLB, so stores to them reach `store`.
-    fn fill(&self, tlb: &mut Tlb, vaddr: u64, paddr: u64, mut perms: PagePerms) {
-        let page = paddr & PAGE_MASK;
-        if self.code_pages.contains(page) {
-            perms.write = false;
-        }
-        if let Target::Ram(host) = resolve(self.memory, page) {
-            // Regions are page aligned, so a host page pointer covers the page.
-            if self
-                .memory
-                .get_host_address(GuestAddress(page + PAGE_SIZE - 1))
-                .is_ok()
-            {
-                // SAFETY: `host` points at a whole page of guest RAM owned by
-                // `self.memory`, which outlives every run of translated code
-                // (the exec loop flushes the TLB when the memory changes).
-                unsafe { tlb.fill(vaddr, host, perms) };
-            }
-        }
+    fn fill(&self, tlb: &mut Tlb, vaddr: u64, paddr: u64, perms: PagePerms) {
+        fill_tlb(self.memory, self.code_pages, tlb, vaddr, paddr, perms);
     }
 
     fn load_within_page(
@@ -158,6 +140,42 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         }
         Ok(())
     }
+}
+
+/// Caches the page of `vaddr` in the TLB if it is RAM. Code pages are never
+/// writable through the TLB, so stores to them reach the slow path.
+pub(crate) fn fill_tlb(
+    memory: &GuestMemoryMmap,
+    code_pages: &CodePages,
+    tlb: &mut Tlb,
+    vaddr: u64,
+    paddr: u64,
+    mut perms: PagePerms,
+) {
+    let page = paddr & PAGE_MASK;
+    if code_pages.contains(page) {
+        perms.write = false;
+    }
+    if let Target::Ram(host) = resolve(memory, page) {
+        // Regions are page aligned, so a host page pointer covers the page.
+        if memory.get_host_address(GuestAddress(page + PAGE_SIZE - 1)).is_ok() {
+            // SAFETY: `host` points at a whole page of guest RAM owned by
+            // `memory`, which outlives every run of translated code (the
+            // exec loop flushes the TLB when the memory changes).
+            unsafe { tlb.fill(vaddr, host, perms) };
+        }
+    }
+}
+
+/// The guest physical address of a host pointer into guest RAM.
+pub(crate) fn host_to_guest_phys(memory: &GuestMemoryMmap, host: *const u8) -> Option<u64> {
+    use vm_memory::GuestMemoryRegion;
+    let host = host as usize;
+    memory.iter().find_map(|region| {
+        let base = region.as_ptr() as usize;
+        let offset = host.checked_sub(base)?;
+        (offset < region.len() as usize).then(|| region.start_addr().0 + offset as u64)
+    })
 }
 
 /// The fault code for an access to guest physical memory that does not exist

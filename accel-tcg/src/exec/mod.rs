@@ -192,20 +192,35 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
 
     /// Finds or translates the block at the current pc. `Err` carries the
     /// event a fetch fault produced.
+    /// The guest physical address of the code at `pc`: from the TLB's
+    /// execute tag when it has one (the front end flushes the TLB whenever the
+    /// translation changes), else by a page walk that then fills the TLB.
+    fn code_phys(&mut self, pc: u64, walker: &G::Walker) -> Result<u64, GuestEvent> {
+        let tlb = &mut self.cpu.state().header().tlb;
+        if let Some(host) = tlb.lookup(pc, 1, Access::Exec)
+            && let Some(phys) = memory::host_to_guest_phys(&self.machine.memory, host)
+        {
+            return Ok(phys);
+        }
+        match walker.translate(&self.machine.memory, pc, Access::Exec) {
+            Ok(t) => {
+                let tlb = &mut self.cpu.state().header().tlb;
+                memory::fill_tlb(&self.machine.memory, &self.code_pages, tlb, pc, t.paddr, t.perms);
+                Ok(t.paddr)
+            }
+            Err(fault) => Err(self.cpu.memory_fault(
+                pc,
+                pc,
+                Access::Exec,
+                fault,
+                &platform(&self.machine),
+            )),
+        }
+    }
+
     fn block_at(&mut self, pc: u64, flags: u64) -> Result<TbId, GuestEvent> {
         let walker = self.cpu.walker();
-        let phys_pc = match walker.translate(&self.machine.memory, pc, Access::Exec) {
-            Ok(t) => t.paddr,
-            Err(fault) => {
-                return Err(self.cpu.memory_fault(
-                    pc,
-                    pc,
-                    Access::Exec,
-                    fault,
-                    &platform(&self.machine),
-                ));
-            }
-        };
+        let phys_pc = self.code_phys(pc, &walker)?;
         let key = TbKey { pc, phys_pc, flags };
         if let Some(id) = self.cache.lookup(&key) {
             return Ok(id);
