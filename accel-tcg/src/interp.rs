@@ -164,10 +164,20 @@ impl Interpreter {
     /// `env` must be valid for reads and writes of `env_size` bytes, start
     /// with a `TcgContextHeader`, and not be accessed by anything else during
     /// the call (helpers called by the block receive it).
-    pub unsafe fn run_raw(&mut self, blk: &Block, env: *mut u8, env_size: usize) -> Result<ExitReason, InterpError> {
+    pub unsafe fn run_raw(
+        &mut self,
+        blk: &Block,
+        env: *mut u8,
+        env_size: usize,
+    ) -> Result<ExitReason, InterpError> {
         let hdr = env as *mut TcgContextHeader;
         // SAFETY: `env` starts with a header (caller's contract).
-        if unsafe { (*hdr).exit_request.load(std::sync::atomic::Ordering::Acquire) } != 0 {
+        if unsafe {
+            (*hdr)
+                .exit_request
+                .load(std::sync::atomic::Ordering::Acquire)
+        } != 0
+        {
             return Ok(ExitReason::Interrupted { pc: blk.pc });
         }
         self.vals.clear();
@@ -252,8 +262,19 @@ impl Interpreter {
                     let v = cond.eval(ty, get!(a), get!(b)) as u64;
                     set!(d, ty, v);
                 }
-                Op::Movcond { d, c1, c2, v1, v2, cond } => {
-                    let v = if cond.eval(ty, get!(c1), get!(c2)) { get!(v1) } else { get!(v2) };
+                Op::Movcond {
+                    d,
+                    c1,
+                    c2,
+                    v1,
+                    v2,
+                    cond,
+                } => {
+                    let v = if cond.eval(ty, get!(c1), get!(c2)) {
+                        get!(v1)
+                    } else {
+                        get!(v2)
+                    };
                     set!(d, ty, v);
                 }
                 Op::QemuLd { d, addr, mop } => {
@@ -263,7 +284,13 @@ impl Interpreter {
                     let r = softmmu::load(unsafe { &mut *hdr }, a, mop, ty);
                     match r {
                         Ok(v) => set!(d, ty, v),
-                        Err(fault) => return Ok(ExitReason::Fault { pc: insn_pc, vaddr: a, fault }),
+                        Err(fault) => {
+                            return Ok(ExitReason::Fault {
+                                pc: insn_pc,
+                                vaddr: a,
+                                fault,
+                            });
+                        }
                     }
                 }
                 Op::QemuSt { v, addr, mop } => {
@@ -271,7 +298,11 @@ impl Interpreter {
                     let val = get!(v);
                     // SAFETY: as for loads.
                     if let Err(fault) = softmmu::store(unsafe { &mut *hdr }, a, mop, val) {
-                        return Ok(ExitReason::Fault { pc: insn_pc, vaddr: a, fault });
+                        return Ok(ExitReason::Fault {
+                            pc: insn_pc,
+                            vaddr: a,
+                            fault,
+                        });
                     }
                 }
                 Op::LdEnv { d, off, mop } => {
@@ -298,8 +329,11 @@ impl Interpreter {
                 }
                 Op::SetLabel { .. } => {}
                 Op::Br { l } => {
-                    (i, insn_pc) =
-                        *self.labels.get(l.0 as usize).filter(|p| p.0 != usize::MAX).ok_or(InterpError::BadLabel(i))?;
+                    (i, insn_pc) = *self
+                        .labels
+                        .get(l.0 as usize)
+                        .filter(|p| p.0 != usize::MAX)
+                        .ok_or(InterpError::BadLabel(i))?;
                     continue;
                 }
                 Op::Brcond { a, b, cond, l } => {
@@ -355,11 +389,23 @@ mod tests {
             assert_eq!(eval_binary(Divs, ty, 7, 0), Some(0));
             assert_eq!(eval_binary(Rems, ty, 7, 0), Some(7));
         }
-        assert_eq!(eval_binary(Divs, Ty::I32, 0x8000_0000, 0xffff_ffff), Some(0x8000_0000));
-        assert_eq!(eval_binary(Rems, Ty::I32, 0x8000_0000, 0xffff_ffff), Some(0));
+        assert_eq!(
+            eval_binary(Divs, Ty::I32, 0x8000_0000, 0xffff_ffff),
+            Some(0x8000_0000)
+        );
+        assert_eq!(
+            eval_binary(Rems, Ty::I32, 0x8000_0000, 0xffff_ffff),
+            Some(0)
+        );
         assert_eq!(eval_binary(Divs, Ty::I64, 1 << 63, u64::MAX), Some(1 << 63));
-        assert_eq!(eval_binary(Rems, Ty::I64, (-7i64) as u64, 2), Some((-1i64) as u64));
-        assert_eq!(eval_binary(Rems, Ty::I32, (-7i32) as u32 as u64, 2), Some(0xffff_ffff));
+        assert_eq!(
+            eval_binary(Rems, Ty::I64, (-7i64) as u64, 2),
+            Some((-1i64) as u64)
+        );
+        assert_eq!(
+            eval_binary(Rems, Ty::I32, (-7i32) as u32 as u64, 2),
+            Some(0xffff_ffff)
+        );
     }
 
     #[test]
@@ -367,7 +413,10 @@ mod tests {
         use Opcode::*;
         assert_eq!(eval_binary(Shl, Ty::I32, 1, 33), Some(2));
         assert_eq!(eval_binary(Shl, Ty::I64, 1, 65), Some(2));
-        assert_eq!(eval_binary(Sar, Ty::I32, 0x8000_0000, 31), Some(0xffff_ffff));
+        assert_eq!(
+            eval_binary(Sar, Ty::I32, 0x8000_0000, 31),
+            Some(0xffff_ffff)
+        );
         assert_eq!(eval_binary(Rotr, Ty::I32, 1, 1), Some(0x8000_0000));
     }
 
@@ -382,7 +431,13 @@ mod tests {
         assert_eq!(eval_unary(Bswap16, Ty::I64, 0xdead_1234), Some(0x3412));
         assert_eq!(eval_unary(Mulsh, Ty::I64, 1), None);
         assert_eq!(eval_binary(Mulsh, Ty::I64, u64::MAX, u64::MAX), Some(0));
-        assert_eq!(eval_binary(Muluh, Ty::I64, u64::MAX, u64::MAX), Some(u64::MAX - 1));
-        assert_eq!(eval_binary(Mulsh, Ty::I32, 0xffff_ffff, 2), Some(0xffff_ffff));
+        assert_eq!(
+            eval_binary(Muluh, Ty::I64, u64::MAX, u64::MAX),
+            Some(u64::MAX - 1)
+        );
+        assert_eq!(
+            eval_binary(Mulsh, Ty::I32, 0xffff_ffff, 2),
+            Some(0xffff_ffff)
+        );
     }
 }

@@ -77,8 +77,12 @@ pub struct TlbEntry {
 
 impl TlbEntry {
     /// An entry that matches nothing.
-    pub const INVALID: TlbEntry =
-        TlbEntry { addr_read: TLB_INVALID, addr_write: TLB_INVALID, addr_code: TLB_INVALID, addend: 0 };
+    pub const INVALID: TlbEntry = TlbEntry {
+        addr_read: TLB_INVALID,
+        addr_write: TLB_INVALID,
+        addr_code: TLB_INVALID,
+        addend: 0,
+    };
 }
 
 const _: () = assert!(size_of::<TlbEntry>() == 1 << TLB_ENTRY_BITS);
@@ -96,9 +100,17 @@ pub struct PagePerms {
 
 impl PagePerms {
     /// Read, write and execute.
-    pub const RWX: PagePerms = PagePerms { read: true, write: true, exec: true };
+    pub const RWX: PagePerms = PagePerms {
+        read: true,
+        write: true,
+        exec: true,
+    };
     /// Read only.
-    pub const R: PagePerms = PagePerms { read: true, write: false, exec: false };
+    pub const R: PagePerms = PagePerms {
+        read: true,
+        write: false,
+        exec: false,
+    };
 }
 
 /// Kind of a memory access.
@@ -122,7 +134,9 @@ pub struct Tlb {
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { entries: [TlbEntry::INVALID; TLB_SIZE] }
+        Tlb {
+            entries: [TlbEntry::INVALID; TLB_SIZE],
+        }
     }
 }
 
@@ -212,7 +226,13 @@ pub trait MemoryHandler {
     /// Loads `size` bytes at guest virtual address `vaddr`.
     fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault>;
     /// Stores the low `size` bytes of `value` at `vaddr`.
-    fn store(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> Result<(), MemFault>;
+    fn store(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+        value: u64,
+    ) -> Result<(), MemFault>;
 }
 
 /// The translator's part of a CPU state: the first field of every front
@@ -321,7 +341,11 @@ impl TcgContextHeader {
 
     /// Installs `handler` for slow-path accesses, runs `f`, and removes it
     /// again, so the handler is only reachable while it is borrowed.
-    pub fn with_handler<R>(&mut self, handler: &mut dyn MemoryHandler, f: impl FnOnce(&mut Self) -> R) -> R {
+    pub fn with_handler<R>(
+        &mut self,
+        handler: &mut dyn MemoryHandler,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> R {
         let ptr: NonNull<dyn MemoryHandler + '_> = NonNull::from(handler);
         // SAFETY: only the lifetime is erased; the pointer is removed below
         // before `handler`'s borrow ends, and `f` cannot observe it except
@@ -448,7 +472,11 @@ const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
         2 => MemSize::B4,
         _ => MemSize::B8,
     };
-    let mop = MemOp { size, signed: bits & 4 != 0, big_endian: bits & 8 != 0 };
+    let mop = MemOp {
+        size,
+        signed: bits & 4 != 0,
+        big_endian: bits & 8 != 0,
+    };
     let ty = if bits & 16 != 0 { Ty::I64 } else { Ty::I32 };
     (mop, ty)
 }
@@ -466,7 +494,11 @@ const fn fault_status(f: MemFault) -> u64 {
 }
 
 /// Slow path of `qemu_ld` in generated code.
-pub(crate) extern "C" fn slow_load(env: *mut TcgContextHeader, vaddr: u64, bits: u64) -> SlowLoadRet {
+pub(crate) extern "C" fn slow_load(
+    env: *mut TcgContextHeader,
+    vaddr: u64,
+    bits: u64,
+) -> SlowLoadRet {
     // SAFETY: generated code passes its CPU-state pointer, which `enter`'s
     // caller guarantees is a valid, exclusively used header.
     let hdr = unsafe { &mut *env };
@@ -475,13 +507,21 @@ pub(crate) extern "C" fn slow_load(env: *mut TcgContextHeader, vaddr: u64, bits:
         Ok(value) => SlowLoadRet { value, status: 0 },
         Err(f) => {
             hdr.fault_addr = vaddr;
-            SlowLoadRet { value: 0, status: fault_status(f) }
+            SlowLoadRet {
+                value: 0,
+                status: fault_status(f),
+            }
         }
     }
 }
 
 /// Slow path of `qemu_st` in generated code; returns 0 or a fault status.
-pub(crate) extern "C" fn slow_store(env: *mut TcgContextHeader, vaddr: u64, value: u64, bits: u64) -> u64 {
+pub(crate) extern "C" fn slow_store(
+    env: *mut TcgContextHeader,
+    vaddr: u64,
+    value: u64,
+    bits: u64,
+) -> u64 {
     // SAFETY: as in `slow_load`.
     let hdr = unsafe { &mut *env };
     let (mop, _) = unpack_mop(bits);
@@ -522,7 +562,13 @@ mod tests {
             }
             Ok(v)
         }
-        fn store(&mut self, _tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> MemResult<()> {
+        fn store(
+            &mut self,
+            _tlb: &mut Tlb,
+            vaddr: u64,
+            size: MemSize,
+            value: u64,
+        ) -> MemResult<()> {
             self.misses += 1;
             let a = vaddr as usize;
             let n = size.bytes() as usize;
@@ -536,11 +582,18 @@ mod tests {
 
     #[test]
     fn miss_fills_then_hits() {
-        let mut h = Flat { mem: vec![0; 3 * PAGE_SIZE as usize], fill: true, misses: 0 };
+        let mut h = Flat {
+            mem: vec![0; 3 * PAGE_SIZE as usize],
+            fill: true,
+            misses: 0,
+        };
         h.mem[0x1000..0x1008].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
         let mut hdr = TcgContextHeader::new();
         hdr.with_handler(&mut h, |hdr| {
-            assert_eq!(load(hdr, 0x1000, MemOp::Q, Ty::I64), Ok(0x1122_3344_5566_7788));
+            assert_eq!(
+                load(hdr, 0x1000, MemOp::Q, Ty::I64),
+                Ok(0x1122_3344_5566_7788)
+            );
             assert_eq!(load(hdr, 0x1000, MemOp::UL.be(), Ty::I32), Ok(0x8877_6655));
             assert_eq!(load(hdr, 0x1001, MemOp::UB.signed(), Ty::I64), Ok(0x77));
             assert!(hdr.tlb.lookup(0x1ffc, 4, Access::Read).is_some());
@@ -553,8 +606,15 @@ mod tests {
     #[test]
     fn faults_and_missing_handler() {
         let mut hdr = TcgContextHeader::new();
-        assert_eq!(load(&mut hdr, 0, MemOp::UB, Ty::I64), Err(MemFault::NO_HANDLER));
-        let mut h = Flat { mem: vec![0; 16], fill: false, misses: 0 };
+        assert_eq!(
+            load(&mut hdr, 0, MemOp::UB, Ty::I64),
+            Err(MemFault::NO_HANDLER)
+        );
+        let mut h = Flat {
+            mem: vec![0; 16],
+            fill: false,
+            misses: 0,
+        };
         hdr.with_handler(&mut h, |hdr| {
             assert_eq!(store(hdr, 0x100, MemOp::UB, 1), Err(MemFault { code: 14 }));
             assert_eq!(store(hdr, 4, MemOp::UW.be(), 0x1234), Ok(()));
@@ -583,7 +643,11 @@ mod tests {
             for signed in [false, true] {
                 for big_endian in [false, true] {
                     for ty in [Ty::I32, Ty::I64] {
-                        let m = MemOp { size, signed, big_endian };
+                        let m = MemOp {
+                            size,
+                            signed,
+                            big_endian,
+                        };
                         assert_eq!(unpack_mop(pack_mop(m, ty)), (m, ty));
                     }
                 }

@@ -107,10 +107,22 @@ fn minimize() {
     println!("exit interp {:?} jit {:?} opt {:?}", a.exit, b.exit, c.exit);
     for i in 0..a.regs.len() {
         if a.regs[i] != b.regs[i] || a.regs[i] != c.regs[i] {
-            println!("reg {i} (env+{:#x}): interp {:#x} jit {:#x} opt {:#x}", common::reg(i), a.regs[i], b.regs[i], c.regs[i]);
+            println!(
+                "reg {i} (env+{:#x}): interp {:#x} jit {:#x} opt {:#x}",
+                common::reg(i),
+                a.regs[i],
+                b.regs[i],
+                c.regs[i]
+            );
         }
     }
-    println!("ram equal {} {}, mmio equal {} {}", a.ram == b.ram, a.ram == c.ram, a.mmio == b.mmio, a.mmio == c.mmio);
+    println!(
+        "ram equal {} {}, mmio equal {} {}",
+        a.ram == b.ram,
+        a.ram == c.ram,
+        a.mmio == b.mmio,
+        a.mmio == c.mmio
+    );
 }
 
 /// Debugging aid: `SEED=n LEN=m cargo test --test differential disasm -- --ignored --nocapture`
@@ -119,8 +131,14 @@ fn minimize() {
 #[ignore]
 fn disasm() {
     use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
-    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let len: usize = std::env::var("LEN").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seed: u64 = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let len: usize = std::env::var("LEN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let mut jit = jit();
     let blk = common::random_block(seed, len);
     println!("{blk}");

@@ -95,69 +95,149 @@ macro_rules! kind_ty {
 
 /// Calls `$f` on every temp an operand reads.
 macro_rules! visit_uses {
-    (Use, $x:expr, $f:expr) => { $f($x) };
-    (U32, $x:expr, $f:expr) => { $f($x) };
-    (U64, $x:expr, $f:expr) => { $f($x) };
-    (Args, $x:expr, $f:expr) => { for t in $x.as_slice() { $f(*t) } };
-    ($k:ident, $x:expr, $f:expr) => { { let _ = &$x; } };
+    (Use, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U32, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U64, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (Args, $x:expr, $f:expr) => {
+        for t in $x.as_slice() {
+            $f(*t)
+        }
+    };
+    ($k:ident, $x:expr, $f:expr) => {{
+        let _ = &$x;
+    }};
 }
 
 /// Calls `$f` on a mutable reference to every temp an operand reads.
 macro_rules! visit_uses_mut {
-    (Use, $x:expr, $f:expr) => { $f($x) };
-    (U32, $x:expr, $f:expr) => { $f($x) };
-    (U64, $x:expr, $f:expr) => { $f($x) };
-    (Args, $x:expr, $f:expr) => { for t in $x.as_mut_slice() { $f(t) } };
-    ($k:ident, $x:expr, $f:expr) => { { let _ = &$x; } };
+    (Use, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U32, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U64, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (Args, $x:expr, $f:expr) => {
+        for t in $x.as_mut_slice() {
+            $f(t)
+        }
+    };
+    ($k:ident, $x:expr, $f:expr) => {{
+        let _ = &$x;
+    }};
 }
 
 /// Calls `$f` on every temp an operand writes.
 macro_rules! visit_defs {
-    (Def, $x:expr, $f:expr) => { $f($x) };
-    (ODef, $x:expr, $f:expr) => { if let Some(t) = $x { $f(t) } };
-    ($k:ident, $x:expr, $f:expr) => { { let _ = &$x; } };
+    (Def, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (ODef, $x:expr, $f:expr) => {
+        if let Some(t) = $x {
+            $f(t)
+        }
+    };
+    ($k:ident, $x:expr, $f:expr) => {{
+        let _ = &$x;
+    }};
 }
 
 /// Calls `$f` on every temp operand, reads and writes, in operand order
 /// (call arguments excluded: they do not decide the op's type).
 macro_rules! visit_typed {
-    (Def, $x:expr, $f:expr) => { $f($x) };
-    (ODef, $x:expr, $f:expr) => { if let Some(t) = $x { $f(t) } };
-    (Use, $x:expr, $f:expr) => { $f($x) };
-    (U32, $x:expr, $f:expr) => { $f($x) };
-    (U64, $x:expr, $f:expr) => { $f($x) };
-    ($k:ident, $x:expr, $f:expr) => { { let _ = &$x; } };
+    (Def, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (ODef, $x:expr, $f:expr) => {
+        if let Some(t) = $x {
+            $f(t)
+        }
+    };
+    (Use, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U32, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U64, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    ($k:ident, $x:expr, $f:expr) => {{
+        let _ = &$x;
+    }};
 }
 
 /// Type check of one operand, for the verifier: returns the type the operand
 /// must have (None: any).
 macro_rules! kind_check {
-    (Def, $ty:expr) => { Some($ty) };
-    (Use, $ty:expr) => { Some($ty) };
-    (U32, $ty:expr) => { Some(Ty::I32) };
-    (U64, $ty:expr) => { Some(Ty::I64) };
-    ($k:ident, $ty:expr) => { None::<Ty> };
+    (Def, $ty:expr) => {
+        Some($ty)
+    };
+    (Use, $ty:expr) => {
+        Some($ty)
+    };
+    (U32, $ty:expr) => {
+        Some(Ty::I32)
+    };
+    (U64, $ty:expr) => {
+        Some(Ty::I64)
+    };
+    ($k:ident, $ty:expr) => {
+        None::<Ty>
+    };
 }
 
 /// Whether an operand kind is a single temp whose type the verifier checks.
 macro_rules! kind_temp {
-    (Def, $x:expr) => { Some(*$x) };
-    (Use, $x:expr) => { Some(*$x) };
-    (U32, $x:expr) => { Some(*$x) };
-    (U64, $x:expr) => { Some(*$x) };
-    ($k:ident, $x:expr) => { { let _ = &$x; None::<Temp> } };
+    (Def, $x:expr) => {
+        Some(*$x)
+    };
+    (Use, $x:expr) => {
+        Some(*$x)
+    };
+    (U32, $x:expr) => {
+        Some(*$x)
+    };
+    (U64, $x:expr) => {
+        Some(*$x)
+    };
+    ($k:ident, $x:expr) => {{
+        let _ = &$x;
+        None::<Temp>
+    }};
 }
 
 /// Printer for one operand.
 macro_rules! fmt_operand {
-    (Hlp, $x:expr, $blk:expr) => { format!("{}", $blk.helper_name(*$x)) };
-    (Imm, $x:expr, $blk:expr) => { format!("${:#x}", $x) };
-    (Off, $x:expr, $blk:expr) => { format!("env+{:#x}", $x) };
-    (Slot, $x:expr, $blk:expr) => { format!("slot{}", $x) };
-    (ODef, $x:expr, $blk:expr) => {
-        match $x { Some(t) => format!("{t}"), None => "-".to_string() }
+    (Hlp, $x:expr, $blk:expr) => {
+        format!("{}", $blk.helper_name(*$x))
     };
-    ($k:ident, $x:expr, $blk:expr) => { format!("{}", $x) };
+    (Imm, $x:expr, $blk:expr) => {
+        format!("${:#x}", $x)
+    };
+    (Off, $x:expr, $blk:expr) => {
+        format!("env+{:#x}", $x)
+    };
+    (Slot, $x:expr, $blk:expr) => {
+        format!("slot{}", $x)
+    };
+    (ODef, $x:expr, $blk:expr) => {
+        match $x {
+            Some(t) => format!("{t}"),
+            None => "-".to_string(),
+        }
+    };
+    ($k:ident, $x:expr, $blk:expr) => {
+        format!("{}", $x)
+    };
 }
 
 macro_rules! define_ops {

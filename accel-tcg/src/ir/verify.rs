@@ -47,7 +47,9 @@ pub enum VerifyError {
         op: usize,
     },
     /// `ld_env`/`st_env` outside the guest part of the CPU state.
-    #[error("op {op}: CPU-state access at {offset:#x} (+{size}) is outside {header:#x}..{env_size:#x}")]
+    #[error(
+        "op {op}: CPU-state access at {offset:#x} (+{size}) is outside {header:#x}..{env_size:#x}"
+    )]
     EnvOutOfRange {
         /// op index
         op: usize,
@@ -133,21 +135,32 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
             if let Some(want) = want {
                 let found = blk.ty(t);
                 if found != want {
-                    err = Some(VerifyError::TypeMismatch { op: i, temp: t.0, found, expected: want });
+                    err = Some(VerifyError::TypeMismatch {
+                        op: i,
+                        temp: t.0,
+                        found,
+                        expected: want,
+                    });
                 }
             }
         });
         if let Some(e) = err {
             return Err(e);
         }
-        if (flags.has(OpFlags::ONLY64) && insn.ty != Ty::I64) || (flags.has(OpFlags::ONLY32) && insn.ty != Ty::I32) {
-            return Err(VerifyError::BadWidth { op: i, name: opc.name(), ty: insn.ty });
+        if (flags.has(OpFlags::ONLY64) && insn.ty != Ty::I64)
+            || (flags.has(OpFlags::ONLY32) && insn.ty != Ty::I32)
+        {
+            return Err(VerifyError::BadWidth {
+                op: i,
+                name: opc.name(),
+                ty: insn.ty,
+            });
         }
         match *op {
-            Op::QemuLd { mop, .. } | Op::QemuSt { mop, .. } => {
-                if insn.ty == Ty::I32 && mop.size.bytes() == 8 {
-                    return Err(VerifyError::AccessTooWide { op: i });
-                }
+            Op::QemuLd { mop, .. } | Op::QemuSt { mop, .. }
+                if insn.ty == Ty::I32 && mop.size.bytes() == 8 =>
+            {
+                return Err(VerifyError::AccessTooWide { op: i });
             }
             Op::LdEnv { off, mop, .. } | Op::StEnv { off, mop, .. } => {
                 if insn.ty == Ty::I32 && mop.size.bytes() == 8 {
@@ -166,32 +179,40 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
                 }
             }
             Op::SetLabel { l } => {
-                let s = label_state.get_mut(l.0 as usize).ok_or(VerifyError::NoSuchLabel { op: i, label: l.0 })?;
+                let s = label_state
+                    .get_mut(l.0 as usize)
+                    .ok_or(VerifyError::NoSuchLabel { op: i, label: l.0 })?;
                 if *s == 2 {
                     return Err(VerifyError::LabelSetTwice { op: i, label: l.0 });
                 }
                 *s = 2;
             }
             Op::Br { l } | Op::Brcond { l, .. } => {
-                let s = label_state.get_mut(l.0 as usize).ok_or(VerifyError::NoSuchLabel { op: i, label: l.0 })?;
+                let s = label_state
+                    .get_mut(l.0 as usize)
+                    .ok_or(VerifyError::NoSuchLabel { op: i, label: l.0 })?;
                 if *s == 2 {
                     return Err(VerifyError::BackwardBranch { op: i, label: l.0 });
                 }
                 *s = 1;
             }
             Op::Call { ret, helper, args } => {
-                let h = blk.get_helper(helper).ok_or(VerifyError::BadCall { op: i, why: "no such helper" })?;
+                let h = blk.get_helper(helper).ok_or(VerifyError::BadCall {
+                    op: i,
+                    why: "no such helper",
+                })?;
                 if h.func.nargs() != args.as_slice().len() {
-                    return Err(VerifyError::BadCall { op: i, why: "argument count differs from the helper's" });
+                    return Err(VerifyError::BadCall {
+                        op: i,
+                        why: "argument count differs from the helper's",
+                    });
                 }
                 for &t in args.as_slice() {
                     if t.index() >= blk.num_temps() {
                         return Err(VerifyError::NoSuchTemp { op: i, temp: t.0 });
                     }
                 }
-                if let Some(r) = ret
-                    && r.index() >= blk.num_temps()
-                {
+                if let Some(r) = ret.filter(|r| r.index() >= blk.num_temps()) {
                     return Err(VerifyError::NoSuchTemp { op: i, temp: r.0 });
                 }
             }
@@ -224,7 +245,10 @@ mod tests {
         let c = b.temp64();
         b.add(a, a, c);
         b.exit_status(0);
-        assert!(matches!(verify(&b, ENV), Err(VerifyError::TypeMismatch { op: 0, temp: 1, .. })));
+        assert!(matches!(
+            verify(&b, ENV),
+            Err(VerifyError::TypeMismatch { op: 0, temp: 1, .. })
+        ));
     }
 
     #[test]
@@ -234,7 +258,10 @@ mod tests {
         b.set_label(l);
         b.br(l);
         b.exit_status(0);
-        assert!(matches!(verify(&b, ENV), Err(VerifyError::BackwardBranch { .. })));
+        assert!(matches!(
+            verify(&b, ENV),
+            Err(VerifyError::BackwardBranch { .. })
+        ));
         let mut b = Block::new(0);
         let l = b.label();
         let t = b.const_temp(Ty::I64, 1);
@@ -249,11 +276,17 @@ mod tests {
         let t = b.temp64();
         b.ld_env(t, 0, MemOp::Q);
         b.exit_status(0);
-        assert!(matches!(verify(&b, ENV), Err(VerifyError::EnvOutOfRange { .. })));
+        assert!(matches!(
+            verify(&b, ENV),
+            Err(VerifyError::EnvOutOfRange { .. })
+        ));
         let mut b = Block::new(0);
         let t = b.temp64();
         b.ld_env(t, (ENV - 4) as u32, MemOp::Q);
-        assert!(matches!(verify(&b, ENV), Err(VerifyError::EnvOutOfRange { .. })));
+        assert!(matches!(
+            verify(&b, ENV),
+            Err(VerifyError::EnvOutOfRange { .. })
+        ));
         let mut b = Block::new(0);
         let t = b.temp64();
         b.ld_env(t, HEADER_SIZE as u32, MemOp::Q);

@@ -41,7 +41,8 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
             Op::Call { .. } if call_is_barrier(blk, &op) => s.env_vals.clear(),
             Op::StEnv { v, off, mop } => {
                 let n = mop.size.bytes();
-                s.env_vals.retain(|&(o, sz, _, _)| o + sz <= off || off + n <= o);
+                s.env_vals
+                    .retain(|&(o, sz, _, _)| o + sz <= off || off + n <= o);
                 if n * 8 == blk.ty(v).bits() {
                     s.env_vals.push((off, n, v.0, s.version[v.index()]));
                 }
@@ -57,7 +58,10 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
                             && s.version.get(t as usize) == Some(&ver)
                     });
                     if let Some(&(_, _, t, _)) = found {
-                        blk.insns[i].op = Op::Mov { d, a: crate::ir::Temp(t) };
+                        blk.insns[i].op = Op::Mov {
+                            d,
+                            a: crate::ir::Temp(t),
+                        };
                     }
                 }
             }
@@ -71,7 +75,13 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
         if let Op::LdEnv { d, off, mop } = op {
             let n = mop.size.bytes();
             if n * 8 == blk.ty(d).bits() && blk.insns[i].op.opcode() == crate::ir::Opcode::LdEnv {
-                s.env_vals.push((off, n, d.0, s.version[d.index()]));
+                // One entry per field keeps the list as short as the number
+                // of fields the block touches.
+                let ver = s.version[d.index()];
+                match s.env_vals.iter_mut().find(|e| e.0 == off && e.1 == n) {
+                    Some(e) => *e = (off, n, d.0, ver),
+                    None => s.env_vals.push((off, n, d.0, ver)),
+                }
             }
         }
     }
@@ -100,7 +110,10 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
                 let end = off + mop.size.bytes();
                 s.ranges.retain(|&(a, b)| b <= off || end <= a);
             }
-            _ if flags.has(OpFlags::BB_END) || flags.has(OpFlags::MEM) || call_is_barrier(blk, &op) => {
+            _ if flags.has(OpFlags::BB_END)
+                || flags.has(OpFlags::MEM)
+                || call_is_barrier(blk, &op) =>
+            {
                 s.ranges.clear();
             }
             _ => {}
@@ -157,7 +170,13 @@ mod tests {
     fn calls_block_forwarding_unless_no_env() {
         for (flags, forwarded) in [
             (HelperFlags::default(), false),
-            (HelperFlags { no_env: true, ..HelperFlags::default() }, true),
+            (
+                HelperFlags {
+                    no_env: true,
+                    ..HelperFlags::default()
+                },
+                true,
+            ),
         ] {
             let mut b = Block::new(0);
             let h = b.helper("h", HelperFn::A0(nop), flags);
@@ -186,7 +205,10 @@ mod tests {
         b.exit_status(0);
         dead_stores(&mut b, &mut Scratch::default());
         use Opcode::*;
-        assert_eq!(opcodes(&b), [Movi, Movi, StEnv, StEnv, QemuLd, StEnv, ExitStatus]);
+        assert_eq!(
+            opcodes(&b),
+            [Movi, Movi, StEnv, StEnv, QemuLd, StEnv, ExitStatus]
+        );
     }
 
     #[test]

@@ -76,10 +76,10 @@ pub fn optimize(blk: &mut Block) {
 pub fn optimize_with(blk: &mut Block, scratch: &mut Scratch) {
     for (name, pass) in PASSES {
         pass(blk, scratch);
-        if cfg!(debug_assertions)
-            && let Err(e) = crate::ir::verify(blk, usize::MAX)
-        {
-            panic!("pass {name} produced a malformed block: {e}\n{blk}");
+        if cfg!(debug_assertions) {
+            if let Err(e) = crate::ir::verify(blk, usize::MAX) {
+                panic!("pass {name} produced a malformed block: {e}\n{blk}");
+            }
         }
     }
 }
@@ -129,7 +129,9 @@ mod tests {
         use Opcode::*;
         assert_eq!(
             opcodes(&b),
-            [Movi, InsnStart, LdEnv, Add, InsnStart, Add, Movi, Setcond, StEnv, StEnv, GotoTb],
+            [
+                Movi, InsnStart, LdEnv, Add, InsnStart, Add, Movi, Setcond, StEnv, StEnv, GotoTb
+            ],
             "{b}"
         );
     }

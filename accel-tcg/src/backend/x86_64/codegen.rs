@@ -21,13 +21,16 @@
 //! slots, of immediates) leaves the flags alone, so compare-and-branch
 //! sequences may allocate between the compare and its use.
 
+// dynasm's expansion converts dynamic register numbers with `.into()`.
+#![allow(clippy::useless_conversion)]
+
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi};
 
 use super::{Asm, CompileError, SAVE_AREA, SPILL_SLOTS, asm, exit_kind};
 use crate::ir::{Block, Cond, HelperId, MemOp, MemSize, Op, Opcode, Temp, Ty};
 use crate::softmmu::{
-    self, EXIT_AUX_OFFSET, EXIT_KIND_OFFSET, EXIT_PC_OFFSET, EXIT_REQUEST_OFFSET, EXIT_SLOT_OFFSET, HEADER_SIZE,
-    HELPER_EXIT_OFFSET, PAGE_BITS, PAGE_MASK, TLB_ENTRY_BITS, TLB_OFFSET, TLB_SIZE,
+    self, EXIT_AUX_OFFSET, EXIT_KIND_OFFSET, EXIT_PC_OFFSET, EXIT_REQUEST_OFFSET, EXIT_SLOT_OFFSET,
+    HEADER_SIZE, HELPER_EXIT_OFFSET, PAGE_BITS, PAGE_MASK, TLB_ENTRY_BITS, TLB_OFFSET, TLB_SIZE,
 };
 
 const RAX: u8 = 0;
@@ -60,7 +63,12 @@ struct TempState {
     slot: u32,
 }
 
-const EMPTY: TempState = TempState { reg: NO_REG, mem: false, konst: None, slot: NO_SLOT };
+const EMPTY: TempState = TempState {
+    reg: NO_REG,
+    mem: false,
+    konst: None,
+    slot: NO_SLOT,
+};
 
 /// Buffers kept between compilations.
 #[derive(Debug, Default)]
@@ -85,8 +93,18 @@ struct Stub {
 
 #[derive(Debug, Clone, Copy)]
 enum StubKind {
-    Load { addr: u8, dst: u8, bits: u64, save: u16 },
-    Store { addr: u8, val: Val, bits: u64, save: u16 },
+    Load {
+        addr: u8,
+        dst: u8,
+        bits: u64,
+        save: u16,
+    },
+    Store {
+        addr: u8,
+        val: Val,
+        bits: u64,
+        save: u16,
+    },
     HelperExit,
     Interrupt,
 }
@@ -207,7 +225,9 @@ pub(crate) fn compile(
         return Err(CompileError::TooManyTemps);
     }
     let jumps = std::mem::take(&mut g.jumps);
-    let code = g.a.finalize().map_err(|e| CompileError::Asm(e.to_string()))?;
+    let code =
+        g.a.finalize()
+            .map_err(|e| CompileError::Asm(e.to_string()))?;
     Ok(Output { code, jumps })
 }
 
@@ -352,12 +372,10 @@ impl Gen<'_> {
 
     /// `t` as an immediate if it is a constant that fits, else a register.
     fn use_val(&mut self, ty: Ty, t: Temp) -> Val {
-        if let Some(c) = self.s.temps[t.index()].konst
-            && (ty == Ty::I32 || fits_i32(c as i64))
-        {
-            return Val::Imm(c as i64);
+        match self.s.temps[t.index()].konst {
+            Some(c) if ty == Ty::I32 || fits_i32(c as i64) => Val::Imm(c as i64),
+            _ => Val::Reg(self.use_reg(t)),
         }
-        Val::Reg(self.use_reg(t))
     }
 
     /// Moves the value of whatever lives in `r` elsewhere if it is still
@@ -508,17 +526,22 @@ impl Gen<'_> {
     }
 
     fn label(&self, l: crate::ir::Label) -> Result<DynamicLabel, CompileError> {
-        self.s.labels.get(l.0 as usize).copied().ok_or(CompileError::Malformed("label out of range"))
+        self.s
+            .labels
+            .get(l.0 as usize)
+            .copied()
+            .ok_or(CompileError::Malformed("label out of range"))
     }
 
     /// `cmp a, b`; returns the condition to test (swapped if the operands
     /// were).
     fn cmp(&mut self, ty: Ty, a: Temp, b: Temp, cond: Cond) -> Cond {
-        let (a, b, cond) = if self.s.temps[a.index()].konst.is_some() && self.s.temps[b.index()].konst.is_none() {
-            (b, a, cond.swap())
-        } else {
-            (a, b, cond)
-        };
+        let (a, b, cond) =
+            if self.s.temps[a.index()].konst.is_some() && self.s.temps[b.index()].konst.is_none() {
+                (b, a, cond.swap())
+            } else {
+                (a, b, cond)
+            };
         let ra = self.use_reg(a);
         match (ty, self.use_val(ty, b)) {
             (Ty::I64, Val::Reg(rb)) => asm!(self.a ; cmp Rq(ra), Rq(rb)),
@@ -585,7 +608,12 @@ impl Gen<'_> {
             ; cmp DWORD [r14 + EXIT_REQUEST_OFFSET as i32], 0
             ; jne =>interrupt
         );
-        self.s.stubs.push(Stub { entry: interrupt, back, pc: self.blk.pc, kind: StubKind::Interrupt });
+        self.s.stubs.push(Stub {
+            entry: interrupt,
+            back,
+            pc: self.blk.pc,
+            kind: StubKind::Interrupt,
+        });
         let mut reachable = true;
         for idx in 0..self.blk.insns.len() {
             self.i = idx as u32;
@@ -608,7 +636,9 @@ impl Gen<'_> {
                 _ if !reachable => {}
                 _ => {
                     self.op(insn.ty, op)?;
-                    if op.opcode().flags().has(crate::ir::OpFlags::EXIT) || matches!(op, Op::Br { .. }) {
+                    if op.opcode().flags().has(crate::ir::OpFlags::EXIT)
+                        || matches!(op, Op::Br { .. })
+                    {
                         reachable = false;
                     }
                 }
@@ -687,7 +717,14 @@ impl Gen<'_> {
                 asm!(self.a ; movzx Rd(rd), r11b);
                 self.def_reg(d, rd);
             }
-            Op::Movcond { d, c1, c2, v1, v2, cond } => {
+            Op::Movcond {
+                d,
+                c1,
+                c2,
+                v1,
+                v2,
+                cond,
+            } => {
                 let r1 = self.use_reg(v1);
                 let r2 = self.use_reg(v2);
                 let cond = self.cmp(ty, c1, c2, cond);
@@ -793,8 +830,11 @@ impl Gen<'_> {
         let commutative = !matches!(opc, Opcode::Sub);
         // Prefer the constant, or the operand that dies, on the right side.
         let (a, b) = if commutative
-            && ((self.s.temps[a.index()].konst.is_some() && self.s.temps[b.index()].konst.is_none())
-                || (self.live_after(a.0) && a != d && (b == d || !self.live_after(b.0))
+            && ((self.s.temps[a.index()].konst.is_some()
+                && self.s.temps[b.index()].konst.is_none())
+                || (self.live_after(a.0)
+                    && a != d
+                    && (b == d || !self.live_after(b.0))
                     && self.s.temps[b.index()].reg != NO_REG))
         {
             (b, a)
@@ -896,10 +936,18 @@ impl Gen<'_> {
                 }
                 if signed {
                     match (wide, rem) {
-                        (true, false) => asm!(self.a ; cmp r11, -1 ; jne >doit ; neg rax ; jmp >done),
-                        (false, false) => asm!(self.a ; cmp r11d, -1 ; jne >doit ; neg eax ; jmp >done),
-                        (true, true) => asm!(self.a ; cmp r11, -1 ; jne >doit ; xor edx, edx ; jmp >done),
-                        (false, true) => asm!(self.a ; cmp r11d, -1 ; jne >doit ; xor edx, edx ; jmp >done),
+                        (true, false) => {
+                            asm!(self.a ; cmp r11, -1 ; jne >doit ; neg rax ; jmp >done)
+                        }
+                        (false, false) => {
+                            asm!(self.a ; cmp r11d, -1 ; jne >doit ; neg eax ; jmp >done)
+                        }
+                        (true, true) => {
+                            asm!(self.a ; cmp r11, -1 ; jne >doit ; xor edx, edx ; jmp >done)
+                        }
+                        (false, true) => {
+                            asm!(self.a ; cmp r11d, -1 ; jne >doit ; xor edx, edx ; jmp >done)
+                        }
                     }
                 }
                 asm!(self.a ; doit:);
@@ -942,7 +990,9 @@ impl Gen<'_> {
             Opcode::Ext16s => asm!(self.a ; movsx Rd(rd), Rw(rd)),
             Opcode::Ext16u => asm!(self.a ; movzx Rd(rd), Rw(rd)),
             Opcode::Ext32s | Opcode::ExtsI32I64 => asm!(self.a ; movsxd Rq(rd), Rd(rd)),
-            Opcode::Ext32u | Opcode::ExtuI32I64 | Opcode::ExtrlI64I32 => asm!(self.a ; mov Rd(rd), Rd(rd)),
+            Opcode::Ext32u | Opcode::ExtuI32I64 | Opcode::ExtrlI64I32 => {
+                asm!(self.a ; mov Rd(rd), Rd(rd))
+            }
             Opcode::Bswap16 => asm!(self.a ; movzx Rd(rd), Rw(rd) ; rol Rw(rd), 8),
             Opcode::Bswap32 => asm!(self.a ; bswap Rd(rd)),
             Opcode::Bswap64 => asm!(self.a ; bswap Rq(rd)),
@@ -1010,7 +1060,11 @@ impl Gen<'_> {
 
     fn qemu_ld(&mut self, ty: Ty, d: Temp, addr: Temp, mop: MemOp) {
         let ra = self.use_reg(addr);
-        let rd = if addr != d && self.live_after(addr.0) { self.dest_fresh() } else { ra };
+        let rd = if addr != d && self.live_after(addr.0) {
+            self.dest_fresh()
+        } else {
+            ra
+        };
         let slow = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
         self.tlb_lookup(ra, mop.size.bytes(), 0, slow);
@@ -1043,7 +1097,17 @@ impl Gen<'_> {
         self.a.dynamic_label(back);
         let save = self.live_caller_saved(rd);
         let bits = softmmu::pack_mop(mop, ty);
-        self.s.stubs.push(Stub { entry: slow, back, pc: self.pc, kind: StubKind::Load { addr: ra, dst: rd, bits, save } });
+        self.s.stubs.push(Stub {
+            entry: slow,
+            back,
+            pc: self.pc,
+            kind: StubKind::Load {
+                addr: ra,
+                dst: rd,
+                bits,
+                save,
+            },
+        });
         self.def_reg(d, rd);
     }
 
@@ -1087,11 +1151,29 @@ impl Gen<'_> {
         };
         let save = self.live_caller_saved(NO_REG);
         let bits = softmmu::pack_mop(mop, ty);
-        self.s.stubs.push(Stub { entry: slow, back, pc: self.pc, kind: StubKind::Store { addr: ra, val, bits, save } });
+        self.s.stubs.push(Stub {
+            entry: slow,
+            back,
+            pc: self.pc,
+            kind: StubKind::Store {
+                addr: ra,
+                val,
+                bits,
+                save,
+            },
+        });
     }
 
-    fn call(&mut self, ret: Option<Temp>, helper: HelperId, args: &[Temp]) -> Result<(), CompileError> {
-        let h = *self.blk.get_helper(helper).ok_or(CompileError::Malformed("no such helper"))?;
+    fn call(
+        &mut self,
+        ret: Option<Temp>,
+        helper: HelperId,
+        args: &[Temp],
+    ) -> Result<(), CompileError> {
+        let h = *self
+            .blk
+            .get_helper(helper)
+            .ok_or(CompileError::Malformed("no such helper"))?;
         // Values in caller-saved registers that are needed later (or as
         // arguments) move to free callee-saved registers or their slots.
         for r in 0..16u8 {
@@ -1138,7 +1220,12 @@ impl Gen<'_> {
                 ; cmp DWORD [r14 + HELPER_EXIT_OFFSET as i32], 0
                 ; jne =>stub
             );
-            self.s.stubs.push(Stub { entry: stub, back, pc: self.pc, kind: StubKind::HelperExit });
+            self.s.stubs.push(Stub {
+                entry: stub,
+                back,
+                pc: self.pc,
+                kind: StubKind::HelperExit,
+            });
         }
         Ok(())
     }
@@ -1172,7 +1259,12 @@ impl Gen<'_> {
                 self.set_exit(exit_kind::HELPER, stub.pc);
                 self.jmp_exit();
             }
-            StubKind::Load { addr, dst, bits, save } => {
+            StubKind::Load {
+                addr,
+                dst,
+                bits,
+                save,
+            } => {
                 let f = softmmu::slow_load as *const () as usize as i64;
                 self.save_regs(save);
                 asm!(self.a
@@ -1193,7 +1285,12 @@ impl Gen<'_> {
                 self.set_exit(exit_kind::FAULT, stub.pc);
                 self.jmp_exit();
             }
-            StubKind::Store { addr, val, bits, save } => {
+            StubKind::Store {
+                addr,
+                val,
+                bits,
+                save,
+            } => {
                 let f = softmmu::slow_store as *const () as usize as i64;
                 self.save_regs(save);
                 match val {

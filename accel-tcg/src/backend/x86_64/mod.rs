@@ -164,7 +164,9 @@ pub struct Jit {
 
 impl std::fmt::Debug for Jit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Jit").field("buf", &self.buf).finish_non_exhaustive()
+        f.debug_struct("Jit")
+            .field("buf", &self.buf)
+            .finish_non_exhaustive()
     }
 }
 
@@ -211,7 +213,13 @@ impl Jit {
         // SAFETY: `entry` is the start of the trampoline just written to the
         // executable view; it follows the C ABI for fn(usize, *mut u8).
         let enter = unsafe { std::mem::transmute::<usize, extern "C" fn(usize, *mut u8)>(entry) };
-        Ok(Jit { buf, enter, exit_addr: entry + exit_off, env_size, scratch: codegen::Scratch::default() })
+        Ok(Jit {
+            buf,
+            enter,
+            exit_addr: entry + exit_off,
+            env_size,
+            scratch: codegen::Scratch::default(),
+        })
     }
 
     /// Incremented by every flush.
@@ -245,16 +253,26 @@ impl Jit {
             e => CompileError::Code(e),
         })?;
         if entry != base {
-            return Err(CompileError::Malformed("code placed at an unexpected address"));
+            return Err(CompileError::Malformed(
+                "code placed at an unexpected address",
+            ));
         }
         let generation = self.buf.generation();
         let mut jumps = [None; 2];
         for &(slot, off) in &out.jumps {
             if let Some(j) = jumps.get_mut(slot as usize) {
-                *j = Some(JumpSite { addr: entry + off, generation });
+                *j = Some(JumpSite {
+                    addr: entry + off,
+                    generation,
+                });
             }
         }
-        Ok(CompiledBlock { entry, len: out.code.len(), jumps, generation })
+        Ok(CompiledBlock {
+            entry,
+            len: out.code.len(),
+            jumps,
+            generation,
+        })
     }
 
     fn check(&self, tb: &CompiledBlock) -> Result<(), RunError> {
@@ -274,7 +292,10 @@ impl Jit {
     ) -> Result<JitExit, RunError> {
         self.check(tb)?;
         if cpu.env_size() < self.env_size {
-            return Err(RunError::EnvTooSmall { have: cpu.env_size(), need: self.env_size });
+            return Err(RunError::EnvTooSmall {
+                have: cpu.env_size(),
+                need: self.env_size,
+            });
         }
         Ok(cpu.header().with_handler(mem, |hdr| {
             let env = hdr as *mut TcgContextHeader as *mut u8;
@@ -309,7 +330,9 @@ impl Jit {
         }
         let rel = (target.entry as i64) - (site.addr as i64 + 4);
         let rel = i32::try_from(rel).map_err(|_| RunError::OutOfRange)?;
-        self.buf.patch_u32(site.addr, rel as u32).map_err(|_| RunError::OutOfRange)
+        self.buf
+            .patch_u32(site.addr, rel as u32)
+            .map_err(|_| RunError::OutOfRange)
     }
 
     /// Restores `site` to its exit stub.
@@ -317,7 +340,9 @@ impl Jit {
         if site.generation != self.buf.generation() {
             return Err(RunError::Stale);
         }
-        self.buf.patch_u32(site.addr, 0).map_err(|_| RunError::OutOfRange)
+        self.buf
+            .patch_u32(site.addr, 0)
+            .map_err(|_| RunError::OutOfRange)
     }
 
     /// The machine code of a block (for disassembly in traces and tests).
@@ -335,17 +360,28 @@ fn decode_exit(hdr: &mut TcgContextHeader, generation: u64) -> JitExit {
     let mut jump = None;
     let reason = match hdr.exit_kind {
         exit_kind::CHAIN => {
-            jump = Some(JumpSite { addr: aux as usize, generation });
-            ExitReason::Chain { slot: hdr.exit_slot as u8, pc }
+            jump = Some(JumpSite {
+                addr: aux as usize,
+                generation,
+            });
+            ExitReason::Chain {
+                slot: hdr.exit_slot as u8,
+                pc,
+            }
         }
         exit_kind::INDIRECT => ExitReason::Indirect { pc },
         exit_kind::STATUS => ExitReason::Status { code: aux, pc },
-        exit_kind::FAULT => ExitReason::Fault { pc, vaddr: hdr.fault_addr, fault: MemFault { code: aux as u32 } },
-        exit_kind::HELPER => ExitReason::HelperExit { pc, code: hdr.helper_exit },
+        exit_kind::FAULT => ExitReason::Fault {
+            pc,
+            vaddr: hdr.fault_addr,
+            fault: MemFault { code: aux as u32 },
+        },
+        exit_kind::HELPER => ExitReason::HelperExit {
+            pc,
+            code: hdr.helper_exit,
+        },
         _ => ExitReason::Interrupted { pc },
     };
     hdr.exit_kind = 0;
     JitExit { reason, jump }
 }
-
-
