@@ -19,7 +19,7 @@ fn jit() -> Jit {
 
 proptest! {
     #![proptest_config(Config {
-        cases: 400,
+        cases: 1500,
         rng_seed: RngSeed::Fixed(0x6d6f_6174),
         failure_persistence: None,
         ..Config::default()

@@ -544,6 +544,10 @@ impl Gen<'_> {
             };
         let ra = self.use_reg(a);
         match (ty, self.use_val(ty, b)) {
+            // `test r, r` sets every flag a compare with 0 does (CF = OF = 0),
+            // in fewer bytes.
+            (Ty::I64, Val::Imm(0)) => asm!(self.a ; test Rq(ra), Rq(ra)),
+            (Ty::I32, Val::Imm(0)) => asm!(self.a ; test Rd(ra), Rd(ra)),
             (Ty::I64, Val::Reg(rb)) => asm!(self.a ; cmp Rq(ra), Rq(rb)),
             (Ty::I64, Val::Imm(c)) => asm!(self.a ; cmp Rq(ra), c as i32),
             (Ty::I32, Val::Reg(rb)) => asm!(self.a ; cmp Rd(ra), Rd(rb)),
