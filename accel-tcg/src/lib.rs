@@ -46,6 +46,7 @@
 
 pub mod backend;
 pub mod codebuf;
+pub mod exec;
 pub mod interp;
 pub mod ir;
 pub mod opt;
