@@ -132,6 +132,8 @@ pub struct Interpreter {
     vals: Vec<u64>,
     /// (op index, guest pc in effect there) per label.
     labels: Vec<(usize, u64)>,
+    /// Pending `st_env_fault` stores: (offset, size in bytes, value).
+    pending: Vec<(usize, usize, u64)>,
 }
 
 impl Interpreter {
@@ -198,7 +200,9 @@ impl Interpreter {
                 _ => {}
             }
         }
+        self.pending.clear();
         let vals = &mut self.vals;
+        let pending = &mut self.pending;
         let mut insn_pc = blk.pc;
         let mut i = 0;
         macro_rules! get {
@@ -285,6 +289,9 @@ impl Interpreter {
                     match r {
                         Ok(v) => set!(d, ty, v),
                         Err(fault) => {
+                            // SAFETY: pending ranges were checked against
+                            // `env_size` when recorded.
+                            unsafe { flush_pending(pending, env) };
                             return Ok(ExitReason::Fault {
                                 pc: insn_pc,
                                 vaddr: a,
@@ -298,6 +305,8 @@ impl Interpreter {
                     let val = get!(v);
                     // SAFETY: as for loads.
                     if let Err(fault) = softmmu::store(unsafe { &mut *hdr }, a, mop, val) {
+                        // SAFETY: as for loads.
+                        unsafe { flush_pending(pending, env) };
                         return Ok(ExitReason::Fault {
                             pc: insn_pc,
                             vaddr: a,
@@ -326,9 +335,19 @@ impl Interpreter {
                     let buf = get!(v).to_le_bytes();
                     // SAFETY: as for `ld_env`.
                     unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), env.add(off), n) };
+                    pending.retain(|&(o, m, _)| o + m <= off || off + n <= o);
                 }
-                Op::SetLabel { .. } => {}
+                Op::StEnvFault { v, off, mop } => {
+                    let n = mop.size.bytes() as usize;
+                    let off = off as usize;
+                    if off < HEADER_SIZE || off + n > env_size {
+                        return Err(InterpError::EnvOutOfRange(i));
+                    }
+                    pending.push((off, n, get!(v)));
+                }
+                Op::SetLabel { .. } => pending.clear(),
                 Op::Br { l } => {
+                    pending.clear();
                     (i, insn_pc) = *self
                         .labels
                         .get(l.0 as usize)
@@ -337,6 +356,7 @@ impl Interpreter {
                     continue;
                 }
                 Op::Brcond { a, b, cond, l } => {
+                    pending.clear();
                     if cond.eval(ty, get!(a), get!(b)) {
                         (i, insn_pc) = *self
                             .labels
@@ -361,6 +381,8 @@ impl Interpreter {
                         // SAFETY: header valid; the helper has returned.
                         let code = unsafe { (*hdr).helper_exit };
                         if code != 0 {
+                            // SAFETY: as for loads.
+                            unsafe { flush_pending(pending, env) };
                             return Ok(ExitReason::HelperExit { pc: insn_pc, code });
                         }
                     }
@@ -373,6 +395,20 @@ impl Interpreter {
             i += 1;
         }
         Err(InterpError::NoExit)
+    }
+}
+
+/// Performs the pending `st_env_fault` stores, in program order.
+///
+/// # Safety
+///
+/// Every recorded range must lie inside the CPU state at `env` (checked when
+/// recorded against the caller's `env_size`).
+unsafe fn flush_pending(pending: &mut Vec<(usize, usize, u64)>, env: *mut u8) {
+    for (off, n, v) in pending.drain(..) {
+        let buf = v.to_le_bytes();
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), env.add(off), n) };
     }
 }
 

@@ -35,9 +35,9 @@
 //! ops after the faulting access do not run, so a front end keeps guest state
 //! precise by writing the guest registers an instruction changes only after
 //! that instruction's last memory access (compute into temps, access memory,
-//! then `st_env`). The optimizer's dead-store elimination treats memory
-//! accesses as barriers, so a store of an earlier instruction is never removed
-//! in favour of one that a fault would skip.
+//! then `st_env`). The optimizer's dead-store elimination never drops a store
+//! of an earlier instruction that a fault could observe: such stores become
+//! `st_env_fault`, which generated code performs on the fault path only.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -432,6 +432,14 @@ define_ops! {
     ld_env => LdEnv { d: Def, off: Off, mop: Mop } [PURE | ENV_READ];
     /// `cpu_state[off] = v` (host byte order, `mop` size)
     st_env => StEnv { v: Use, off: Off, mop: Mop } [ENV_WRITE];
+    /// `cpu_state[off] = v`, but only if the block leaves through a memory
+    /// fault or a helper exit while the store is pending. It is pending from
+    /// here until the next `st_env` overlapping it, branch, label or exit,
+    /// which discard it; a fault exit performs the pending stores in program
+    /// order. The dead-store pass makes these out of stores that a later
+    /// store overwrites with only memory accesses in between, so that state
+    /// stays exact for faults without storing on the fast path.
+    st_env_fault => StEnvFault { v: Use, off: Off, mop: Mop } [ENV_WRITE];
     /// defines label `l` here
     set_label => SetLabel { l: Lbl } [LABEL | BB_END];
     /// jumps to `l`, which must come later in the block

@@ -108,6 +108,17 @@ pub enum VerifyError {
         /// slot
         slot: u8,
     },
+    /// The temp of a pending `st_env_fault` is redefined while the store is
+    /// pending (fault paths would store the new value).
+    #[error("op {op}: t{temp} is redefined while the st_env_fault at op {store} is pending")]
+    PendingRedefined {
+        /// the redefining op
+        op: usize,
+        /// the temp
+        temp: u32,
+        /// the st_env_fault
+        store: usize,
+    },
     /// Control can fall off the end of the block.
     #[error("the block does not end with an exit op")]
     NoExit,
@@ -162,7 +173,9 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
             {
                 return Err(VerifyError::AccessTooWide { op: i });
             }
-            Op::LdEnv { off, mop, .. } | Op::StEnv { off, mop, .. } => {
+            Op::LdEnv { off, mop, .. }
+            | Op::StEnv { off, mop, .. }
+            | Op::StEnvFault { off, mop, .. } => {
                 if insn.ty == Ty::I32 && mop.size.bytes() == 8 {
                     return Err(VerifyError::AccessTooWide { op: i });
                 }
@@ -220,6 +233,30 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
                 return Err(VerifyError::BadSlot { op: i, slot });
             }
             _ => {}
+        }
+    }
+    for (i, insn) in blk.insns.iter().enumerate() {
+        let Op::StEnvFault { v, off, mop } = insn.op else {
+            continue;
+        };
+        let end = off + mop.size.bytes();
+        for (j, later) in blk.insns.iter().enumerate().skip(i + 1) {
+            let mut redefined = false;
+            later.op.for_each_def(|t| redefined |= t == v);
+            if redefined {
+                return Err(VerifyError::PendingRedefined {
+                    op: j,
+                    temp: v.0,
+                    store: i,
+                });
+            }
+            let ends = match later.op {
+                Op::StEnv { off: o, mop: m, .. } => o < end && off < o + m.size.bytes(),
+                op => op.opcode().flags().has(OpFlags::BB_END),
+            };
+            if ends {
+                break;
+            }
         }
     }
     if let Some(l) = label_state.iter().position(|&s| s == 1) {

@@ -13,7 +13,7 @@
 //! after the exit must see it: exits, branches, guest memory accesses (they
 //! may fault) and helpers that may exit are barriers.
 
-use super::{Scratch, compact};
+use super::{Range, Scratch, compact};
 use crate::ir::{Block, Op, OpFlags};
 
 /// Whether a call to `helper` may read or write the CPU state or leave.
@@ -88,38 +88,83 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
 }
 
 /// Removes `st_env`s that a later `st_env` overwrites before anything can
-/// observe them.
+/// observe them, and turns those that only a fault could observe into
+/// `st_env_fault`.
 pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
     s.keep.clear();
     s.keep.resize(blk.insns.len(), true);
-    // Byte ranges [start, end) that a later store overwrites.
     s.ranges.clear();
     for i in (0..blk.insns.len()).rev() {
         let op = blk.insns[i].op;
         let flags = op.opcode().flags();
         match op {
-            Op::StEnv { off, mop, .. } => {
+            Op::StEnv { v, off, mop } => {
                 let end = off + mop.size.bytes();
-                if s.ranges.iter().any(|&(a, b)| a <= off && end <= b) {
+                let covering = |r: &&Range| r.start <= off && end <= r.end;
+                if s.ranges.iter().filter(covering).any(|r| !r.crossed) {
                     s.keep[i] = false;
-                } else if s.ranges.len() < 64 {
-                    s.ranges.push((off, end));
+                    continue;
+                }
+                let killer = s
+                    .ranges
+                    .iter()
+                    .filter(covering)
+                    .find(|r| r.convertible)
+                    .map(|r| r.killer as usize);
+                if let Some(k) = killer {
+                    // The value must still be in `v` at the fault points.
+                    let mut redefined = false;
+                    for insn in &blk.insns[i + 1..k] {
+                        insn.op.for_each_def(|t| redefined |= t == v);
+                    }
+                    if !redefined {
+                        blk.insns[i].op = Op::StEnvFault { v, off, mop };
+                        continue;
+                    }
+                }
+                // A kept store: a pending store before it that overlaps it
+                // would be discarded here, not at the later killer.
+                for r in s.ranges.iter_mut() {
+                    if r.start < end && off < r.end {
+                        r.convertible = false;
+                    }
+                }
+                if s.ranges.len() < 64 {
+                    s.ranges.push(Range {
+                        start: off,
+                        end,
+                        killer: i as u32,
+                        crossed: false,
+                        convertible: true,
+                    });
                 }
             }
+            Op::StEnvFault { .. } => {}
             Op::LdEnv { off, mop, .. } => {
                 let end = off + mop.size.bytes();
-                s.ranges.retain(|&(a, b)| b <= off || end <= a);
+                s.ranges.retain(|r| r.end <= off || end <= r.start);
             }
-            _ if flags.has(OpFlags::BB_END)
-                || flags.has(OpFlags::MEM)
-                || call_is_barrier(blk, &op) =>
-            {
-                s.ranges.clear();
+            _ if flags.has(OpFlags::BB_END) => s.ranges.clear(),
+            _ if flags.has(OpFlags::MEM) || call_may_only_exit(blk, &op) => {
+                for r in s.ranges.iter_mut() {
+                    r.crossed = true;
+                }
             }
+            _ if call_is_barrier(blk, &op) => s.ranges.clear(),
             _ => {}
         }
     }
     compact(blk, &s.keep);
+}
+
+/// A call that does not touch the CPU state but may leave the block.
+fn call_may_only_exit(blk: &Block, op: &Op) -> bool {
+    match *op {
+        Op::Call { helper, .. } => blk
+            .get_helper(helper)
+            .is_some_and(|h| h.flags.no_env && h.flags.may_exit && !h.flags.pure),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -216,7 +216,12 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
             f.epoch += 1;
             continue;
         }
-        op.map_uses(|t| *t = f.root(*t));
+        // A pending `st_env_fault` reads its temp at later fault points, so
+        // it keeps its own temp (which nothing redefines meanwhile) rather
+        // than a copy whose source might change.
+        if !matches!(op, Op::StEnvFault { .. }) {
+            op.map_uses(|t| *t = f.root(*t));
+        }
         match simplify(&op, ty, &f) {
             Simplified::Keep => {}
             Simplified::Replace(new) => {

@@ -484,7 +484,12 @@ pub fn random_block(seed: u64, len: usize) -> Block {
                 b.br(l);
             }
             98..=99 if !pending.is_empty() => b.exit_status(3),
-            _ => b.mov(d, x),
+            _ => {
+                // A flag-like full-width store to one of a few fields, which
+                // later stores overwrite: dead-store and `st_env_fault` food.
+                let full = if ty == Ty::I64 { MemOp::Q } else { MemOp::UL };
+                b.st_env(x, reg(r.below(3) as usize), full);
+            }
         }
     }
     for l in pending {

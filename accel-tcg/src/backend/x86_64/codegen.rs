@@ -80,6 +80,22 @@ pub(crate) struct Scratch {
     labels: Vec<DynamicLabel>,
     stubs: Vec<Stub>,
     count: Vec<u32>,
+    /// Pending `st_env_fault` stores during the last-use scan: (offset,
+    /// end, temp).
+    pend_scan: Vec<(u32, u32, Temp)>,
+    /// Pending `st_env_fault` stores during code generation.
+    pending: Vec<(Temp, u32, MemSize)>,
+    /// Where pending stores' values are at each fault point (stubs refer to
+    /// ranges of this).
+    deferred: Vec<(Loc, u32, MemSize)>,
+}
+
+/// Where a value is, as recorded for a fault path.
+#[derive(Debug, Clone, Copy)]
+enum Loc {
+    Reg(u8),
+    Imm(u64),
+    Slot(i32),
 }
 
 /// Out-of-line code emitted after the block's main body.
@@ -89,6 +105,9 @@ struct Stub {
     back: DynamicLabel,
     pc: u64,
     kind: StubKind,
+    /// `Scratch::deferred[start..end]`: stores to perform before a fault
+    /// or helper exit.
+    deferred: (u32, u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -151,6 +170,9 @@ pub(crate) fn compile(
     // Last use (or definition) of every temp, and temps sorted by it.
     s.last_use.clear();
     s.last_use.resize(n, 0);
+    s.pend_scan.clear();
+    s.pending.clear();
+    s.deferred.clear();
     for (i, insn) in blk.insns.iter().enumerate() {
         let mut bad = false;
         let mut note = |t: Temp| match s.last_use.get_mut(t.index()) {
@@ -162,8 +184,34 @@ pub(crate) fn compile(
         if bad {
             return Err(CompileError::Malformed("temp out of range"));
         }
+        // A pending `st_env_fault` needs its value at every later fault
+        // point: keep the temp live past each of them.
+        let flags = insn.op.opcode().flags();
+        let fault_point = match insn.op {
+            Op::QemuLd { .. } | Op::QemuSt { .. } => true,
+            Op::Call { helper, .. } => blk.get_helper(helper).is_some_and(|h| h.flags.may_exit),
+            _ => false,
+        };
+        if fault_point {
+            for &(_, _, t) in &s.pend_scan {
+                if let Some(l) = s.last_use.get_mut(t.index()) {
+                    *l = (*l).max(i as u32 + 1);
+                }
+            }
+        }
         match insn.op {
-            Op::LdEnv { off, mop, .. } | Op::StEnv { off, mop, .. } => {
+            Op::StEnvFault { v, off, mop } => s.pend_scan.push((off, off + mop.size.bytes(), v)),
+            Op::StEnv { off, mop, .. } => {
+                let end = off + mop.size.bytes();
+                s.pend_scan.retain(|&(o, e, _)| e <= off || end <= o);
+            }
+            _ if flags.has(crate::ir::OpFlags::BB_END) => s.pend_scan.clear(),
+            _ => {}
+        }
+        match insn.op {
+            Op::LdEnv { off, mop, .. }
+            | Op::StEnv { off, mop, .. }
+            | Op::StEnvFault { off, mop, .. } => {
                 let end = off as usize + mop.size.bytes() as usize;
                 if (off as usize) < HEADER_SIZE || end > env_size {
                     return Err(CompileError::EnvOutOfRange(i));
@@ -617,6 +665,7 @@ impl Gen<'_> {
             back,
             pc: self.blk.pc,
             kind: StubKind::Interrupt,
+            deferred: (0, 0),
         });
         let mut reachable = true;
         for idx in 0..self.blk.insns.len() {
@@ -626,6 +675,7 @@ impl Gen<'_> {
             let op = insn.op;
             match op {
                 Op::SetLabel { l } => {
+                    self.s.pending.clear();
                     if reachable {
                         self.sync();
                     }
@@ -640,6 +690,9 @@ impl Gen<'_> {
                 _ if !reachable => {}
                 _ => {
                     self.op(insn.ty, op)?;
+                    if op.opcode().flags().has(crate::ir::OpFlags::BB_END) {
+                        self.s.pending.clear();
+                    }
                     if op.opcode().flags().has(crate::ir::OpFlags::EXIT)
                         || matches!(op, Op::Br { .. })
                     {
@@ -761,6 +814,10 @@ impl Gen<'_> {
                 self.def_reg(d, rd);
             }
             Op::StEnv { v, off, mop } => {
+                let end = off + mop.size.bytes();
+                self.s
+                    .pending
+                    .retain(|&(_, o, sz)| o + sz.bytes() <= off || end <= o);
                 let off = off as i32;
                 match (self.use_val(Ty::I64, v), mop.size) {
                     (Val::Imm(c), MemSize::B1) => asm!(self.a ; mov BYTE [r14 + off], c as i8),
@@ -773,6 +830,7 @@ impl Gen<'_> {
                     (Val::Reg(r), MemSize::B8) => asm!(self.a ; mov QWORD [r14 + off], Rq(r)),
                 }
             }
+            Op::StEnvFault { v, off, mop } => self.s.pending.push((v, off, mop.size)),
             Op::SetLabel { .. } => {}
             Op::Br { l } => {
                 let lbl = self.label(l)?;
@@ -1101,6 +1159,7 @@ impl Gen<'_> {
         self.a.dynamic_label(back);
         let save = self.live_caller_saved(rd);
         let bits = softmmu::pack_mop(mop, ty);
+        let deferred = self.snapshot_pending();
         self.s.stubs.push(Stub {
             entry: slow,
             back,
@@ -1111,6 +1170,7 @@ impl Gen<'_> {
                 bits,
                 save,
             },
+            deferred,
         });
         self.def_reg(d, rd);
     }
@@ -1155,6 +1215,7 @@ impl Gen<'_> {
         };
         let save = self.live_caller_saved(NO_REG);
         let bits = softmmu::pack_mop(mop, ty);
+        let deferred = self.snapshot_pending();
         self.s.stubs.push(Stub {
             entry: slow,
             back,
@@ -1165,6 +1226,7 @@ impl Gen<'_> {
                 bits,
                 save,
             },
+            deferred,
         });
     }
 
@@ -1224,14 +1286,62 @@ impl Gen<'_> {
                 ; cmp DWORD [r14 + HELPER_EXIT_OFFSET as i32], 0
                 ; jne =>stub
             );
+            let deferred = self.snapshot_pending();
             self.s.stubs.push(Stub {
                 entry: stub,
                 back,
                 pc: self.pc,
                 kind: StubKind::HelperExit,
+                deferred,
             });
         }
         Ok(())
+    }
+
+    /// Records where the values of pending `st_env_fault` stores are now,
+    /// for a fault path; returns the range in `Scratch::deferred`.
+    fn snapshot_pending(&mut self) -> (u32, u32) {
+        let start = self.s.deferred.len() as u32;
+        for k in 0..self.s.pending.len() {
+            let (t, off, size) = self.s.pending[k];
+            let st = self.s.temps[t.index()];
+            let loc = if st.reg != NO_REG {
+                Loc::Reg(st.reg)
+            } else if let Some(c) = st.konst {
+                Loc::Imm(c)
+            } else if st.mem {
+                Loc::Slot((st.slot * 8) as i32)
+            } else {
+                continue; // never defined on this path
+            };
+            self.s.deferred.push((loc, off, size));
+        }
+        (start, self.s.deferred.len() as u32)
+    }
+
+    /// Performs the deferred stores of a fault path. Caller-saved registers
+    /// were clobbered by the slow-path call, so their values come from the
+    /// save area (pending values are live past the access, hence saved).
+    fn emit_deferred(&mut self, range: (u32, u32)) {
+        for k in range.0..range.1 {
+            let (loc, off, size) = self.s.deferred[k as usize];
+            match loc {
+                Loc::Reg(r) if CALLER_SAVED & (1 << r) != 0 => {
+                    let at = SAVE_AREA + r as i32 * 8;
+                    asm!(self.a ; mov r11, QWORD [rsp + at]);
+                }
+                Loc::Reg(r) => asm!(self.a ; mov r11, Rq(r)),
+                Loc::Imm(c) => asm!(self.a ; mov r11, QWORD c as i64),
+                Loc::Slot(at) => asm!(self.a ; mov r11, QWORD [rsp + at]),
+            }
+            let off = off as i32;
+            match size {
+                MemSize::B1 => asm!(self.a ; mov BYTE [r14 + off], r11b),
+                MemSize::B2 => asm!(self.a ; mov WORD [r14 + off], r11w),
+                MemSize::B4 => asm!(self.a ; mov DWORD [r14 + off], r11d),
+                MemSize::B8 => asm!(self.a ; mov QWORD [r14 + off], r11),
+            }
+        }
     }
 
     fn save_regs(&mut self, mask: u16) {
@@ -1260,6 +1370,7 @@ impl Gen<'_> {
                 self.jmp_exit();
             }
             StubKind::HelperExit => {
+                self.emit_deferred(stub.deferred);
                 self.set_exit(exit_kind::HELPER, stub.pc);
                 self.jmp_exit();
             }
@@ -1286,6 +1397,7 @@ impl Gen<'_> {
                 self.restore_regs(save);
                 let back = stub.back;
                 asm!(self.a ; jmp =>back ; fault: ; mov QWORD [r14 + EXIT_AUX_OFFSET as i32], rdx);
+                self.emit_deferred(stub.deferred);
                 self.set_exit(exit_kind::FAULT, stub.pc);
                 self.jmp_exit();
             }
@@ -1314,6 +1426,7 @@ impl Gen<'_> {
                 self.restore_regs(save);
                 let back = stub.back;
                 asm!(self.a ; jmp =>back ; fault: ; mov QWORD [r14 + EXIT_AUX_OFFSET as i32], rax);
+                self.emit_deferred(stub.deferred);
                 self.set_exit(exit_kind::FAULT, stub.pc);
                 self.jmp_exit();
             }
