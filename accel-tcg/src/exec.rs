@@ -8,7 +8,10 @@
 //!   straight to the next block (so next time the exec loop is not involved)
 //!   and continues;
 //! * [`ExitReason::Indirect`]: sets the pc and continues (a lookup, no
-//!   patching: the target varies);
+//!   patching: the target varies). Every block the loop enters is also put
+//!   in the CPU state's indirect-jump cache, which `exit_indirect` in
+//!   generated code consults first, so computed jumps between cached blocks
+//!   (returns, indirect calls) usually never come back here;
 //! * anything else (status codes, faults, helper exits, exit requests) is
 //!   returned to the caller, which handles guest exceptions, interrupts and
 //!   devices and calls [`Exec::run`] again.
@@ -20,9 +23,10 @@
 //!
 //! Chaining is only correct while the next block's key follows from the pc
 //! alone. Front ends therefore use `goto_tb` only for targets on the same
-//! guest page as the block, and leave with `exit_indirect` or `exit_status`
-//! after instructions that change their flags; when guest page tables change,
-//! the front end calls [`Exec::unchain_all`] (or [`Exec::flush`]).
+//! guest page as the block, and leave with `exit_status` after instructions
+//! that change their flags (the inline indirect-jump lookup compares the
+//! flags the block was entered with); when guest page tables change, the
+//! front end calls [`Exec::unchain_all`] (or [`Exec::flush`]).
 //!
 //! With [`Engine::Interp`] the same loop runs blocks on the IR interpreter
 //! (no chaining): the portable fallback and a reference for the whole loop.
@@ -208,8 +212,12 @@ impl<A: GuestArch> Exec<A> {
         self.stats.flushes += 1;
     }
 
-    /// Restores every patched jump to its exit stub (guest mappings changed).
+    /// Restores every patched jump to its exit stub and empties the
+    /// indirect-jump caches (guest mappings changed).
     pub fn unchain_all(&mut self) {
+        if let Engine::Jit(jit) = &mut self.engine {
+            jit.invalidate_jump_caches();
+        }
         for e in self.entries.iter_mut().flatten() {
             for site in e.incoming.drain(..) {
                 if let Engine::Jit(jit) = &mut self.engine {
@@ -228,6 +236,9 @@ impl<A: GuestArch> Exec<A> {
         let Some(list) = self.by_page.remove(&(phys & PAGE_MASK)) else {
             return;
         };
+        if let Engine::Jit(jit) = &mut self.engine {
+            jit.invalidate_jump_caches();
+        }
         for idx in list {
             let Some(e) = self.entries.get_mut(idx).and_then(Option::take) else {
                 continue;
@@ -341,6 +352,10 @@ impl<A: GuestArch> Exec<A> {
             self.stats.dispatches += 1;
             let reason = match (&mut self.engine, &entry.code) {
                 (Engine::Jit(jit), Code::Jit(tb)) => {
+                    let hdr = state.header();
+                    hdr.tb_flags = key.flags;
+                    // Later computed jumps to this pc find the block inline.
+                    let _ = jit.jump_cache_insert(hdr, key.pc, key.flags, tb);
                     if let Some(site) = chain_from.take() {
                         if jit.patch_jump(site, tb).is_ok() {
                             entry.incoming.push(site);

@@ -258,9 +258,70 @@ pub struct TcgContextHeader {
     pub exit_aux: u64,
     /// Guest virtual address of the last memory fault.
     pub fault_addr: u64,
+    /// Translation flags of the code running now (the exec loop sets it
+    /// from [`crate::exec::TbKey::flags`]); the inline indirect-jump lookup
+    /// compares it.
+    pub tb_flags: u64,
+    /// Which JIT (and which of its invalidation epochs) filled `jmp_cache`.
+    pub(crate) jc_tag: u64,
     mem: Option<NonNull<dyn MemoryHandler>>,
     /// The soft-MMU TLB.
     pub tlb: Tlb,
+    /// Indirect-jump cache: guest pc and flags to code, looked up inline by
+    /// `exit_indirect` so computed jumps between cached blocks never leave
+    /// generated code. Filled and validated by the JIT
+    /// ([`crate::backend::x86_64::Jit`]).
+    pub(crate) jmp_cache: JumpCache,
+}
+
+/// log2 of the number of indirect-jump cache entries.
+pub const JMP_CACHE_BITS: u32 = 9;
+/// Number of indirect-jump cache entries.
+pub const JMP_CACHE_SIZE: usize = 1 << JMP_CACHE_BITS;
+/// log2 of the size of a [`JumpCacheEntry`].
+pub const JMP_CACHE_ENTRY_BITS: u32 = 5;
+/// The `flags` of an empty jump-cache entry; front ends never use it as
+/// translation flags.
+pub const JMP_CACHE_INVALID: u64 = u64::MAX;
+
+/// One indirect-jump cache entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JumpCacheEntry {
+    /// Guest pc.
+    pub pc: u64,
+    /// Translation flags ([`JMP_CACHE_INVALID`]: empty).
+    pub flags: u64,
+    /// Host address of the block's code.
+    pub code: u64,
+    pub(crate) _pad: u64,
+}
+
+impl JumpCacheEntry {
+    /// An entry that matches nothing.
+    pub const INVALID: JumpCacheEntry = JumpCacheEntry {
+        pc: 0,
+        flags: JMP_CACHE_INVALID,
+        code: 0,
+        _pad: 0,
+    };
+}
+
+const _: () = assert!(size_of::<JumpCacheEntry>() == 1 << JMP_CACHE_ENTRY_BITS);
+
+/// The indirect-jump cache (cache-line aligned).
+#[repr(C, align(64))]
+#[derive(Clone, Debug)]
+pub struct JumpCache {
+    pub entries: [JumpCacheEntry; JMP_CACHE_SIZE],
+}
+
+impl JumpCache {
+    /// The entry index for guest pc `pc`; generated code computes the same.
+    #[inline]
+    pub const fn index(pc: u64) -> usize {
+        ((pc ^ (pc >> 10)) as usize) & (JMP_CACHE_SIZE - 1)
+    }
 }
 
 // SAFETY: the handler pointer is only dereferenced while `install_handler`'s
@@ -283,6 +344,10 @@ pub const EXIT_PC_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_pc
 pub const EXIT_AUX_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_aux);
 /// Offset of [`TcgContextHeader::tlb`].
 pub const TLB_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, tlb);
+/// Offset of [`TcgContextHeader::tb_flags`].
+pub const TB_FLAGS_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, tb_flags);
+/// Offset of the indirect-jump cache.
+pub const JMP_CACHE_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, jmp_cache);
 /// Size of the header: IR may not address CPU-state bytes below this.
 pub const HEADER_SIZE: usize = size_of::<TcgContextHeader>();
 
@@ -293,6 +358,12 @@ const _: () = assert!(EXIT_SLOT_OFFSET == 12);
 const _: () = assert!(EXIT_PC_OFFSET == 16);
 const _: () = assert!(EXIT_AUX_OFFSET == 24);
 const _: () = assert!(TLB_OFFSET % 64 == 0);
+const _: () = assert!(JMP_CACHE_OFFSET % 64 == 0);
+const _: () =
+    assert!(JMP_CACHE_OFFSET + JMP_CACHE_SIZE * size_of::<JumpCacheEntry>() < i32::MAX as usize);
+const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, pc) == 0);
+const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, flags) == 8);
+const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, code) == 16);
 // The fast path addresses entries with a 32-bit displacement.
 const _: () = assert!(TLB_OFFSET + TLB_SIZE * size_of::<TlbEntry>() < i32::MAX as usize);
 const _: () = assert!(std::mem::offset_of!(TlbEntry, addr_read) == 0);
@@ -328,8 +399,13 @@ impl TcgContextHeader {
             exit_pc: 0,
             exit_aux: 0,
             fault_addr: 0,
+            tb_flags: 0,
+            jc_tag: 0,
             mem: None,
             tlb: Tlb::default(),
+            jmp_cache: JumpCache {
+                entries: [JumpCacheEntry::INVALID; JMP_CACHE_SIZE],
+            },
         }
     }
 

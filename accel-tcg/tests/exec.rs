@@ -274,6 +274,56 @@ fn tiny_cache_flushes_and_keeps_running() {
     assert!(exec.stats().flushes > 0, "{:?}", exec.stats());
 }
 
+/// A loop whose back edge is a computed jump: the indirect-jump cache keeps
+/// it inside generated code.
+#[test]
+fn computed_jumps_stay_in_generated_code() {
+    use toy::*;
+    let n = 500;
+    let code: Vec<[u8; 8]> = vec![
+        enc(ADDI, 2, 0, 0, n),                      // 0x00
+        enc(ADDI, 6, 0, 0, RAM_BASE as i32 + 0x10), // 0x08: r6 = loop
+        enc(ADD, 1, 1, 2, 0),                       // 0x10: loop: r1 += r2
+        enc(ADDI, 2, 2, 0, -1),                     // 0x18
+        enc(BNE, 0, 2, 0, 0x10),                    // 0x20: r2 != 0 -> 0x30
+        enc(HALT, 0, 0, 0, 0),                      // 0x28
+        enc(JR, 0, 6, 0, 0),                        // 0x30: goto r6
+    ];
+    let p = code.concat();
+    let mut results = Vec::new();
+    for use_jit in [true, false] {
+        let (mut env, mut mem) = setup(1);
+        mem.ram[..p.len()].copy_from_slice(&p);
+        let mut exec = if use_jit {
+            Exec::with_jit(Toy, 1 << 20).expect("exec")
+        } else {
+            Exec::new(Toy, Engine::Interp(Interpreter::new()))
+        };
+        let exit = run(&mut exec, &mut env, &mut mem);
+        assert_eq!(
+            exit,
+            ExitReason::Status {
+                code: 0,
+                pc: RAM_BASE + 0x28
+            }
+        );
+        assert_eq!(env.regs[1], (n as u64) * (n as u64 + 1) / 2);
+        if use_jit {
+            assert!(exec.stats().dispatches < 10, "{:?}", exec.stats());
+            // Invalidation empties the jump cache: the code is translated
+            // again and gives the same result.
+            exec.invalidate_page(RAM_BASE);
+            let (mut env2, _) = setup(1);
+            mem.prefill(&mut env2.hdr.tlb);
+            assert_eq!(run(&mut exec, &mut env2, &mut mem), exit);
+            assert_eq!(env2.regs[1], env.regs[1]);
+            assert!(exec.stats().translations >= 6, "{:?}", exec.stats());
+        }
+        results.push(env.regs);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
 #[test]
 fn exit_request_and_fetch_faults_come_back_to_the_caller() {
     let (mut env, mut mem) = setup(5);

@@ -427,3 +427,59 @@ fn many_live_temps_spill_correctly() {
         common::run_jit(&mut jit, &b, 10)
     );
 }
+
+#[test]
+fn indirect_jumps_use_only_this_jits_current_jump_cache() {
+    let mut a = jit();
+    let mut b = jit();
+    let mut target = Block::new(0x5000);
+    target.exit_status(42);
+    let x = a.compile(&target).expect("compile target");
+    let jumper = |pc: u64| {
+        let mut blk = Block::new(pc);
+        let t = blk.const_temp(Ty::I64, 0x5000);
+        blk.exit_indirect(t);
+        blk
+    };
+    let za = a.compile(&jumper(0x100)).expect("compile a");
+    let yb = b.compile(&jumper(0x200)).expect("compile b");
+    let mut env = TestEnv::new(11);
+    let mut mem = TestMem::new(11);
+    env.hdr.tb_flags = 3;
+    a.jump_cache_insert(&mut env.hdr, 0x5000, 3, &x)
+        .expect("insert");
+    // Same JIT, same flags: straight into the target.
+    assert_eq!(
+        a.run(&za, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Status {
+            code: 42,
+            pc: 0x5000
+        }
+    );
+    // Other flags: back to the caller.
+    env.hdr.tb_flags = 4;
+    assert_eq!(
+        a.run(&za, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Indirect { pc: 0x5000 }
+    );
+    env.hdr.tb_flags = 3;
+    // Another JIT never uses entries pointing into the first one's code.
+    assert_eq!(
+        b.run(&yb, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Indirect { pc: 0x5000 }
+    );
+    // And after that the entry is gone for the first JIT too (the cache was
+    // emptied when the other JIT took it over).
+    assert_eq!(
+        a.run(&za, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Indirect { pc: 0x5000 }
+    );
+    // Invalidation empties it as well.
+    a.jump_cache_insert(&mut env.hdr, 0x5000, 3, &x)
+        .expect("insert");
+    a.invalidate_jump_caches();
+    assert_eq!(
+        a.run(&za, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Indirect { pc: 0x5000 }
+    );
+}

@@ -30,7 +30,8 @@ use super::{Asm, CompileError, SAVE_AREA, SPILL_SLOTS, asm, exit_kind};
 use crate::ir::{Block, Cond, HelperId, MemOp, MemSize, Op, Opcode, Temp, Ty};
 use crate::softmmu::{
     self, EXIT_AUX_OFFSET, EXIT_KIND_OFFSET, EXIT_PC_OFFSET, EXIT_REQUEST_OFFSET, EXIT_SLOT_OFFSET,
-    HEADER_SIZE, HELPER_EXIT_OFFSET, PAGE_BITS, PAGE_MASK, TLB_ENTRY_BITS, TLB_OFFSET, TLB_SIZE,
+    HEADER_SIZE, HELPER_EXIT_OFFSET, JMP_CACHE_ENTRY_BITS, JMP_CACHE_OFFSET, JMP_CACHE_SIZE,
+    PAGE_BITS, PAGE_MASK, TB_FLAGS_OFFSET, TLB_ENTRY_BITS, TLB_OFFSET, TLB_SIZE,
 };
 
 const RAX: u8 = 0;
@@ -867,10 +868,27 @@ impl Gen<'_> {
                 self.jmp_exit();
             }
             Op::ExitIndirect { pc } => {
+                // Look the target up in the indirect-jump cache and jump
+                // there directly on a hit; otherwise leave for the exec loop.
                 let r = self.use_reg(pc);
+                let mask = (JMP_CACHE_SIZE - 1) as i32;
+                let shift = JMP_CACHE_ENTRY_BITS as i8;
+                let jc = JMP_CACHE_OFFSET as i32;
                 asm!(self.a
                     ; mov QWORD [r14 + EXIT_PC_OFFSET as i32], Rq(r)
                     ; mov DWORD [r14 + EXIT_KIND_OFFSET as i32], exit_kind::INDIRECT as i32
+                    ; mov r11, Rq(r)
+                    ; shr r11, 10
+                    ; xor r11, Rq(r)
+                    ; and r11d, mask
+                    ; shl r11d, shift
+                    ; cmp Rq(r), QWORD [r14 + r11 + jc]
+                    ; jne >miss
+                    ; mov r10, QWORD [r14 + TB_FLAGS_OFFSET as i32]
+                    ; cmp r10, QWORD [r14 + r11 + jc + 8]
+                    ; jne >miss
+                    ; jmp QWORD [r14 + r11 + jc + 16]
+                    ; miss:
                 );
                 self.jmp_exit();
             }

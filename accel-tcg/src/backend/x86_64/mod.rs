@@ -43,7 +43,10 @@ use dynasmrt::{DynasmApi, VecAssembler};
 use crate::ExitReason;
 use crate::codebuf::{CodeBufError, CodeBuffer};
 use crate::ir::Block;
-use crate::softmmu::{CpuState, MemFault, MemoryHandler, TcgContextHeader};
+use crate::softmmu::{
+    CpuState, JMP_CACHE_INVALID, JumpCache, JumpCacheEntry, MemFault, MemoryHandler,
+    TcgContextHeader,
+};
 
 /// Assembler used by the backend.
 pub(crate) type Asm = VecAssembler<X64Relocation>;
@@ -160,7 +163,13 @@ pub struct Jit {
     exit_addr: usize,
     env_size: usize,
     scratch: codegen::Scratch,
+    /// Unique per JIT: whose code a CPU state's jump cache points to.
+    id: u64,
+    /// Bumped whenever jump-cache entries may point to dropped code.
+    jc_epoch: u64,
 }
+
+static NEXT_JIT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Jit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -213,12 +222,15 @@ impl Jit {
         // SAFETY: `entry` is the start of the trampoline just written to the
         // executable view; it follows the C ABI for fn(usize, *mut u8).
         let enter = unsafe { std::mem::transmute::<usize, extern "C" fn(usize, *mut u8)>(entry) };
+        let id = NEXT_JIT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Jit {
             buf,
             enter,
             exit_addr: entry + exit_off,
             env_size,
             scratch: codegen::Scratch::default(),
+            id,
+            jc_epoch: 0,
         })
     }
 
@@ -236,6 +248,52 @@ impl Jit {
     /// everything). Blocks and jump sites from before become stale.
     pub fn flush(&mut self) {
         self.buf.flush();
+        self.jc_epoch += 1;
+    }
+
+    /// Makes every CPU state's indirect-jump cache start empty on its next
+    /// run (after blocks were invalidated).
+    pub fn invalidate_jump_caches(&mut self) {
+        self.jc_epoch += 1;
+    }
+
+    fn jc_tag(&self) -> u64 {
+        // Ids and epochs beyond 2^32 would take centuries of flushes.
+        (self.id << 32) ^ self.jc_epoch
+    }
+
+    /// Empties `hdr`'s jump cache unless this JIT filled it since the last
+    /// invalidation, so generated code never jumps to another JIT's or
+    /// dropped code.
+    fn own_jump_cache(&self, hdr: &mut TcgContextHeader) {
+        let tag = self.jc_tag();
+        if hdr.jc_tag != tag {
+            hdr.jmp_cache.entries.fill(JumpCacheEntry::INVALID);
+            hdr.jc_tag = tag;
+        }
+    }
+
+    /// Lets `exit_indirect` in generated code jump straight to `tb` when
+    /// the computed pc is `pc` and `hdr.tb_flags` is `flags`.
+    pub fn jump_cache_insert(
+        &self,
+        hdr: &mut TcgContextHeader,
+        pc: u64,
+        flags: u64,
+        tb: &CompiledBlock,
+    ) -> Result<(), RunError> {
+        self.check(tb)?;
+        if flags == JMP_CACHE_INVALID {
+            return Err(RunError::OutOfRange);
+        }
+        self.own_jump_cache(hdr);
+        hdr.jmp_cache.entries[JumpCache::index(pc)] = JumpCacheEntry {
+            pc,
+            flags,
+            code: tb.entry as u64,
+            ..JumpCacheEntry::INVALID
+        };
+        Ok(())
     }
 
     /// Size of the CPU states this JIT's code runs against.
@@ -316,6 +374,12 @@ impl Jit {
     /// start with a [`TcgContextHeader`] and not be accessed by anything else
     /// meanwhile. Its memory handler, if installed, must be valid.
     pub unsafe fn enter_raw(&self, entry: usize, env: *mut u8) -> JitExit {
+        {
+            // SAFETY: the caller guarantees `env` starts with a header; the
+            // reference ends before generated code runs.
+            let hdr = unsafe { &mut *(env as *mut TcgContextHeader) };
+            self.own_jump_cache(hdr);
+        }
         (self.enter)(entry, env);
         // SAFETY: the caller guarantees `env` starts with a header.
         let hdr = unsafe { &mut *(env as *mut TcgContextHeader) };
