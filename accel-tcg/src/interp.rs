@@ -174,12 +174,7 @@ impl Interpreter {
     ) -> Result<ExitReason, InterpError> {
         let hdr = env as *mut TcgContextHeader;
         // SAFETY: `env` starts with a header (caller's contract).
-        if unsafe {
-            (*hdr)
-                .exit_request
-                .load(std::sync::atomic::Ordering::Acquire)
-        } != 0
-        {
+        if unsafe { (*hdr).exit_requested() } {
             return Ok(ExitReason::Interrupted { pc: blk.pc });
         }
         self.vals.clear();

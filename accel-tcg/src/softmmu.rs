@@ -40,6 +40,7 @@
 //! `st_env_fault`, which generated code performs on the fault path only.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::ir::{MemOp, MemSize, Ty};
@@ -125,11 +126,14 @@ pub enum Access {
 }
 
 /// The soft-MMU TLB of one vCPU (cache-line aligned).
+///
+/// Entries hold host pointers, so they can only be set through the unsafe
+/// [`Tlb::fill`]; reading them is safe. Not `Clone`: a copy would outlive
+/// the promise `fill`'s caller made about the pointers.
 #[repr(C, align(64))]
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Tlb {
-    /// The entries, indexed by virtual page number modulo [`TLB_SIZE`].
-    pub entries: [TlbEntry; TLB_SIZE],
+    entries: [TlbEntry; TLB_SIZE],
 }
 
 impl Default for Tlb {
@@ -145,6 +149,11 @@ impl Tlb {
     #[inline]
     pub const fn index(vaddr: u64) -> usize {
         ((vaddr >> PAGE_BITS) as usize) & (TLB_SIZE - 1)
+    }
+
+    /// The entries, indexed by virtual page number modulo [`TLB_SIZE`].
+    pub fn entries(&self) -> &[TlbEntry; TLB_SIZE] {
+        &self.entries
     }
 
     /// Invalidates every entry (guest TLB flush, page-table switch).
@@ -242,9 +251,11 @@ pub trait MemoryHandler {
 /// offsets it uses are the `*_OFFSET` constants below.
 #[repr(C, align(64))]
 pub struct TcgContextHeader {
-    /// Set nonzero (from any thread) to make the vCPU leave translated code at
-    /// the next block entry (interrupts, timers, pause requests).
-    pub exit_request: AtomicU32,
+    /// Points to the exit-request word in `exit_flag`, which generated code
+    /// tests at every block entry. The word lives outside the CPU state so
+    /// other threads can set it ([`ExitRequest`]) while the vCPU thread holds
+    /// the state exclusively.
+    exit_request: *const AtomicU32,
     /// Set nonzero by a helper with [`crate::ir::HelperFlags::may_exit`] to
     /// leave the block after the call; the exec loop clears it.
     pub helper_exit: u32,
@@ -265,6 +276,8 @@ pub struct TcgContextHeader {
     /// Which JIT (and which of its invalidation epochs) filled `jmp_cache`.
     pub(crate) jc_tag: u64,
     mem: Option<NonNull<dyn MemoryHandler>>,
+    /// Owns the word `exit_request` points to.
+    exit_flag: Arc<AtomicU32>,
     /// The soft-MMU TLB.
     pub tlb: Tlb,
     /// Indirect-jump cache: guest pc and flags to code, looked up inline by
@@ -311,8 +324,8 @@ const _: () = assert!(size_of::<JumpCacheEntry>() == 1 << JMP_CACHE_ENTRY_BITS);
 
 /// The indirect-jump cache (cache-line aligned).
 #[repr(C, align(64))]
-#[derive(Clone, Debug)]
-pub struct JumpCache {
+#[derive(Debug)]
+pub(crate) struct JumpCache {
     pub entries: [JumpCacheEntry; JMP_CACHE_SIZE],
 }
 
@@ -324,13 +337,13 @@ impl JumpCache {
     }
 }
 
-// SAFETY: the handler pointer is only dereferenced while `install_handler`'s
-// caller guarantees the handler is alive and not otherwise borrowed, which is
-// on the thread that runs the vCPU; moving the header between threads between
-// runs is fine.
+// SAFETY: the handler pointer is only dereferenced while `with_handler`
+// keeps the handler borrowed, on the thread that runs the vCPU; the
+// exit-request pointer targets the `Arc` the header owns, which is `Sync`.
+// Moving the header between threads between runs is fine.
 unsafe impl Send for TcgContextHeader {}
 
-/// Offset of [`TcgContextHeader::exit_request`].
+/// Offset of the pointer to the exit-request word.
 pub const EXIT_REQUEST_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_request);
 /// Offset of [`TcgContextHeader::helper_exit`].
 pub const HELPER_EXIT_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, helper_exit);
@@ -352,11 +365,11 @@ pub const JMP_CACHE_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, jmp_c
 pub const HEADER_SIZE: usize = size_of::<TcgContextHeader>();
 
 const _: () = assert!(EXIT_REQUEST_OFFSET == 0);
-const _: () = assert!(HELPER_EXIT_OFFSET == 4);
-const _: () = assert!(EXIT_KIND_OFFSET == 8);
-const _: () = assert!(EXIT_SLOT_OFFSET == 12);
-const _: () = assert!(EXIT_PC_OFFSET == 16);
-const _: () = assert!(EXIT_AUX_OFFSET == 24);
+const _: () = assert!(HELPER_EXIT_OFFSET == 8);
+const _: () = assert!(EXIT_KIND_OFFSET == 12);
+const _: () = assert!(EXIT_SLOT_OFFSET == 16);
+const _: () = assert!(EXIT_PC_OFFSET == 24);
+const _: () = assert!(EXIT_AUX_OFFSET == 32);
 const _: () = assert!(TLB_OFFSET % 64 == 0);
 const _: () = assert!(JMP_CACHE_OFFSET % 64 == 0);
 const _: () =
@@ -380,7 +393,7 @@ impl Default for TcgContextHeader {
 impl std::fmt::Debug for TcgContextHeader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcgContextHeader")
-            .field("exit_request", &self.exit_request.load(Ordering::Relaxed))
+            .field("exit_request", &self.exit_flag.load(Ordering::Relaxed))
             .field("helper_exit", &self.helper_exit)
             .field("exit_kind", &self.exit_kind)
             .field("exit_pc", &self.exit_pc)
@@ -391,8 +404,10 @@ impl std::fmt::Debug for TcgContextHeader {
 impl TcgContextHeader {
     /// A header with an empty TLB and no handler.
     pub fn new() -> TcgContextHeader {
+        let exit_flag = Arc::new(AtomicU32::new(0));
         TcgContextHeader {
-            exit_request: AtomicU32::new(0),
+            exit_request: Arc::as_ptr(&exit_flag),
+            exit_flag,
             helper_exit: 0,
             exit_kind: 0,
             exit_slot: 0,
@@ -409,10 +424,25 @@ impl TcgContextHeader {
         }
     }
 
-    /// Asks the vCPU to leave translated code at the next block entry. Safe
-    /// to call from any thread through a shared reference.
+    /// A handle through which any thread can make this vCPU leave
+    /// translated code at the next block entry.
+    pub fn exit_request(&self) -> ExitRequest {
+        ExitRequest(Arc::clone(&self.exit_flag))
+    }
+
+    /// Asks the vCPU to leave translated code at the next block entry.
     pub fn request_exit(&self) {
-        self.exit_request.store(1, Ordering::Release);
+        self.exit_flag.store(1, Ordering::Release);
+    }
+
+    /// Clears an exit request (the exec loop's caller, after handling it).
+    pub fn clear_exit_request(&self) {
+        self.exit_flag.store(0, Ordering::Release);
+    }
+
+    /// Whether an exit is requested.
+    pub fn exit_requested(&self) -> bool {
+        self.exit_flag.load(Ordering::Acquire) != 0
     }
 
     /// Installs `handler` for slow-path accesses, runs `f`, and removes it
@@ -431,6 +461,23 @@ impl TcgContextHeader {
         let r = f(self);
         self.mem = old;
         r
+    }
+}
+
+/// Makes a vCPU leave translated code at its next block entry: interrupts,
+/// timers, pause requests from other threads.
+#[derive(Clone, Debug)]
+pub struct ExitRequest(Arc<AtomicU32>);
+
+impl ExitRequest {
+    /// Requests the exit.
+    pub fn request(&self) {
+        self.0.store(1, Ordering::Release);
+    }
+
+    /// Whether an exit is requested.
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::Acquire) != 0
     }
 }
 

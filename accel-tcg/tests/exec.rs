@@ -333,9 +333,7 @@ fn exit_request_and_fetch_faults_come_back_to_the_caller() {
         run(&mut exec, &mut env, &mut mem),
         ExitReason::Interrupted { pc: RAM_BASE }
     );
-    env.hdr
-        .exit_request
-        .store(0, std::sync::atomic::Ordering::Relaxed);
+    env.hdr.clear_exit_request();
     env.regs[PC] = 0x9999_0000;
     assert_eq!(
         run(&mut exec, &mut env, &mut mem),

@@ -483,3 +483,27 @@ fn indirect_jumps_use_only_this_jits_current_jump_cache() {
         ExitReason::Indirect { pc: 0x5000 }
     );
 }
+
+#[test]
+fn another_thread_can_stop_an_endless_chained_loop() {
+    let mut jit = jit();
+    let tb = jit
+        .compile(&add_block(0x7000, 3, 1, 0x7000))
+        .expect("compile");
+    jit.patch_jump(tb.jumps[0].expect("site"), &tb)
+        .expect("patch to itself");
+    let mut env = TestEnv::new(12);
+    env.regs[3] = 0;
+    let stop = env.hdr.exit_request();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stop.request();
+    });
+    let exit = jit.run(&tb, &mut *env, &mut TestMem::new(12)).expect("run");
+    t.join().expect("thread");
+    assert_eq!(exit.reason, ExitReason::Interrupted { pc: 0x7000 });
+    assert!(env.regs[3] > 1000, "the loop ran: {}", env.regs[3]);
+    assert!(env.hdr.exit_requested());
+    env.hdr.clear_exit_request();
+    assert!(!env.hdr.exit_requested());
+}

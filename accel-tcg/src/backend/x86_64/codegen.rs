@@ -658,7 +658,8 @@ impl Gen<'_> {
         let interrupt = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
         asm!(self.a
-            ; cmp DWORD [r14 + EXIT_REQUEST_OFFSET as i32], 0
+            ; mov r11, QWORD [r14 + EXIT_REQUEST_OFFSET as i32]
+            ; cmp DWORD [r11], 0
             ; jne =>interrupt
         );
         self.s.stubs.push(Stub {

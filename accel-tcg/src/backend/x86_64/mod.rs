@@ -11,8 +11,8 @@
 //!   for temps and a save area for the memory slow paths. It is 16-byte
 //!   aligned inside blocks, so helpers are called directly. Blocks jump to
 //!   each other (chaining) and to the trampoline's exit; they never `ret`.
-//! * Every block starts by testing
-//!   [`crate::softmmu::TcgContextHeader::exit_request`], so even a chain of
+//! * Every block starts by testing the exit-request word
+//!   ([`crate::softmmu::ExitRequest`]), so even a chain of
 //!   patched jumps that loops forever leaves when asked.
 //! * Leaving a block writes how it left to the header (`exit_kind`,
 //!   `exit_pc`, `exit_aux`) and jumps to the trampoline's exit, which returns
