@@ -232,6 +232,18 @@ impl MemFault {
 /// panic: they are called from generated code through `extern "C"` frames,
 /// where a panic aborts the process.
 pub trait MemoryHandler {
+    /// The fault for an access that must be aligned and is not (the access
+    /// did not happen). The default is code 0x11, the x86 `#AC` vector;
+    /// front ends override it with their own.
+    fn unaligned(&mut self, vaddr: u64, size: MemSize, access: Access) -> MemFault {
+        let _ = (vaddr, size, access);
+        MemFault { code: 0x11 }
+    }
+    /// Fetches `size` bytes of guest code at `vaddr` (front ends' decoders,
+    /// through [`fetch`]); the default reads like a load.
+    fn fetch(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault> {
+        self.load(tlb, vaddr, size)
+    }
     /// Loads `size` bytes at guest virtual address `vaddr`.
     fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault>;
     /// Stores the low `size` bytes of `value` at `vaddr`.
@@ -508,6 +520,9 @@ pub type MemResult<T> = Result<T, MemFault>;
 /// extended and byte-swapped as `mop` says, to type `ty`.
 pub fn load(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, ty: Ty) -> MemResult<u64> {
     let size = mop.size.bytes();
+    if mop.aligned && vaddr % size as u64 != 0 {
+        return Err(unaligned(hdr, vaddr, mop.size, Access::Read));
+    }
     let raw = if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Read) {
         // SAFETY: a TLB hit means `fill`'s caller promised `size` readable
         // bytes at `p` (the access does not cross the page).
@@ -528,6 +543,9 @@ pub fn load(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, ty: Ty) -> MemRe
 /// byte order as `mop` says.
 pub fn store(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, value: u64) -> MemResult<()> {
     let size = mop.size.bytes();
+    if mop.aligned && vaddr % size as u64 != 0 {
+        return Err(unaligned(hdr, vaddr, mop.size, Access::Write));
+    }
     let raw = mop.to_le(value);
     if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Write) {
         // SAFETY: a TLB write hit means `fill`'s caller promised `size`
@@ -541,6 +559,31 @@ pub fn store(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, value: u64) -> 
     // SAFETY: as in `load`.
     let h = unsafe { h.as_mut() };
     h.store(&mut hdr.tlb, vaddr, mop.size, raw)
+}
+
+fn unaligned(hdr: &mut TcgContextHeader, vaddr: u64, size: MemSize, access: Access) -> MemFault {
+    match hdr.mem {
+        // SAFETY: as in `load`.
+        Some(mut h) => unsafe { h.as_mut() }.unaligned(vaddr, size, access),
+        None => MemFault::NO_HANDLER,
+    }
+}
+
+/// Fetches guest code for a front end's decoder: through the TLB's execute
+/// tags, else the handler's [`MemoryHandler::fetch`]. Returns the
+/// little-endian value of `size` bytes.
+pub fn fetch(hdr: &mut TcgContextHeader, vaddr: u64, size: MemSize) -> MemResult<u64> {
+    if let Some(p) = hdr.tlb.lookup(vaddr, size.bytes(), Access::Exec) {
+        // SAFETY: an execute hit means `fill`'s caller promised readable
+        // bytes for the page, and the access does not cross it.
+        return Ok(unsafe { read_host(p, size) });
+    }
+    let Some(mut h) = hdr.mem else {
+        return Err(MemFault::NO_HANDLER);
+    };
+    // SAFETY: as in `load`.
+    let h = unsafe { h.as_mut() };
+    h.fetch(&mut hdr.tlb, vaddr, size)
 }
 
 /// Reads `size` little-endian bytes at `p`.
@@ -580,12 +623,13 @@ unsafe fn write_host(p: *mut u8, size: MemSize, v: u64) {
 
 /// Packs what the slow path needs to know about an access into one integer
 /// argument: size log2 in bits 0-1, signed in bit 2, big-endian in bit 3,
-/// 64-bit result in bit 4.
+/// 64-bit result in bit 4, aligned in bit 5.
 pub(crate) const fn pack_mop(mop: MemOp, ty: Ty) -> u64 {
     mop.size.log2() as u64
         | (mop.signed as u64) << 2
         | (mop.big_endian as u64) << 3
         | (matches!(ty, Ty::I64) as u64) << 4
+        | (mop.aligned as u64) << 5
 }
 
 const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
@@ -599,6 +643,7 @@ const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
         size,
         signed: bits & 4 != 0,
         big_endian: bits & 8 != 0,
+        aligned: bits & 32 != 0,
     };
     let ty = if bits & 16 != 0 { Ty::I64 } else { Ty::I32 };
     (mop, ty)
@@ -727,6 +772,35 @@ mod tests {
     }
 
     #[test]
+    fn fetch_uses_exec_tags_then_the_handler() {
+        let mut h = Flat {
+            mem: vec![0; 2 * PAGE_SIZE as usize],
+            fill: false,
+            misses: 0,
+        };
+        h.mem[0x10] = 0x90;
+        let mut hdr = TcgContextHeader::new();
+        let page = h.mem.as_mut_ptr();
+        // SAFETY: `h.mem` outlives `hdr`'s use here and is not resized.
+        unsafe {
+            hdr.tlb.fill(
+                0,
+                page,
+                PagePerms {
+                    read: true,
+                    write: false,
+                    exec: true,
+                },
+            )
+        };
+        hdr.with_handler(&mut h, |hdr| {
+            assert_eq!(fetch(hdr, 0x10, MemSize::B1), Ok(0x90));
+            assert_eq!(fetch(hdr, 0x1000, MemSize::B1), Ok(0));
+        });
+        assert_eq!(h.misses, 1);
+    }
+
+    #[test]
     fn faults_and_missing_handler() {
         let mut hdr = TcgContextHeader::new();
         assert_eq!(
@@ -765,11 +839,17 @@ mod tests {
         for size in [MemSize::B1, MemSize::B2, MemSize::B4, MemSize::B8] {
             for signed in [false, true] {
                 for big_endian in [false, true] {
-                    for ty in [Ty::I32, Ty::I64] {
+                    for (ty, aligned) in [
+                        (Ty::I32, false),
+                        (Ty::I64, true),
+                        (Ty::I32, true),
+                        (Ty::I64, false),
+                    ] {
                         let m = MemOp {
                             size,
                             signed,
                             big_endian,
+                            aligned,
                         };
                         assert_eq!(unpack_mop(pack_mop(m, ty)), (m, ty));
                     }

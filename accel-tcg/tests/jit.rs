@@ -507,3 +507,46 @@ fn another_thread_can_stop_an_endless_chained_loop() {
     env.hdr.clear_exit_request();
     assert!(!env.hdr.exit_requested());
 }
+
+#[test]
+fn aligned_accesses_fault_when_misaligned_and_hit_inline_otherwise() {
+    let mut jit = jit();
+    for (off, want_fault) in [(4u64, false), (2, true), (PAGE_SIZE - 2, true)] {
+        let mut b = Block::new(0x900);
+        b.insn_start(0x900);
+        let a = b.const_temp(Ty::I64, RAM_BASE + off);
+        let v = b.temp64();
+        b.qemu_ld(v, a, MemOp::UL.aligned());
+        b.st_env(v, reg(0), MemOp::Q);
+        b.exit_status(0);
+        let mut env = TestEnv::new(13);
+        let mut mem = Counting {
+            inner: TestMem::new(13),
+            calls: 0,
+        };
+        mem.inner.prefill(&mut env.hdr.tlb);
+        let tb = jit.compile(&b).expect("compile");
+        let exit = jit.run(&tb, &mut *env, &mut mem).expect("run").reason;
+        if want_fault {
+            let vaddr = RAM_BASE + off;
+            assert_eq!(
+                exit,
+                ExitReason::Fault {
+                    pc: 0x900,
+                    vaddr,
+                    fault: MemFault { code: 0x11 }
+                }
+            );
+        } else {
+            assert_eq!(exit, ExitReason::Status { code: 0, pc: 0x900 });
+        }
+        assert_eq!(
+            mem.calls, 0,
+            "misaligned accesses fault before reaching the handler"
+        );
+        assert_eq!(
+            common::run_interp(&b, 13),
+            common::run_jit(&mut jit, &b, 13)
+        );
+    }
+}

@@ -256,6 +256,10 @@ pub struct MemOp {
     /// Guest memory is big-endian for this access (ignored for the CPU
     /// state, which is always in host byte order).
     pub big_endian: bool,
+    /// The address must be a multiple of the size; otherwise the access
+    /// faults with [`crate::softmmu::MemoryHandler::unaligned`]'s code
+    /// (guest memory only).
+    pub aligned: bool,
 }
 
 impl MemOp {
@@ -265,6 +269,7 @@ impl MemOp {
             size,
             signed: false,
             big_endian: false,
+            aligned: false,
         }
     }
     /// 1-byte zero-extending access.
@@ -280,6 +285,14 @@ impl MemOp {
     pub const fn signed(self) -> MemOp {
         MemOp {
             signed: true,
+            ..self
+        }
+    }
+
+    /// The same access, requiring natural alignment.
+    pub const fn aligned(self) -> MemOp {
+        MemOp {
+            aligned: true,
             ..self
         }
     }
@@ -339,7 +352,8 @@ impl fmt::Display for MemOp {
             "u"
         };
         let end = if self.big_endian { "_be" } else { "" };
-        write!(f, "{sign}{sz}{end}")
+        let al = if self.aligned { "_al" } else { "" };
+        write!(f, "{sign}{sz}{end}{al}")
     }
 }
 

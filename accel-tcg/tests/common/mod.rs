@@ -526,7 +526,8 @@ fn random_env_mop(r: &mut Rng, ty: Ty) -> MemOp {
 
 fn random_mem_mop(r: &mut Rng, ty: Ty) -> MemOp {
     let m = random_env_mop(r, ty);
-    if r.chance(30) { m.be() } else { m }
+    let m = if r.chance(30) { m.be() } else { m };
+    if r.chance(25) { m.aligned() } else { m }
 }
 
 /// An address temp: mostly RAM (all four pages, including page-crossing

@@ -1121,7 +1121,8 @@ impl Gen<'_> {
 
     /// The inline TLB check: on a hit, r10 = host address - guest address
     /// (the addend); on a miss, jumps to `slow`.
-    fn tlb_lookup(&mut self, ra: u8, size: u32, tag_off: i32, slow: DynamicLabel) {
+    fn tlb_lookup(&mut self, ra: u8, mop: MemOp, tag_off: i32, slow: DynamicLabel) {
+        let size = mop.size.bytes();
         let shift = (PAGE_BITS - TLB_ENTRY_BITS) as i8;
         let index_mask = ((TLB_SIZE as i32) - 1) << TLB_ENTRY_BITS;
         let tag = TLB_OFFSET as i32 + tag_off;
@@ -1131,8 +1132,17 @@ impl Gen<'_> {
             ; mov r11, Rq(ra)
             ; shr r11, shift
             ; and r11d, index_mask
-            ; lea r10, [Rq(ra) + last]
-            ; and r10, PAGE_MASK as i32
+        );
+        if mop.aligned {
+            // Keeping the low address bits in the compare sends misaligned
+            // accesses (which cannot cross a page) to the slow path.
+            let mask = PAGE_MASK as i32 | last;
+            asm!(self.a ; mov r10, Rq(ra) ; and r10, mask);
+        } else {
+            // The page of the last byte: page-crossing accesses miss.
+            asm!(self.a ; lea r10, [Rq(ra) + last] ; and r10, PAGE_MASK as i32);
+        }
+        asm!(self.a
             ; cmp r10, QWORD [r14 + r11 + tag]
             ; jne =>slow
             ; mov r10, QWORD [r14 + r11 + addend]
@@ -1148,7 +1158,7 @@ impl Gen<'_> {
         };
         let slow = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
-        self.tlb_lookup(ra, mop.size.bytes(), 0, slow);
+        self.tlb_lookup(ra, mop, 0, slow);
         let w = ty == Ty::I64;
         let sext = mop.signed && !mop.big_endian;
         match (mop.size, sext, w) {
@@ -1199,7 +1209,7 @@ impl Gen<'_> {
         let val = self.use_val(ty, v);
         let slow = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
-        self.tlb_lookup(ra, mop.size.bytes(), 8, slow);
+        self.tlb_lookup(ra, mop, 8, slow);
         let swap = mop.big_endian && mop.size != MemSize::B1;
         let val = if swap {
             // Byte-swap a copy in r11 (free once the addend is in r10).
