@@ -1,9 +1,9 @@
 //! The op table: the one definition of every IR operation.
 //!
-//! Each line of [`define_ops!`] names an op, its builder method, its operands
+//! Each line of `define_ops!` (at the end of this file) names an op, its builder method, its operands
 //! and its flags. From it the macro generates the [`Op`] enum, [`Opcode`],
 //! the per-op name and flags, operand visitors (uses, defs, temps), the
-//! verifier's operand type checks, the printer and the [`Builder`] methods.
+//! verifier's operand type checks, the printer and the builder methods on [`Block`].
 //! Adding an op is one line here plus its semantics in the interpreter,
 //! optimizer folding (optional) and backend; everything else follows.
 //!

@@ -6,7 +6,7 @@
 //!   runs (callee-saved, so helper calls keep it).
 //! * `r10` and `r11` are scratch registers for the backend's own sequences
 //!   (TLB lookup, exits); the other registers except `rsp` and `r14` hold
-//!   temps ([`codegen`]'s allocator).
+//!   temps (the allocator in `codegen.rs`).
 //! * `rsp` points to a frame set up once by the entry trampoline: spill slots
 //!   for temps and a save area for the memory slow paths. It is 16-byte
 //!   aligned inside blocks, so helpers are called directly. Blocks jump to
