@@ -383,6 +383,7 @@ impl Interpreter {
                     }
                 }
                 Op::InsnStart { pc } => insn_pc = pc,
+                Op::Mb { .. } => std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst),
                 Op::GotoTb { slot, pc } => return Ok(ExitReason::Chain { slot, pc }),
                 Op::ExitIndirect { pc } => return Ok(ExitReason::Indirect { pc: get!(pc) }),
                 Op::ExitStatus { code } => return Ok(ExitReason::Status { code, pc: insn_pc }),

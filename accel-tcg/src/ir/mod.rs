@@ -357,6 +357,18 @@ impl fmt::Display for MemOp {
     }
 }
 
+/// `mb` kind: loads before the barrier happen before loads after it.
+pub const MB_LD_LD: u64 = 1;
+/// `mb` kind: loads before happen before stores after.
+pub const MB_LD_ST: u64 = 2;
+/// `mb` kind: stores before happen before loads after (the one x86 hosts
+/// need a fence for).
+pub const MB_ST_LD: u64 = 4;
+/// `mb` kind: stores before happen before stores after.
+pub const MB_ST_ST: u64 = 8;
+/// `mb` kind: everything (a full barrier, e.g. aarch64 `dmb ish`).
+pub const MB_ALL: u64 = 15;
+
 /// Arguments of a helper call: up to [`MAX_HELPER_ARGS`] temps, passed after
 /// the implicit CPU-state pointer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -428,6 +428,9 @@ define_ops! {
     qemu_ld => QemuLd { d: Def, addr: U64, mop: Mop } [MEM];
     /// `guest_memory[addr] = v` through the soft-MMU; may fault
     qemu_st => QemuSt { v: Use, addr: U64, mop: Mop } [MEM];
+    /// memory barrier: orders the guest memory accesses before it against
+    /// those after it, for the kinds in `kind` ([`crate::ir::MB_LD_LD`]...)
+    mb => Mb { kind: Imm } [NONE];
     /// `d = cpu_state[off]` (host byte order; `mop` gives size and signedness)
     ld_env => LdEnv { d: Def, off: Off, mop: Mop } [PURE | ENV_READ];
     /// `cpu_state[off] = v` (host byte order, `mop` size)

@@ -455,6 +455,9 @@ pub fn random_block(seed: u64, len: usize) -> Block {
             74..=77 => {
                 pc += 4;
                 b.insn_start(pc);
+                if r.chance(20) {
+                    b.mb(r.pick(&[accel_tcg::ir::MB_ALL, accel_tcg::ir::MB_ST_ST]));
+                }
             }
             78..=81 => {
                 let w = r.pick(&t64);

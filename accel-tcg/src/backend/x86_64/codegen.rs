@@ -848,6 +848,10 @@ impl Gen<'_> {
             }
             Op::Call { ret, helper, args } => self.call(ret, helper, args.as_slice())?,
             Op::InsnStart { pc } => self.pc = pc,
+            // x86 keeps every order but store-then-load (TSO); generated code
+            // never reorders guest accesses itself.
+            Op::Mb { kind } if kind & crate::ir::MB_ST_LD != 0 => asm!(self.a ; mfence),
+            Op::Mb { .. } => {}
             Op::GotoTb { slot, pc } => {
                 // Align the displacement so patching it is one atomic store.
                 let off = self.a.offset().0;
