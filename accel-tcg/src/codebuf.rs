@@ -76,8 +76,21 @@ impl CodeBuffer {
         let map = |prot| {
             // SAFETY: a fresh shared mapping of our memfd at an address the
             // kernel chooses; it aliases nothing Rust owns.
-            let p = unsafe { libc::mmap(std::ptr::null_mut(), size, prot, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
-            if p == libc::MAP_FAILED { Err(CodeBufError::Map(io::Error::last_os_error())) } else { Ok(p as *mut u8) }
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    size,
+                    prot,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                Err(CodeBufError::Map(io::Error::last_os_error()))
+            } else {
+                Ok(p as *mut u8)
+            }
         };
         let rw = map(libc::PROT_READ | libc::PROT_WRITE)?;
         let rx = match map(libc::PROT_READ | libc::PROT_EXEC) {
@@ -88,7 +101,15 @@ impl CodeBuffer {
                 return Err(e);
             }
         };
-        Ok(CodeBuffer { _fd: fd, size, rw, rx, used: 0, reserved: 0, generation: 0 })
+        Ok(CodeBuffer {
+            _fd: fd,
+            size,
+            rw,
+            rx,
+            used: 0,
+            reserved: 0,
+            generation: 0,
+        })
     }
 
     /// Total size in bytes.
@@ -161,7 +182,7 @@ impl CodeBuffer {
     /// Another thread executing the code sees either the old or the new
     /// jump, never a torn one.
     pub fn patch_u32(&mut self, addr: usize, value: u32) -> Result<(), CodeBufError> {
-        if !addr.is_multiple_of(4) || !self.contains(addr, 4) {
+        if addr % 4 != 0 || !self.contains(addr, 4) {
             return Err(CodeBufError::OutOfRange(addr));
         }
         let off = addr - self.rx as usize;
@@ -208,7 +229,11 @@ mod tests {
                 let range = it.next()?;
                 let perms = it.next()?.to_string();
                 let (a, b) = range.split_once('-')?;
-                Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?, perms))
+                Some((
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                    perms,
+                ))
             })
             .collect()
     }
@@ -219,10 +244,20 @@ mod tests {
         let addr = cb.append(&[0xc3; 64]).expect("append");
         assert!(cb.contains(addr, 64));
         let m = maps();
-        assert!(m.iter().all(|(_, _, p)| !(p.contains('w') && p.contains('x'))), "{m:?}");
-        let rx = m.iter().find(|(a, b, _)| *a <= cb.rx_base() && cb.rx_base() < *b).expect("rx view mapped");
+        assert!(
+            m.iter()
+                .all(|(_, _, p)| !(p.contains('w') && p.contains('x'))),
+            "{m:?}"
+        );
+        let rx = m
+            .iter()
+            .find(|(a, b, _)| *a <= cb.rx_base() && cb.rx_base() < *b)
+            .expect("rx view mapped");
         assert!(rx.2.starts_with("r-x"), "{rx:?}");
-        let rw = m.iter().find(|(a, b, _)| *a <= cb.rw as usize && (cb.rw as usize) < *b).expect("rw view mapped");
+        let rw = m
+            .iter()
+            .find(|(a, b, _)| *a <= cb.rw as usize && (cb.rw as usize) < *b)
+            .expect("rw view mapped");
         assert!(rw.2.starts_with("rw-"), "{rw:?}");
     }
 

@@ -132,6 +132,8 @@ pub struct Interpreter {
     vals: Vec<u64>,
     /// (op index, guest pc in effect there) per label.
     labels: Vec<(usize, u64)>,
+    /// Pending `st_env_fault` stores: (offset, size in bytes, value).
+    pending: Vec<(usize, usize, u64)>,
 }
 
 impl Interpreter {
@@ -164,10 +166,15 @@ impl Interpreter {
     /// `env` must be valid for reads and writes of `env_size` bytes, start
     /// with a `TcgContextHeader`, and not be accessed by anything else during
     /// the call (helpers called by the block receive it).
-    pub unsafe fn run_raw(&mut self, blk: &Block, env: *mut u8, env_size: usize) -> Result<ExitReason, InterpError> {
+    pub unsafe fn run_raw(
+        &mut self,
+        blk: &Block,
+        env: *mut u8,
+        env_size: usize,
+    ) -> Result<ExitReason, InterpError> {
         let hdr = env as *mut TcgContextHeader;
         // SAFETY: `env` starts with a header (caller's contract).
-        if unsafe { (*hdr).exit_request.load(std::sync::atomic::Ordering::Acquire) } != 0 {
+        if unsafe { (*hdr).exit_requested() } {
             return Ok(ExitReason::Interrupted { pc: blk.pc });
         }
         self.vals.clear();
@@ -188,7 +195,9 @@ impl Interpreter {
                 _ => {}
             }
         }
+        self.pending.clear();
         let vals = &mut self.vals;
+        let pending = &mut self.pending;
         let mut insn_pc = blk.pc;
         let mut i = 0;
         macro_rules! get {
@@ -252,8 +261,19 @@ impl Interpreter {
                     let v = cond.eval(ty, get!(a), get!(b)) as u64;
                     set!(d, ty, v);
                 }
-                Op::Movcond { d, c1, c2, v1, v2, cond } => {
-                    let v = if cond.eval(ty, get!(c1), get!(c2)) { get!(v1) } else { get!(v2) };
+                Op::Movcond {
+                    d,
+                    c1,
+                    c2,
+                    v1,
+                    v2,
+                    cond,
+                } => {
+                    let v = if cond.eval(ty, get!(c1), get!(c2)) {
+                        get!(v1)
+                    } else {
+                        get!(v2)
+                    };
                     set!(d, ty, v);
                 }
                 Op::QemuLd { d, addr, mop } => {
@@ -263,7 +283,16 @@ impl Interpreter {
                     let r = softmmu::load(unsafe { &mut *hdr }, a, mop, ty);
                     match r {
                         Ok(v) => set!(d, ty, v),
-                        Err(fault) => return Ok(ExitReason::Fault { pc: insn_pc, vaddr: a, fault }),
+                        Err(fault) => {
+                            // SAFETY: pending ranges were checked against
+                            // `env_size` when recorded.
+                            unsafe { flush_pending(pending, env) };
+                            return Ok(ExitReason::Fault {
+                                pc: insn_pc,
+                                vaddr: a,
+                                fault,
+                            });
+                        }
                     }
                 }
                 Op::QemuSt { v, addr, mop } => {
@@ -271,7 +300,13 @@ impl Interpreter {
                     let val = get!(v);
                     // SAFETY: as for loads.
                     if let Err(fault) = softmmu::store(unsafe { &mut *hdr }, a, mop, val) {
-                        return Ok(ExitReason::Fault { pc: insn_pc, vaddr: a, fault });
+                        // SAFETY: as for loads.
+                        unsafe { flush_pending(pending, env) };
+                        return Ok(ExitReason::Fault {
+                            pc: insn_pc,
+                            vaddr: a,
+                            fault,
+                        });
                     }
                 }
                 Op::LdEnv { d, off, mop } => {
@@ -295,14 +330,28 @@ impl Interpreter {
                     let buf = get!(v).to_le_bytes();
                     // SAFETY: as for `ld_env`.
                     unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), env.add(off), n) };
+                    pending.retain(|&(o, m, _)| o + m <= off || off + n <= o);
                 }
-                Op::SetLabel { .. } => {}
+                Op::StEnvFault { v, off, mop } => {
+                    let n = mop.size.bytes() as usize;
+                    let off = off as usize;
+                    if off < HEADER_SIZE || off + n > env_size {
+                        return Err(InterpError::EnvOutOfRange(i));
+                    }
+                    pending.push((off, n, get!(v)));
+                }
+                Op::SetLabel { .. } => pending.clear(),
                 Op::Br { l } => {
-                    (i, insn_pc) =
-                        *self.labels.get(l.0 as usize).filter(|p| p.0 != usize::MAX).ok_or(InterpError::BadLabel(i))?;
+                    pending.clear();
+                    (i, insn_pc) = *self
+                        .labels
+                        .get(l.0 as usize)
+                        .filter(|p| p.0 != usize::MAX)
+                        .ok_or(InterpError::BadLabel(i))?;
                     continue;
                 }
                 Op::Brcond { a, b, cond, l } => {
+                    pending.clear();
                     if cond.eval(ty, get!(a), get!(b)) {
                         (i, insn_pc) = *self
                             .labels
@@ -327,11 +376,14 @@ impl Interpreter {
                         // SAFETY: header valid; the helper has returned.
                         let code = unsafe { (*hdr).helper_exit };
                         if code != 0 {
+                            // SAFETY: as for loads.
+                            unsafe { flush_pending(pending, env) };
                             return Ok(ExitReason::HelperExit { pc: insn_pc, code });
                         }
                     }
                 }
                 Op::InsnStart { pc } => insn_pc = pc,
+                Op::Mb { .. } => std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst),
                 Op::GotoTb { slot, pc } => return Ok(ExitReason::Chain { slot, pc }),
                 Op::ExitIndirect { pc } => return Ok(ExitReason::Indirect { pc: get!(pc) }),
                 Op::ExitStatus { code } => return Ok(ExitReason::Status { code, pc: insn_pc }),
@@ -339,6 +391,20 @@ impl Interpreter {
             i += 1;
         }
         Err(InterpError::NoExit)
+    }
+}
+
+/// Performs the pending `st_env_fault` stores, in program order.
+///
+/// # Safety
+///
+/// Every recorded range must lie inside the CPU state at `env` (checked when
+/// recorded against the caller's `env_size`).
+unsafe fn flush_pending(pending: &mut Vec<(usize, usize, u64)>, env: *mut u8) {
+    for (off, n, v) in pending.drain(..) {
+        let buf = v.to_le_bytes();
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), env.add(off), n) };
     }
 }
 
@@ -355,11 +421,23 @@ mod tests {
             assert_eq!(eval_binary(Divs, ty, 7, 0), Some(0));
             assert_eq!(eval_binary(Rems, ty, 7, 0), Some(7));
         }
-        assert_eq!(eval_binary(Divs, Ty::I32, 0x8000_0000, 0xffff_ffff), Some(0x8000_0000));
-        assert_eq!(eval_binary(Rems, Ty::I32, 0x8000_0000, 0xffff_ffff), Some(0));
+        assert_eq!(
+            eval_binary(Divs, Ty::I32, 0x8000_0000, 0xffff_ffff),
+            Some(0x8000_0000)
+        );
+        assert_eq!(
+            eval_binary(Rems, Ty::I32, 0x8000_0000, 0xffff_ffff),
+            Some(0)
+        );
         assert_eq!(eval_binary(Divs, Ty::I64, 1 << 63, u64::MAX), Some(1 << 63));
-        assert_eq!(eval_binary(Rems, Ty::I64, (-7i64) as u64, 2), Some((-1i64) as u64));
-        assert_eq!(eval_binary(Rems, Ty::I32, (-7i32) as u32 as u64, 2), Some(0xffff_ffff));
+        assert_eq!(
+            eval_binary(Rems, Ty::I64, (-7i64) as u64, 2),
+            Some((-1i64) as u64)
+        );
+        assert_eq!(
+            eval_binary(Rems, Ty::I32, (-7i32) as u32 as u64, 2),
+            Some(0xffff_ffff)
+        );
     }
 
     #[test]
@@ -367,7 +445,10 @@ mod tests {
         use Opcode::*;
         assert_eq!(eval_binary(Shl, Ty::I32, 1, 33), Some(2));
         assert_eq!(eval_binary(Shl, Ty::I64, 1, 65), Some(2));
-        assert_eq!(eval_binary(Sar, Ty::I32, 0x8000_0000, 31), Some(0xffff_ffff));
+        assert_eq!(
+            eval_binary(Sar, Ty::I32, 0x8000_0000, 31),
+            Some(0xffff_ffff)
+        );
         assert_eq!(eval_binary(Rotr, Ty::I32, 1, 1), Some(0x8000_0000));
     }
 
@@ -382,7 +463,13 @@ mod tests {
         assert_eq!(eval_unary(Bswap16, Ty::I64, 0xdead_1234), Some(0x3412));
         assert_eq!(eval_unary(Mulsh, Ty::I64, 1), None);
         assert_eq!(eval_binary(Mulsh, Ty::I64, u64::MAX, u64::MAX), Some(0));
-        assert_eq!(eval_binary(Muluh, Ty::I64, u64::MAX, u64::MAX), Some(u64::MAX - 1));
-        assert_eq!(eval_binary(Mulsh, Ty::I32, 0xffff_ffff, 2), Some(0xffff_ffff));
+        assert_eq!(
+            eval_binary(Muluh, Ty::I64, u64::MAX, u64::MAX),
+            Some(u64::MAX - 1)
+        );
+        assert_eq!(
+            eval_binary(Mulsh, Ty::I32, 0xffff_ffff, 2),
+            Some(0xffff_ffff)
+        );
     }
 }

@@ -1,36 +1,68 @@
 //! The guest-ISA-independent core of moat's dynamic binary translator.
 //!
 //! ```text
-//! front end ──► ir::Block ──► opt::optimize ──► backend::x86_64 ──► codebuf (W^X code cache)
+//! front end ──► ir::Block ──► opt::optimize ──► backend::x86_64::Jit ──► codebuf (W^X code cache)
 //!                   │                                   │
-//!                   └──► interp (reference)             └──► enter() ─► ExitReason
+//!                   └──► interp (reference)             └──► run ─► ExitReason
+//!
+//! exec::TcgVcpu: TB cache, chaining, indirect-jump cache, SMC, dispatch to a guest::GuestCpu
 //! ```
 //!
 //! A front end (one per guest ISA, in its own crate) decodes guest
 //! instructions into an [`ir::Block`] with the builder methods, reading and
 //! writing guest registers with `ld_env`/`st_env` at fixed offsets of its
-//! `#[repr(C)]` CPU state, which starts with a [`softmmu::TcgContextHeader`].
-//! Guest memory goes through `qemu_ld`/`qemu_st`, which the backend turns
-//! into an inline soft-MMU TLB lookup with a slow path into the embedder's
-//! [`softmmu::MemoryHandler`].
+//! `#[repr(C)]` CPU state, which starts with a [`softmmu::TcgContextHeader`]
+//! (see [`softmmu::CpuState`]). Guest memory goes through `qemu_ld`/`qemu_st`,
+//! which the backend turns into an inline soft-MMU TLB lookup with a slow
+//! path into the embedder's [`softmmu::MemoryHandler`]. Helpers are plain
+//! `extern "C"` functions ([`ir::HelperFn`] documents the ABI).
 //!
-//! [`opt::optimize`] folds constants, propagates copies, forwards CPU-state
-//! stores to later loads, removes CPU-state stores that a later store
-//! overwrites, and removes dead ops (so flags a front end computes eagerly
-//! vanish when nothing reads them).
+//! [`opt::optimize`] folds constants, propagates copies, keeps guest
+//! registers in temps across a block, and removes dead ops and CPU-state
+//! stores that later stores overwrite, so flags a front end computes eagerly
+//! cost nothing when nothing reads them; stores only a fault could observe
+//! move to the fault path (`st_env_fault`).
 //!
-//! The backend ([`backend::x86_64::Compiler`]) emits host code into a
-//! [`codebuf::CodeBuffer`]; [`backend::x86_64::enter`] runs it. A block
+//! The backend ([`backend::x86_64::Jit`]) allocates host registers across
+//! the whole block and emits code into a [`codebuf::CodeBuffer`]. A block
 //! leaves through one of the exits in [`ExitReason`]; `goto_tb` exits can be
-//! patched ([`backend::x86_64::patch_jump`]) to jump straight to the next
-//! block.
+//! patched ([`backend::x86_64::Jit::patch_jump`]) to jump straight to the
+//! next block, and `exit_indirect` first looks in the CPU state's
+//! indirect-jump cache. [`exec::TcgVcpu`] does all of this for a front end
+//! that implements [`guest::GuestCpu`], and [`exec::TcgAccelerator`] makes it
+//! moat's emulation accelerator.
+//!
+//! Running one block by hand:
 //!
 //! ```
-//! use accel_tcg::ir::{Block, MemOp, Ty};
-//! use accel_tcg::softmmu::HEADER_SIZE;
+//! use accel_tcg::ExitReason;
+//! use accel_tcg::backend::x86_64::Jit;
+//! use accel_tcg::interp::Interpreter;
+//! use accel_tcg::ir::{Block, MemOp, MemSize, Ty};
+//! use accel_tcg::softmmu::{CpuState, MemFault, MemoryHandler, TcgContextHeader, Tlb};
+//! use std::mem::offset_of;
 //!
-//! // rax += 1 for a CPU state whose rax lives right after the header.
-//! let rax = HEADER_SIZE as u32;
+//! #[repr(C)]
+//! struct Cpu {
+//!     hdr: TcgContextHeader,
+//!     rax: u64,
+//! }
+//! // SAFETY: repr(C), header first, plain integers after it.
+//! unsafe impl CpuState for Cpu {}
+//!
+//! /// No guest memory at all: every access faults.
+//! struct NoMemory;
+//! impl MemoryHandler for NoMemory {
+//!     fn load(&mut self, _: &mut Tlb, _: u64, _: MemSize) -> Result<u64, MemFault> {
+//!         Err(MemFault { code: 14 })
+//!     }
+//!     fn store(&mut self, _: &mut Tlb, _: u64, _: MemSize, _: u64) -> Result<(), MemFault> {
+//!         Err(MemFault { code: 14 })
+//!     }
+//! }
+//!
+//! // rax += 1; continue at 0x1004.
+//! let rax = offset_of!(Cpu, rax) as u32;
 //! let mut b = Block::new(0x1000);
 //! b.insn_start(0x1000);
 //! let t = b.temp64();
@@ -39,9 +71,21 @@
 //! b.add(t, t, one);
 //! b.st_env(t, rax, MemOp::Q);
 //! b.goto_tb(0, 0x1004);
-//! accel_tcg::ir::verify(&b, HEADER_SIZE + 8).unwrap();
+//! accel_tcg::ir::verify(&b, size_of::<Cpu>()).expect("well-formed");
 //! accel_tcg::opt::optimize(&mut b);
-//! println!("{b}");
+//! println!("{b}"); // what `--trace op` shows
+//!
+//! let mut cpu = Cpu { hdr: TcgContextHeader::new(), rax: 41 };
+//! let mut jit = Jit::new(1 << 20, size_of::<Cpu>()).expect("host supported");
+//! let tb = jit.compile(&b).expect("compiled");
+//! let exit = jit.run(&tb, &mut cpu, &mut NoMemory).expect("ran");
+//! assert_eq!(exit.reason, ExitReason::Chain { slot: 0, pc: 0x1004 });
+//! assert_eq!(cpu.rax, 42);
+//!
+//! // The interpreter agrees.
+//! let exit = Interpreter::new().run(&b, &mut cpu, &mut NoMemory).expect("ran");
+//! assert_eq!(exit, ExitReason::Chain { slot: 0, pc: 0x1004 });
+//! assert_eq!(cpu.rax, 43);
 //! ```
 
 pub mod backend;

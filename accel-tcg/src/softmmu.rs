@@ -35,11 +35,12 @@
 //! ops after the faulting access do not run, so a front end keeps guest state
 //! precise by writing the guest registers an instruction changes only after
 //! that instruction's last memory access (compute into temps, access memory,
-//! then `st_env`). The optimizer's dead-store elimination treats memory
-//! accesses as barriers, so a store of an earlier instruction is never removed
-//! in favour of one that a fault would skip.
+//! then `st_env`). The optimizer's dead-store elimination never drops a store
+//! of an earlier instruction that a fault could observe: such stores become
+//! `st_env_fault`, which generated code performs on the fault path only.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::ir::{MemOp, MemSize, Ty};
@@ -77,8 +78,12 @@ pub struct TlbEntry {
 
 impl TlbEntry {
     /// An entry that matches nothing.
-    pub const INVALID: TlbEntry =
-        TlbEntry { addr_read: TLB_INVALID, addr_write: TLB_INVALID, addr_code: TLB_INVALID, addend: 0 };
+    pub const INVALID: TlbEntry = TlbEntry {
+        addr_read: TLB_INVALID,
+        addr_write: TLB_INVALID,
+        addr_code: TLB_INVALID,
+        addend: 0,
+    };
 }
 
 const _: () = assert!(size_of::<TlbEntry>() == 1 << TLB_ENTRY_BITS);
@@ -96,9 +101,17 @@ pub struct PagePerms {
 
 impl PagePerms {
     /// Read, write and execute.
-    pub const RWX: PagePerms = PagePerms { read: true, write: true, exec: true };
+    pub const RWX: PagePerms = PagePerms {
+        read: true,
+        write: true,
+        exec: true,
+    };
     /// Read only.
-    pub const R: PagePerms = PagePerms { read: true, write: false, exec: false };
+    pub const R: PagePerms = PagePerms {
+        read: true,
+        write: false,
+        exec: false,
+    };
 }
 
 /// Kind of a memory access.
@@ -113,16 +126,21 @@ pub enum Access {
 }
 
 /// The soft-MMU TLB of one vCPU (cache-line aligned).
+///
+/// Entries hold host pointers, so they can only be set through the unsafe
+/// [`Tlb::fill`]; reading them is safe. Not `Clone`: a copy would outlive
+/// the promise `fill`'s caller made about the pointers.
 #[repr(C, align(64))]
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Tlb {
-    /// The entries, indexed by virtual page number modulo [`TLB_SIZE`].
-    pub entries: [TlbEntry; TLB_SIZE],
+    entries: [TlbEntry; TLB_SIZE],
 }
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { entries: [TlbEntry::INVALID; TLB_SIZE] }
+        Tlb {
+            entries: [TlbEntry::INVALID; TLB_SIZE],
+        }
     }
 }
 
@@ -131,6 +149,11 @@ impl Tlb {
     #[inline]
     pub const fn index(vaddr: u64) -> usize {
         ((vaddr >> PAGE_BITS) as usize) & (TLB_SIZE - 1)
+    }
+
+    /// The entries, indexed by virtual page number modulo [`TLB_SIZE`].
+    pub fn entries(&self) -> &[TlbEntry; TLB_SIZE] {
+        &self.entries
     }
 
     /// Invalidates every entry (guest TLB flush, page-table switch).
@@ -209,10 +232,28 @@ impl MemFault {
 /// panic: they are called from generated code through `extern "C"` frames,
 /// where a panic aborts the process.
 pub trait MemoryHandler {
+    /// The fault for an access that must be aligned and is not (the access
+    /// did not happen). The default is code 0x11, the x86 `#AC` vector;
+    /// front ends override it with their own.
+    fn unaligned(&mut self, vaddr: u64, size: MemSize, access: Access) -> MemFault {
+        let _ = (vaddr, size, access);
+        MemFault { code: 0x11 }
+    }
+    /// Fetches `size` bytes of guest code at `vaddr` (front ends' decoders,
+    /// through [`fetch`]); the default reads like a load.
+    fn fetch(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault> {
+        self.load(tlb, vaddr, size)
+    }
     /// Loads `size` bytes at guest virtual address `vaddr`.
     fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault>;
     /// Stores the low `size` bytes of `value` at `vaddr`.
-    fn store(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> Result<(), MemFault>;
+    fn store(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+        value: u64,
+    ) -> Result<(), MemFault>;
 }
 
 /// The translator's part of a CPU state: the first field of every front
@@ -222,9 +263,11 @@ pub trait MemoryHandler {
 /// offsets it uses are the `*_OFFSET` constants below.
 #[repr(C, align(64))]
 pub struct TcgContextHeader {
-    /// Set nonzero (from any thread) to make the vCPU leave translated code at
-    /// the next block entry (interrupts, timers, pause requests).
-    pub exit_request: AtomicU32,
+    /// Points to the exit-request word in `exit_flag`, which generated code
+    /// tests at every block entry. The word lives outside the CPU state so
+    /// other threads can set it ([`ExitRequest`]) while the vCPU thread holds
+    /// the state exclusively.
+    exit_request: *const AtomicU32,
     /// Set nonzero by a helper with [`crate::ir::HelperFlags::may_exit`] to
     /// leave the block after the call; the exec loop clears it.
     pub helper_exit: u32,
@@ -238,18 +281,81 @@ pub struct TcgContextHeader {
     pub exit_aux: u64,
     /// Guest virtual address of the last memory fault.
     pub fault_addr: u64,
+    /// Translation flags of the code running now (the exec loop sets it
+    /// from [`crate::exec::TbKey::flags`]); the inline indirect-jump lookup
+    /// compares it.
+    pub tb_flags: u64,
+    /// Which JIT (and which of its invalidation epochs) filled `jmp_cache`.
+    pub(crate) jc_tag: u64,
     mem: Option<NonNull<dyn MemoryHandler>>,
+    /// Owns the word `exit_request` points to.
+    exit_flag: Arc<AtomicU32>,
     /// The soft-MMU TLB.
     pub tlb: Tlb,
+    /// Indirect-jump cache: guest pc and flags to code, looked up inline by
+    /// `exit_indirect` so computed jumps between cached blocks never leave
+    /// generated code. Filled and validated by the JIT
+    /// ([`crate::backend::x86_64::Jit`]).
+    pub(crate) jmp_cache: JumpCache,
 }
 
-// SAFETY: the handler pointer is only dereferenced while `install_handler`'s
-// caller guarantees the handler is alive and not otherwise borrowed, which is
-// on the thread that runs the vCPU; moving the header between threads between
-// runs is fine.
+/// log2 of the number of indirect-jump cache entries.
+pub const JMP_CACHE_BITS: u32 = 9;
+/// Number of indirect-jump cache entries.
+pub const JMP_CACHE_SIZE: usize = 1 << JMP_CACHE_BITS;
+/// log2 of the size of a [`JumpCacheEntry`].
+pub const JMP_CACHE_ENTRY_BITS: u32 = 5;
+/// The `flags` of an empty jump-cache entry; front ends never use it as
+/// translation flags.
+pub const JMP_CACHE_INVALID: u64 = u64::MAX;
+
+/// One indirect-jump cache entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JumpCacheEntry {
+    /// Guest pc.
+    pub pc: u64,
+    /// Translation flags ([`JMP_CACHE_INVALID`]: empty).
+    pub flags: u64,
+    /// Host address of the block's code.
+    pub code: u64,
+    pub(crate) _pad: u64,
+}
+
+impl JumpCacheEntry {
+    /// An entry that matches nothing.
+    pub const INVALID: JumpCacheEntry = JumpCacheEntry {
+        pc: 0,
+        flags: JMP_CACHE_INVALID,
+        code: 0,
+        _pad: 0,
+    };
+}
+
+const _: () = assert!(size_of::<JumpCacheEntry>() == 1 << JMP_CACHE_ENTRY_BITS);
+
+/// The indirect-jump cache (cache-line aligned).
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct JumpCache {
+    pub entries: [JumpCacheEntry; JMP_CACHE_SIZE],
+}
+
+impl JumpCache {
+    /// The entry index for guest pc `pc`; generated code computes the same.
+    #[inline]
+    pub const fn index(pc: u64) -> usize {
+        ((pc ^ (pc >> 10)) as usize) & (JMP_CACHE_SIZE - 1)
+    }
+}
+
+// SAFETY: the handler pointer is only dereferenced while `with_handler`
+// keeps the handler borrowed, on the thread that runs the vCPU; the
+// exit-request pointer targets the `Arc` the header owns, which is `Sync`.
+// Moving the header between threads between runs is fine.
 unsafe impl Send for TcgContextHeader {}
 
-/// Offset of [`TcgContextHeader::exit_request`].
+/// Offset of the pointer to the exit-request word.
 pub const EXIT_REQUEST_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_request);
 /// Offset of [`TcgContextHeader::helper_exit`].
 pub const HELPER_EXIT_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, helper_exit);
@@ -263,16 +369,26 @@ pub const EXIT_PC_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_pc
 pub const EXIT_AUX_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_aux);
 /// Offset of [`TcgContextHeader::tlb`].
 pub const TLB_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, tlb);
+/// Offset of [`TcgContextHeader::tb_flags`].
+pub const TB_FLAGS_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, tb_flags);
+/// Offset of the indirect-jump cache.
+pub const JMP_CACHE_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, jmp_cache);
 /// Size of the header: IR may not address CPU-state bytes below this.
 pub const HEADER_SIZE: usize = size_of::<TcgContextHeader>();
 
 const _: () = assert!(EXIT_REQUEST_OFFSET == 0);
-const _: () = assert!(HELPER_EXIT_OFFSET == 4);
-const _: () = assert!(EXIT_KIND_OFFSET == 8);
-const _: () = assert!(EXIT_SLOT_OFFSET == 12);
-const _: () = assert!(EXIT_PC_OFFSET == 16);
-const _: () = assert!(EXIT_AUX_OFFSET == 24);
-const _: () = assert!(TLB_OFFSET.is_multiple_of(64));
+const _: () = assert!(HELPER_EXIT_OFFSET == 8);
+const _: () = assert!(EXIT_KIND_OFFSET == 12);
+const _: () = assert!(EXIT_SLOT_OFFSET == 16);
+const _: () = assert!(EXIT_PC_OFFSET == 24);
+const _: () = assert!(EXIT_AUX_OFFSET == 32);
+const _: () = assert!(TLB_OFFSET % 64 == 0);
+const _: () = assert!(JMP_CACHE_OFFSET % 64 == 0);
+const _: () =
+    assert!(JMP_CACHE_OFFSET + JMP_CACHE_SIZE * size_of::<JumpCacheEntry>() < i32::MAX as usize);
+const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, pc) == 0);
+const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, flags) == 8);
+const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, code) == 16);
 // The fast path addresses entries with a 32-bit displacement.
 const _: () = assert!(TLB_OFFSET + TLB_SIZE * size_of::<TlbEntry>() < i32::MAX as usize);
 const _: () = assert!(std::mem::offset_of!(TlbEntry, addr_read) == 0);
@@ -289,7 +405,7 @@ impl Default for TcgContextHeader {
 impl std::fmt::Debug for TcgContextHeader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcgContextHeader")
-            .field("exit_request", &self.exit_request.load(Ordering::Relaxed))
+            .field("exit_request", &self.exit_flag.load(Ordering::Relaxed))
             .field("helper_exit", &self.helper_exit)
             .field("exit_kind", &self.exit_kind)
             .field("exit_pc", &self.exit_pc)
@@ -300,28 +416,54 @@ impl std::fmt::Debug for TcgContextHeader {
 impl TcgContextHeader {
     /// A header with an empty TLB and no handler.
     pub fn new() -> TcgContextHeader {
+        let exit_flag = Arc::new(AtomicU32::new(0));
         TcgContextHeader {
-            exit_request: AtomicU32::new(0),
+            exit_request: Arc::as_ptr(&exit_flag),
+            exit_flag,
             helper_exit: 0,
             exit_kind: 0,
             exit_slot: 0,
             exit_pc: 0,
             exit_aux: 0,
             fault_addr: 0,
+            tb_flags: 0,
+            jc_tag: 0,
             mem: None,
             tlb: Tlb::default(),
+            jmp_cache: JumpCache {
+                entries: [JumpCacheEntry::INVALID; JMP_CACHE_SIZE],
+            },
         }
     }
 
-    /// Asks the vCPU to leave translated code at the next block entry. Safe
-    /// to call from any thread through a shared reference.
+    /// A handle through which any thread can make this vCPU leave
+    /// translated code at the next block entry.
+    pub fn exit_request(&self) -> ExitRequest {
+        ExitRequest(Arc::clone(&self.exit_flag))
+    }
+
+    /// Asks the vCPU to leave translated code at the next block entry.
     pub fn request_exit(&self) {
-        self.exit_request.store(1, Ordering::Release);
+        self.exit_flag.store(1, Ordering::Release);
+    }
+
+    /// Clears an exit request (the exec loop's caller, after handling it).
+    pub fn clear_exit_request(&self) {
+        self.exit_flag.store(0, Ordering::Release);
+    }
+
+    /// Whether an exit is requested.
+    pub fn exit_requested(&self) -> bool {
+        self.exit_flag.load(Ordering::Acquire) != 0
     }
 
     /// Installs `handler` for slow-path accesses, runs `f`, and removes it
     /// again, so the handler is only reachable while it is borrowed.
-    pub fn with_handler<R>(&mut self, handler: &mut dyn MemoryHandler, f: impl FnOnce(&mut Self) -> R) -> R {
+    pub fn with_handler<R>(
+        &mut self,
+        handler: &mut dyn MemoryHandler,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> R {
         let ptr: NonNull<dyn MemoryHandler + '_> = NonNull::from(handler);
         // SAFETY: only the lifetime is erased; the pointer is removed below
         // before `handler`'s borrow ends, and `f` cannot observe it except
@@ -331,6 +473,29 @@ impl TcgContextHeader {
         let r = f(self);
         self.mem = old;
         r
+    }
+}
+
+/// Makes a vCPU leave translated code at its next block entry: interrupts,
+/// timers, pause requests from other threads.
+#[derive(Clone, Debug)]
+pub struct ExitRequest(Arc<AtomicU32>);
+
+impl ExitRequest {
+    /// Requests the exit.
+    pub fn request(&self) {
+        self.0.store(1, Ordering::Release);
+    }
+
+    /// Whether an exit is requested.
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::Acquire) != 0
+    }
+
+    /// The word itself, for code that can only store to a raw pointer (a
+    /// signal handler). It stays valid while this handle (or any clone) lives.
+    pub fn word(&self) -> *const AtomicU32 {
+        Arc::as_ptr(&self.0)
     }
 }
 
@@ -361,6 +526,9 @@ pub type MemResult<T> = Result<T, MemFault>;
 /// extended and byte-swapped as `mop` says, to type `ty`.
 pub fn load(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, ty: Ty) -> MemResult<u64> {
     let size = mop.size.bytes();
+    if mop.aligned && vaddr % size as u64 != 0 {
+        return Err(unaligned(hdr, vaddr, mop.size, Access::Read));
+    }
     let raw = if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Read) {
         // SAFETY: a TLB hit means `fill`'s caller promised `size` readable
         // bytes at `p` (the access does not cross the page).
@@ -381,6 +549,9 @@ pub fn load(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, ty: Ty) -> MemRe
 /// byte order as `mop` says.
 pub fn store(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, value: u64) -> MemResult<()> {
     let size = mop.size.bytes();
+    if mop.aligned && vaddr % size as u64 != 0 {
+        return Err(unaligned(hdr, vaddr, mop.size, Access::Write));
+    }
     let raw = mop.to_le(value);
     if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Write) {
         // SAFETY: a TLB write hit means `fill`'s caller promised `size`
@@ -394,6 +565,31 @@ pub fn store(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, value: u64) -> 
     // SAFETY: as in `load`.
     let h = unsafe { h.as_mut() };
     h.store(&mut hdr.tlb, vaddr, mop.size, raw)
+}
+
+fn unaligned(hdr: &mut TcgContextHeader, vaddr: u64, size: MemSize, access: Access) -> MemFault {
+    match hdr.mem {
+        // SAFETY: as in `load`.
+        Some(mut h) => unsafe { h.as_mut() }.unaligned(vaddr, size, access),
+        None => MemFault::NO_HANDLER,
+    }
+}
+
+/// Fetches guest code for a front end's decoder: through the TLB's execute
+/// tags, else the handler's [`MemoryHandler::fetch`]. Returns the
+/// little-endian value of `size` bytes.
+pub fn fetch(hdr: &mut TcgContextHeader, vaddr: u64, size: MemSize) -> MemResult<u64> {
+    if let Some(p) = hdr.tlb.lookup(vaddr, size.bytes(), Access::Exec) {
+        // SAFETY: an execute hit means `fill`'s caller promised readable
+        // bytes for the page, and the access does not cross it.
+        return Ok(unsafe { read_host(p, size) });
+    }
+    let Some(mut h) = hdr.mem else {
+        return Err(MemFault::NO_HANDLER);
+    };
+    // SAFETY: as in `load`.
+    let h = unsafe { h.as_mut() };
+    h.fetch(&mut hdr.tlb, vaddr, size)
 }
 
 /// Reads `size` little-endian bytes at `p`.
@@ -433,12 +629,13 @@ unsafe fn write_host(p: *mut u8, size: MemSize, v: u64) {
 
 /// Packs what the slow path needs to know about an access into one integer
 /// argument: size log2 in bits 0-1, signed in bit 2, big-endian in bit 3,
-/// 64-bit result in bit 4.
+/// 64-bit result in bit 4, aligned in bit 5.
 pub(crate) const fn pack_mop(mop: MemOp, ty: Ty) -> u64 {
     mop.size.log2() as u64
         | (mop.signed as u64) << 2
         | (mop.big_endian as u64) << 3
         | (matches!(ty, Ty::I64) as u64) << 4
+        | (mop.aligned as u64) << 5
 }
 
 const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
@@ -448,7 +645,12 @@ const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
         2 => MemSize::B4,
         _ => MemSize::B8,
     };
-    let mop = MemOp { size, signed: bits & 4 != 0, big_endian: bits & 8 != 0 };
+    let mop = MemOp {
+        size,
+        signed: bits & 4 != 0,
+        big_endian: bits & 8 != 0,
+        aligned: bits & 32 != 0,
+    };
     let ty = if bits & 16 != 0 { Ty::I64 } else { Ty::I32 };
     (mop, ty)
 }
@@ -466,7 +668,11 @@ const fn fault_status(f: MemFault) -> u64 {
 }
 
 /// Slow path of `qemu_ld` in generated code.
-pub(crate) extern "C" fn slow_load(env: *mut TcgContextHeader, vaddr: u64, bits: u64) -> SlowLoadRet {
+pub(crate) extern "C" fn slow_load(
+    env: *mut TcgContextHeader,
+    vaddr: u64,
+    bits: u64,
+) -> SlowLoadRet {
     // SAFETY: generated code passes its CPU-state pointer, which `enter`'s
     // caller guarantees is a valid, exclusively used header.
     let hdr = unsafe { &mut *env };
@@ -475,13 +681,21 @@ pub(crate) extern "C" fn slow_load(env: *mut TcgContextHeader, vaddr: u64, bits:
         Ok(value) => SlowLoadRet { value, status: 0 },
         Err(f) => {
             hdr.fault_addr = vaddr;
-            SlowLoadRet { value: 0, status: fault_status(f) }
+            SlowLoadRet {
+                value: 0,
+                status: fault_status(f),
+            }
         }
     }
 }
 
 /// Slow path of `qemu_st` in generated code; returns 0 or a fault status.
-pub(crate) extern "C" fn slow_store(env: *mut TcgContextHeader, vaddr: u64, value: u64, bits: u64) -> u64 {
+pub(crate) extern "C" fn slow_store(
+    env: *mut TcgContextHeader,
+    vaddr: u64,
+    value: u64,
+    bits: u64,
+) -> u64 {
     // SAFETY: as in `slow_load`.
     let hdr = unsafe { &mut *env };
     let (mop, _) = unpack_mop(bits);
@@ -522,7 +736,13 @@ mod tests {
             }
             Ok(v)
         }
-        fn store(&mut self, _tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> MemResult<()> {
+        fn store(
+            &mut self,
+            _tlb: &mut Tlb,
+            vaddr: u64,
+            size: MemSize,
+            value: u64,
+        ) -> MemResult<()> {
             self.misses += 1;
             let a = vaddr as usize;
             let n = size.bytes() as usize;
@@ -536,11 +756,18 @@ mod tests {
 
     #[test]
     fn miss_fills_then_hits() {
-        let mut h = Flat { mem: vec![0; 3 * PAGE_SIZE as usize], fill: true, misses: 0 };
+        let mut h = Flat {
+            mem: vec![0; 3 * PAGE_SIZE as usize],
+            fill: true,
+            misses: 0,
+        };
         h.mem[0x1000..0x1008].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
         let mut hdr = TcgContextHeader::new();
         hdr.with_handler(&mut h, |hdr| {
-            assert_eq!(load(hdr, 0x1000, MemOp::Q, Ty::I64), Ok(0x1122_3344_5566_7788));
+            assert_eq!(
+                load(hdr, 0x1000, MemOp::Q, Ty::I64),
+                Ok(0x1122_3344_5566_7788)
+            );
             assert_eq!(load(hdr, 0x1000, MemOp::UL.be(), Ty::I32), Ok(0x8877_6655));
             assert_eq!(load(hdr, 0x1001, MemOp::UB.signed(), Ty::I64), Ok(0x77));
             assert!(hdr.tlb.lookup(0x1ffc, 4, Access::Read).is_some());
@@ -551,10 +778,46 @@ mod tests {
     }
 
     #[test]
+    fn fetch_uses_exec_tags_then_the_handler() {
+        let mut h = Flat {
+            mem: vec![0; 2 * PAGE_SIZE as usize],
+            fill: false,
+            misses: 0,
+        };
+        h.mem[0x10] = 0x90;
+        let mut hdr = TcgContextHeader::new();
+        let page = h.mem.as_mut_ptr();
+        // SAFETY: `h.mem` outlives `hdr`'s use here and is not resized.
+        unsafe {
+            hdr.tlb.fill(
+                0,
+                page,
+                PagePerms {
+                    read: true,
+                    write: false,
+                    exec: true,
+                },
+            )
+        };
+        hdr.with_handler(&mut h, |hdr| {
+            assert_eq!(fetch(hdr, 0x10, MemSize::B1), Ok(0x90));
+            assert_eq!(fetch(hdr, 0x1000, MemSize::B1), Ok(0));
+        });
+        assert_eq!(h.misses, 1);
+    }
+
+    #[test]
     fn faults_and_missing_handler() {
         let mut hdr = TcgContextHeader::new();
-        assert_eq!(load(&mut hdr, 0, MemOp::UB, Ty::I64), Err(MemFault::NO_HANDLER));
-        let mut h = Flat { mem: vec![0; 16], fill: false, misses: 0 };
+        assert_eq!(
+            load(&mut hdr, 0, MemOp::UB, Ty::I64),
+            Err(MemFault::NO_HANDLER)
+        );
+        let mut h = Flat {
+            mem: vec![0; 16],
+            fill: false,
+            misses: 0,
+        };
         hdr.with_handler(&mut h, |hdr| {
             assert_eq!(store(hdr, 0x100, MemOp::UB, 1), Err(MemFault { code: 14 }));
             assert_eq!(store(hdr, 4, MemOp::UW.be(), 0x1234), Ok(()));
@@ -582,8 +845,18 @@ mod tests {
         for size in [MemSize::B1, MemSize::B2, MemSize::B4, MemSize::B8] {
             for signed in [false, true] {
                 for big_endian in [false, true] {
-                    for ty in [Ty::I32, Ty::I64] {
-                        let m = MemOp { size, signed, big_endian };
+                    for (ty, aligned) in [
+                        (Ty::I32, false),
+                        (Ty::I64, true),
+                        (Ty::I32, true),
+                        (Ty::I64, false),
+                    ] {
+                        let m = MemOp {
+                            size,
+                            signed,
+                            big_endian,
+                            aligned,
+                        };
                         assert_eq!(unpack_mop(pack_mop(m, ty)), (m, ty));
                     }
                 }

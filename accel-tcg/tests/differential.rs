@@ -19,7 +19,7 @@ fn jit() -> Jit {
 
 proptest! {
     #![proptest_config(Config {
-        cases: 400,
+        cases: 1500,
         rng_seed: RngSeed::Fixed(0x6d6f_6174),
         failure_persistence: None,
         ..Config::default()
@@ -49,28 +49,97 @@ fn long_random_blocks() {
     }
 }
 
-macro_rules! regressions {
-    ($($name:ident: $seed:expr, $len:expr;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                let mut jit = jit();
-                let blk = common::random_block($seed, $len);
-                common::check_block(&mut jit, &blk, $seed);
-            }
-        )*
-    };
+// Every failing case found, written out as the block that failed (so they
+// do not depend on the random generator, which changes as it grows).
+
+use accel_tcg::ir::{Block, Cond, MemOp, Ty};
+use common::reg;
+
+/// The JIT's allocator was disturbed by ops in unreachable code after an
+/// exit (here `movi t7`), and lost t7's value at the label.
+#[test]
+fn regression_unreachable_code_before_label() {
+    let mut b = Block::new(0x1000);
+    b.insn_start(0x1000);
+    let t0 = b.const_temp(Ty::I64, 0xaed3_e761_5d5b_7b41);
+    let t7 = b.const_temp(Ty::I32, 0x7fff_ffff);
+    let l = b.label();
+    b.brcond(t0, t0, Cond::Geu, l);
+    b.exit_status(3);
+    b.movi(t7, 0xffff_ffff);
+    b.set_label(l);
+    b.st_env(t7, reg(8), MemOp::UL);
+    b.goto_tb(1, 0x2000);
+    common::check_block(&mut jit(), &b, 286);
 }
 
-// Every failing case found, by seed and length (see the commit that added
-// each for what it caught).
-regressions! {
-    smoke_seed_1: 1, 40;
-    // Ops in unreachable code after an exit changed the allocator's state
-    // before the next label.
-    unreachable_code_before_label: 286, 3;
-    // A temp redefined on a path that exits lost its slot value at the label.
-    label_state_after_exiting_path: 1597, 4;
+/// A temp redefined on a path that exits before the label lost the value
+/// it had on the branch path (its spill slot was considered stale).
+#[test]
+fn regression_label_state_after_exiting_path() {
+    let mut b = Block::new(0x1000);
+    b.insn_start(0x1000);
+    let t4 = b.temp64();
+    let t6 = b.const_temp(Ty::I64, 7);
+    let t7 = b.const_temp(Ty::I32, 0xffff);
+    let t8 = b.temp32();
+    // t8 gets the first register, t4 the second: after the label a stale
+    // t4 would be read from wherever the allocator looks first.
+    b.ld_env(t8, reg(4), MemOp::UL);
+    b.ld_env(t4, reg(6), MemOp::UB.signed());
+    let l = b.label();
+    b.brcond(t8, t7, Cond::Le, l);
+    b.ext32u(t4, t6);
+    b.exit_status(3);
+    b.set_label(l);
+    b.st_env(t4, reg(8), MemOp::Q);
+    b.st_env(t8, reg(9), MemOp::UL);
+    b.goto_tb(1, 0x2000);
+    for seed in 0..8 {
+        common::check_block(&mut jit(), &b, seed);
+    }
+}
+
+/// The interpreter truncated `exts_i32_i64` results to 32 bits.
+#[test]
+fn regression_sign_extension_to_64_bits() {
+    let mut b = Block::new(0);
+    let a = b.const_temp(Ty::I32, 0xffff_8100);
+    let w = b.temp64();
+    b.exts_i32_i64(w, a);
+    b.exit_indirect(w);
+    assert_eq!(
+        common::run_interp(&b, 1).exit,
+        accel_tcg::ExitReason::Indirect {
+            pc: 0xffff_ffff_ffff_8100
+        }
+    );
+    common::check_block(&mut jit(), &b, 1);
+}
+
+/// The pc an exit reports is that of the nearest `insn_start` before it in
+/// program order, also when a branch skipped that `insn_start`; the
+/// interpreter followed the path instead, and dropping unreachable
+/// `insn_start`s changed it.
+#[test]
+fn regression_exit_pc_is_static() {
+    let mut b = Block::new(0x1000);
+    b.insn_start(0x1000);
+    let x = b.const_temp(Ty::I64, 1);
+    let l = b.label();
+    b.brcond(x, x, Cond::Eq, l);
+    b.insn_start(0x1004);
+    b.exit_status(1);
+    b.set_label(l);
+    b.exit_status(2);
+    assert_eq!(
+        common::run_interp(&b, 1).exit,
+        accel_tcg::ExitReason::Status {
+            code: 2,
+            pc: 0x1004
+        }
+    );
+    common::check_block(&mut jit(), &b, 1);
 }
 
 /// Debugging aid: `MINIMIZE=1 cargo test --test differential minimize -- --ignored --nocapture`
@@ -107,10 +176,22 @@ fn minimize() {
     println!("exit interp {:?} jit {:?} opt {:?}", a.exit, b.exit, c.exit);
     for i in 0..a.regs.len() {
         if a.regs[i] != b.regs[i] || a.regs[i] != c.regs[i] {
-            println!("reg {i} (env+{:#x}): interp {:#x} jit {:#x} opt {:#x}", common::reg(i), a.regs[i], b.regs[i], c.regs[i]);
+            println!(
+                "reg {i} (env+{:#x}): interp {:#x} jit {:#x} opt {:#x}",
+                common::reg(i),
+                a.regs[i],
+                b.regs[i],
+                c.regs[i]
+            );
         }
     }
-    println!("ram equal {} {}, mmio equal {} {}", a.ram == b.ram, a.ram == c.ram, a.mmio == b.mmio, a.mmio == c.mmio);
+    println!(
+        "ram equal {} {}, mmio equal {} {}",
+        a.ram == b.ram,
+        a.ram == c.ram,
+        a.mmio == b.mmio,
+        a.mmio == c.mmio
+    );
 }
 
 /// Debugging aid: `SEED=n LEN=m cargo test --test differential disasm -- --ignored --nocapture`
@@ -119,8 +200,14 @@ fn minimize() {
 #[ignore]
 fn disasm() {
     use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
-    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let len: usize = std::env::var("LEN").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seed: u64 = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let len: usize = std::env::var("LEN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let mut jit = jit();
     let blk = common::random_block(seed, len);
     println!("{blk}");

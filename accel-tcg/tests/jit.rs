@@ -30,12 +30,20 @@ fn add_block(pc: u64, r: usize, k: u64, next: u64) -> Block {
 #[test]
 fn runs_a_block_and_reports_the_chain_exit() {
     let mut jit = jit();
-    let tb = jit.compile(&add_block(0x1000, 0, 5, 0x2000)).expect("compile");
+    let tb = jit
+        .compile(&add_block(0x1000, 0, 5, 0x2000))
+        .expect("compile");
     let mut env = TestEnv::new(1);
     env.regs[0] = 10;
     let mut mem = TestMem::new(1);
     let exit = jit.run(&tb, &mut *env, &mut mem).expect("run");
-    assert_eq!(exit.reason, ExitReason::Chain { slot: 0, pc: 0x2000 });
+    assert_eq!(
+        exit.reason,
+        ExitReason::Chain {
+            slot: 0,
+            pc: 0x2000
+        }
+    );
     assert_eq!(exit.jump, tb.jumps[0]);
     assert_eq!(env.regs[0], 15);
 }
@@ -43,7 +51,9 @@ fn runs_a_block_and_reports_the_chain_exit() {
 #[test]
 fn patched_jump_chains_blocks_and_unpatching_restores_the_exit() {
     let mut jit = jit();
-    let a = jit.compile(&add_block(0x1000, 0, 1, 0x2000)).expect("compile a");
+    let a = jit
+        .compile(&add_block(0x1000, 0, 1, 0x2000))
+        .expect("compile a");
     let mut bb = Block::new(0x2000);
     bb.insn_start(0x2000);
     let t = bb.temp64();
@@ -60,11 +70,23 @@ fn patched_jump_chains_blocks_and_unpatching_restores_the_exit() {
     let site = exit.jump.expect("jump site");
     jit.patch_jump(site, &b).expect("patch");
     let exit = jit.run(&a, &mut *env, &mut mem).expect("run chained");
-    assert_eq!(exit.reason, ExitReason::Status { code: 9, pc: 0x2000 });
+    assert_eq!(
+        exit.reason,
+        ExitReason::Status {
+            code: 9,
+            pc: 0x2000
+        }
+    );
     assert_eq!((env.regs[0], env.regs[1]), (2, u64::MAX));
     jit.unpatch_jump(site).expect("unpatch");
     let exit = jit.run(&a, &mut *env, &mut mem).expect("run unchained");
-    assert_eq!(exit.reason, ExitReason::Chain { slot: 0, pc: 0x2000 });
+    assert_eq!(
+        exit.reason,
+        ExitReason::Chain {
+            slot: 0,
+            pc: 0x2000
+        }
+    );
     assert_eq!(env.regs[0], 3);
 }
 
@@ -83,11 +105,16 @@ fn a_block_chained_to_itself_still_leaves_on_exit_request() {
     let mut jit = jit();
     let mut b = Block::new(0x3000);
     b.insn_start(0x3000);
-    let h = b.helper("count", HelperFn::A0(count_and_stop), HelperFlags::default());
+    let h = b.helper(
+        "count",
+        HelperFn::A0(count_and_stop),
+        HelperFlags::default(),
+    );
     b.call_helper(None, h, &[]);
     b.goto_tb(1, 0x3000);
     let tb = jit.compile(&b).expect("compile");
-    jit.patch_jump(tb.jumps[1].expect("slot 1"), &tb).expect("patch to itself");
+    jit.patch_jump(tb.jumps[1].expect("slot 1"), &tb)
+        .expect("patch to itself");
     let mut env = TestEnv::new(3);
     env.regs[2] = 0;
     let mut mem = TestMem::new(3);
@@ -112,7 +139,11 @@ fn faults_are_precise_in_jit_and_interpreter() {
     b.insn_start(0x108);
     b.st_env(one, reg(0), MemOp::UB);
     b.exit_status(0);
-    let want = ExitReason::Fault { pc: 0x104, vaddr: 0xdead_0000, fault: MemFault { code: FAULT_CODE } };
+    let want = ExitReason::Fault {
+        pc: 0x104,
+        vaddr: 0xdead_0000,
+        fault: MemFault { code: FAULT_CODE },
+    };
     let mut opt = b.clone();
     accel_tcg::opt::optimize(&mut opt);
     let mut jit = jit();
@@ -128,7 +159,9 @@ fn faults_are_precise_in_jit_and_interpreter() {
         let mut env = TestEnv::new(4);
         env.regs[0] = 7;
         env.regs[1] = 7;
-        let exit = Interpreter::new().run(blk, &mut *env, &mut mem).expect("interp");
+        let exit = Interpreter::new()
+            .run(blk, &mut *env, &mut mem)
+            .expect("interp");
         assert_eq!(exit, want);
         assert_eq!((env.regs[0], env.regs[1]), (1, 7));
     }
@@ -145,7 +178,13 @@ impl MemoryHandler for Counting {
         self.calls += 1;
         self.inner.load(tlb, vaddr, size)
     }
-    fn store(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> Result<(), MemFault> {
+    fn store(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+        value: u64,
+    ) -> Result<(), MemFault> {
         self.calls += 1;
         self.inner.store(tlb, vaddr, size, value)
     }
@@ -174,7 +213,10 @@ fn tlb_hits_stay_inline_misses_fill_and_uncached_pages_always_miss() {
     for (page, first, second) in [(0u64, 0usize, 0usize), (1, 1, 0), (3, 20, 20)] {
         let tb = jit.compile(&page_block(page)).expect("compile");
         let mut env = TestEnv::new(5);
-        let mut mem = Counting { inner: TestMem::new(5), calls: 0 };
+        let mut mem = Counting {
+            inner: TestMem::new(5),
+            calls: 0,
+        };
         mem.inner.prefill(&mut env.hdr.tlb);
         jit.run(&tb, &mut *env, &mut mem).expect("run");
         assert_eq!(mem.calls, first, "page {page}, first run");
@@ -199,7 +241,10 @@ fn page_crossing_accesses_take_the_slow_path() {
     let mut jit = jit();
     let tb = jit.compile(&b).expect("compile");
     let mut env = TestEnv::new(6);
-    let mut mem = Counting { inner: TestMem::new(6), calls: 0 };
+    let mut mem = Counting {
+        inner: TestMem::new(6),
+        calls: 0,
+    };
     mem.inner.prefill(&mut env.hdr.tlb);
     let ram = mem.inner.ram.clone();
     jit.run(&tb, &mut *env, &mut mem).expect("run");
@@ -213,7 +258,14 @@ fn page_crossing_accesses_take_the_slow_path() {
 fn helper_exit_leaves_with_the_instruction_pc() {
     let mut b = Block::new(0x500);
     b.insn_start(0x500);
-    let h = b.helper("exit", HelperFn::A1(common::h_exit), HelperFlags { may_exit: true, ..Default::default() });
+    let h = b.helper(
+        "exit",
+        HelperFn::A1(common::h_exit),
+        HelperFlags {
+            may_exit: true,
+            ..Default::default()
+        },
+    );
     let x = b.const_temp(Ty::I64, 8);
     b.insn_start(0x504);
     b.call_helper(None, h, &[x]);
@@ -230,8 +282,14 @@ fn helper_exit_leaves_with_the_instruction_pc() {
 
 #[test]
 fn division_edge_cases_match_the_interpreter() {
-    let cases: [(u64, u64); 6] =
-        [(7, 0), (i64::MIN as u64, u64::MAX), (0x8000_0000, 0xffff_ffff), (u64::MAX, 3), (100, 7), (0, 0)];
+    let cases: [(u64, u64); 6] = [
+        (7, 0),
+        (i64::MIN as u64, u64::MAX),
+        (0x8000_0000, 0xffff_ffff),
+        (u64::MAX, 3),
+        (100, 7),
+        (0, 0),
+    ];
     let mut jit = jit();
     for ty in [Ty::I32, Ty::I64] {
         for (x, y) in cases {
@@ -239,12 +297,22 @@ fn division_edge_cases_match_the_interpreter() {
             let a = b.const_temp(ty, ty.mask(x));
             let c = b.temp(ty);
             b.ld_env(c, reg(0), if ty == Ty::I64 { MemOp::Q } else { MemOp::UL });
-            let ops: [fn(&mut Block, _, _, _); 6] =
-                [Block::divs, Block::divu, Block::rems, Block::remu, Block::mulsh, Block::muluh];
+            let ops: [fn(&mut Block, _, _, _); 6] = [
+                Block::divs,
+                Block::divu,
+                Block::rems,
+                Block::remu,
+                Block::mulsh,
+                Block::muluh,
+            ];
             for (i, f) in ops.iter().enumerate() {
                 let d = b.temp(ty);
                 f(&mut b, d, a, c);
-                b.st_env(d, reg(1 + i), if ty == Ty::I64 { MemOp::Q } else { MemOp::UL });
+                b.st_env(
+                    d,
+                    reg(1 + i),
+                    if ty == Ty::I64 { MemOp::Q } else { MemOp::UL },
+                );
             }
             b.exit_status(0);
             let run = |jit: &mut Jit, use_jit: bool| {
@@ -255,11 +323,17 @@ fn division_edge_cases_match_the_interpreter() {
                     let tb = jit.compile(&b).expect("compile");
                     jit.run(&tb, &mut *env, &mut mem).expect("run");
                 } else {
-                    Interpreter::new().run(&b, &mut *env, &mut mem).expect("interp");
+                    Interpreter::new()
+                        .run(&b, &mut *env, &mut mem)
+                        .expect("interp");
                 }
                 env.regs
             };
-            assert_eq!(run(&mut jit, true), run(&mut jit, false), "{ty:?} {x:#x} {y:#x}");
+            assert_eq!(
+                run(&mut jit, true),
+                run(&mut jit, false),
+                "{ty:?} {x:#x} {y:#x}"
+            );
         }
     }
 }
@@ -284,19 +358,29 @@ fn full_cache_flushes_and_stale_blocks_are_refused() {
     let mut mem = TestMem::new(9);
     assert_eq!(jit.run(&first, &mut *env, &mut mem), Err(RunError::Stale));
     let again = jit.compile(&blk).expect("compile after flush");
-    assert_eq!(again.entry, first.entry, "the cache starts over after the trampoline");
-    jit.run(&again, &mut *env, &mut mem).expect("run after flush");
+    assert_eq!(
+        again.entry, first.entry,
+        "the cache starts over after the trampoline"
+    );
+    jit.run(&again, &mut *env, &mut mem)
+        .expect("run after flush");
 }
 
 #[test]
 fn no_mapping_is_writable_and_executable_after_compiling_and_patching() {
     let mut jit = jit();
-    let a = jit.compile(&add_block(0x1000, 0, 1, 0x1000)).expect("compile");
-    jit.patch_jump(a.jumps[0].expect("site"), &a).expect("patch");
+    let a = jit
+        .compile(&add_block(0x1000, 0, 1, 0x1000))
+        .expect("compile");
+    jit.patch_jump(a.jumps[0].expect("site"), &a)
+        .expect("patch");
     let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
     for line in maps.lines() {
         let perms = line.split_whitespace().nth(1).unwrap_or("");
-        assert!(!(perms.contains('w') && perms.contains('x')), "W+X mapping: {line}");
+        assert!(
+            !(perms.contains('w') && perms.contains('x')),
+            "W+X mapping: {line}"
+        );
     }
 }
 
@@ -306,12 +390,18 @@ fn env_accesses_outside_the_state_do_not_compile() {
     let t = b.temp64();
     b.ld_env(t, common::env_size() as u32 - 4, MemOp::Q);
     b.exit_status(0);
-    assert!(matches!(jit().compile(&b), Err(CompileError::EnvOutOfRange(0))));
+    assert!(matches!(
+        jit().compile(&b),
+        Err(CompileError::EnvOutOfRange(0))
+    ));
     let mut b = Block::new(0);
     let t = b.temp64();
     b.ld_env(t, 8, MemOp::Q);
     b.exit_status(0);
-    assert!(matches!(jit().compile(&b), Err(CompileError::EnvOutOfRange(0))));
+    assert!(matches!(
+        jit().compile(&b),
+        Err(CompileError::EnvOutOfRange(0))
+    ));
 }
 
 #[test]
@@ -332,5 +422,131 @@ fn many_live_temps_spill_correctly() {
     b.st_env(sum, reg(9), MemOp::Q);
     b.exit_status(0);
     let mut jit = jit();
-    assert_eq!(common::run_interp(&b, 10), common::run_jit(&mut jit, &b, 10));
+    assert_eq!(
+        common::run_interp(&b, 10),
+        common::run_jit(&mut jit, &b, 10)
+    );
+}
+
+#[test]
+fn indirect_jumps_use_only_this_jits_current_jump_cache() {
+    let mut a = jit();
+    let mut b = jit();
+    let mut target = Block::new(0x5000);
+    target.exit_status(42);
+    let x = a.compile(&target).expect("compile target");
+    let jumper = |pc: u64| {
+        let mut blk = Block::new(pc);
+        let t = blk.const_temp(Ty::I64, 0x5000);
+        blk.exit_indirect(t);
+        blk
+    };
+    let za = a.compile(&jumper(0x100)).expect("compile a");
+    let yb = b.compile(&jumper(0x200)).expect("compile b");
+    let mut env = TestEnv::new(11);
+    let mut mem = TestMem::new(11);
+    env.hdr.tb_flags = 3;
+    a.jump_cache_insert(&mut env.hdr, 0x5000, 3, &x)
+        .expect("insert");
+    // Same JIT, same flags: straight into the target.
+    assert_eq!(
+        a.run(&za, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Status {
+            code: 42,
+            pc: 0x5000
+        }
+    );
+    // Other flags: back to the caller.
+    env.hdr.tb_flags = 4;
+    assert_eq!(
+        a.run(&za, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Indirect { pc: 0x5000 }
+    );
+    env.hdr.tb_flags = 3;
+    // Another JIT never uses entries pointing into the first one's code.
+    assert_eq!(
+        b.run(&yb, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Indirect { pc: 0x5000 }
+    );
+    // And after that the entry is gone for the first JIT too (the cache was
+    // emptied when the other JIT took it over).
+    assert_eq!(
+        a.run(&za, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Indirect { pc: 0x5000 }
+    );
+    // Invalidation empties it as well.
+    a.jump_cache_insert(&mut env.hdr, 0x5000, 3, &x)
+        .expect("insert");
+    a.invalidate_jump_caches();
+    assert_eq!(
+        a.run(&za, &mut *env, &mut mem).expect("run").reason,
+        ExitReason::Indirect { pc: 0x5000 }
+    );
+}
+
+#[test]
+fn another_thread_can_stop_an_endless_chained_loop() {
+    let mut jit = jit();
+    let tb = jit
+        .compile(&add_block(0x7000, 3, 1, 0x7000))
+        .expect("compile");
+    jit.patch_jump(tb.jumps[0].expect("site"), &tb)
+        .expect("patch to itself");
+    let mut env = TestEnv::new(12);
+    env.regs[3] = 0;
+    let stop = env.hdr.exit_request();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stop.request();
+    });
+    let exit = jit.run(&tb, &mut *env, &mut TestMem::new(12)).expect("run");
+    t.join().expect("thread");
+    assert_eq!(exit.reason, ExitReason::Interrupted { pc: 0x7000 });
+    assert!(env.regs[3] > 1000, "the loop ran: {}", env.regs[3]);
+    assert!(env.hdr.exit_requested());
+    env.hdr.clear_exit_request();
+    assert!(!env.hdr.exit_requested());
+}
+
+#[test]
+fn aligned_accesses_fault_when_misaligned_and_hit_inline_otherwise() {
+    let mut jit = jit();
+    for (off, want_fault) in [(4u64, false), (2, true), (PAGE_SIZE - 2, true)] {
+        let mut b = Block::new(0x900);
+        b.insn_start(0x900);
+        let a = b.const_temp(Ty::I64, RAM_BASE + off);
+        let v = b.temp64();
+        b.qemu_ld(v, a, MemOp::UL.aligned());
+        b.st_env(v, reg(0), MemOp::Q);
+        b.exit_status(0);
+        let mut env = TestEnv::new(13);
+        let mut mem = Counting {
+            inner: TestMem::new(13),
+            calls: 0,
+        };
+        mem.inner.prefill(&mut env.hdr.tlb);
+        let tb = jit.compile(&b).expect("compile");
+        let exit = jit.run(&tb, &mut *env, &mut mem).expect("run").reason;
+        if want_fault {
+            let vaddr = RAM_BASE + off;
+            assert_eq!(
+                exit,
+                ExitReason::Fault {
+                    pc: 0x900,
+                    vaddr,
+                    fault: MemFault { code: 0x11 }
+                }
+            );
+        } else {
+            assert_eq!(exit, ExitReason::Status { code: 0, pc: 0x900 });
+        }
+        assert_eq!(
+            mem.calls, 0,
+            "misaligned accesses fault before reaching the handler"
+        );
+        assert_eq!(
+            common::run_interp(&b, 13),
+            common::run_jit(&mut jit, &b, 13)
+        );
+    }
 }

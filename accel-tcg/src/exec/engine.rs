@@ -9,7 +9,7 @@ use crate::ExitReason;
 use crate::backend::x86_64::{CompileError, CompiledBlock, Jit, JumpSite};
 use crate::interp::Interpreter;
 use crate::ir::Block;
-use crate::softmmu::{CpuState, MemoryHandler};
+use crate::softmmu::{CpuState, MemoryHandler, TcgContextHeader};
 
 /// How a run of translated code ended, and the jump that exited if the exit
 /// can be linked to the next block.
@@ -50,6 +50,15 @@ pub trait Engine {
     fn unlink(&mut self, site: Self::Site);
     /// Forgets all code.
     fn flush(&mut self);
+    /// Called before `code` runs for the block keyed `(pc, flags)`: the JIT
+    /// records it in the CPU state's indirect-jump cache, so later computed
+    /// jumps to `pc` in the same mode go straight to it.
+    fn prepare(&self, header: &mut TcgContextHeader, pc: u64, flags: u64, code: &Self::Code) {
+        let _ = (header, pc, flags, code);
+    }
+    /// Forgets every indirect-jump cache entry (blocks went away, or the
+    /// guest's address translation may have changed).
+    fn invalidate_jump_caches(&mut self) {}
     /// The host machine code of a block and its address, for `--trace out_asm`.
     fn host_code(&self, code: &Self::Code) -> Option<(u64, Vec<u8>)> {
         let _ = code;
@@ -168,6 +177,17 @@ impl Engine for JitEngine {
 
     fn flush(&mut self) {
         self.jit.flush();
+    }
+
+    fn prepare(&self, header: &mut TcgContextHeader, pc: u64, flags: u64, code: &CompiledBlock) {
+        header.tb_flags = flags;
+        // Only fails for stale code or the reserved flags value; then the
+        // block is simply not reachable through the cache.
+        let _ = self.jit.jump_cache_insert(header, pc, flags, code);
+    }
+
+    fn invalidate_jump_caches(&mut self) {
+        self.jit.invalidate_jump_caches();
     }
 
     fn host_code(&self, code: &CompiledBlock) -> Option<(u64, Vec<u8>)> {

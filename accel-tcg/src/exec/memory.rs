@@ -13,7 +13,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::guest::{CodeReader, PageWalker};
 use crate::ir::MemSize;
-use crate::softmmu::{Access, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, Tlb};
+use crate::softmmu::{ExitRequest, Access, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, Tlb};
 
 /// Physical pages that hold translated code, and the ones a guest store has
 /// hit since the exec loop last looked.
@@ -52,7 +52,7 @@ pub(crate) struct SoftMmu<'a, W: PageWalker> {
     pub code_pages: &'a mut CodePages,
     /// Set when a store hit a code page: the exec loop must invalidate
     /// translations before running more code.
-    pub exit_request: &'a std::sync::atomic::AtomicU32,
+    pub exit_request: &'a ExitRequest,
     /// The kind of the last access that faulted.
     pub last_fault_access: Access,
 }
@@ -128,8 +128,7 @@ impl<W: PageWalker> SoftMmu<'_, W> {
                     // Self-modifying code: the exec loop invalidates the
                     // page's translations before the next block runs.
                     self.code_pages.written.push(page);
-                    self.exit_request
-                        .store(1, std::sync::atomic::Ordering::Release);
+                    self.exit_request.request();
                 } else {
                     self.fill(tlb, vaddr, paddr, perms);
                 }

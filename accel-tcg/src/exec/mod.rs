@@ -33,7 +33,6 @@ mod tests;
 pub mod trace;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use devices::{Bus, LifecycleEvent, VmLifecycle};
 use machine::{
@@ -45,7 +44,7 @@ use vm_memory::GuestMemoryMmap;
 use crate::ExitReason;
 use crate::guest::{GuestCpu, GuestEvent, PageWalker, Platform};
 use crate::ir::Block;
-use crate::softmmu::{Access, CpuState, PAGE_MASK};
+use crate::softmmu::{Access, CpuState, ExitRequest, PAGE_MASK};
 pub use cache::{TbCache, TbId, TbKey};
 use engine::{Engine, EngineError};
 use memory::{CodeFetch, CodePages, SoftMmu};
@@ -86,13 +85,19 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     pending_link: Option<E::Site>,
     trace: TraceFlags,
     sink: Option<TraceSink>,
+    /// The CPU's exit-request word: set by lifecycle requests from any thread
+    /// and by stores to code pages.
+    exit: ExitRequest,
     pub stats: ExecStats,
 }
 
 impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
     pub fn new(cpu: G, engine: E, machine: Machine) -> Self {
-        let mut vcpu = TcgVcpu {
-            cpu: Box::new(cpu),
+        let mut cpu = Box::new(cpu);
+        let exit = cpu.state().header().exit_request();
+        let vcpu = TcgVcpu {
+            cpu,
+            exit,
             engine,
             cache: TbCache::default(),
             site_owner: cache::FastMap::default(),
@@ -104,10 +109,9 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             sink: None,
             stats: ExecStats::default(),
         };
-        let word = &vcpu.cpu.state().header().exit_request as *const _;
-        // SAFETY: the CPU is boxed, so the word does not move; `Drop` unregisters
-        // it before the box is freed.
-        unsafe { vcpu.machine.lifecycle.set_kick(word) };
+        // SAFETY: `vcpu.exit` keeps the word alive; `Drop` unregisters it
+        // before `vcpu.exit` is dropped.
+        unsafe { vcpu.machine.lifecycle.set_kick(vcpu.exit.word()) };
         vcpu
     }
 
@@ -187,6 +191,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             }
             // The pending exit may come from a block that just went away.
             self.pending_link = None;
+            self.engine.invalidate_jump_caches();
         }
     }
 
@@ -318,14 +323,8 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                     LifecycleEvent::Reset => VcpuExit::Reset,
                 });
             }
-            if self
-                .cpu
-                .state()
-                .header()
-                .exit_request
-                .swap(0, Ordering::AcqRel)
-                != 0
-            {
+            if self.exit.is_requested() {
+                self.cpu.state().header().clear_exit_request();
                 self.handle_written_code();
                 if let GuestEvent::Exit(exit) = self.cpu.poll_interrupts(&platform(&self.machine)) {
                     return Ok(exit);
@@ -351,7 +350,6 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             }
 
             let walker = self.cpu.walker();
-            let exit_word = self.cpu_exit_request();
             let Some(tb) = self.cache.get(id) else {
                 continue;
             };
@@ -360,9 +358,11 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 mmio: &self.machine.mmio,
                 walker,
                 code_pages: &mut self.code_pages,
-                exit_request: exit_word,
+                exit_request: &self.exit,
                 last_fault_access: Access::Read,
             };
+            self.engine
+                .prepare(self.cpu.state().header(), pc, flags, &tb.code);
             let exit = self
                 .engine
                 .run(&tb.code, self.cpu.state(), &mut mmu)
@@ -371,6 +371,10 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             self.stats.blocks_executed += 1;
 
             let platform = platform(&self.machine);
+            let handled_by_front_end = matches!(
+                exit.reason,
+                ExitReason::Status { .. } | ExitReason::Fault { .. } | ExitReason::HelperExit { .. }
+            );
             let event = match exit.reason {
                 ExitReason::Chain { pc, .. } => {
                     self.cpu.set_pc(pc);
@@ -388,19 +392,16 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 }
                 ExitReason::HelperExit { pc, code } => self.cpu.helper_exit(code, pc, &platform),
             };
+            if handled_by_front_end {
+                // The front end may have changed the address translation
+                // (page tables, paging mode): inline indirect jumps must look
+                // blocks up afresh.
+                self.engine.invalidate_jump_caches();
+            }
             if let GuestEvent::Exit(exit) = event {
                 return Ok(exit);
             }
         }
-    }
-
-    fn cpu_exit_request(&mut self) -> &'static std::sync::atomic::AtomicU32 {
-        let word = &self.cpu.state().header().exit_request as *const std::sync::atomic::AtomicU32;
-        // SAFETY: the CPU is boxed and lives as long as `self`; the reference is
-        // only used by the memory handler during one run of translated code,
-        // while `self` is borrowed. Atomics may be shared with the generated
-        // code that also reads the word.
-        unsafe { &*word }
     }
 }
 
@@ -415,6 +416,7 @@ fn platform(machine: &Machine) -> Platform<'_> {
 
 impl<G: GuestCpu, E: Engine> Drop for TcgVcpu<G, E> {
     fn drop(&mut self) {
+        log::debug!("TCG vCPU statistics: {:?}", self.stats);
         // SAFETY: unregistering the kick word before the CPU is freed.
         unsafe { self.machine.lifecycle.set_kick(std::ptr::null()) };
     }

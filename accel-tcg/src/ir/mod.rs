@@ -256,12 +256,21 @@ pub struct MemOp {
     /// Guest memory is big-endian for this access (ignored for the CPU
     /// state, which is always in host byte order).
     pub big_endian: bool,
+    /// The address must be a multiple of the size; otherwise the access
+    /// faults with [`crate::softmmu::MemoryHandler::unaligned`]'s code
+    /// (guest memory only).
+    pub aligned: bool,
 }
 
 impl MemOp {
     /// Little-endian, zero-extending access of `size`.
     pub const fn new(size: MemSize) -> MemOp {
-        MemOp { size, signed: false, big_endian: false }
+        MemOp {
+            size,
+            signed: false,
+            big_endian: false,
+            aligned: false,
+        }
     }
     /// 1-byte zero-extending access.
     pub const UB: MemOp = MemOp::new(MemSize::B1);
@@ -274,12 +283,26 @@ impl MemOp {
 
     /// The same access, sign-extending.
     pub const fn signed(self) -> MemOp {
-        MemOp { signed: true, ..self }
+        MemOp {
+            signed: true,
+            ..self
+        }
+    }
+
+    /// The same access, requiring natural alignment.
+    pub const fn aligned(self) -> MemOp {
+        MemOp {
+            aligned: true,
+            ..self
+        }
     }
 
     /// The same access, big-endian.
     pub const fn be(self) -> MemOp {
-        MemOp { big_endian: true, ..self }
+        MemOp {
+            big_endian: true,
+            ..self
+        }
     }
 
     /// Extends a raw value of `self.size` (zero-extended) to type `ty`.
@@ -329,9 +352,22 @@ impl fmt::Display for MemOp {
             "u"
         };
         let end = if self.big_endian { "_be" } else { "" };
-        write!(f, "{sign}{sz}{end}")
+        let al = if self.aligned { "_al" } else { "" };
+        write!(f, "{sign}{sz}{end}{al}")
     }
 }
+
+/// `mb` kind: loads before the barrier happen before loads after it.
+pub const MB_LD_LD: u64 = 1;
+/// `mb` kind: loads before happen before stores after.
+pub const MB_LD_ST: u64 = 2;
+/// `mb` kind: stores before happen before loads after (the one x86 hosts
+/// need a fence for).
+pub const MB_ST_LD: u64 = 4;
+/// `mb` kind: stores before happen before stores after.
+pub const MB_ST_ST: u64 = 8;
+/// `mb` kind: everything (a full barrier, e.g. aarch64 `dmb ish`).
+pub const MB_ALL: u64 = 15;
 
 /// Arguments of a helper call: up to [`MAX_HELPER_ARGS`] temps, passed after
 /// the implicit CPU-state pointer.
@@ -353,7 +389,10 @@ impl CallArgs {
         }
         let mut a = [Temp(0); MAX_HELPER_ARGS];
         a[..args.len()].copy_from_slice(args);
-        Some(CallArgs { len: args.len() as u8, args: a })
+        Some(CallArgs {
+            len: args.len() as u8,
+            args: a,
+        })
     }
     /// The arguments.
     pub fn as_slice(&self) -> &[Temp] {
@@ -499,7 +538,12 @@ pub struct Block {
 impl Block {
     /// An empty block for guest code at `pc`.
     pub fn new(pc: u64) -> Block {
-        Block { pc, insns: Vec::with_capacity(256), temps: Vec::with_capacity(128), ..Block::default() }
+        Block {
+            pc,
+            insns: Vec::with_capacity(256),
+            temps: Vec::with_capacity(128),
+            ..Block::default()
+        }
     }
 
     /// Empties the block for reuse, keeping its allocations.
@@ -554,7 +598,10 @@ impl Block {
     /// [`MAX_HELPER_ARGS`] is a programming error of the front end and panics.
     pub fn call_helper(&mut self, ret: Option<Temp>, helper: HelperId, args: &[Temp]) {
         let Some(args) = CallArgs::new(args) else {
-            panic!("helper call with {} arguments; at most {MAX_HELPER_ARGS}", args.len())
+            panic!(
+                "helper call with {} arguments; at most {MAX_HELPER_ARGS}",
+                args.len()
+            )
         };
         self.call(ret, helper, args);
     }
@@ -617,11 +664,17 @@ mod tests {
 
     #[test]
     fn memop_extend_and_swap() {
-        assert_eq!(MemOp::UB.signed().extend(Ty::I64, 0x80), 0xffff_ffff_ffff_ff80);
+        assert_eq!(
+            MemOp::UB.signed().extend(Ty::I64, 0x80),
+            0xffff_ffff_ffff_ff80
+        );
         assert_eq!(MemOp::UB.signed().extend(Ty::I32, 0x80), 0xffff_ff80);
         assert_eq!(MemOp::UW.extend(Ty::I64, 0x1_8000), 0x8000);
         assert_eq!(MemOp::UL.be().to_le(0x1122_3344), 0x4433_2211);
-        assert_eq!(MemOp::Q.be().to_le(0x0102_0304_0506_0708), 0x0807_0605_0403_0201);
+        assert_eq!(
+            MemOp::Q.be().to_le(0x0102_0304_0506_0708),
+            0x0807_0605_0403_0201
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The op table: the one definition of every IR operation.
 //!
-//! Each line of [`define_ops!`] names an op, its builder method, its operands
+//! Each line of `define_ops!` (at the end of this file) names an op, its builder method, its operands
 //! and its flags. From it the macro generates the [`Op`] enum, [`Opcode`],
 //! the per-op name and flags, operand visitors (uses, defs, temps), the
-//! verifier's operand type checks, the printer and the [`Builder`] methods.
+//! verifier's operand type checks, the printer and the builder methods on [`Block`].
 //! Adding an op is one line here plus its semantics in the interpreter,
 //! optimizer folding (optional) and backend; everything else follows.
 //!
@@ -95,69 +95,149 @@ macro_rules! kind_ty {
 
 /// Calls `$f` on every temp an operand reads.
 macro_rules! visit_uses {
-    (Use, $x:expr, $f:expr) => { $f($x) };
-    (U32, $x:expr, $f:expr) => { $f($x) };
-    (U64, $x:expr, $f:expr) => { $f($x) };
-    (Args, $x:expr, $f:expr) => { for t in $x.as_slice() { $f(*t) } };
-    ($k:ident, $x:expr, $f:expr) => { { let _ = &$x; } };
+    (Use, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U32, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U64, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (Args, $x:expr, $f:expr) => {
+        for t in $x.as_slice() {
+            $f(*t)
+        }
+    };
+    ($k:ident, $x:expr, $f:expr) => {{
+        let _ = &$x;
+    }};
 }
 
 /// Calls `$f` on a mutable reference to every temp an operand reads.
 macro_rules! visit_uses_mut {
-    (Use, $x:expr, $f:expr) => { $f($x) };
-    (U32, $x:expr, $f:expr) => { $f($x) };
-    (U64, $x:expr, $f:expr) => { $f($x) };
-    (Args, $x:expr, $f:expr) => { for t in $x.as_mut_slice() { $f(t) } };
-    ($k:ident, $x:expr, $f:expr) => { { let _ = &$x; } };
+    (Use, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U32, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U64, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (Args, $x:expr, $f:expr) => {
+        for t in $x.as_mut_slice() {
+            $f(t)
+        }
+    };
+    ($k:ident, $x:expr, $f:expr) => {{
+        let _ = &$x;
+    }};
 }
 
 /// Calls `$f` on every temp an operand writes.
 macro_rules! visit_defs {
-    (Def, $x:expr, $f:expr) => { $f($x) };
-    (ODef, $x:expr, $f:expr) => { if let Some(t) = $x { $f(t) } };
-    ($k:ident, $x:expr, $f:expr) => { { let _ = &$x; } };
+    (Def, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (ODef, $x:expr, $f:expr) => {
+        if let Some(t) = $x {
+            $f(t)
+        }
+    };
+    ($k:ident, $x:expr, $f:expr) => {{
+        let _ = &$x;
+    }};
 }
 
 /// Calls `$f` on every temp operand, reads and writes, in operand order
 /// (call arguments excluded: they do not decide the op's type).
 macro_rules! visit_typed {
-    (Def, $x:expr, $f:expr) => { $f($x) };
-    (ODef, $x:expr, $f:expr) => { if let Some(t) = $x { $f(t) } };
-    (Use, $x:expr, $f:expr) => { $f($x) };
-    (U32, $x:expr, $f:expr) => { $f($x) };
-    (U64, $x:expr, $f:expr) => { $f($x) };
-    ($k:ident, $x:expr, $f:expr) => { { let _ = &$x; } };
+    (Def, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (ODef, $x:expr, $f:expr) => {
+        if let Some(t) = $x {
+            $f(t)
+        }
+    };
+    (Use, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U32, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    (U64, $x:expr, $f:expr) => {
+        $f($x)
+    };
+    ($k:ident, $x:expr, $f:expr) => {{
+        let _ = &$x;
+    }};
 }
 
 /// Type check of one operand, for the verifier: returns the type the operand
 /// must have (None: any).
 macro_rules! kind_check {
-    (Def, $ty:expr) => { Some($ty) };
-    (Use, $ty:expr) => { Some($ty) };
-    (U32, $ty:expr) => { Some(Ty::I32) };
-    (U64, $ty:expr) => { Some(Ty::I64) };
-    ($k:ident, $ty:expr) => { None::<Ty> };
+    (Def, $ty:expr) => {
+        Some($ty)
+    };
+    (Use, $ty:expr) => {
+        Some($ty)
+    };
+    (U32, $ty:expr) => {
+        Some(Ty::I32)
+    };
+    (U64, $ty:expr) => {
+        Some(Ty::I64)
+    };
+    ($k:ident, $ty:expr) => {
+        None::<Ty>
+    };
 }
 
 /// Whether an operand kind is a single temp whose type the verifier checks.
 macro_rules! kind_temp {
-    (Def, $x:expr) => { Some(*$x) };
-    (Use, $x:expr) => { Some(*$x) };
-    (U32, $x:expr) => { Some(*$x) };
-    (U64, $x:expr) => { Some(*$x) };
-    ($k:ident, $x:expr) => { { let _ = &$x; None::<Temp> } };
+    (Def, $x:expr) => {
+        Some(*$x)
+    };
+    (Use, $x:expr) => {
+        Some(*$x)
+    };
+    (U32, $x:expr) => {
+        Some(*$x)
+    };
+    (U64, $x:expr) => {
+        Some(*$x)
+    };
+    ($k:ident, $x:expr) => {{
+        let _ = &$x;
+        None::<Temp>
+    }};
 }
 
 /// Printer for one operand.
 macro_rules! fmt_operand {
-    (Hlp, $x:expr, $blk:expr) => { format!("{}", $blk.helper_name(*$x)) };
-    (Imm, $x:expr, $blk:expr) => { format!("${:#x}", $x) };
-    (Off, $x:expr, $blk:expr) => { format!("env+{:#x}", $x) };
-    (Slot, $x:expr, $blk:expr) => { format!("slot{}", $x) };
-    (ODef, $x:expr, $blk:expr) => {
-        match $x { Some(t) => format!("{t}"), None => "-".to_string() }
+    (Hlp, $x:expr, $blk:expr) => {
+        format!("{}", $blk.helper_name(*$x))
     };
-    ($k:ident, $x:expr, $blk:expr) => { format!("{}", $x) };
+    (Imm, $x:expr, $blk:expr) => {
+        format!("${:#x}", $x)
+    };
+    (Off, $x:expr, $blk:expr) => {
+        format!("env+{:#x}", $x)
+    };
+    (Slot, $x:expr, $blk:expr) => {
+        format!("slot{}", $x)
+    };
+    (ODef, $x:expr, $blk:expr) => {
+        match $x {
+            Some(t) => format!("{t}"),
+            None => "-".to_string(),
+        }
+    };
+    ($k:ident, $x:expr, $blk:expr) => {
+        format!("{}", $x)
+    };
 }
 
 macro_rules! define_ops {
@@ -348,10 +428,21 @@ define_ops! {
     qemu_ld => QemuLd { d: Def, addr: U64, mop: Mop } [MEM];
     /// `guest_memory[addr] = v` through the soft-MMU; may fault
     qemu_st => QemuSt { v: Use, addr: U64, mop: Mop } [MEM];
+    /// memory barrier: orders the guest memory accesses before it against
+    /// those after it, for the kinds in `kind` ([`crate::ir::MB_LD_LD`]...)
+    mb => Mb { kind: Imm } [NONE];
     /// `d = cpu_state[off]` (host byte order; `mop` gives size and signedness)
     ld_env => LdEnv { d: Def, off: Off, mop: Mop } [PURE | ENV_READ];
     /// `cpu_state[off] = v` (host byte order, `mop` size)
     st_env => StEnv { v: Use, off: Off, mop: Mop } [ENV_WRITE];
+    /// `cpu_state[off] = v`, but only if the block leaves through a memory
+    /// fault or a helper exit while the store is pending. It is pending from
+    /// here until the next `st_env` overlapping it, branch, label or exit,
+    /// which discard it; a fault exit performs the pending stores in program
+    /// order. The dead-store pass makes these out of stores that a later
+    /// store overwrites with only memory accesses in between, so that state
+    /// stays exact for faults without storing on the fast path.
+    st_env_fault => StEnvFault { v: Use, off: Off, mop: Mop } [ENV_WRITE];
     /// defines label `l` here
     set_label => SetLabel { l: Lbl } [LABEL | BB_END];
     /// jumps to `l`, which must come later in the block

@@ -8,7 +8,13 @@ use super::{Block, Op, Ty};
 
 impl fmt::Display for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "block pc={:#x} temps={} labels={}", self.pc, self.num_temps(), self.num_labels())?;
+        writeln!(
+            f,
+            "block pc={:#x} temps={} labels={}",
+            self.pc,
+            self.num_temps(),
+            self.num_labels()
+        )?;
         for insn in &self.insns {
             match insn.op {
                 Op::InsnStart { pc } => writeln!(f, " ---- {pc:016x}")?,

@@ -47,7 +47,9 @@ pub enum VerifyError {
         op: usize,
     },
     /// `ld_env`/`st_env` outside the guest part of the CPU state.
-    #[error("op {op}: CPU-state access at {offset:#x} (+{size}) is outside {header:#x}..{env_size:#x}")]
+    #[error(
+        "op {op}: CPU-state access at {offset:#x} (+{size}) is outside {header:#x}..{env_size:#x}"
+    )]
     EnvOutOfRange {
         /// op index
         op: usize,
@@ -106,6 +108,17 @@ pub enum VerifyError {
         /// slot
         slot: u8,
     },
+    /// The temp of a pending `st_env_fault` is redefined while the store is
+    /// pending (fault paths would store the new value).
+    #[error("op {op}: t{temp} is redefined while the st_env_fault at op {store} is pending")]
+    PendingRedefined {
+        /// the redefining op
+        op: usize,
+        /// the temp
+        temp: u32,
+        /// the st_env_fault
+        store: usize,
+    },
     /// Control can fall off the end of the block.
     #[error("the block does not end with an exit op")]
     NoExit,
@@ -133,21 +146,36 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
             if let Some(want) = want {
                 let found = blk.ty(t);
                 if found != want {
-                    err = Some(VerifyError::TypeMismatch { op: i, temp: t.0, found, expected: want });
+                    err = Some(VerifyError::TypeMismatch {
+                        op: i,
+                        temp: t.0,
+                        found,
+                        expected: want,
+                    });
                 }
             }
         });
         if let Some(e) = err {
             return Err(e);
         }
-        if (flags.has(OpFlags::ONLY64) && insn.ty != Ty::I64) || (flags.has(OpFlags::ONLY32) && insn.ty != Ty::I32) {
-            return Err(VerifyError::BadWidth { op: i, name: opc.name(), ty: insn.ty });
+        if (flags.has(OpFlags::ONLY64) && insn.ty != Ty::I64)
+            || (flags.has(OpFlags::ONLY32) && insn.ty != Ty::I32)
+        {
+            return Err(VerifyError::BadWidth {
+                op: i,
+                name: opc.name(),
+                ty: insn.ty,
+            });
         }
         match *op {
-            Op::QemuLd { mop, .. } | Op::QemuSt { mop, .. } if insn.ty == Ty::I32 && mop.size.bytes() == 8 => {
+            Op::QemuLd { mop, .. } | Op::QemuSt { mop, .. }
+                if insn.ty == Ty::I32 && mop.size.bytes() == 8 =>
+            {
                 return Err(VerifyError::AccessTooWide { op: i });
             }
-            Op::LdEnv { off, mop, .. } | Op::StEnv { off, mop, .. } => {
+            Op::LdEnv { off, mop, .. }
+            | Op::StEnv { off, mop, .. }
+            | Op::StEnvFault { off, mop, .. } => {
                 if insn.ty == Ty::I32 && mop.size.bytes() == 8 {
                     return Err(VerifyError::AccessTooWide { op: i });
                 }
@@ -164,32 +192,40 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
                 }
             }
             Op::SetLabel { l } => {
-                let s = label_state.get_mut(l.0 as usize).ok_or(VerifyError::NoSuchLabel { op: i, label: l.0 })?;
+                let s = label_state
+                    .get_mut(l.0 as usize)
+                    .ok_or(VerifyError::NoSuchLabel { op: i, label: l.0 })?;
                 if *s == 2 {
                     return Err(VerifyError::LabelSetTwice { op: i, label: l.0 });
                 }
                 *s = 2;
             }
             Op::Br { l } | Op::Brcond { l, .. } => {
-                let s = label_state.get_mut(l.0 as usize).ok_or(VerifyError::NoSuchLabel { op: i, label: l.0 })?;
+                let s = label_state
+                    .get_mut(l.0 as usize)
+                    .ok_or(VerifyError::NoSuchLabel { op: i, label: l.0 })?;
                 if *s == 2 {
                     return Err(VerifyError::BackwardBranch { op: i, label: l.0 });
                 }
                 *s = 1;
             }
             Op::Call { ret, helper, args } => {
-                let h = blk.get_helper(helper).ok_or(VerifyError::BadCall { op: i, why: "no such helper" })?;
+                let h = blk.get_helper(helper).ok_or(VerifyError::BadCall {
+                    op: i,
+                    why: "no such helper",
+                })?;
                 if h.func.nargs() != args.as_slice().len() {
-                    return Err(VerifyError::BadCall { op: i, why: "argument count differs from the helper's" });
+                    return Err(VerifyError::BadCall {
+                        op: i,
+                        why: "argument count differs from the helper's",
+                    });
                 }
                 for &t in args.as_slice() {
                     if t.index() >= blk.num_temps() {
                         return Err(VerifyError::NoSuchTemp { op: i, temp: t.0 });
                     }
                 }
-                if let Some(r) = ret
-                    && r.index() >= blk.num_temps()
-                {
+                if let Some(r) = ret.filter(|r| r.index() >= blk.num_temps()) {
                     return Err(VerifyError::NoSuchTemp { op: i, temp: r.0 });
                 }
             }
@@ -197,6 +233,30 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
                 return Err(VerifyError::BadSlot { op: i, slot });
             }
             _ => {}
+        }
+    }
+    for (i, insn) in blk.insns.iter().enumerate() {
+        let Op::StEnvFault { v, off, mop } = insn.op else {
+            continue;
+        };
+        let end = off + mop.size.bytes();
+        for (j, later) in blk.insns.iter().enumerate().skip(i + 1) {
+            let mut redefined = false;
+            later.op.for_each_def(|t| redefined |= t == v);
+            if redefined {
+                return Err(VerifyError::PendingRedefined {
+                    op: j,
+                    temp: v.0,
+                    store: i,
+                });
+            }
+            let ends = match later.op {
+                Op::StEnv { off: o, mop: m, .. } => o < end && off < o + m.size.bytes(),
+                op => op.opcode().flags().has(OpFlags::BB_END),
+            };
+            if ends {
+                break;
+            }
         }
     }
     if let Some(l) = label_state.iter().position(|&s| s == 1) {
@@ -222,7 +282,10 @@ mod tests {
         let c = b.temp64();
         b.add(a, a, c);
         b.exit_status(0);
-        assert!(matches!(verify(&b, ENV), Err(VerifyError::TypeMismatch { op: 0, temp: 1, .. })));
+        assert!(matches!(
+            verify(&b, ENV),
+            Err(VerifyError::TypeMismatch { op: 0, temp: 1, .. })
+        ));
     }
 
     #[test]
@@ -232,7 +295,10 @@ mod tests {
         b.set_label(l);
         b.br(l);
         b.exit_status(0);
-        assert!(matches!(verify(&b, ENV), Err(VerifyError::BackwardBranch { .. })));
+        assert!(matches!(
+            verify(&b, ENV),
+            Err(VerifyError::BackwardBranch { .. })
+        ));
         let mut b = Block::new(0);
         let l = b.label();
         let t = b.const_temp(Ty::I64, 1);
@@ -247,11 +313,17 @@ mod tests {
         let t = b.temp64();
         b.ld_env(t, 0, MemOp::Q);
         b.exit_status(0);
-        assert!(matches!(verify(&b, ENV), Err(VerifyError::EnvOutOfRange { .. })));
+        assert!(matches!(
+            verify(&b, ENV),
+            Err(VerifyError::EnvOutOfRange { .. })
+        ));
         let mut b = Block::new(0);
         let t = b.temp64();
         b.ld_env(t, (ENV - 4) as u32, MemOp::Q);
-        assert!(matches!(verify(&b, ENV), Err(VerifyError::EnvOutOfRange { .. })));
+        assert!(matches!(
+            verify(&b, ENV),
+            Err(VerifyError::EnvOutOfRange { .. })
+        ));
         let mut b = Block::new(0);
         let t = b.temp64();
         b.ld_env(t, HEADER_SIZE as u32, MemOp::Q);

@@ -19,7 +19,10 @@ pub fn dce(blk: &mut Block, s: &mut Scratch) {
     s.label_live.clear();
     s.label_live.resize(words * blk.num_labels(), 0);
     let live = &mut s.words;
-    let is_live = |live: &[u64], t: crate::ir::Temp| live.get(t.index() / 64).is_some_and(|w| w & (1 << (t.0 % 64)) != 0);
+    let is_live = |live: &[u64], t: crate::ir::Temp| {
+        live.get(t.index() / 64)
+            .is_some_and(|w| w & (1 << (t.0 % 64)) != 0)
+    };
     fn set(live: &mut [u64], t: crate::ir::Temp, on: bool) {
         if let Some(w) = live.get_mut(t.index() / 64) {
             if on {
@@ -92,7 +95,14 @@ mod tests {
         let z = b.temp64();
         b.add(y, x, x); // only feeds z
         b.mul(z, y, y); // unused
-        let pure = b.helper("p", HelperFn::A1(id), HelperFlags { pure: true, ..Default::default() });
+        let pure = b.helper(
+            "p",
+            HelperFn::A1(id),
+            HelperFlags {
+                pure: true,
+                ..Default::default()
+            },
+        );
         let eff = b.helper("e", HelperFn::A1(id), HelperFlags::default());
         b.call_helper(Some(y), pure, &[x]); // unused pure call
         b.call_helper(Some(z), eff, &[x]); // unused result, but a side effect

@@ -13,7 +13,7 @@
 //! after the exit must see it: exits, branches, guest memory accesses (they
 //! may fault) and helpers that may exit are barriers.
 
-use super::{Scratch, compact};
+use super::{Range, Scratch, compact};
 use crate::ir::{Block, Op, OpFlags};
 
 /// Whether a call to `helper` may read or write the CPU state or leave.
@@ -41,7 +41,8 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
             Op::Call { .. } if call_is_barrier(blk, &op) => s.env_vals.clear(),
             Op::StEnv { v, off, mop } => {
                 let n = mop.size.bytes();
-                s.env_vals.retain(|&(o, sz, _, _)| o + sz <= off || off + n <= o);
+                s.env_vals
+                    .retain(|&(o, sz, _, _)| o + sz <= off || off + n <= o);
                 if n * 8 == blk.ty(v).bits() {
                     s.env_vals.push((off, n, v.0, s.version[v.index()]));
                 }
@@ -57,7 +58,10 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
                             && s.version.get(t as usize) == Some(&ver)
                     });
                     if let Some(&(_, _, t, _)) = found {
-                        blk.insns[i].op = Op::Mov { d, a: crate::ir::Temp(t) };
+                        blk.insns[i].op = Op::Mov {
+                            d,
+                            a: crate::ir::Temp(t),
+                        };
                     }
                 }
             }
@@ -71,42 +75,96 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
         if let Op::LdEnv { d, off, mop } = op {
             let n = mop.size.bytes();
             if n * 8 == blk.ty(d).bits() && blk.insns[i].op.opcode() == crate::ir::Opcode::LdEnv {
-                s.env_vals.push((off, n, d.0, s.version[d.index()]));
+                // One entry per field keeps the list as short as the number
+                // of fields the block touches.
+                let ver = s.version[d.index()];
+                match s.env_vals.iter_mut().find(|e| e.0 == off && e.1 == n) {
+                    Some(e) => *e = (off, n, d.0, ver),
+                    None => s.env_vals.push((off, n, d.0, ver)),
+                }
             }
         }
     }
 }
 
 /// Removes `st_env`s that a later `st_env` overwrites before anything can
-/// observe them.
+/// observe them, and turns those that only a fault could observe into
+/// `st_env_fault`.
 pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
     s.keep.clear();
     s.keep.resize(blk.insns.len(), true);
-    // Byte ranges [start, end) that a later store overwrites.
     s.ranges.clear();
     for i in (0..blk.insns.len()).rev() {
         let op = blk.insns[i].op;
         let flags = op.opcode().flags();
         match op {
-            Op::StEnv { off, mop, .. } => {
+            Op::StEnv { v, off, mop } => {
                 let end = off + mop.size.bytes();
-                if s.ranges.iter().any(|&(a, b)| a <= off && end <= b) {
+                let covering = |r: &&Range| r.start <= off && end <= r.end;
+                if s.ranges.iter().filter(covering).any(|r| !r.crossed) {
                     s.keep[i] = false;
-                } else if s.ranges.len() < 64 {
-                    s.ranges.push((off, end));
+                    continue;
+                }
+                let killer = s
+                    .ranges
+                    .iter()
+                    .filter(covering)
+                    .find(|r| r.convertible)
+                    .map(|r| r.killer as usize);
+                if let Some(k) = killer {
+                    // The value must still be in `v` at the fault points.
+                    let mut redefined = false;
+                    for insn in &blk.insns[i + 1..k] {
+                        insn.op.for_each_def(|t| redefined |= t == v);
+                    }
+                    if !redefined {
+                        blk.insns[i].op = Op::StEnvFault { v, off, mop };
+                        continue;
+                    }
+                }
+                // A kept store: a pending store before it that overlaps it
+                // would be discarded here, not at the later killer.
+                for r in s.ranges.iter_mut() {
+                    if r.start < end && off < r.end {
+                        r.convertible = false;
+                    }
+                }
+                if s.ranges.len() < 64 {
+                    s.ranges.push(Range {
+                        start: off,
+                        end,
+                        killer: i as u32,
+                        crossed: false,
+                        convertible: true,
+                    });
                 }
             }
+            Op::StEnvFault { .. } => {}
             Op::LdEnv { off, mop, .. } => {
                 let end = off + mop.size.bytes();
-                s.ranges.retain(|&(a, b)| b <= off || end <= a);
+                s.ranges.retain(|r| r.end <= off || end <= r.start);
             }
-            _ if flags.has(OpFlags::BB_END) || flags.has(OpFlags::MEM) || call_is_barrier(blk, &op) => {
-                s.ranges.clear();
+            _ if flags.has(OpFlags::BB_END) => s.ranges.clear(),
+            _ if flags.has(OpFlags::MEM) || call_may_only_exit(blk, &op) => {
+                for r in s.ranges.iter_mut() {
+                    r.crossed = true;
+                }
             }
+            _ if call_is_barrier(blk, &op) => s.ranges.clear(),
             _ => {}
         }
     }
     compact(blk, &s.keep);
+}
+
+/// A call that does not touch the CPU state but may leave the block.
+fn call_may_only_exit(blk: &Block, op: &Op) -> bool {
+    match *op {
+        Op::Call { helper, .. } => blk
+            .get_helper(helper)
+            .is_some_and(|h| h.flags.no_env && h.flags.may_exit && !h.flags.pure),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +215,13 @@ mod tests {
     fn calls_block_forwarding_unless_no_env() {
         for (flags, forwarded) in [
             (HelperFlags::default(), false),
-            (HelperFlags { no_env: true, ..HelperFlags::default() }, true),
+            (
+                HelperFlags {
+                    no_env: true,
+                    ..HelperFlags::default()
+                },
+                true,
+            ),
         ] {
             let mut b = Block::new(0);
             let h = b.helper("h", HelperFn::A0(nop), flags);
@@ -186,7 +250,10 @@ mod tests {
         b.exit_status(0);
         dead_stores(&mut b, &mut Scratch::default());
         use Opcode::*;
-        assert_eq!(opcodes(&b), [Movi, Movi, StEnv, StEnv, QemuLd, StEnv, ExitStatus]);
+        assert_eq!(
+            opcodes(&b),
+            [Movi, Movi, StEnv, StEnv, QemuLd, StEnv, ExitStatus]
+        );
     }
 
     #[test]

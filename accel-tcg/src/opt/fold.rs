@@ -26,12 +26,19 @@ struct Facts<'a> {
 
 impl Facts<'_> {
     fn konst(&self, t: Temp) -> Option<u64> {
-        self.konst.get(t.index()).filter(|k| k.0 == self.epoch).map(|k| k.1)
+        self.konst
+            .get(t.index())
+            .filter(|k| k.0 == self.epoch)
+            .map(|k| k.1)
     }
 
     fn root(&self, t: Temp) -> Temp {
         match self.copy.get(t.index()) {
-            Some(&(e, src, ver)) if e == self.epoch && self.version.get(src as usize) == Some(&ver) => Temp(src),
+            Some(&(e, src, ver))
+                if e == self.epoch && self.version.get(src as usize) == Some(&ver) =>
+            {
+                Temp(src)
+            }
             _ => t,
         }
     }
@@ -60,7 +67,7 @@ enum Simplified {
     Remove,
 }
 
-fn simplify(op: &Op, ty: Ty, _blk: &Block, f: &Facts<'_>) -> Simplified {
+fn simplify(op: &Op, ty: Ty, f: &Facts<'_>) -> Simplified {
     use Simplified::*;
     let k = |t: Temp| f.konst(t);
     let opc = op.opcode();
@@ -127,7 +134,8 @@ fn simplify(op: &Op, ty: Ty, _blk: &Block, f: &Facts<'_>) -> Simplified {
                 (Add | Or | Xor, Some(0), _) => mov(b),
                 (Mul | Divs | Divu, _, Some(1)) => mov(a),
                 (Mul, Some(1), _) => mov(b),
-                (Mul | And | Mulsh | Muluh, _, Some(0)) | (Mul | And | Mulsh | Muluh, Some(0), _) => movi(0),
+                (Mul | And | Mulsh | Muluh, _, Some(0))
+                | (Mul | And | Mulsh | Muluh, Some(0), _) => movi(0),
                 (And, _, Some(m)) if m == all_ones => mov(a),
                 (And, Some(m), _) if m == all_ones => mov(b),
                 (Or, _, Some(m)) | (Or, Some(m), _) if m == all_ones => movi(all_ones),
@@ -138,11 +146,24 @@ fn simplify(op: &Op, ty: Ty, _blk: &Block, f: &Facts<'_>) -> Simplified {
             }
         }
         Op::Setcond { d, a, b, cond } => match (k(a), k(b)) {
-            (Some(x), Some(y)) => Replace(Op::Movi { d, c: cond.eval(ty, x, y) as u64 }),
-            _ if a == b => Replace(Op::Movi { d, c: cond.eval(ty, 0, 0) as u64 }),
+            (Some(x), Some(y)) => Replace(Op::Movi {
+                d,
+                c: cond.eval(ty, x, y) as u64,
+            }),
+            _ if a == b => Replace(Op::Movi {
+                d,
+                c: cond.eval(ty, 0, 0) as u64,
+            }),
             _ => Keep,
         },
-        Op::Movcond { d, c1, c2, v1, v2, cond } => {
+        Op::Movcond {
+            d,
+            c1,
+            c2,
+            v1,
+            v2,
+            cond,
+        } => {
             let pick = match (k(c1), k(c2)) {
                 (Some(x), Some(y)) => Some(cond.eval(ty, x, y)),
                 _ if c1 == c2 => Some(cond.eval(ty, 0, 0)),
@@ -182,7 +203,12 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
     s.konst.resize(n, (0, 0));
     s.copy.clear();
     s.copy.resize(n, (0, 0, 0));
-    let mut f = Facts { epoch: 1, version: &mut s.version, konst: &mut s.konst, copy: &mut s.copy };
+    let mut f = Facts {
+        epoch: 1,
+        version: &mut s.version,
+        konst: &mut s.konst,
+        copy: &mut s.copy,
+    };
     for i in 0..blk.insns.len() {
         let ty = blk.insns[i].ty;
         let mut op = blk.insns[i].op;
@@ -190,18 +216,25 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
             f.epoch += 1;
             continue;
         }
-        op.map_uses(|t| *t = f.root(*t));
-        match simplify(&op, ty, blk, &f) {
+        // A pending `st_env_fault` reads its temp at later fault points, so
+        // it keeps its own temp (which nothing redefines meanwhile) rather
+        // than a copy whose source might change.
+        if !matches!(op, Op::StEnvFault { .. }) {
+            op.map_uses(|t| *t = f.root(*t));
+        }
+        match simplify(&op, ty, &f) {
             Simplified::Keep => {}
-            Simplified::Replace(new) => op = new,
+            Simplified::Replace(new) => {
+                op = new;
+                // A replacement may itself simplify (e.g. mov of a constant).
+                if let Simplified::Replace(new) = simplify(&op, ty, &f) {
+                    op = new;
+                }
+            }
             Simplified::Remove => {
                 s.keep[i] = false;
                 continue;
             }
-        }
-        // A replacement may itself simplify (e.g. mov of a constant).
-        if let Simplified::Replace(new) = simplify(&op, ty, blk, &f) {
-            op = new;
         }
         match op {
             Op::Movi { d, c } => f.define(d, Some(ty.mask(c)), None),

@@ -15,8 +15,10 @@
 //! 4. [`unreachable::remove_unreachable`] again, for the branches step 3
 //!    resolved.
 //! 5. [`env::dead_stores`]: a `st_env` that a later `st_env` to the same bytes
-//!    overwrites, with no read, call, memory access, branch, label or exit in
-//!    between, is removed.
+//!    overwrites, with no read, env-touching call, branch, label or exit in
+//!    between, is removed; if memory accesses (or helpers that may exit) lie
+//!    in between, it becomes a `st_env_fault`, which costs nothing on the
+//!    fast path and is only performed on the way out of a fault.
 //! 6. [`dce::dce`]: pure ops whose results nobody reads are removed.
 //!
 //! # Flags and dead code
@@ -27,9 +29,12 @@
 //! flags before anything reads them, step 5 removes the earlier stores and
 //! step 6 then removes the computation that fed them. For x86, where almost
 //! every instruction writes flags and few read them, this removes most flag
-//! work inside a block; only the last write before the block exit (or before
-//! a memory access, helper call or branch, where the state must be exact
-//! because the guest may fault or leave) survives. Front ends get the most out
+//! work inside a block: only the last write before the block exit (or before
+//! a branch or an env-touching helper call) survives as a store. Flags
+//! overwritten after an intervening memory access are stored only in that
+//! access's fault path (`st_env_fault`), so precise exceptions cost nothing
+//! while no fault happens; their computation stays, since the fault path
+//! needs the value. Front ends get the most out
 //! of it by storing flags as separate fields instead of merging them into one
 //! word with read-modify-write sequences, which would read the old value.
 
@@ -49,9 +54,23 @@ pub struct Scratch {
     pub(crate) version: Vec<u32>,
     pub(crate) konst: Vec<(u32, u64)>,
     pub(crate) copy: Vec<(u32, u32, u32)>,
-    pub(crate) ranges: Vec<(u32, u32)>,
+    pub(crate) ranges: Vec<Range>,
     pub(crate) env_vals: Vec<(u32, u32, u32, u32)>,
     pub(crate) label_used: Vec<bool>,
+}
+
+/// Bytes `start..end` of the CPU state that the store at op `killer`
+/// overwrites later, as the dead-store pass walks backward.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Range {
+    pub start: u32,
+    pub end: u32,
+    pub killer: u32,
+    /// A memory access or exiting helper lies between here and the killer.
+    pub crossed: bool,
+    /// No other kept store overlaps the range between here and the killer,
+    /// so the killer is the first store a pending `st_env_fault` meets.
+    pub convertible: bool,
 }
 
 /// A pass.
@@ -76,10 +95,10 @@ pub fn optimize(blk: &mut Block) {
 pub fn optimize_with(blk: &mut Block, scratch: &mut Scratch) {
     for (name, pass) in PASSES {
         pass(blk, scratch);
-        if cfg!(debug_assertions)
-            && let Err(e) = crate::ir::verify(blk, usize::MAX)
-        {
-            panic!("pass {name} produced a malformed block: {e}\n{blk}");
+        if cfg!(debug_assertions) {
+            if let Err(e) = crate::ir::verify(blk, usize::MAX) {
+                panic!("pass {name} produced a malformed block: {e}\n{blk}");
+            }
         }
     }
 }
@@ -129,7 +148,9 @@ mod tests {
         use Opcode::*;
         assert_eq!(
             opcodes(&b),
-            [Movi, InsnStart, LdEnv, Add, InsnStart, Add, Movi, Setcond, StEnv, StEnv, GotoTb],
+            [
+                Movi, InsnStart, LdEnv, Add, InsnStart, Add, Movi, Setcond, StEnv, StEnv, GotoTb
+            ],
             "{b}"
         );
     }

@@ -52,16 +52,16 @@ pub fn remove_unreachable(blk: &mut Block, s: &mut Scratch) {
     // then have no branch left.
     let mut removed_br = false;
     for i in 0..blk.insns.len() {
-        if let Op::Br { l } = blk.insns[i].op
-            && s.keep[i]
-        {
-            let next = (i + 1..blk.insns.len()).find(|&j| s.keep[j]);
-            if let Some(j) = next
-                && blk.insns[j].op == (Op::SetLabel { l })
-            {
-                s.keep[i] = false;
-                removed_br = true;
-            }
+        let Op::Br { l } = blk.insns[i].op else {
+            continue;
+        };
+        if !s.keep[i] {
+            continue;
+        }
+        let next = (i + 1..blk.insns.len()).find(|&j| s.keep[j]);
+        if next.is_some_and(|j| blk.insns[j].op == (Op::SetLabel { l })) {
+            s.keep[i] = false;
+            removed_br = true;
         }
     }
     if removed_br {
@@ -72,10 +72,10 @@ pub fn remove_unreachable(blk: &mut Block, s: &mut Scratch) {
             }
         }
         for (i, insn) in blk.insns.iter().enumerate() {
-            if let Op::SetLabel { l } = insn.op
-                && !s.label_used.get(l.0 as usize).copied().unwrap_or(false)
-            {
-                s.keep[i] = false;
+            if let Op::SetLabel { l } = insn.op {
+                if !s.label_used.get(l.0 as usize).copied().unwrap_or(false) {
+                    s.keep[i] = false;
+                }
             }
         }
     }

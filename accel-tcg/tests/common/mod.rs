@@ -9,7 +9,8 @@ use accel_tcg::backend::x86_64::{CompileError, Jit};
 use accel_tcg::interp::Interpreter;
 use accel_tcg::ir::{Block, Cond, HelperFlags, HelperFn, HelperId, MemOp, MemSize, Temp, Ty};
 use accel_tcg::softmmu::{
-    CpuState, HEADER_SIZE, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, TcgContextHeader, Tlb,
+    CpuState, HEADER_SIZE, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms,
+    TcgContextHeader, Tlb,
 };
 
 pub const NREGS: usize = 40;
@@ -31,7 +32,10 @@ impl TestEnv {
         for x in regs.iter_mut() {
             *x = r.interesting();
         }
-        Box::new(TestEnv { hdr: TcgContextHeader::new(), regs })
+        Box::new(TestEnv {
+            hdr: TcgContextHeader::new(),
+            regs,
+        })
     }
 }
 
@@ -58,7 +62,11 @@ impl TestMem {
         let mut r = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
         let ram = (0..RAM_PAGES * PAGE_SIZE).map(|_| r.next() as u8).collect();
         let mmio = (0..PAGE_SIZE).map(|_| r.next() as u8).collect();
-        TestMem { ram, mmio, mmio_accesses: 0 }
+        TestMem {
+            ram,
+            mmio,
+            mmio_accesses: 0,
+        }
     }
 
     /// Maps RAM page 0 in `tlb`.
@@ -81,7 +89,10 @@ impl TestMem {
     fn maybe_fill(&mut self, tlb: &mut Tlb, vaddr: u64) {
         let page = (vaddr & PAGE_MASK).wrapping_sub(RAM_BASE) / PAGE_SIZE;
         if vaddr >= RAM_BASE && (1..=2).contains(&page) {
-            let host = self.ram.as_mut_ptr().wrapping_add((page * PAGE_SIZE) as usize);
+            let host = self
+                .ram
+                .as_mut_ptr()
+                .wrapping_add((page * PAGE_SIZE) as usize);
             // SAFETY: as in `prefill`.
             unsafe { tlb.fill(vaddr, host, PagePerms::RWX) };
         }
@@ -93,7 +104,9 @@ impl MemoryHandler for TestMem {
         let n = size.bytes() as u64;
         let mut v = 0u64;
         for i in 0..n {
-            let b = *self.byte(vaddr.wrapping_add(i)).ok_or(MemFault { code: FAULT_CODE })?;
+            let b = *self
+                .byte(vaddr.wrapping_add(i))
+                .ok_or(MemFault { code: FAULT_CODE })?;
             v |= (b as u64) << (8 * i);
         }
         if (MMIO_BASE..MMIO_BASE + PAGE_SIZE).contains(&vaddr) {
@@ -103,10 +116,17 @@ impl MemoryHandler for TestMem {
         Ok(v)
     }
 
-    fn store(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize, value: u64) -> Result<(), MemFault> {
+    fn store(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        size: MemSize,
+        value: u64,
+    ) -> Result<(), MemFault> {
         let n = size.bytes() as u64;
         for i in 0..n {
-            self.byte(vaddr.wrapping_add(i)).ok_or(MemFault { code: FAULT_CODE })?;
+            self.byte(vaddr.wrapping_add(i))
+                .ok_or(MemFault { code: FAULT_CODE })?;
         }
         for i in 0..n {
             if let Some(b) = self.byte(vaddr.wrapping_add(i)) {
@@ -179,7 +199,10 @@ pub extern "C" fn h_mix(_env: *mut u8, a: u64, b: u64) -> u64 {
 }
 
 pub extern "C" fn h_sum5(_env: *mut u8, a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
-    a.wrapping_add(b.rotate_left(1)).wrapping_add(c.rotate_left(2)).wrapping_add(d.rotate_left(3)).wrapping_add(e)
+    a.wrapping_add(b.rotate_left(1))
+        .wrapping_add(c.rotate_left(2))
+        .wrapping_add(d.rotate_left(3))
+        .wrapping_add(e)
 }
 
 /// Reads reg 0, adds `a`, writes reg 1: a helper that touches the CPU state.
@@ -218,8 +241,16 @@ pub fn run_interp(blk: &Block, seed: u64) -> Outcome {
     let mut env = TestEnv::new(seed);
     let mut mem = TestMem::new(seed);
     mem.prefill(&mut env.hdr.tlb);
-    let exit = Interpreter::new().run(blk, &mut *env, &mut mem).expect("interpreter");
-    Outcome { exit, regs: env.regs.to_vec(), ram: mem.ram, mmio: mem.mmio, helper_exit: env.hdr.helper_exit }
+    let exit = Interpreter::new()
+        .run(blk, &mut *env, &mut mem)
+        .expect("interpreter");
+    Outcome {
+        exit,
+        regs: env.regs.to_vec(),
+        ram: mem.ram,
+        mmio: mem.mmio,
+        helper_exit: env.hdr.helper_exit,
+    }
 }
 
 pub fn run_jit(jit: &mut Jit, blk: &Block, seed: u64) -> Outcome {
@@ -235,22 +266,38 @@ pub fn run_jit(jit: &mut Jit, blk: &Block, seed: u64) -> Outcome {
     let mut mem = TestMem::new(seed);
     mem.prefill(&mut env.hdr.tlb);
     let exit = jit.run(&tb, &mut *env, &mut mem).expect("run").reason;
-    Outcome { exit, regs: env.regs.to_vec(), ram: mem.ram, mmio: mem.mmio, helper_exit: env.hdr.helper_exit }
+    Outcome {
+        exit,
+        regs: env.regs.to_vec(),
+        ram: mem.ram,
+        mmio: mem.mmio,
+        helper_exit: env.hdr.helper_exit,
+    }
 }
 
 /// Runs `blk` (unoptimized and optimized) on the interpreter and the JIT
 /// and panics with a readable report if any result differs.
 pub fn check_block(jit: &mut Jit, blk: &Block, seed: u64) {
-    accel_tcg::ir::verify(blk, env_size()).unwrap_or_else(|e| panic!("generated block invalid: {e}\n{blk}"));
+    accel_tcg::ir::verify(blk, env_size())
+        .unwrap_or_else(|e| panic!("generated block invalid: {e}\n{blk}"));
     let reference = run_interp(blk, seed);
     let jit_plain = run_jit(jit, blk, seed);
-    assert_eq!(reference, jit_plain, "JIT differs from the interpreter (seed {seed:#x})\n{blk}");
+    assert_eq!(
+        reference, jit_plain,
+        "JIT differs from the interpreter (seed {seed:#x})\n{blk}"
+    );
     let mut opt = blk.clone();
     accel_tcg::opt::optimize(&mut opt);
     let interp_opt = run_interp(&opt, seed);
-    assert_eq!(reference, interp_opt, "optimized block differs (seed {seed:#x})\nbefore:\n{blk}\nafter:\n{opt}");
+    assert_eq!(
+        reference, interp_opt,
+        "optimized block differs (seed {seed:#x})\nbefore:\n{blk}\nafter:\n{opt}"
+    );
     let jit_opt = run_jit(jit, &opt, seed);
-    assert_eq!(reference, jit_opt, "JIT on the optimized block differs (seed {seed:#x})\n{opt}");
+    assert_eq!(
+        reference, jit_opt,
+        "JIT on the optimized block differs (seed {seed:#x})\n{opt}"
+    );
 }
 
 struct Helpers {
@@ -267,10 +314,32 @@ pub fn random_block(seed: u64, len: usize) -> Block {
     let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut b = Block::new(0x1000);
     let h = Helpers {
-        mix: b.helper("mix", HelperFn::A2(h_mix), HelperFlags { no_env: true, ..Default::default() }),
-        sum5: b.helper("sum5", HelperFn::A5(h_sum5), HelperFlags { pure: true, ..Default::default() }),
+        mix: b.helper(
+            "mix",
+            HelperFn::A2(h_mix),
+            HelperFlags {
+                no_env: true,
+                ..Default::default()
+            },
+        ),
+        sum5: b.helper(
+            "sum5",
+            HelperFn::A5(h_sum5),
+            HelperFlags {
+                pure: true,
+                ..Default::default()
+            },
+        ),
         env: b.helper("env", HelperFn::A1(h_env), HelperFlags::default()),
-        exit: b.helper("exit", HelperFn::A1(h_exit), HelperFlags { may_exit: true, no_env: true, pure: false }),
+        exit: b.helper(
+            "exit",
+            HelperFn::A1(h_exit),
+            HelperFlags {
+                may_exit: true,
+                no_env: true,
+                pure: false,
+            },
+        ),
     };
     let n64 = 4 + r.below(8) as usize;
     let n32 = 2 + r.below(6) as usize;
@@ -334,7 +403,8 @@ pub fn random_block(seed: u64, len: usize) -> Block {
                     Block::popcnt,
                 ];
                 if ty == Ty::I64 {
-                    ops.extend([Block::ext32s, Block::ext32u, Block::bswap64] as [fn(&mut Block, Temp, Temp); 3]);
+                    ops.extend([Block::ext32s, Block::ext32u, Block::bswap64]
+                        as [fn(&mut Block, Temp, Temp); 3]);
                 }
                 let f = r.pick(&ops);
                 f(&mut b, d, x);
@@ -361,7 +431,12 @@ pub fn random_block(seed: u64, len: usize) -> Block {
             51..=55 => b.movi(d, ty.mask(r.interesting())),
             56..=61 => {
                 let mop = random_env_mop(&mut r, ty);
-                let off = reg(r.below(8) as usize) + if mop.size == MemSize::B8 { 0 } else { r.below(2) as u32 * 4 };
+                let off = reg(r.below(8) as usize)
+                    + if mop.size == MemSize::B8 {
+                        0
+                    } else {
+                        r.below(2) as u32 * 4
+                    };
                 if r.chance(50) {
                     b.ld_env(d, off, mop);
                 } else {
@@ -380,6 +455,9 @@ pub fn random_block(seed: u64, len: usize) -> Block {
             74..=77 => {
                 pc += 4;
                 b.insn_start(pc);
+                if r.chance(20) {
+                    b.mb(r.pick(&[accel_tcg::ir::MB_ALL, accel_tcg::ir::MB_ST_ST]));
+                }
             }
             78..=81 => {
                 let w = r.pick(&t64);
@@ -409,14 +487,23 @@ pub fn random_block(seed: u64, len: usize) -> Block {
                 b.br(l);
             }
             98..=99 if !pending.is_empty() => b.exit_status(3),
-            _ => b.mov(d, x),
+            _ => {
+                // A flag-like full-width store to one of a few fields, which
+                // later stores overwrite: dead-store and `st_env_fault` food.
+                let full = if ty == Ty::I64 { MemOp::Q } else { MemOp::UL };
+                b.st_env(x, reg(r.below(3) as usize), full);
+            }
         }
     }
     for l in pending {
         b.set_label(l);
     }
     for (i, &t) in t64.iter().chain(&t32).enumerate() {
-        let mop = if b.ty(t) == Ty::I64 { MemOp::Q } else { MemOp::UL };
+        let mop = if b.ty(t) == Ty::I64 {
+            MemOp::Q
+        } else {
+            MemOp::UL
+        };
         b.st_env(t, reg(8 + i), mop);
     }
     match r.below(3) {
@@ -442,7 +529,8 @@ fn random_env_mop(r: &mut Rng, ty: Ty) -> MemOp {
 
 fn random_mem_mop(r: &mut Rng, ty: Ty) -> MemOp {
     let m = random_env_mop(r, ty);
-    if r.chance(30) { m.be() } else { m }
+    let m = if r.chance(30) { m.be() } else { m };
+    if r.chance(25) { m.aligned() } else { m }
 }
 
 /// An address temp: mostly RAM (all four pages, including page-crossing
@@ -452,11 +540,23 @@ fn random_addr(b: &mut Block, r: &mut Rng, t64: &[Temp]) -> Temp {
     match r.below(10) {
         0..=5 => {
             let page = r.below(RAM_PAGES);
-            let off = if r.chance(20) { PAGE_SIZE - 1 - r.below(7) } else { r.below(PAGE_SIZE) };
+            let off = if r.chance(20) {
+                PAGE_SIZE - 1 - r.below(7)
+            } else {
+                r.below(PAGE_SIZE)
+            };
             b.movi(a, RAM_BASE + page * PAGE_SIZE + off);
         }
         6 => b.movi(a, MMIO_BASE + r.below(PAGE_SIZE)),
-        7 => b.movi(a, r.pick(&[0u64, 0x5000, u64::MAX - 3, RAM_BASE + RAM_PAGES * PAGE_SIZE - 2])),
+        7 => b.movi(
+            a,
+            r.pick(&[
+                0u64,
+                0x5000,
+                u64::MAX - 3,
+                RAM_BASE + RAM_PAGES * PAGE_SIZE - 2,
+            ]),
+        ),
         _ => {
             let t = r.pick(t64);
             let mask = b.const_temp(Ty::I64, 0x3fff);

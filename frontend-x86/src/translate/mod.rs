@@ -735,7 +735,7 @@ impl<'a> Ctx<'a> {
     /// Continues at constant rip `rip` through chain slot `slot`.
     pub fn goto(&mut self, slot: u8, rip: u64) {
         let pc = self.linear(self.mask_ip(rip));
-        self.b.goto_tb(slot, pc);
+        goto_pc(self.b, slot, pc);
     }
 
     /// Masks an instruction pointer to the operand size of the code.
@@ -860,7 +860,7 @@ pub fn translate_block(
             Ok(d) => d,
             Err(f) if n == 0 => return Err(f),
             Err(_) => {
-                ctx.b.goto_tb(0, cur);
+                goto_pc(ctx.b, 0, cur);
                 return Ok(());
             }
         };
@@ -886,7 +886,7 @@ pub fn translate_block(
         }
         cur = ctx.next_pc;
         if n >= max_insns || (cur & PAGE_MASK) != (pc & PAGE_MASK) {
-            ctx.b.goto_tb(0, cur);
+            goto_pc(ctx.b, 0, cur);
             return Ok(());
         }
     }
@@ -1106,8 +1106,10 @@ mod tests {
         let code = [
             0x48, 0x01, 0xd8, 0x48, 0x89, 0x47, 0x08, 0x48, 0x39, 0xc8, 0x72, 0xf0,
         ];
-        let mut b = Block::new(0x1000);
-        translate_block(0x1000, tbflags::CODE64, &mut Flat(&code, 0x1000), &mut b, 4).unwrap();
+        // At 0x1010 the branch target (0x100c) is on the block's own page, so
+        // both exits are chainable `goto_tb`s.
+        let mut b = Block::new(0x1010);
+        translate_block(0x1010, tbflags::CODE64, &mut Flat(&code, 0x1010), &mut b, 4).unwrap();
         accel_tcg::opt::optimize(&mut b);
         let ops: Vec<_> = b.insns.iter().map(|i| i.op.opcode()).collect();
         use accel_tcg::ir::Opcode;
@@ -1115,6 +1117,20 @@ mod tests {
         let after_sub = ops.iter().rposition(|o| *o == Opcode::Sub).unwrap();
         assert!(!ops[after_sub..].contains(&Opcode::Add), "{b}");
         assert!(ops.len() <= 26, "{b}");
+    }
+
+    /// A jump to another page must not be a patchable link: that page's
+    /// mapping can change without this block knowing.
+    #[test]
+    fn jumps_to_another_page_go_through_the_jump_cache() {
+        // jmp -0x10 at 0x1000: the target 0xff2 is on the previous page.
+        let code = [0xeb, 0xee];
+        let mut b = Block::new(0x1000);
+        translate_block(0x1000, tbflags::CODE64, &mut Flat(&code, 0x1000), &mut b, 4).unwrap();
+        let ops: Vec<_> = b.insns.iter().map(|i| i.op.opcode()).collect();
+        use accel_tcg::ir::Opcode;
+        assert!(ops.contains(&Opcode::ExitIndirect), "{b}");
+        assert!(!ops.contains(&Opcode::GotoTb), "{b}");
     }
 
     #[test]
@@ -1150,5 +1166,19 @@ mod tests {
         assert_eq!(gpr_num(Register::ESP), (4, 4));
         assert_eq!(gpr_num(Register::R15), (15, 8));
         assert_eq!(gpr_num(Register::CS), (0, 0));
+    }
+}
+
+/// Ends the block with a jump to the constant linear address `pc`. Within the
+/// block's page that is a chainable `goto_tb`. Another page's mapping can
+/// change without this block being retranslated, so a patched link there
+/// could go stale: those jumps leave through `exit_indirect`, whose inline
+/// jump-cache lookup still finds the next block without the exec loop.
+fn goto_pc(b: &mut Block, slot: u8, pc: u64) {
+    if pc & PAGE_MASK == b.pc & PAGE_MASK {
+        b.goto_tb(slot, pc);
+    } else {
+        let target = b.const_temp(Ty::I64, pc);
+        b.exit_indirect(target);
     }
 }

@@ -21,7 +21,7 @@
 //! slots, of immediates) leaves the flags alone, so compare-and-branch
 //! sequences may allocate between the compare and its use.
 
-// dynasm's `Rq(r)` register operands expand to `r.into()` on a `u8`.
+// dynasm's expansion converts dynamic register numbers with `.into()`.
 #![allow(clippy::useless_conversion)]
 
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi};
@@ -29,8 +29,9 @@ use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi};
 use super::{Asm, CompileError, SAVE_AREA, SPILL_SLOTS, asm, exit_kind};
 use crate::ir::{Block, Cond, HelperId, MemOp, MemSize, Op, Opcode, Temp, Ty};
 use crate::softmmu::{
-    self, EXIT_AUX_OFFSET, EXIT_KIND_OFFSET, EXIT_PC_OFFSET, EXIT_REQUEST_OFFSET, EXIT_SLOT_OFFSET, HEADER_SIZE,
-    HELPER_EXIT_OFFSET, PAGE_BITS, PAGE_MASK, TLB_ENTRY_BITS, TLB_OFFSET, TLB_SIZE,
+    self, EXIT_AUX_OFFSET, EXIT_KIND_OFFSET, EXIT_PC_OFFSET, EXIT_REQUEST_OFFSET, EXIT_SLOT_OFFSET,
+    HEADER_SIZE, HELPER_EXIT_OFFSET, JMP_CACHE_ENTRY_BITS, JMP_CACHE_OFFSET, JMP_CACHE_SIZE,
+    PAGE_BITS, PAGE_MASK, TB_FLAGS_OFFSET, TLB_ENTRY_BITS, TLB_OFFSET, TLB_SIZE,
 };
 
 const RAX: u8 = 0;
@@ -63,7 +64,12 @@ struct TempState {
     slot: u32,
 }
 
-const EMPTY: TempState = TempState { reg: NO_REG, mem: false, konst: None, slot: NO_SLOT };
+const EMPTY: TempState = TempState {
+    reg: NO_REG,
+    mem: false,
+    konst: None,
+    slot: NO_SLOT,
+};
 
 /// Buffers kept between compilations.
 #[derive(Debug, Default)]
@@ -75,6 +81,22 @@ pub(crate) struct Scratch {
     labels: Vec<DynamicLabel>,
     stubs: Vec<Stub>,
     count: Vec<u32>,
+    /// Pending `st_env_fault` stores during the last-use scan: (offset,
+    /// end, temp).
+    pend_scan: Vec<(u32, u32, Temp)>,
+    /// Pending `st_env_fault` stores during code generation.
+    pending: Vec<(Temp, u32, MemSize)>,
+    /// Where pending stores' values are at each fault point (stubs refer to
+    /// ranges of this).
+    deferred: Vec<(Loc, u32, MemSize)>,
+}
+
+/// Where a value is, as recorded for a fault path.
+#[derive(Debug, Clone, Copy)]
+enum Loc {
+    Reg(u8),
+    Imm(u64),
+    Slot(i32),
 }
 
 /// Out-of-line code emitted after the block's main body.
@@ -84,12 +106,25 @@ struct Stub {
     back: DynamicLabel,
     pc: u64,
     kind: StubKind,
+    /// `Scratch::deferred[start..end]`: stores to perform before a fault
+    /// or helper exit.
+    deferred: (u32, u32),
 }
 
 #[derive(Debug, Clone, Copy)]
 enum StubKind {
-    Load { addr: u8, dst: u8, bits: u64, save: u16 },
-    Store { addr: u8, val: Val, bits: u64, save: u16 },
+    Load {
+        addr: u8,
+        dst: u8,
+        bits: u64,
+        save: u16,
+    },
+    Store {
+        addr: u8,
+        val: Val,
+        bits: u64,
+        save: u16,
+    },
     HelperExit,
     Interrupt,
 }
@@ -136,6 +171,9 @@ pub(crate) fn compile(
     // Last use (or definition) of every temp, and temps sorted by it.
     s.last_use.clear();
     s.last_use.resize(n, 0);
+    s.pend_scan.clear();
+    s.pending.clear();
+    s.deferred.clear();
     for (i, insn) in blk.insns.iter().enumerate() {
         let mut bad = false;
         let mut note = |t: Temp| match s.last_use.get_mut(t.index()) {
@@ -147,8 +185,34 @@ pub(crate) fn compile(
         if bad {
             return Err(CompileError::Malformed("temp out of range"));
         }
+        // A pending `st_env_fault` needs its value at every later fault
+        // point: keep the temp live past each of them.
+        let flags = insn.op.opcode().flags();
+        let fault_point = match insn.op {
+            Op::QemuLd { .. } | Op::QemuSt { .. } => true,
+            Op::Call { helper, .. } => blk.get_helper(helper).is_some_and(|h| h.flags.may_exit),
+            _ => false,
+        };
+        if fault_point {
+            for &(_, _, t) in &s.pend_scan {
+                if let Some(l) = s.last_use.get_mut(t.index()) {
+                    *l = (*l).max(i as u32 + 1);
+                }
+            }
+        }
         match insn.op {
-            Op::LdEnv { off, mop, .. } | Op::StEnv { off, mop, .. } => {
+            Op::StEnvFault { v, off, mop } => s.pend_scan.push((off, off + mop.size.bytes(), v)),
+            Op::StEnv { off, mop, .. } => {
+                let end = off + mop.size.bytes();
+                s.pend_scan.retain(|&(o, e, _)| e <= off || end <= o);
+            }
+            _ if flags.has(crate::ir::OpFlags::BB_END) => s.pend_scan.clear(),
+            _ => {}
+        }
+        match insn.op {
+            Op::LdEnv { off, mop, .. }
+            | Op::StEnv { off, mop, .. }
+            | Op::StEnvFault { off, mop, .. } => {
                 let end = off as usize + mop.size.bytes() as usize;
                 if (off as usize) < HEADER_SIZE || end > env_size {
                     return Err(CompileError::EnvOutOfRange(i));
@@ -210,7 +274,9 @@ pub(crate) fn compile(
         return Err(CompileError::TooManyTemps);
     }
     let jumps = std::mem::take(&mut g.jumps);
-    let code = g.a.finalize().map_err(|e| CompileError::Asm(e.to_string()))?;
+    let code =
+        g.a.finalize()
+            .map_err(|e| CompileError::Asm(e.to_string()))?;
     Ok(Output { code, jumps })
 }
 
@@ -355,12 +421,10 @@ impl Gen<'_> {
 
     /// `t` as an immediate if it is a constant that fits, else a register.
     fn use_val(&mut self, ty: Ty, t: Temp) -> Val {
-        if let Some(c) = self.s.temps[t.index()].konst
-            && (ty == Ty::I32 || fits_i32(c as i64))
-        {
-            return Val::Imm(c as i64);
+        match self.s.temps[t.index()].konst {
+            Some(c) if ty == Ty::I32 || fits_i32(c as i64) => Val::Imm(c as i64),
+            _ => Val::Reg(self.use_reg(t)),
         }
-        Val::Reg(self.use_reg(t))
     }
 
     /// Moves the value of whatever lives in `r` elsewhere if it is still
@@ -511,19 +575,28 @@ impl Gen<'_> {
     }
 
     fn label(&self, l: crate::ir::Label) -> Result<DynamicLabel, CompileError> {
-        self.s.labels.get(l.0 as usize).copied().ok_or(CompileError::Malformed("label out of range"))
+        self.s
+            .labels
+            .get(l.0 as usize)
+            .copied()
+            .ok_or(CompileError::Malformed("label out of range"))
     }
 
     /// `cmp a, b`; returns the condition to test (swapped if the operands
     /// were).
     fn cmp(&mut self, ty: Ty, a: Temp, b: Temp, cond: Cond) -> Cond {
-        let (a, b, cond) = if self.s.temps[a.index()].konst.is_some() && self.s.temps[b.index()].konst.is_none() {
-            (b, a, cond.swap())
-        } else {
-            (a, b, cond)
-        };
+        let (a, b, cond) =
+            if self.s.temps[a.index()].konst.is_some() && self.s.temps[b.index()].konst.is_none() {
+                (b, a, cond.swap())
+            } else {
+                (a, b, cond)
+            };
         let ra = self.use_reg(a);
         match (ty, self.use_val(ty, b)) {
+            // `test r, r` sets every flag a compare with 0 does (CF = OF = 0),
+            // in fewer bytes.
+            (Ty::I64, Val::Imm(0)) => asm!(self.a ; test Rq(ra), Rq(ra)),
+            (Ty::I32, Val::Imm(0)) => asm!(self.a ; test Rd(ra), Rd(ra)),
             (Ty::I64, Val::Reg(rb)) => asm!(self.a ; cmp Rq(ra), Rq(rb)),
             (Ty::I64, Val::Imm(c)) => asm!(self.a ; cmp Rq(ra), c as i32),
             (Ty::I32, Val::Reg(rb)) => asm!(self.a ; cmp Rd(ra), Rd(rb)),
@@ -585,10 +658,17 @@ impl Gen<'_> {
         let interrupt = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
         asm!(self.a
-            ; cmp DWORD [r14 + EXIT_REQUEST_OFFSET as i32], 0
+            ; mov r11, QWORD [r14 + EXIT_REQUEST_OFFSET as i32]
+            ; cmp DWORD [r11], 0
             ; jne =>interrupt
         );
-        self.s.stubs.push(Stub { entry: interrupt, back, pc: self.blk.pc, kind: StubKind::Interrupt });
+        self.s.stubs.push(Stub {
+            entry: interrupt,
+            back,
+            pc: self.blk.pc,
+            kind: StubKind::Interrupt,
+            deferred: (0, 0),
+        });
         let mut reachable = true;
         for idx in 0..self.blk.insns.len() {
             self.i = idx as u32;
@@ -597,6 +677,7 @@ impl Gen<'_> {
             let op = insn.op;
             match op {
                 Op::SetLabel { l } => {
+                    self.s.pending.clear();
                     if reachable {
                         self.sync();
                     }
@@ -611,7 +692,12 @@ impl Gen<'_> {
                 _ if !reachable => {}
                 _ => {
                     self.op(insn.ty, op)?;
-                    if op.opcode().flags().has(crate::ir::OpFlags::EXIT) || matches!(op, Op::Br { .. }) {
+                    if op.opcode().flags().has(crate::ir::OpFlags::BB_END) {
+                        self.s.pending.clear();
+                    }
+                    if op.opcode().flags().has(crate::ir::OpFlags::EXIT)
+                        || matches!(op, Op::Br { .. })
+                    {
                         reachable = false;
                     }
                 }
@@ -690,7 +776,14 @@ impl Gen<'_> {
                 asm!(self.a ; movzx Rd(rd), r11b);
                 self.def_reg(d, rd);
             }
-            Op::Movcond { d, c1, c2, v1, v2, cond } => {
+            Op::Movcond {
+                d,
+                c1,
+                c2,
+                v1,
+                v2,
+                cond,
+            } => {
                 let r1 = self.use_reg(v1);
                 let r2 = self.use_reg(v2);
                 let cond = self.cmp(ty, c1, c2, cond);
@@ -723,6 +816,10 @@ impl Gen<'_> {
                 self.def_reg(d, rd);
             }
             Op::StEnv { v, off, mop } => {
+                let end = off + mop.size.bytes();
+                self.s
+                    .pending
+                    .retain(|&(_, o, sz)| o + sz.bytes() <= off || end <= o);
                 let off = off as i32;
                 match (self.use_val(Ty::I64, v), mop.size) {
                     (Val::Imm(c), MemSize::B1) => asm!(self.a ; mov BYTE [r14 + off], c as i8),
@@ -735,6 +832,7 @@ impl Gen<'_> {
                     (Val::Reg(r), MemSize::B8) => asm!(self.a ; mov QWORD [r14 + off], Rq(r)),
                 }
             }
+            Op::StEnvFault { v, off, mop } => self.s.pending.push((v, off, mop.size)),
             Op::SetLabel { .. } => {}
             Op::Br { l } => {
                 let lbl = self.label(l)?;
@@ -750,6 +848,10 @@ impl Gen<'_> {
             }
             Op::Call { ret, helper, args } => self.call(ret, helper, args.as_slice())?,
             Op::InsnStart { pc } => self.pc = pc,
+            // x86 keeps every order but store-then-load (TSO); generated code
+            // never reorders guest accesses itself.
+            Op::Mb { kind } if kind & crate::ir::MB_ST_LD != 0 => asm!(self.a ; mfence),
+            Op::Mb { .. } => {}
             Op::GotoTb { slot, pc } => {
                 // Align the displacement so patching it is one atomic store.
                 let off = self.a.offset().0;
@@ -771,10 +873,27 @@ impl Gen<'_> {
                 self.jmp_exit();
             }
             Op::ExitIndirect { pc } => {
+                // Look the target up in the indirect-jump cache and jump
+                // there directly on a hit; otherwise leave for the exec loop.
                 let r = self.use_reg(pc);
+                let mask = (JMP_CACHE_SIZE - 1) as i32;
+                let shift = JMP_CACHE_ENTRY_BITS as i8;
+                let jc = JMP_CACHE_OFFSET as i32;
                 asm!(self.a
                     ; mov QWORD [r14 + EXIT_PC_OFFSET as i32], Rq(r)
                     ; mov DWORD [r14 + EXIT_KIND_OFFSET as i32], exit_kind::INDIRECT as i32
+                    ; mov r11, Rq(r)
+                    ; shr r11, 10
+                    ; xor r11, Rq(r)
+                    ; and r11d, mask
+                    ; shl r11d, shift
+                    ; cmp Rq(r), QWORD [r14 + r11 + jc]
+                    ; jne >miss
+                    ; mov r10, QWORD [r14 + TB_FLAGS_OFFSET as i32]
+                    ; cmp r10, QWORD [r14 + r11 + jc + 8]
+                    ; jne >miss
+                    ; jmp QWORD [r14 + r11 + jc + 16]
+                    ; miss:
                 );
                 self.jmp_exit();
             }
@@ -796,8 +915,11 @@ impl Gen<'_> {
         let commutative = !matches!(opc, Opcode::Sub);
         // Prefer the constant, or the operand that dies, on the right side.
         let (a, b) = if commutative
-            && ((self.s.temps[a.index()].konst.is_some() && self.s.temps[b.index()].konst.is_none())
-                || (self.live_after(a.0) && a != d && (b == d || !self.live_after(b.0))
+            && ((self.s.temps[a.index()].konst.is_some()
+                && self.s.temps[b.index()].konst.is_none())
+                || (self.live_after(a.0)
+                    && a != d
+                    && (b == d || !self.live_after(b.0))
                     && self.s.temps[b.index()].reg != NO_REG))
         {
             (b, a)
@@ -899,10 +1021,18 @@ impl Gen<'_> {
                 }
                 if signed {
                     match (wide, rem) {
-                        (true, false) => asm!(self.a ; cmp r11, -1 ; jne >doit ; neg rax ; jmp >done),
-                        (false, false) => asm!(self.a ; cmp r11d, -1 ; jne >doit ; neg eax ; jmp >done),
-                        (true, true) => asm!(self.a ; cmp r11, -1 ; jne >doit ; xor edx, edx ; jmp >done),
-                        (false, true) => asm!(self.a ; cmp r11d, -1 ; jne >doit ; xor edx, edx ; jmp >done),
+                        (true, false) => {
+                            asm!(self.a ; cmp r11, -1 ; jne >doit ; neg rax ; jmp >done)
+                        }
+                        (false, false) => {
+                            asm!(self.a ; cmp r11d, -1 ; jne >doit ; neg eax ; jmp >done)
+                        }
+                        (true, true) => {
+                            asm!(self.a ; cmp r11, -1 ; jne >doit ; xor edx, edx ; jmp >done)
+                        }
+                        (false, true) => {
+                            asm!(self.a ; cmp r11d, -1 ; jne >doit ; xor edx, edx ; jmp >done)
+                        }
                     }
                 }
                 asm!(self.a ; doit:);
@@ -945,7 +1075,9 @@ impl Gen<'_> {
             Opcode::Ext16s => asm!(self.a ; movsx Rd(rd), Rw(rd)),
             Opcode::Ext16u => asm!(self.a ; movzx Rd(rd), Rw(rd)),
             Opcode::Ext32s | Opcode::ExtsI32I64 => asm!(self.a ; movsxd Rq(rd), Rd(rd)),
-            Opcode::Ext32u | Opcode::ExtuI32I64 | Opcode::ExtrlI64I32 => asm!(self.a ; mov Rd(rd), Rd(rd)),
+            Opcode::Ext32u | Opcode::ExtuI32I64 | Opcode::ExtrlI64I32 => {
+                asm!(self.a ; mov Rd(rd), Rd(rd))
+            }
             Opcode::Bswap16 => asm!(self.a ; movzx Rd(rd), Rw(rd) ; rol Rw(rd), 8),
             Opcode::Bswap32 => asm!(self.a ; bswap Rd(rd)),
             Opcode::Bswap64 => asm!(self.a ; bswap Rq(rd)),
@@ -993,7 +1125,8 @@ impl Gen<'_> {
 
     /// The inline TLB check: on a hit, r10 = host address - guest address
     /// (the addend); on a miss, jumps to `slow`.
-    fn tlb_lookup(&mut self, ra: u8, size: u32, tag_off: i32, slow: DynamicLabel) {
+    fn tlb_lookup(&mut self, ra: u8, mop: MemOp, tag_off: i32, slow: DynamicLabel) {
+        let size = mop.size.bytes();
         let shift = (PAGE_BITS - TLB_ENTRY_BITS) as i8;
         let index_mask = ((TLB_SIZE as i32) - 1) << TLB_ENTRY_BITS;
         let tag = TLB_OFFSET as i32 + tag_off;
@@ -1003,8 +1136,17 @@ impl Gen<'_> {
             ; mov r11, Rq(ra)
             ; shr r11, shift
             ; and r11d, index_mask
-            ; lea r10, [Rq(ra) + last]
-            ; and r10, PAGE_MASK as i32
+        );
+        if mop.aligned {
+            // Keeping the low address bits in the compare sends misaligned
+            // accesses (which cannot cross a page) to the slow path.
+            let mask = PAGE_MASK as i32 | last;
+            asm!(self.a ; mov r10, Rq(ra) ; and r10, mask);
+        } else {
+            // The page of the last byte: page-crossing accesses miss.
+            asm!(self.a ; lea r10, [Rq(ra) + last] ; and r10, PAGE_MASK as i32);
+        }
+        asm!(self.a
             ; cmp r10, QWORD [r14 + r11 + tag]
             ; jne =>slow
             ; mov r10, QWORD [r14 + r11 + addend]
@@ -1013,10 +1155,14 @@ impl Gen<'_> {
 
     fn qemu_ld(&mut self, ty: Ty, d: Temp, addr: Temp, mop: MemOp) {
         let ra = self.use_reg(addr);
-        let rd = if addr != d && self.live_after(addr.0) { self.dest_fresh() } else { ra };
+        let rd = if addr != d && self.live_after(addr.0) {
+            self.dest_fresh()
+        } else {
+            ra
+        };
         let slow = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
-        self.tlb_lookup(ra, mop.size.bytes(), 0, slow);
+        self.tlb_lookup(ra, mop, 0, slow);
         let w = ty == Ty::I64;
         let sext = mop.signed && !mop.big_endian;
         match (mop.size, sext, w) {
@@ -1046,7 +1192,19 @@ impl Gen<'_> {
         self.a.dynamic_label(back);
         let save = self.live_caller_saved(rd);
         let bits = softmmu::pack_mop(mop, ty);
-        self.s.stubs.push(Stub { entry: slow, back, pc: self.pc, kind: StubKind::Load { addr: ra, dst: rd, bits, save } });
+        let deferred = self.snapshot_pending();
+        self.s.stubs.push(Stub {
+            entry: slow,
+            back,
+            pc: self.pc,
+            kind: StubKind::Load {
+                addr: ra,
+                dst: rd,
+                bits,
+                save,
+            },
+            deferred,
+        });
         self.def_reg(d, rd);
     }
 
@@ -1055,7 +1213,7 @@ impl Gen<'_> {
         let val = self.use_val(ty, v);
         let slow = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
-        self.tlb_lookup(ra, mop.size.bytes(), 8, slow);
+        self.tlb_lookup(ra, mop, 8, slow);
         let swap = mop.big_endian && mop.size != MemSize::B1;
         let val = if swap {
             // Byte-swap a copy in r11 (free once the addend is in r10).
@@ -1090,11 +1248,31 @@ impl Gen<'_> {
         };
         let save = self.live_caller_saved(NO_REG);
         let bits = softmmu::pack_mop(mop, ty);
-        self.s.stubs.push(Stub { entry: slow, back, pc: self.pc, kind: StubKind::Store { addr: ra, val, bits, save } });
+        let deferred = self.snapshot_pending();
+        self.s.stubs.push(Stub {
+            entry: slow,
+            back,
+            pc: self.pc,
+            kind: StubKind::Store {
+                addr: ra,
+                val,
+                bits,
+                save,
+            },
+            deferred,
+        });
     }
 
-    fn call(&mut self, ret: Option<Temp>, helper: HelperId, args: &[Temp]) -> Result<(), CompileError> {
-        let h = *self.blk.get_helper(helper).ok_or(CompileError::Malformed("no such helper"))?;
+    fn call(
+        &mut self,
+        ret: Option<Temp>,
+        helper: HelperId,
+        args: &[Temp],
+    ) -> Result<(), CompileError> {
+        let h = *self
+            .blk
+            .get_helper(helper)
+            .ok_or(CompileError::Malformed("no such helper"))?;
         // Values in caller-saved registers that are needed later (or as
         // arguments) move to free callee-saved registers or their slots.
         for r in 0..16u8 {
@@ -1141,9 +1319,62 @@ impl Gen<'_> {
                 ; cmp DWORD [r14 + HELPER_EXIT_OFFSET as i32], 0
                 ; jne =>stub
             );
-            self.s.stubs.push(Stub { entry: stub, back, pc: self.pc, kind: StubKind::HelperExit });
+            let deferred = self.snapshot_pending();
+            self.s.stubs.push(Stub {
+                entry: stub,
+                back,
+                pc: self.pc,
+                kind: StubKind::HelperExit,
+                deferred,
+            });
         }
         Ok(())
+    }
+
+    /// Records where the values of pending `st_env_fault` stores are now,
+    /// for a fault path; returns the range in `Scratch::deferred`.
+    fn snapshot_pending(&mut self) -> (u32, u32) {
+        let start = self.s.deferred.len() as u32;
+        for k in 0..self.s.pending.len() {
+            let (t, off, size) = self.s.pending[k];
+            let st = self.s.temps[t.index()];
+            let loc = if st.reg != NO_REG {
+                Loc::Reg(st.reg)
+            } else if let Some(c) = st.konst {
+                Loc::Imm(c)
+            } else if st.mem {
+                Loc::Slot((st.slot * 8) as i32)
+            } else {
+                continue; // never defined on this path
+            };
+            self.s.deferred.push((loc, off, size));
+        }
+        (start, self.s.deferred.len() as u32)
+    }
+
+    /// Performs the deferred stores of a fault path. Caller-saved registers
+    /// were clobbered by the slow-path call, so their values come from the
+    /// save area (pending values are live past the access, hence saved).
+    fn emit_deferred(&mut self, range: (u32, u32)) {
+        for k in range.0..range.1 {
+            let (loc, off, size) = self.s.deferred[k as usize];
+            match loc {
+                Loc::Reg(r) if CALLER_SAVED & (1 << r) != 0 => {
+                    let at = SAVE_AREA + r as i32 * 8;
+                    asm!(self.a ; mov r11, QWORD [rsp + at]);
+                }
+                Loc::Reg(r) => asm!(self.a ; mov r11, Rq(r)),
+                Loc::Imm(c) => asm!(self.a ; mov r11, QWORD c as i64),
+                Loc::Slot(at) => asm!(self.a ; mov r11, QWORD [rsp + at]),
+            }
+            let off = off as i32;
+            match size {
+                MemSize::B1 => asm!(self.a ; mov BYTE [r14 + off], r11b),
+                MemSize::B2 => asm!(self.a ; mov WORD [r14 + off], r11w),
+                MemSize::B4 => asm!(self.a ; mov DWORD [r14 + off], r11d),
+                MemSize::B8 => asm!(self.a ; mov QWORD [r14 + off], r11),
+            }
+        }
     }
 
     fn save_regs(&mut self, mask: u16) {
@@ -1172,10 +1403,16 @@ impl Gen<'_> {
                 self.jmp_exit();
             }
             StubKind::HelperExit => {
+                self.emit_deferred(stub.deferred);
                 self.set_exit(exit_kind::HELPER, stub.pc);
                 self.jmp_exit();
             }
-            StubKind::Load { addr, dst, bits, save } => {
+            StubKind::Load {
+                addr,
+                dst,
+                bits,
+                save,
+            } => {
                 let f = softmmu::slow_load as *const () as usize as i64;
                 self.save_regs(save);
                 asm!(self.a
@@ -1193,10 +1430,16 @@ impl Gen<'_> {
                 self.restore_regs(save);
                 let back = stub.back;
                 asm!(self.a ; jmp =>back ; fault: ; mov QWORD [r14 + EXIT_AUX_OFFSET as i32], rdx);
+                self.emit_deferred(stub.deferred);
                 self.set_exit(exit_kind::FAULT, stub.pc);
                 self.jmp_exit();
             }
-            StubKind::Store { addr, val, bits, save } => {
+            StubKind::Store {
+                addr,
+                val,
+                bits,
+                save,
+            } => {
                 let f = softmmu::slow_store as *const () as usize as i64;
                 self.save_regs(save);
                 match val {
@@ -1216,6 +1459,7 @@ impl Gen<'_> {
                 self.restore_regs(save);
                 let back = stub.back;
                 asm!(self.a ; jmp =>back ; fault: ; mov QWORD [r14 + EXIT_AUX_OFFSET as i32], rax);
+                self.emit_deferred(stub.deferred);
                 self.set_exit(exit_kind::FAULT, stub.pc);
                 self.jmp_exit();
             }

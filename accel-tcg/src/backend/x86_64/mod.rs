@@ -6,13 +6,13 @@
 //!   runs (callee-saved, so helper calls keep it).
 //! * `r10` and `r11` are scratch registers for the backend's own sequences
 //!   (TLB lookup, exits); the other registers except `rsp` and `r14` hold
-//!   temps ([`codegen`]'s allocator).
+//!   temps (the allocator in `codegen.rs`).
 //! * `rsp` points to a frame set up once by the entry trampoline: spill slots
 //!   for temps and a save area for the memory slow paths. It is 16-byte
 //!   aligned inside blocks, so helpers are called directly. Blocks jump to
 //!   each other (chaining) and to the trampoline's exit; they never `ret`.
-//! * Every block starts by testing
-//!   [`crate::softmmu::TcgContextHeader::exit_request`], so even a chain of
+//! * Every block starts by testing the exit-request word
+//!   ([`crate::softmmu::ExitRequest`]), so even a chain of
 //!   patched jumps that loops forever leaves when asked.
 //! * Leaving a block writes how it left to the header (`exit_kind`,
 //!   `exit_pc`, `exit_aux`) and jumps to the trampoline's exit, which returns
@@ -43,7 +43,10 @@ use dynasmrt::{DynasmApi, VecAssembler};
 use crate::ExitReason;
 use crate::codebuf::{CodeBufError, CodeBuffer};
 use crate::ir::Block;
-use crate::softmmu::{CpuState, MemFault, MemoryHandler, TcgContextHeader};
+use crate::softmmu::{
+    CpuState, JMP_CACHE_INVALID, JumpCache, JumpCacheEntry, MemFault, MemoryHandler,
+    TcgContextHeader,
+};
 
 /// Assembler used by the backend.
 pub(crate) type Asm = VecAssembler<X64Relocation>;
@@ -160,11 +163,19 @@ pub struct Jit {
     exit_addr: usize,
     env_size: usize,
     scratch: codegen::Scratch,
+    /// Unique per JIT: whose code a CPU state's jump cache points to.
+    id: u64,
+    /// Bumped whenever jump-cache entries may point to dropped code.
+    jc_epoch: u64,
 }
+
+static NEXT_JIT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Jit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Jit").field("buf", &self.buf).finish_non_exhaustive()
+        f.debug_struct("Jit")
+            .field("buf", &self.buf)
+            .finish_non_exhaustive()
     }
 }
 
@@ -211,7 +222,16 @@ impl Jit {
         // SAFETY: `entry` is the start of the trampoline just written to the
         // executable view; it follows the C ABI for fn(usize, *mut u8).
         let enter = unsafe { std::mem::transmute::<usize, extern "C" fn(usize, *mut u8)>(entry) };
-        Ok(Jit { buf, enter, exit_addr: entry + exit_off, env_size, scratch: codegen::Scratch::default() })
+        let id = NEXT_JIT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Jit {
+            buf,
+            enter,
+            exit_addr: entry + exit_off,
+            env_size,
+            scratch: codegen::Scratch::default(),
+            id,
+            jc_epoch: 0,
+        })
     }
 
     /// Incremented by every flush.
@@ -228,6 +248,52 @@ impl Jit {
     /// everything). Blocks and jump sites from before become stale.
     pub fn flush(&mut self) {
         self.buf.flush();
+        self.jc_epoch += 1;
+    }
+
+    /// Makes every CPU state's indirect-jump cache start empty on its next
+    /// run (after blocks were invalidated).
+    pub fn invalidate_jump_caches(&mut self) {
+        self.jc_epoch += 1;
+    }
+
+    fn jc_tag(&self) -> u64 {
+        // Ids and epochs beyond 2^32 would take centuries of flushes.
+        (self.id << 32) ^ self.jc_epoch
+    }
+
+    /// Empties `hdr`'s jump cache unless this JIT filled it since the last
+    /// invalidation, so generated code never jumps to another JIT's or
+    /// dropped code.
+    fn own_jump_cache(&self, hdr: &mut TcgContextHeader) {
+        let tag = self.jc_tag();
+        if hdr.jc_tag != tag {
+            hdr.jmp_cache.entries.fill(JumpCacheEntry::INVALID);
+            hdr.jc_tag = tag;
+        }
+    }
+
+    /// Lets `exit_indirect` in generated code jump straight to `tb` when
+    /// the computed pc is `pc` and `hdr.tb_flags` is `flags`.
+    pub fn jump_cache_insert(
+        &self,
+        hdr: &mut TcgContextHeader,
+        pc: u64,
+        flags: u64,
+        tb: &CompiledBlock,
+    ) -> Result<(), RunError> {
+        self.check(tb)?;
+        if flags == JMP_CACHE_INVALID {
+            return Err(RunError::OutOfRange);
+        }
+        self.own_jump_cache(hdr);
+        hdr.jmp_cache.entries[JumpCache::index(pc)] = JumpCacheEntry {
+            pc,
+            flags,
+            code: tb.entry as u64,
+            ..JumpCacheEntry::INVALID
+        };
+        Ok(())
     }
 
     /// Size of the CPU states this JIT's code runs against.
@@ -245,16 +311,26 @@ impl Jit {
             e => CompileError::Code(e),
         })?;
         if entry != base {
-            return Err(CompileError::Malformed("code placed at an unexpected address"));
+            return Err(CompileError::Malformed(
+                "code placed at an unexpected address",
+            ));
         }
         let generation = self.buf.generation();
         let mut jumps = [None; 2];
         for &(slot, off) in &out.jumps {
             if let Some(j) = jumps.get_mut(slot as usize) {
-                *j = Some(JumpSite { addr: entry + off, generation });
+                *j = Some(JumpSite {
+                    addr: entry + off,
+                    generation,
+                });
             }
         }
-        Ok(CompiledBlock { entry, len: out.code.len(), jumps, generation })
+        Ok(CompiledBlock {
+            entry,
+            len: out.code.len(),
+            jumps,
+            generation,
+        })
     }
 
     fn check(&self, tb: &CompiledBlock) -> Result<(), RunError> {
@@ -274,7 +350,10 @@ impl Jit {
     ) -> Result<JitExit, RunError> {
         self.check(tb)?;
         if cpu.env_size() < self.env_size {
-            return Err(RunError::EnvTooSmall { have: cpu.env_size(), need: self.env_size });
+            return Err(RunError::EnvTooSmall {
+                have: cpu.env_size(),
+                need: self.env_size,
+            });
         }
         Ok(cpu.header().with_handler(mem, |hdr| {
             let env = hdr as *mut TcgContextHeader as *mut u8;
@@ -295,6 +374,12 @@ impl Jit {
     /// start with a [`TcgContextHeader`] and not be accessed by anything else
     /// meanwhile. Its memory handler, if installed, must be valid.
     pub unsafe fn enter_raw(&self, entry: usize, env: *mut u8) -> JitExit {
+        {
+            // SAFETY: the caller guarantees `env` starts with a header; the
+            // reference ends before generated code runs.
+            let hdr = unsafe { &mut *(env as *mut TcgContextHeader) };
+            self.own_jump_cache(hdr);
+        }
         (self.enter)(entry, env);
         // SAFETY: the caller guarantees `env` starts with a header.
         let hdr = unsafe { &mut *(env as *mut TcgContextHeader) };
@@ -309,7 +394,9 @@ impl Jit {
         }
         let rel = (target.entry as i64) - (site.addr as i64 + 4);
         let rel = i32::try_from(rel).map_err(|_| RunError::OutOfRange)?;
-        self.buf.patch_u32(site.addr, rel as u32).map_err(|_| RunError::OutOfRange)
+        self.buf
+            .patch_u32(site.addr, rel as u32)
+            .map_err(|_| RunError::OutOfRange)
     }
 
     /// Restores `site` to its exit stub.
@@ -317,7 +404,9 @@ impl Jit {
         if site.generation != self.buf.generation() {
             return Err(RunError::Stale);
         }
-        self.buf.patch_u32(site.addr, 0).map_err(|_| RunError::OutOfRange)
+        self.buf
+            .patch_u32(site.addr, 0)
+            .map_err(|_| RunError::OutOfRange)
     }
 
     /// The machine code of a block (for disassembly in traces and tests).
@@ -335,17 +424,28 @@ fn decode_exit(hdr: &mut TcgContextHeader, generation: u64) -> JitExit {
     let mut jump = None;
     let reason = match hdr.exit_kind {
         exit_kind::CHAIN => {
-            jump = Some(JumpSite { addr: aux as usize, generation });
-            ExitReason::Chain { slot: hdr.exit_slot as u8, pc }
+            jump = Some(JumpSite {
+                addr: aux as usize,
+                generation,
+            });
+            ExitReason::Chain {
+                slot: hdr.exit_slot as u8,
+                pc,
+            }
         }
         exit_kind::INDIRECT => ExitReason::Indirect { pc },
         exit_kind::STATUS => ExitReason::Status { code: aux, pc },
-        exit_kind::FAULT => ExitReason::Fault { pc, vaddr: hdr.fault_addr, fault: MemFault { code: aux as u32 } },
-        exit_kind::HELPER => ExitReason::HelperExit { pc, code: hdr.helper_exit },
+        exit_kind::FAULT => ExitReason::Fault {
+            pc,
+            vaddr: hdr.fault_addr,
+            fault: MemFault { code: aux as u32 },
+        },
+        exit_kind::HELPER => ExitReason::HelperExit {
+            pc,
+            code: hdr.helper_exit,
+        },
         _ => ExitReason::Interrupted { pc },
     };
     hdr.exit_kind = 0;
     JitExit { reason, jump }
 }
-
-
