@@ -9,8 +9,8 @@ mod console;
 mod gate;
 mod logger;
 mod run;
-mod tcg;
 mod sandbox;
+mod tcg;
 
 use std::process::ExitCode;
 

@@ -14,9 +14,9 @@ use machine::policy::{self, IsolationMode, Weakening};
 use machine::x86_64::{Board, BoardConfig, BoardError, Initrd, check_memory_size};
 use machine::{Accelerator, Arch, RunOutcome};
 
-use accel_tcg::exec::{EngineKind, TcgAccelerator, TcgOptions};
-use crate::cli::{TcgEngine, AccelChoice, RunArgs, SerialChoice, Toggle};
+use crate::cli::{AccelChoice, RunArgs, SerialChoice, TcgEngine, Toggle};
 use crate::{console, gate, sandbox};
+use accel_tcg::exec::{EngineKind, TcgAccelerator, TcgOptions};
 
 /// Exit status for a usage or input error.
 pub const STATUS_USAGE: u8 = 2;

@@ -311,5 +311,9 @@ fn tcg_traces_guest_code_ir_and_host_code() {
     assert!(trace.contains("Trace: [0x00000000001000d0]"), "{trace}");
     let bad = run_guest("tcg", "hello.elf", &["--trace", "in_asm,everything"]);
     assert_eq!(bad.status, Some(2));
-    assert!(bad.stderr.contains("unknown trace event 'everything'"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("unknown trace event 'everything'"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -13,7 +13,9 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::guest::{CodeReader, PageWalker};
 use crate::ir::MemSize;
-use crate::softmmu::{ExitRequest, Access, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, Tlb};
+use crate::softmmu::{
+    Access, ExitRequest, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, Tlb,
+};
 
 /// Physical pages that hold translated code, and the ones a guest store has
 /// hit since the exec loop last looked.
@@ -157,7 +159,10 @@ pub(crate) fn fill_tlb(
     }
     if let Target::Ram(host) = resolve(memory, page) {
         // Regions are page aligned, so a host page pointer covers the page.
-        if memory.get_host_address(GuestAddress(page + PAGE_SIZE - 1)).is_ok() {
+        if memory
+            .get_host_address(GuestAddress(page + PAGE_SIZE - 1))
+            .is_ok()
+        {
             // SAFETY: `host` points at a whole page of guest RAM owned by
             // `memory`, which outlives every run of translated code (the
             // exec loop flushes the TLB when the memory changes).

@@ -210,16 +210,21 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         match walker.translate(&self.machine.memory, pc, Access::Exec) {
             Ok(t) => {
                 let tlb = &mut self.cpu.state().header().tlb;
-                memory::fill_tlb(&self.machine.memory, &self.code_pages, tlb, pc, t.paddr, t.perms);
+                memory::fill_tlb(
+                    &self.machine.memory,
+                    &self.code_pages,
+                    tlb,
+                    pc,
+                    t.paddr,
+                    t.perms,
+                );
                 Ok(t.paddr)
             }
-            Err(fault) => Err(self.cpu.memory_fault(
-                pc,
-                pc,
-                Access::Exec,
-                fault,
-                &platform(&self.machine),
-            )),
+            Err(fault) => {
+                Err(self
+                    .cpu
+                    .memory_fault(pc, pc, Access::Exec, fault, &platform(&self.machine)))
+            }
         }
     }
 
@@ -373,7 +378,9 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             let platform = platform(&self.machine);
             let handled_by_front_end = matches!(
                 exit.reason,
-                ExitReason::Status { .. } | ExitReason::Fault { .. } | ExitReason::HelperExit { .. }
+                ExitReason::Status { .. }
+                    | ExitReason::Fault { .. }
+                    | ExitReason::HelperExit { .. }
             );
             let event = match exit.reason {
                 ExitReason::Chain { pc, .. } => {
@@ -564,9 +571,10 @@ where
             options,
         )),
         EngineKind::Jit => {
-            let jit = engine::JitEngine::new(options.code_cache_size, env_size).map_err(|error| {
-                AccelError::Unavailable(format!("the TCG JIT cannot start: {error}"))
-            })?;
+            let jit =
+                engine::JitEngine::new(options.code_cache_size, env_size).map_err(|error| {
+                    AccelError::Unavailable(format!("the TCG JIT cannot start: {error}"))
+                })?;
             Box::new(traced(TcgVcpu::new(cpu, jit, machine), options))
         }
     })
