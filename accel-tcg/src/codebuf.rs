@@ -182,7 +182,7 @@ impl CodeBuffer {
     /// Another thread executing the code sees either the old or the new
     /// jump, never a torn one.
     pub fn patch_u32(&mut self, addr: usize, value: u32) -> Result<(), CodeBufError> {
-        if addr % 4 != 0 || !self.contains(addr, 4) {
+        if !addr.is_multiple_of(4) || !self.contains(addr, 4) {
             return Err(CodeBufError::OutOfRange(addr));
         }
         let off = addr - self.rx as usize;

@@ -382,8 +382,8 @@ const _: () = assert!(EXIT_KIND_OFFSET == 12);
 const _: () = assert!(EXIT_SLOT_OFFSET == 16);
 const _: () = assert!(EXIT_PC_OFFSET == 24);
 const _: () = assert!(EXIT_AUX_OFFSET == 32);
-const _: () = assert!(TLB_OFFSET % 64 == 0);
-const _: () = assert!(JMP_CACHE_OFFSET % 64 == 0);
+const _: () = assert!(TLB_OFFSET.is_multiple_of(64));
+const _: () = assert!(JMP_CACHE_OFFSET.is_multiple_of(64));
 const _: () =
     assert!(JMP_CACHE_OFFSET + JMP_CACHE_SIZE * size_of::<JumpCacheEntry>() < i32::MAX as usize);
 const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, pc) == 0);
@@ -526,7 +526,7 @@ pub type MemResult<T> = Result<T, MemFault>;
 /// extended and byte-swapped as `mop` says, to type `ty`.
 pub fn load(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, ty: Ty) -> MemResult<u64> {
     let size = mop.size.bytes();
-    if mop.aligned && vaddr % size as u64 != 0 {
+    if mop.aligned && !vaddr.is_multiple_of(size as u64) {
         return Err(unaligned(hdr, vaddr, mop.size, Access::Read));
     }
     let raw = if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Read) {
@@ -549,7 +549,7 @@ pub fn load(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, ty: Ty) -> MemRe
 /// byte order as `mop` says.
 pub fn store(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, value: u64) -> MemResult<()> {
     let size = mop.size.bytes();
-    if mop.aligned && vaddr % size as u64 != 0 {
+    if mop.aligned && !vaddr.is_multiple_of(size as u64) {
         return Err(unaligned(hdr, vaddr, mop.size, Access::Write));
     }
     let raw = mop.to_le(value);

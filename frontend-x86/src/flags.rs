@@ -80,7 +80,7 @@ pub const fn mask(bits: u32) -> u64 {
 
 /// PF for a result: set when its low byte has an even number of ones.
 pub const fn parity(res: u64) -> u64 {
-    if (res as u8).count_ones() % 2 == 0 {
+    if (res as u8).count_ones().is_multiple_of(2) {
         PF
     } else {
         0

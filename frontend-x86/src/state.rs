@@ -369,7 +369,7 @@ pub const fn scratch_off(n: usize) -> u32 {
 }
 
 const _: () = assert!(REGS_OFF as usize == accel_tcg::softmmu::HEADER_SIZE);
-const _: () = assert!(REGS_OFF % 8 == 0);
+const _: () = assert!(REGS_OFF.is_multiple_of(8));
 const _: () = assert!(RIP_OFF == REGS_OFF + 128);
 const _: () = assert!(size_of::<SegCache>() == 32);
 const _: () = assert!(CC_DST_OFF == CC_OP_OFF + 8 && CC_SRC_OFF == CC_OP_OFF + 16);

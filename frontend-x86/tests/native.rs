@@ -1196,7 +1196,7 @@ fn every_instruction_class_matches_the_host() {
         let mut vals = [0u64; 16];
         for (i, v) in vals.iter_mut().enumerate() {
             *v = x.rotate_left(i as u32 * 5) ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            if (k + i as u64) % 3 == 0 {
+            if (k + i as u64).is_multiple_of(3) {
                 *v &= 0x7f;
             }
         }

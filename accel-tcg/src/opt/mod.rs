@@ -95,11 +95,10 @@ pub fn optimize(blk: &mut Block) {
 pub fn optimize_with(blk: &mut Block, scratch: &mut Scratch) {
     for (name, pass) in PASSES {
         pass(blk, scratch);
-        if cfg!(debug_assertions) {
-            if let Err(e) = crate::ir::verify(blk, usize::MAX) {
+        if cfg!(debug_assertions)
+            && let Err(e) = crate::ir::verify(blk, usize::MAX) {
                 panic!("pass {name} produced a malformed block: {e}\n{blk}");
             }
-        }
     }
 }
 

@@ -1082,6 +1082,20 @@ pub fn disassemble(pc: u64, flags: u64, bytes: &[u8]) -> Vec<String> {
     lines
 }
 
+/// Ends the block with a jump to the constant linear address `pc`. Within the
+/// block's page that is a chainable `goto_tb`. Another page's mapping can
+/// change without this block being retranslated, so a patched link there
+/// could go stale: those jumps leave through `exit_indirect`, whose inline
+/// jump-cache lookup still finds the next block without the exec loop.
+fn goto_pc(b: &mut Block, slot: u8, pc: u64) {
+    if pc & PAGE_MASK == b.pc & PAGE_MASK {
+        b.goto_tb(slot, pc);
+    } else {
+        let target = b.const_temp(Ty::I64, pc);
+        b.exit_indirect(target);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1166,19 +1180,5 @@ mod tests {
         assert_eq!(gpr_num(Register::ESP), (4, 4));
         assert_eq!(gpr_num(Register::R15), (15, 8));
         assert_eq!(gpr_num(Register::CS), (0, 0));
-    }
-}
-
-/// Ends the block with a jump to the constant linear address `pc`. Within the
-/// block's page that is a chainable `goto_tb`. Another page's mapping can
-/// change without this block being retranslated, so a patched link there
-/// could go stale: those jumps leave through `exit_indirect`, whose inline
-/// jump-cache lookup still finds the next block without the exec loop.
-fn goto_pc(b: &mut Block, slot: u8, pc: u64) {
-    if pc & PAGE_MASK == b.pc & PAGE_MASK {
-        b.goto_tb(slot, pc);
-    } else {
-        let target = b.const_temp(Ty::I64, pc);
-        b.exit_indirect(target);
     }
 }
