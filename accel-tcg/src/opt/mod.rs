@@ -96,9 +96,10 @@ pub fn optimize_with(blk: &mut Block, scratch: &mut Scratch) {
     for (name, pass) in PASSES {
         pass(blk, scratch);
         if cfg!(debug_assertions)
-            && let Err(e) = crate::ir::verify(blk, usize::MAX) {
-                panic!("pass {name} produced a malformed block: {e}\n{blk}");
-            }
+            && let Err(e) = crate::ir::verify(blk, usize::MAX)
+        {
+            panic!("pass {name} produced a malformed block: {e}\n{blk}");
+        }
     }
 }
 

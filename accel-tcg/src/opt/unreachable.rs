@@ -73,9 +73,10 @@ pub fn remove_unreachable(blk: &mut Block, s: &mut Scratch) {
         }
         for (i, insn) in blk.insns.iter().enumerate() {
             if let Op::SetLabel { l } = insn.op
-                && !s.label_used.get(l.0 as usize).copied().unwrap_or(false) {
-                    s.keep[i] = false;
-                }
+                && !s.label_used.get(l.0 as usize).copied().unwrap_or(false)
+            {
+                s.keep[i] = false;
+            }
         }
     }
     compact(blk, &s.keep);
