@@ -27,6 +27,14 @@ fn call_is_barrier(blk: &Block, op: &Op) -> bool {
     }
 }
 
+/// A store becomes `st_env_fault` only if at most this many fault points lie
+/// before its killer: every fault point gets its own copy of the deferred
+/// stores in its fault path, so deferring a register write-back over a long
+/// stretch of memory accesses would cost more code than the store it saves.
+/// Flag stores, overwritten by the next flag-setting instruction, are well
+/// within it.
+pub const MAX_DEFERRED_ACROSS: u8 = 2;
+
 /// Replaces `ld_env` of a field whose value a temp already holds with a
 /// `mov` from that temp.
 pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
@@ -94,14 +102,23 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
     s.keep.clear();
     s.keep.resize(blk.insns.len(), true);
     s.ranges.clear();
+    // Index of the nearest definition of each temp after the current op
+    // (walking backward), `u32::MAX` if none.
+    s.version.clear();
+    s.version.resize(blk.num_temps(), u32::MAX);
     for i in (0..blk.insns.len()).rev() {
         let op = blk.insns[i].op;
         let flags = op.opcode().flags();
+        op.for_each_def(|t| {
+            if let Some(d) = s.version.get_mut(t.index()) {
+                *d = i as u32;
+            }
+        });
         match op {
             Op::StEnv { v, off, mop } => {
                 let end = off + mop.size.bytes();
                 let covering = |r: &&Range| r.start <= off && end <= r.end;
-                if s.ranges.iter().filter(covering).any(|r| !r.crossed) {
+                if s.ranges.iter().filter(covering).any(|r| r.crossed == 0) {
                     s.keep[i] = false;
                     continue;
                 }
@@ -109,18 +126,14 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
                     .ranges
                     .iter()
                     .filter(covering)
-                    .find(|r| r.convertible)
+                    .find(|r| r.convertible && r.crossed <= MAX_DEFERRED_ACROSS)
                     .map(|r| r.killer as usize);
-                if let Some(k) = killer {
-                    // The value must still be in `v` at the fault points.
-                    let mut redefined = false;
-                    for insn in &blk.insns[i + 1..k] {
-                        insn.op.for_each_def(|t| redefined |= t == v);
-                    }
-                    if !redefined {
-                        blk.insns[i].op = Op::StEnvFault { v, off, mop };
-                        continue;
-                    }
+                // The value must still be in `v` at the fault points: no
+                // redefinition before the killer.
+                let next_def = s.version.get(v.index()).copied().unwrap_or(0) as usize;
+                if killer.is_some_and(|k| next_def > k) {
+                    blk.insns[i].op = Op::StEnvFault { v, off, mop };
+                    continue;
                 }
                 // A kept store: a pending store before it that overlaps it
                 // would be discarded here, not at the later killer.
@@ -134,7 +147,7 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
                         start: off,
                         end,
                         killer: i as u32,
-                        crossed: false,
+                        crossed: 0,
                         convertible: true,
                     });
                 }
@@ -147,7 +160,7 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
             _ if flags.has(OpFlags::BB_END) => s.ranges.clear(),
             _ if flags.has(OpFlags::MEM) || call_may_only_exit(blk, &op) => {
                 for r in s.ranges.iter_mut() {
-                    r.crossed = true;
+                    r.crossed = r.crossed.saturating_add(1);
                 }
             }
             _ if call_is_barrier(blk, &op) => s.ranges.clear(),

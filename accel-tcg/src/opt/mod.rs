@@ -66,8 +66,9 @@ pub(crate) struct Range {
     pub start: u32,
     pub end: u32,
     pub killer: u32,
-    /// A memory access or exiting helper lies between here and the killer.
-    pub crossed: bool,
+    /// Memory accesses and exiting helpers between here and the killer
+    /// (saturating).
+    pub crossed: u8,
     /// No other kept store overlaps the range between here and the killer,
     /// so the killer is the first store a pending `st_env_fault` meets.
     pub convertible: bool,
