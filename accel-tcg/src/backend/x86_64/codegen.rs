@@ -273,7 +273,18 @@ pub(crate) fn compile(
     s.temps.resize(n, EMPTY);
     s.free_slots.clear();
     s.stubs.clear();
-    let mut a = Asm::new(base);
+    // Sizes from typical blocks: about 12 bytes of code and one label pair
+    // per memory access for every few ops.
+    let n_ops = blk.insns.len();
+    let mut a = Asm::new_with_capacity(
+        base,
+        n_ops * 12 + 256,
+        16,
+        0,
+        n_ops / 2 + 8,
+        16,
+        n_ops / 2 + 8,
+    );
     s.labels.clear();
     for _ in 0..blk.num_labels() {
         s.labels.push(a.new_dynamic_label());
