@@ -279,11 +279,13 @@ impl<A: GuestArch> Exec<A> {
             crate::opt::optimize_with(&mut self.blk, &mut self.scratch);
         }
         self.stats.translations += 1;
+        log::trace!("translated {key:x?}: {} ops", self.blk.insns.len());
         let code = match &mut self.engine {
             Engine::Interp(_) => Code::Interp(self.blk.clone()),
             Engine::Jit(jit) => match jit.compile(&self.blk) {
                 Ok(tb) => Code::Jit(tb),
                 Err(CompileError::CacheFull) => {
+                    log::debug!("code cache full at pc {:#x}: flushing all translations", key.pc);
                     self.flush();
                     let Engine::Jit(jit) = &mut self.engine else {
                         unreachable!("engine changed")
