@@ -5,7 +5,9 @@
 
 use accel_tcg::backend::x86_64::{CompiledBlock, Jit};
 use accel_tcg::ir::{Block, Cond, MemOp, MemSize, Ty};
-use accel_tcg::softmmu::{CpuState, MemFault, MemoryHandler, PAGE_SIZE, PagePerms, TcgContextHeader, Tlb};
+use accel_tcg::softmmu::{
+    CpuState, MemFault, MemoryHandler, PAGE_SIZE, PagePerms, TcgContextHeader, Tlb,
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::mem::offset_of;
 
@@ -74,7 +76,8 @@ fn loop_block(indirect: bool) -> Block {
 fn setup(jit: &mut Jit, indirect: bool) -> CompiledBlock {
     let tb = jit.compile(&loop_block(indirect)).expect("compile");
     if !indirect {
-        jit.patch_jump(tb.jumps[0].expect("slot 0"), &tb).expect("chain to itself");
+        jit.patch_jump(tb.jumps[0].expect("slot 0"), &tb)
+            .expect("chain to itself");
     }
     tb
 }
@@ -86,15 +89,24 @@ fn bench(c: &mut Criterion) {
     for indirect in [false, true] {
         let mut jit = Jit::new(1 << 20, size_of::<Cpu>()).expect("jit");
         let tb = setup(&mut jit, indirect);
-        let mut cpu = Box::new(Cpu { hdr: TcgContextHeader::new(), regs: [0; 8], zf: 0 });
+        let mut cpu = Box::new(Cpu {
+            hdr: TcgContextHeader::new(),
+            regs: [0; 8],
+            zf: 0,
+        });
         // SAFETY: `ram` outlives every run below and is not resized.
         unsafe { cpu.hdr.tlb.fill(0x8000, ram.as_mut_ptr(), PagePerms::RWX) };
         cpu.regs[2] = 0x8010;
         if indirect {
             cpu.hdr.tb_flags = 0;
-            jit.jump_cache_insert(&mut cpu.hdr, LOOP_PC, 0, &tb).expect("jump cache");
+            jit.jump_cache_insert(&mut cpu.hdr, LOOP_PC, 0, &tb)
+                .expect("jump cache");
         }
-        let name = if indirect { "loop/indirect" } else { "loop/chained" };
+        let name = if indirect {
+            "loop/indirect"
+        } else {
+            "loop/chained"
+        };
         g.bench_function(name, |bench| {
             bench.iter(|| {
                 cpu.regs[0] = ITERATIONS;

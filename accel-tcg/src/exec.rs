@@ -285,7 +285,10 @@ impl<A: GuestArch> Exec<A> {
             Engine::Jit(jit) => match jit.compile(&self.blk) {
                 Ok(tb) => Code::Jit(tb),
                 Err(CompileError::CacheFull) => {
-                    log::debug!("code cache full at pc {:#x}: flushing all translations", key.pc);
+                    log::debug!(
+                        "code cache full at pc {:#x}: flushing all translations",
+                        key.pc
+                    );
                     self.flush();
                     let Engine::Jit(jit) = &mut self.engine else {
                         unreachable!("engine changed")
