@@ -30,8 +30,31 @@
 //!
 //! With [`Engine::Interp`] the same loop runs blocks on the IR interpreter
 //! (no chaining): the portable fallback and a reference for the whole loop.
+//!
+//! # Self-modifying code
+//!
+//! [`CodePages`] is the set of guest physical pages that hold translated
+//! code, shared with the embedder's [`MemoryHandler`]. When the loop
+//! translates a block it write-protects the block's page in the CPU state's
+//! TLB, so stores to it take the slow path. The handler's side of the
+//! protocol:
+//!
+//! * never fill a TLB entry with write permission for a page in
+//!   [`CodePages::contains`] (the loop only protects the virtual page a
+//!   block was translated from; other virtual aliases of the physical page
+//!   are the handler's to keep read-only);
+//! * after performing a store to such a page, call
+//!   [`CodePages::note_write`] and request an exit
+//!   ([`crate::softmmu::ExitRequest`]).
+//!
+//! The vCPU then leaves at the next block entry ([`ExitReason::Interrupted`]);
+//! the next [`Exec::run`] drops the translations of the written pages before
+//! running anything. The rest of the block that did the store still runs
+//! its old translation, as when a CPU has already fetched it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::ExitReason;
 use crate::backend::x86_64::{CompileError, CompiledBlock, Jit, JumpSite, RunError};
@@ -39,6 +62,69 @@ use crate::interp::{InterpError, Interpreter};
 use crate::ir::Block;
 use crate::opt::Scratch;
 use crate::softmmu::{CpuState, MemoryHandler, PAGE_MASK};
+
+/// Guest physical pages holding translated code, shared between an
+/// [`Exec`] and the memory handler (see the module docs).
+#[derive(Clone, Debug, Default)]
+pub struct CodePages(Arc<CodePagesInner>);
+
+#[derive(Debug, Default)]
+struct CodePagesInner {
+    pages: Mutex<HashSet<u64>>,
+    dirty: Mutex<Vec<u64>>,
+    any_dirty: AtomicBool,
+}
+
+impl CodePages {
+    /// Whether the page holding guest physical address `phys` holds
+    /// translated code.
+    pub fn contains(&self, phys: u64) -> bool {
+        let pages = self.0.pages.lock().unwrap_or_else(PoisonError::into_inner);
+        pages.contains(&(phys & PAGE_MASK))
+    }
+
+    /// Records a guest store to the page holding `phys`; its translations
+    /// are dropped at the next [`Exec::run`].
+    pub fn note_write(&self, phys: u64) {
+        if !self.contains(phys) {
+            return;
+        }
+        let mut dirty = self.0.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        dirty.push(phys & PAGE_MASK);
+        self.0.any_dirty.store(true, Ordering::Release);
+    }
+
+    fn insert(&self, page: u64) {
+        self.0
+            .pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(page);
+    }
+
+    fn remove(&self, page: u64) {
+        self.0
+            .pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&page);
+    }
+
+    fn clear(&self) {
+        self.0
+            .pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn take_dirty(&self) -> Vec<u64> {
+        if !self.0.any_dirty.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.0.dirty.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 /// What identifies a translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,6 +241,7 @@ pub struct Exec<A: GuestArch> {
     blk: Block,
     scratch: Scratch,
     stats: ExecStats,
+    code_pages: CodePages,
 }
 
 impl<A: GuestArch> std::fmt::Debug for Exec<A> {
@@ -187,12 +274,18 @@ impl<A: GuestArch> Exec<A> {
             blk: Block::new(0),
             scratch: Scratch::default(),
             stats: ExecStats::default(),
+            code_pages: CodePages::default(),
         }
     }
 
     /// Whether blocks are optimized before running (default: yes).
     pub fn set_optimize(&mut self, on: bool) {
         self.optimize = on;
+    }
+
+    /// The set of pages with translated code, for the memory handler.
+    pub fn code_pages(&self) -> CodePages {
+        self.code_pages.clone()
     }
 
     /// The counters.
@@ -206,6 +299,7 @@ impl<A: GuestArch> Exec<A> {
         self.free.clear();
         self.by_key.clear();
         self.by_page.clear();
+        self.code_pages.clear();
         if let Engine::Jit(jit) = &mut self.engine {
             jit.flush();
         }
@@ -236,6 +330,7 @@ impl<A: GuestArch> Exec<A> {
         let Some(list) = self.by_page.remove(&(phys & PAGE_MASK)) else {
             return;
         };
+        self.code_pages.remove(phys & PAGE_MASK);
         if let Engine::Jit(jit) = &mut self.engine {
             jit.invalidate_jump_caches();
         }
@@ -321,6 +416,9 @@ impl<A: GuestArch> Exec<A> {
             .entry(key.phys & PAGE_MASK)
             .or_default()
             .push(idx);
+        self.code_pages.insert(key.phys & PAGE_MASK);
+        // Stores to this page must reach the handler from now on.
+        state.header().tlb.protect_page(key.pc);
         Ok(Ok(idx))
     }
 
@@ -332,6 +430,9 @@ impl<A: GuestArch> Exec<A> {
         mem: &mut dyn MemoryHandler,
     ) -> Result<ExitReason, ExecError> {
         let mut chain_from: Option<JumpSite> = None;
+        for page in self.code_pages.take_dirty() {
+            self.invalidate_page(page);
+        }
         loop {
             let key = match self.arch.tb_key(state, mem) {
                 Ok(k) => k,

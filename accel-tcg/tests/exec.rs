@@ -344,3 +344,93 @@ fn exit_request_and_fetch_faults_come_back_to_the_caller() {
         }
     );
 }
+
+/// The memory handler side of the self-modifying-code protocol.
+struct SmcMem {
+    inner: TestMem,
+    code: accel_tcg::exec::CodePages,
+    stop: accel_tcg::softmmu::ExitRequest,
+}
+
+impl MemoryHandler for SmcMem {
+    fn load(
+        &mut self,
+        tlb: &mut accel_tcg::softmmu::Tlb,
+        vaddr: u64,
+        size: MemSize,
+    ) -> Result<u64, MemFault> {
+        self.inner.load(tlb, vaddr, size)
+    }
+    fn store(
+        &mut self,
+        tlb: &mut accel_tcg::softmmu::Tlb,
+        vaddr: u64,
+        size: MemSize,
+        value: u64,
+    ) -> Result<(), MemFault> {
+        self.inner.store(tlb, vaddr, size, value)?;
+        // Guest physical == virtual here.
+        if self.code.contains(vaddr) {
+            self.code.note_write(vaddr);
+            self.stop.request();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn self_modifying_code_is_retranslated() {
+    use toy::*;
+    let code: Vec<[u8; 8]> = vec![
+        enc(ADDI, 1, 0, 0, 0),    // 0x00: r1 = 0
+        enc(ADDI, 2, 0, 0, 2),    // 0x08: r2 = 2
+        enc(ADDI, 1, 1, 0, 1),    // 0x10: loop: r1 += 1 (patched to += 100)
+        enc(ST, 0, 3, 4, 0),      // 0x18: [r3] = r4 (r3 = 0x10, r4 = new insn)
+        enc(ADDI, 2, 2, 0, -1),   // 0x20
+        enc(BNE, 0, 2, 0, -0x18), // 0x28: r2 != 0 -> loop
+        enc(HALT, 0, 0, 0, 0),    // 0x30
+    ];
+    let p = code.concat();
+    let mut results = Vec::new();
+    for use_jit in [true, false] {
+        let (mut env, mut inner) = setup(1);
+        inner.ram[..p.len()].copy_from_slice(&p);
+        env.regs[3] = RAM_BASE + 0x10;
+        env.regs[4] = u64::from_le_bytes(enc(ADDI, 1, 1, 0, 100));
+        let mut exec = if use_jit {
+            Exec::with_jit(Toy, 1 << 20).expect("exec")
+        } else {
+            Exec::new(Toy, Engine::Interp(Interpreter::new()))
+        };
+        let mut mem = SmcMem {
+            inner,
+            code: exec.code_pages(),
+            stop: env.hdr.exit_request(),
+        };
+        let mut interrupts = 0;
+        let exit = loop {
+            match exec.run(&mut env, &mut mem).expect("exec") {
+                ExitReason::Interrupted { .. } => {
+                    interrupts += 1;
+                    env.hdr.clear_exit_request();
+                    assert!(interrupts < 10);
+                }
+                other => break other,
+            }
+        };
+        assert_eq!(
+            exit,
+            ExitReason::Status {
+                code: 0,
+                pc: RAM_BASE + 0x30
+            }
+        );
+        assert_eq!(
+            env.regs[1], 101,
+            "the second iteration ran the patched instruction"
+        );
+        assert!(interrupts >= 1);
+        results.push(env.regs);
+    }
+    assert_eq!(results[0], results[1]);
+}
