@@ -52,7 +52,8 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
                 s.env_vals
                     .retain(|&(o, sz, _, _)| o + sz <= off || off + n <= o);
                 if n * 8 == blk.ty(v).bits() {
-                    s.env_vals.push((off, n, v.0, s.version[v.index()]));
+                    s.env_vals
+                        .push((off, n, v.0, s.version.get(v.index()).copied().unwrap_or(0)));
                 }
             }
             Op::LdEnv { d, off, mop } => {
@@ -85,7 +86,7 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
             if n * 8 == blk.ty(d).bits() && blk.insns[i].op.opcode() == crate::ir::Opcode::LdEnv {
                 // One entry per field keeps the list as short as the number
                 // of fields the block touches.
-                let ver = s.version[d.index()];
+                let ver = s.version.get(d.index()).copied().unwrap_or(0);
                 match s.env_vals.iter_mut().find(|e| e.0 == off && e.1 == n) {
                     Some(e) => *e = (off, n, d.0, ver),
                     None => s.env_vals.push((off, n, d.0, ver)),
