@@ -103,6 +103,31 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
     s.keep.clear();
     s.keep.resize(blk.insns.len(), true);
     s.ranges.clear();
+    // Stores that end the pending window of an existing `st_env_fault` (from
+    // an earlier run) must stay as they are: removing or deferring them
+    // would stretch that window past redefinitions of its temp.
+    s.ends_window.clear();
+    s.ends_window.resize(blk.insns.len(), false);
+    if blk
+        .insns
+        .iter()
+        .any(|i| matches!(i.op, Op::StEnvFault { .. }))
+    {
+        let mut pending: Vec<(u32, u32)> = Vec::new();
+        for (i, insn) in blk.insns.iter().enumerate() {
+            match insn.op {
+                Op::StEnvFault { off, mop, .. } => pending.push((off, off + mop.size.bytes())),
+                Op::StEnv { off, mop, .. } => {
+                    let end = off + mop.size.bytes();
+                    let before = pending.len();
+                    pending.retain(|&(o, e)| e <= off || end <= o);
+                    s.ends_window[i] = pending.len() != before;
+                }
+                op if op.opcode().flags().has(OpFlags::BB_END) => pending.clear(),
+                _ => {}
+            }
+        }
+    }
     // Index of the nearest definition of each temp after the current op
     // (walking backward), `u32::MAX` if none.
     s.version.clear();
@@ -119,14 +144,17 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
             Op::StEnv { v, off, mop } => {
                 let end = off + mop.size.bytes();
                 let covering = |r: &&Range| r.start <= off && end <= r.end;
-                if s.ranges.iter().filter(covering).any(|r| r.crossed == 0) {
+                // A store ending an existing window is kept as is (see
+                // above); it still kills earlier stores.
+                let fixed = s.ends_window[i];
+                if !fixed && s.ranges.iter().filter(covering).any(|r| r.crossed == 0) {
                     s.keep[i] = false;
                     continue;
                 }
                 let killer = s
                     .ranges
                     .iter()
-                    .filter(covering)
+                    .filter(|r| !fixed && covering(r))
                     .find(|r| r.convertible && r.crossed <= MAX_DEFERRED_ACROSS)
                     .map(|r| r.killer as usize);
                 // The value must still be in `v` at the fault points: no

@@ -57,6 +57,7 @@ pub struct Scratch {
     pub(crate) ranges: Vec<Range>,
     pub(crate) env_vals: Vec<(u32, u32, u32, u32)>,
     pub(crate) label_used: Vec<bool>,
+    pub(crate) ends_window: Vec<bool>,
 }
 
 /// Bytes `start..end` of the CPU state that the store at op `killer`
