@@ -170,6 +170,16 @@ impl Tlb {
         }
     }
 
+    /// Removes write permission for the page holding `vaddr` (it now holds
+    /// translated code, so stores must reach the handler).
+    pub fn protect_page(&mut self, vaddr: u64) {
+        let page = vaddr & PAGE_MASK;
+        let e = &mut self.entries[Self::index(vaddr)];
+        if e.addr_write == page {
+            e.addr_write = TLB_INVALID;
+        }
+    }
+
     /// Maps the guest page holding `vaddr` to the host page at `host_page`
     /// for the accesses in `perms`, replacing whatever the entry held.
     ///

@@ -142,6 +142,28 @@ fn regression_exit_pc_is_static() {
     common::check_block(&mut jit(), &b, 1);
 }
 
+/// A second optimization deferred a store that ended the pending window of
+/// a `st_env_fault` from the first, stretching that window past a
+/// redefinition of its temp.
+#[test]
+fn regression_second_optimization_keeps_fault_store_windows() {
+    let mut b = Block::new(0x1000);
+    b.insn_start(0x1000);
+    let (t5, t7, x) = (b.temp64(), b.temp32(), b.temp64());
+    let a = b.const_temp(Ty::I64, common::RAM_BASE + 8);
+    b.ld_env(t7, reg(0), MemOp::UL);
+    b.ld_env(t5, reg(1), MemOp::Q);
+    b.st_env(t7, reg(2), MemOp::UL); // S1: deferred by the first run, killed by X
+    b.qemu_ld(x, a, MemOp::Q);
+    b.st_env(t5, reg(2), MemOp::Q); // X: kept by the first run (t5 redefined below)
+    b.movi(t5, 1); // dead: gone after the first run
+    b.qemu_ld(t7, a, MemOp::UL); // redefines S1's temp
+    b.st_env(x, reg(2), MemOp::Q); // K
+    b.st_env(t7, reg(3), MemOp::UL);
+    b.exit_status(0);
+    common::check_block(&mut jit(), &b, 3);
+}
+
 /// Debugging aid: `MINIMIZE=1 cargo test --test differential minimize -- --ignored --nocapture`
 /// finds the shortest failing random block over many seeds and prints it
 /// with the differing registers.
@@ -220,5 +242,21 @@ fn disasm() {
         out.clear();
         f.format(&insn, &mut out);
         println!("{:6x}  {out}", insn.ip() - tb.entry as u64);
+    }
+}
+
+/// Longer soak run: `SOAK=20000 cargo test --release --test differential soak -- --ignored`.
+#[test]
+#[ignore]
+fn soak() {
+    let n: u64 = std::env::var("SOAK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000);
+    let mut jit = jit();
+    for seed in 0..n {
+        let seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed;
+        let len = 1 + (seed % 150) as usize;
+        common::check_block(&mut jit, &common::random_block(seed, len), seed);
     }
 }

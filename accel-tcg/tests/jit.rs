@@ -550,3 +550,41 @@ fn aligned_accesses_fault_when_misaligned_and_hit_inline_otherwise() {
         );
     }
 }
+
+#[test]
+fn malformed_blocks_are_refused_not_miscompiled() {
+    let mut j = jit();
+    // Backward branch.
+    let mut b = Block::new(0);
+    let l = b.label();
+    b.set_label(l);
+    b.br(l);
+    b.exit_status(0);
+    assert!(matches!(j.compile(&b), Err(CompileError::Malformed(_))));
+    // Label never set.
+    let mut b = Block::new(0);
+    let l = b.label();
+    b.br(l);
+    b.exit_status(0);
+    assert!(matches!(j.compile(&b), Err(CompileError::Malformed(_))));
+    // Temp that does not exist.
+    let mut b = Block::new(0);
+    b.push(accel_tcg::ir::Op::Movi {
+        d: accel_tcg::ir::Temp(5),
+        c: 1,
+    });
+    b.exit_status(0);
+    assert!(matches!(j.compile(&b), Err(CompileError::Malformed(_))));
+    // No exit at the end.
+    let mut b = Block::new(0);
+    let t = b.temp64();
+    b.movi(t, 1);
+    assert!(matches!(j.compile(&b), Err(CompileError::Malformed(_))));
+    // The interpreter refuses them too.
+    let mut env = TestEnv::new(14);
+    assert!(
+        Interpreter::new()
+            .run(&b, &mut *env, &mut TestMem::new(14))
+            .is_err()
+    );
+}

@@ -27,6 +27,14 @@ fn call_is_barrier(blk: &Block, op: &Op) -> bool {
     }
 }
 
+/// A store becomes `st_env_fault` only if at most this many fault points lie
+/// before its killer: every fault point gets its own copy of the deferred
+/// stores in its fault path, so deferring a register write-back over a long
+/// stretch of memory accesses would cost more code than the store it saves.
+/// Flag stores, overwritten by the next flag-setting instruction, are well
+/// within it.
+pub const MAX_DEFERRED_ACROSS: u8 = 2;
+
 /// Replaces `ld_env` of a field whose value a temp already holds with a
 /// `mov` from that temp.
 pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
@@ -44,7 +52,8 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
                 s.env_vals
                     .retain(|&(o, sz, _, _)| o + sz <= off || off + n <= o);
                 if n * 8 == blk.ty(v).bits() {
-                    s.env_vals.push((off, n, v.0, s.version[v.index()]));
+                    s.env_vals
+                        .push((off, n, v.0, s.version.get(v.index()).copied().unwrap_or(0)));
                 }
             }
             Op::LdEnv { d, off, mop } => {
@@ -77,7 +86,7 @@ pub fn forward_env(blk: &mut Block, s: &mut Scratch) {
             if n * 8 == blk.ty(d).bits() && blk.insns[i].op.opcode() == crate::ir::Opcode::LdEnv {
                 // One entry per field keeps the list as short as the number
                 // of fields the block touches.
-                let ver = s.version[d.index()];
+                let ver = s.version.get(d.index()).copied().unwrap_or(0);
                 match s.env_vals.iter_mut().find(|e| e.0 == off && e.1 == n) {
                     Some(e) => *e = (off, n, d.0, ver),
                     None => s.env_vals.push((off, n, d.0, ver)),
@@ -94,33 +103,66 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
     s.keep.clear();
     s.keep.resize(blk.insns.len(), true);
     s.ranges.clear();
+    // Stores that end the pending window of an existing `st_env_fault` (from
+    // an earlier run) must stay as they are: removing or deferring them
+    // would stretch that window past redefinitions of its temp.
+    s.ends_window.clear();
+    s.ends_window.resize(blk.insns.len(), false);
+    if blk
+        .insns
+        .iter()
+        .any(|i| matches!(i.op, Op::StEnvFault { .. }))
+    {
+        let mut pending: Vec<(u32, u32)> = Vec::new();
+        for (i, insn) in blk.insns.iter().enumerate() {
+            match insn.op {
+                Op::StEnvFault { off, mop, .. } => pending.push((off, off + mop.size.bytes())),
+                Op::StEnv { off, mop, .. } => {
+                    let end = off + mop.size.bytes();
+                    let before = pending.len();
+                    pending.retain(|&(o, e)| e <= off || end <= o);
+                    s.ends_window[i] = pending.len() != before;
+                }
+                op if op.opcode().flags().has(OpFlags::BB_END) => pending.clear(),
+                _ => {}
+            }
+        }
+    }
+    // Index of the nearest definition of each temp after the current op
+    // (walking backward), `u32::MAX` if none.
+    s.version.clear();
+    s.version.resize(blk.num_temps(), u32::MAX);
     for i in (0..blk.insns.len()).rev() {
         let op = blk.insns[i].op;
         let flags = op.opcode().flags();
+        op.for_each_def(|t| {
+            if let Some(d) = s.version.get_mut(t.index()) {
+                *d = i as u32;
+            }
+        });
         match op {
             Op::StEnv { v, off, mop } => {
                 let end = off + mop.size.bytes();
                 let covering = |r: &&Range| r.start <= off && end <= r.end;
-                if s.ranges.iter().filter(covering).any(|r| !r.crossed) {
+                // A store ending an existing window is kept as is (see
+                // above); it still kills earlier stores.
+                let fixed = s.ends_window[i];
+                if !fixed && s.ranges.iter().filter(covering).any(|r| r.crossed == 0) {
                     s.keep[i] = false;
                     continue;
                 }
                 let killer = s
                     .ranges
                     .iter()
-                    .filter(covering)
-                    .find(|r| r.convertible)
+                    .filter(|r| !fixed && covering(r))
+                    .find(|r| r.convertible && r.crossed <= MAX_DEFERRED_ACROSS)
                     .map(|r| r.killer as usize);
-                if let Some(k) = killer {
-                    // The value must still be in `v` at the fault points.
-                    let mut redefined = false;
-                    for insn in &blk.insns[i + 1..k] {
-                        insn.op.for_each_def(|t| redefined |= t == v);
-                    }
-                    if !redefined {
-                        blk.insns[i].op = Op::StEnvFault { v, off, mop };
-                        continue;
-                    }
+                // The value must still be in `v` at the fault points: no
+                // redefinition before the killer.
+                let next_def = s.version.get(v.index()).copied().unwrap_or(0) as usize;
+                if killer.is_some_and(|k| next_def > k) {
+                    blk.insns[i].op = Op::StEnvFault { v, off, mop };
+                    continue;
                 }
                 // A kept store: a pending store before it that overlaps it
                 // would be discarded here, not at the later killer.
@@ -134,7 +176,7 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
                         start: off,
                         end,
                         killer: i as u32,
-                        crossed: false,
+                        crossed: 0,
                         convertible: true,
                     });
                 }
@@ -147,7 +189,7 @@ pub fn dead_stores(blk: &mut Block, s: &mut Scratch) {
             _ if flags.has(OpFlags::BB_END) => s.ranges.clear(),
             _ if flags.has(OpFlags::MEM) || call_may_only_exit(blk, &op) => {
                 for r in s.ranges.iter_mut() {
-                    r.crossed = true;
+                    r.crossed = r.crossed.saturating_add(1);
                 }
             }
             _ if call_is_barrier(blk, &op) => s.ranges.clear(),

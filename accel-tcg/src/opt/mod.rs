@@ -57,6 +57,7 @@ pub struct Scratch {
     pub(crate) ranges: Vec<Range>,
     pub(crate) env_vals: Vec<(u32, u32, u32, u32)>,
     pub(crate) label_used: Vec<bool>,
+    pub(crate) ends_window: Vec<bool>,
 }
 
 /// Bytes `start..end` of the CPU state that the store at op `killer`
@@ -66,8 +67,9 @@ pub(crate) struct Range {
     pub start: u32,
     pub end: u32,
     pub killer: u32,
-    /// A memory access or exiting helper lies between here and the killer.
-    pub crossed: bool,
+    /// Memory accesses and exiting helpers between here and the killer
+    /// (saturating).
+    pub crossed: u8,
     /// No other kept store overlaps the range between here and the killer,
     /// so the killer is the first store a pending `st_env_fault` meets.
     pub convertible: bool,

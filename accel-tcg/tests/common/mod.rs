@@ -288,6 +288,8 @@ pub fn check_block(jit: &mut Jit, blk: &Block, seed: u64) {
     );
     let mut opt = blk.clone();
     accel_tcg::opt::optimize(&mut opt);
+    accel_tcg::ir::verify(&opt, env_size())
+        .unwrap_or_else(|e| panic!("optimization broke the block: {e}\n{opt}"));
     let interp_opt = run_interp(&opt, seed);
     assert_eq!(
         reference, interp_opt,
@@ -297,6 +299,17 @@ pub fn check_block(jit: &mut Jit, blk: &Block, seed: u64) {
     assert_eq!(
         reference, jit_opt,
         "JIT on the optimized block differs (seed {seed:#x})\n{opt}"
+    );
+    // Optimizing again (front ends may run the passes on their own output)
+    // keeps the block valid and equivalent.
+    let mut twice = opt.clone();
+    accel_tcg::opt::optimize(&mut twice);
+    accel_tcg::ir::verify(&twice, env_size())
+        .unwrap_or_else(|e| panic!("second optimization broke the block: {e}\n{twice}"));
+    assert_eq!(
+        reference,
+        run_jit(jit, &twice, seed),
+        "twice-optimized block differs (seed {seed:#x})\n{twice}"
     );
 }
 

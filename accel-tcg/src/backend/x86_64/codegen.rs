@@ -51,6 +51,8 @@ const CALLER_SAVED: u16 = 1 << RAX | 1 << RCX | 1 << RDX | 1 << RSI | 1 << RDI |
 const ARG_REGS: [u8; 5] = [RSI, RDX, RCX, R8, R9];
 
 const NO_REG: u8 = 0xff;
+const LABEL_USED: u8 = 1;
+const LABEL_SET: u8 = 2;
 const NO_TEMP: u32 = u32::MAX;
 const NO_SLOT: u32 = u32::MAX;
 
@@ -81,6 +83,8 @@ pub(crate) struct Scratch {
     labels: Vec<DynamicLabel>,
     stubs: Vec<Stub>,
     count: Vec<u32>,
+    /// Per label: unseen, branched to, or set (during the last-use scan).
+    label_set: Vec<u8>,
     /// Pending `st_env_fault` stores during the last-use scan: (offset,
     /// end, temp).
     pend_scan: Vec<(u32, u32, Temp)>,
@@ -174,6 +178,8 @@ pub(crate) fn compile(
     s.pend_scan.clear();
     s.pending.clear();
     s.deferred.clear();
+    s.label_set.clear();
+    s.label_set.resize(blk.num_labels(), 0);
     for (i, insn) in blk.insns.iter().enumerate() {
         let mut bad = false;
         let mut note = |t: Temp| match s.last_use.get_mut(t.index()) {
@@ -222,8 +228,26 @@ pub(crate) fn compile(
                 Some(h) if h.func.nargs() == args.as_slice().len() => {}
                 _ => return Err(CompileError::Malformed("bad helper call")),
             },
+            // The allocator's state at labels relies on forward branches.
+            Op::Br { l } | Op::Brcond { l, .. } => match s.label_set.get_mut(l.0 as usize) {
+                Some(st) if *st != LABEL_SET => *st = LABEL_USED,
+                _ => {
+                    return Err(CompileError::Malformed(
+                        "branch backward or to a missing label",
+                    ));
+                }
+            },
+            Op::SetLabel { l } => match s.label_set.get_mut(l.0 as usize) {
+                Some(st) if *st != LABEL_SET => *st = LABEL_SET,
+                _ => return Err(CompileError::Malformed("label set twice or missing")),
+            },
             _ => {}
         }
+    }
+    if s.label_set.contains(&LABEL_USED) {
+        return Err(CompileError::Malformed(
+            "branch to a label that is never set",
+        ));
     }
     match blk.insns.last() {
         Some(l) if l.op.opcode().flags().has(crate::ir::OpFlags::EXIT) => {}
@@ -249,7 +273,18 @@ pub(crate) fn compile(
     s.temps.resize(n, EMPTY);
     s.free_slots.clear();
     s.stubs.clear();
-    let mut a = Asm::new(base);
+    // Sizes from typical blocks: about 12 bytes of code and one label pair
+    // per memory access for every few ops.
+    let n_ops = blk.insns.len();
+    let mut a = Asm::new_with_capacity(
+        base,
+        n_ops * 12 + 256,
+        16,
+        0,
+        n_ops / 2 + 8,
+        16,
+        n_ops / 2 + 8,
+    );
     s.labels.clear();
     for _ in 0..blk.num_labels() {
         s.labels.push(a.new_dynamic_label());
