@@ -3,10 +3,7 @@
 //! every device access reaches the device), plus instruction fetch for the
 //! translator.
 
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
-
-use super::cache::FxHasher;
+use super::cache::FastMap;
 
 use devices::Bus;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -17,23 +14,48 @@ use crate::softmmu::{
     Access, ExitRequest, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, Tlb,
 };
 
-/// Physical pages that hold translated code, and the ones a guest store has
-/// hit since the exec loop last looked.
+/// Which bytes of guest physical memory hold translated code, by page, and the
+/// pages a guest store has hit since the exec loop last looked.
+///
+/// Byte granularity matters because small kernels and firmware keep data on
+/// the same page as code: a store there that touches no translated byte must
+/// not throw the page's translations away.
 #[derive(Debug, Default)]
 pub struct CodePages {
-    pages: HashSet<u64, BuildHasherDefault<FxHasher>>,
+    pages: FastMap<u64, Box<[u64; 64]>>,
     pub(crate) written: Vec<u64>,
 }
 
 impl CodePages {
     pub(crate) fn contains(&self, page: u64) -> bool {
-        self.pages.contains(&page)
+        self.pages.contains_key(&page)
     }
 
-    /// Marks `page` as holding code. Returns true if it did not before (so
-    /// TLB entries that allow writes to it must go).
-    pub(crate) fn insert(&mut self, page: u64) -> bool {
-        self.pages.insert(page)
+    /// Marks `[paddr, paddr + len)` (within one page) as translated code.
+    /// Returns true if the page held no code before (so TLB entries that
+    /// allow writes to it must go).
+    pub(crate) fn mark(&mut self, paddr: u64, len: u64) -> bool {
+        let page = paddr & PAGE_MASK;
+        let mut new_page = false;
+        let bits = self.pages.entry(page).or_insert_with(|| {
+            new_page = true;
+            Box::new([0; 64])
+        });
+        let start = paddr & !PAGE_MASK;
+        for byte in start..(start + len).min(PAGE_SIZE) {
+            bits[(byte / 64) as usize] |= 1 << (byte % 64);
+        }
+        new_page
+    }
+
+    /// Whether any byte of `[paddr, paddr + len)` (within one page) is code.
+    pub(crate) fn overlaps(&self, paddr: u64, len: u64) -> bool {
+        let Some(bits) = self.pages.get(&(paddr & PAGE_MASK)) else {
+            return false;
+        };
+        let start = paddr & !PAGE_MASK;
+        (start..(start + len).min(PAGE_SIZE))
+            .any(|byte| bits[(byte / 64) as usize] & (1 << (byte % 64)) != 0)
     }
 
     pub(crate) fn remove(&mut self, page: u64) {
@@ -46,6 +68,12 @@ impl CodePages {
     }
 }
 
+/// The fault code a store reports, without storing, when it would modify
+/// translated code: the exec loop then invalidates that code and runs the
+/// storing instruction alone, so no stale instruction after it in the same
+/// block runs (x86 makes such writes visible to the very next instruction).
+pub const SMC_RESTART: u32 = u32::MAX - 2;
+
 /// The memory handler translated code runs with.
 pub(crate) struct SoftMmu<'a, W: PageWalker> {
     pub memory: &'a GuestMemoryMmap,
@@ -57,6 +85,11 @@ pub(crate) struct SoftMmu<'a, W: PageWalker> {
     pub exit_request: &'a ExitRequest,
     /// The kind of the last access that faulted.
     pub last_fault_access: Access,
+    /// Whether stores may modify translated code (while one instruction runs
+    /// alone after [`SMC_RESTART`]).
+    pub allow_code_writes: bool,
+    /// The physical page of the last store refused with [`SMC_RESTART`].
+    pub smc_page: Option<u64>,
 }
 
 /// Where a guest physical address leads.
@@ -122,16 +155,21 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         let bytes = value.to_le_bytes();
         match resolve(self.memory, paddr) {
             Target::Ram(_) => {
+                let page = paddr & PAGE_MASK;
+                let modifies_code = self.code_pages.overlaps(paddr, len as u64);
+                if modifies_code && !self.allow_code_writes {
+                    self.smc_page = Some(page);
+                    self.last_fault_access = Access::Write;
+                    return Err(MemFault { code: SMC_RESTART });
+                }
                 self.memory
                     .write_slice(&bytes[..len], GuestAddress(paddr))
                     .map_err(|_| MemFault { code: BUS_ERROR })?;
-                let page = paddr & PAGE_MASK;
-                if self.code_pages.contains(page) {
-                    // Self-modifying code: the exec loop invalidates the
-                    // page's translations before the next block runs.
+                if modifies_code {
+                    // The instruction ran alone: invalidate before the next.
                     self.code_pages.written.push(page);
                     self.exit_request.request();
-                } else {
+                } else if !self.code_pages.contains(page) {
                     self.fill(tlb, vaddr, paddr, perms);
                 }
             }
@@ -234,10 +272,24 @@ impl<W: PageWalker> MemoryHandler for SoftMmu<'_, W> {
 pub(crate) struct CodeFetch<'a, W: PageWalker> {
     pub memory: &'a GuestMemoryMmap,
     pub walker: &'a W,
-    /// Physical pages read, in order, without repeats.
-    pub pages: Vec<u64>,
+    /// Physical byte ranges read, each within one page, in order.
+    pub ranges: Vec<(u64, u64)>,
     /// End (exclusive) of the furthest byte read, for disassembly traces.
     pub end: u64,
+}
+
+impl<W: PageWalker> CodeFetch<'_, W> {
+    /// The distinct physical pages the ranges lie on.
+    pub fn pages(&self) -> Vec<u64> {
+        let mut pages: Vec<u64> = self
+            .ranges
+            .iter()
+            .map(|&(paddr, _)| paddr & PAGE_MASK)
+            .collect();
+        pages.sort_unstable();
+        pages.dedup();
+        pages
+    }
 }
 
 impl<W: PageWalker> CodeReader for CodeFetch<'_, W> {
@@ -253,10 +305,7 @@ impl<W: PageWalker> CodeReader for CodeFetch<'_, W> {
             self.memory
                 .read_slice(&mut buf[done..done + chunk], GuestAddress(t.paddr))
                 .map_err(|_| MemFault { code: BUS_ERROR })?;
-            let page = t.paddr & PAGE_MASK;
-            if !self.pages.contains(&page) {
-                self.pages.push(page);
-            }
+            self.ranges.push((t.paddr, chunk as u64));
             done += chunk;
         }
         self.end = self.end.max(vaddr.wrapping_add(buf.len() as u64));

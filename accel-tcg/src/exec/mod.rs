@@ -83,6 +83,8 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     block: Block,
     /// A chain exit whose target the next iteration may link to.
     pending_link: Option<E::Site>,
+    /// Run the next instruction alone (after [`memory::SMC_RESTART`]).
+    run_alone: bool,
     trace: TraceFlags,
     sink: Option<TraceSink>,
     /// The CPU's exit-request word: set by lifecycle requests from any thread
@@ -105,6 +107,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             machine,
             block: Block::new(0),
             pending_link: None,
+            run_alone: false,
             trace: TraceFlags::default(),
             sink: None,
             stats: ExecStats::default(),
@@ -129,7 +132,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             let mut fetch = CodeFetch {
                 memory: &self.machine.memory,
                 walker: &walker,
-                pages: Vec::new(),
+                ranges: Vec::new(),
                 end: 0,
             };
             let mut bytes = vec![0u8; end.saturating_sub(pc).min(1 << 16) as usize];
@@ -235,16 +238,35 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         if let Some(id) = self.cache.lookup(&key) {
             return Ok(id);
         }
+        let (code, pages) = self.translate(pc, flags, MAX_BLOCK_INSNS)?;
+        let sites = self.engine.sites(&code);
+        let id = self.cache.insert(key, code, pages);
+        for site in sites {
+            self.site_owner.insert(site, id);
+        }
+        Ok(id)
+    }
+
+    /// Translates and compiles up to `max_insns` instructions at `pc`, and
+    /// marks the bytes they came from as code. Returns the code and the
+    /// physical pages it came from.
+    fn translate(
+        &mut self,
+        pc: u64,
+        flags: u64,
+        max_insns: usize,
+    ) -> Result<(E::Code, Vec<u64>), GuestEvent> {
+        let walker = self.cpu.walker();
         self.block.clear(pc);
         let mut fetch = CodeFetch {
             memory: &self.machine.memory,
             walker: &walker,
-            pages: Vec::with_capacity(2),
+            ranges: Vec::with_capacity(2),
             end: pc,
         };
-        if let Err(fault) =
-            self.cpu
-                .translate(pc, flags, &mut fetch, &mut self.block, MAX_BLOCK_INSNS)
+        if let Err(fault) = self
+            .cpu
+            .translate(pc, flags, &mut fetch, &mut self.block, max_insns)
         {
             return Err(self.cpu.memory_fault(
                 pc,
@@ -254,7 +276,8 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 &platform(&self.machine),
             ));
         }
-        let pages = fetch.pages;
+        let pages = fetch.pages();
+        let ranges = std::mem::take(&mut fetch.ranges);
         let code_end = fetch.end;
         crate::opt::optimize(&mut self.block);
         let code = match self.engine.compile(&self.block) {
@@ -269,8 +292,8 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             Err(error) => return Err(self.internal_error(&error.to_string())),
         };
         let mut new_code_page = false;
-        for &page in &pages {
-            new_code_page |= self.code_pages.insert(page);
+        for (paddr, len) in ranges {
+            new_code_page |= self.code_pages.mark(paddr, len);
         }
         if new_code_page {
             // TLB entries may still allow writes to the new code page.
@@ -280,12 +303,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         if self.trace.in_asm || self.trace.op || self.trace.out_asm {
             self.trace_translation(pc, flags, code_end, &code);
         }
-        let sites = self.engine.sites(&code);
-        let id = self.cache.insert(key, code, pages);
-        for site in sites {
-            self.site_owner.insert(site, id);
-        }
-        Ok(id)
+        Ok((code, pages))
     }
 
     fn internal_error(&self, what: &str) -> GuestEvent {
@@ -339,10 +357,21 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
 
             let pc = self.cpu.pc();
             let flags = self.cpu.tb_flags();
-            let id = match self.block_at(pc, flags) {
-                Ok(id) => id,
-                Err(GuestEvent::Continue) => continue,
-                Err(GuestEvent::Exit(exit)) => return Ok(exit),
+            let alone = std::mem::take(&mut self.run_alone);
+            // After a store that would have modified translated code, the
+            // storing instruction runs alone, from a block nobody else enters.
+            let (id, one_off) = if alone {
+                match self.translate(pc, flags, 1) {
+                    Ok((code, _)) => (None, Some(code)),
+                    Err(GuestEvent::Continue) => continue,
+                    Err(GuestEvent::Exit(exit)) => return Ok(exit),
+                }
+            } else {
+                match self.block_at(pc, flags) {
+                    Ok(id) => (Some(id), None),
+                    Err(GuestEvent::Continue) => continue,
+                    Err(GuestEvent::Exit(exit)) => return Ok(exit),
+                }
             };
             if self.trace.exec {
                 // Every entry is traced, so blocks are never linked.
@@ -350,13 +379,20 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 if let Some(sink) = &self.sink {
                     sink.write(&format!("Trace: [{pc:#018x}] flags {flags:#x}\n"));
                 }
-            } else {
+            } else if let Some(id) = id {
                 self.link_pending(id);
+            } else {
+                self.pending_link = None;
             }
 
             let walker = self.cpu.walker();
-            let Some(tb) = self.cache.get(id) else {
-                continue;
+            let code = match (&one_off, id) {
+                (Some(code), _) => code,
+                (None, Some(id)) => match self.cache.get(id) {
+                    Some(tb) => &tb.code,
+                    None => continue,
+                },
+                (None, None) => continue,
             };
             let mut mmu = SoftMmu {
                 memory: &self.machine.memory,
@@ -365,14 +401,23 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 code_pages: &mut self.code_pages,
                 exit_request: &self.exit,
                 last_fault_access: Access::Read,
+                allow_code_writes: alone,
+                smc_page: None,
             };
-            self.engine
-                .prepare(self.cpu.state().header(), pc, flags, &tb.code);
+            if one_off.is_none() {
+                self.engine
+                    .prepare(self.cpu.state().header(), pc, flags, code);
+            }
             let exit = self
                 .engine
-                .run(&tb.code, self.cpu.state(), &mut mmu)
+                .run(code, self.cpu.state(), &mut mmu)
                 .map_err(|error| AccelError::InvalidState(format!("TCG: {error}")))?;
             let fault_access = mmu.last_fault_access;
+            let smc_page = mmu.smc_page;
+            if one_off.is_some() {
+                // Its chain exit belongs to no cached block.
+                self.pending_link = None;
+            }
             self.stats.blocks_executed += 1;
 
             let platform = platform(&self.machine);
@@ -385,7 +430,20 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             let event = match exit.reason {
                 ExitReason::Chain { pc, .. } => {
                     self.cpu.set_pc(pc);
-                    self.pending_link = exit.site;
+                    if one_off.is_none() {
+                        self.pending_link = exit.site;
+                    }
+                    GuestEvent::Continue
+                }
+                ExitReason::Fault { pc, fault, .. } if fault.code == memory::SMC_RESTART => {
+                    // Nothing of the storing instruction happened: drop the
+                    // code it would modify, then run it alone.
+                    if let Some(page) = smc_page {
+                        self.code_pages.written.push(page);
+                    }
+                    self.handle_written_code();
+                    self.cpu.set_pc(pc);
+                    self.run_alone = true;
                     GuestEvent::Continue
                 }
                 ExitReason::Indirect { pc } | ExitReason::Interrupted { pc } => {

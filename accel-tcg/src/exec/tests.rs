@@ -424,3 +424,34 @@ fn traces_translation_and_execution() {
     );
     assert_eq!(v.stats.chains_linked, 0);
 }
+
+/// A block that patches an instruction later in itself must run the new
+/// instruction, as x86 does.
+fn patch_ahead_in_the_same_block<E: Engine>(mut v: TcgVcpu<Toy, E>) {
+    assert_eq!(v.run_guest().unwrap(), VcpuExit::Halted { pc: 0x3008 });
+    assert_eq!(v.cpu().state.acc, 3);
+    assert_eq!(v.stats.pages_invalidated, 1);
+}
+
+/// acc = 1; [0x3007] = 1 (turns the `ff` there into `01`); acc += 1; acc += 1
+/// (patched); halt.
+const PATCH_AHEAD: &[u8] = &[0x01, 0x03, 0x07, 0x30, 0x00, 0x00, 0x01, 0xff, 0xff];
+
+#[test]
+fn stores_into_the_running_block_take_effect_at_once() {
+    patch_ahead_in_the_same_block(vcpu(&[(0x3000, PATCH_AHEAD)], 0x3000));
+    patch_ahead_in_the_same_block(jit_vcpu(&[(0x3000, PATCH_AHEAD)], 0x3000));
+}
+
+#[test]
+fn data_next_to_code_does_not_invalidate_it() {
+    // The loop stores to 0x1100, on its own page but past its code: the
+    // translation must survive every iteration.
+    let program: &[u8] = &[0x01, 0x03, 0x00, 0x11, 0x00, 0x00, 0x05, (-8i8) as u8, 0xff];
+    let mut v = jit_vcpu(&[(0x1000, program)], 0x1000);
+    v.cpu().state.count = 50;
+    assert_eq!(v.run_guest().unwrap(), VcpuExit::Halted { pc: 0x1008 });
+    assert_eq!(v.cpu().state.acc, 50);
+    assert_eq!(v.stats.pages_invalidated, 0);
+    assert_eq!(v.stats.blocks_translated, 2);
+}
