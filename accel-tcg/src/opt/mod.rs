@@ -58,6 +58,7 @@ pub struct Scratch {
     pub(crate) env_vals: Vec<(u32, u32, u32, u32)>,
     pub(crate) label_used: Vec<bool>,
     pub(crate) ends_window: Vec<bool>,
+    pub(crate) setc: Vec<fold::SetcFact>,
 }
 
 /// Bytes `start..end` of the CPU state that the store at op `killer`
