@@ -108,6 +108,9 @@ pub fn optimize_with(blk: &mut Block, scratch: &mut Scratch) {
 
 /// Drops the ops whose `keep` flag is false.
 pub(crate) fn compact(blk: &mut Block, keep: &[bool]) {
+    if !keep.contains(&false) {
+        return;
+    }
     let mut i = 0;
     blk.insns.retain(|_| {
         let k = keep.get(i).copied().unwrap_or(true);
