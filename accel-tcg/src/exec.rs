@@ -126,6 +126,31 @@ impl CodePages {
     }
 }
 
+/// A fast hasher for the cache's integer keys (guest addresses and flags
+/// are not attacker-chosen hash-flooding material worth SipHash's cost on
+/// every dispatch; a guest can only make its own vCPU slower).
+#[derive(Clone, Copy, Debug, Default)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Multiply-rotate mixing (as in FxHash), then fold high bits down
+        // because hashbrown takes its bucket index from the low bits.
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+        self.0 ^= self.0 >> 29;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 /// What identifies a translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TbKey {
@@ -236,8 +261,8 @@ pub struct Exec<A: GuestArch> {
     optimize: bool,
     entries: Vec<Option<Entry>>,
     free: Vec<usize>,
-    by_key: HashMap<TbKey, usize>,
-    by_page: HashMap<u64, Vec<usize>>,
+    by_key: FastMap<TbKey, usize>,
+    by_page: FastMap<u64, Vec<usize>>,
     blk: Block,
     scratch: Scratch,
     stats: ExecStats,
@@ -269,8 +294,8 @@ impl<A: GuestArch> Exec<A> {
             optimize: true,
             entries: Vec::new(),
             free: Vec::new(),
-            by_key: HashMap::new(),
-            by_page: HashMap::new(),
+            by_key: FastMap::default(),
+            by_page: FastMap::default(),
             blk: Block::new(0),
             scratch: Scratch::default(),
             stats: ExecStats::default(),
