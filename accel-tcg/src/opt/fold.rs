@@ -7,17 +7,35 @@
 //! redefined either. A label starts a new epoch, which invalidates all facts
 //! at once, because another path joins there.
 //!
+//! A temp defined by `setcond a, b, cond` is also remembered, so a branch or
+//! select on it (`brcond t, 0, ne`: what a front end emits for a conditional
+//! jump on a flag it computed into a temp) tests `a cond b` directly, and
+//! the `setcond` dies unless something else (a flag store) reads it.
+//!
 //! Folding evaluates ops with the interpreter's semantics functions
 //! ([`crate::interp::eval_unary`], [`crate::interp::eval_binary`]), so folded
 //! and unfolded code cannot disagree.
 
 use super::{Scratch, compact};
 use crate::interp::{eval_binary, eval_unary};
-use crate::ir::{Block, Op, Opcode, Temp, Ty};
+use crate::ir::{Block, Cond, Insn, Op, Opcode, Temp, Ty};
+
+/// `t = setcond a, b, cond` with the versions of `a` and `b` then.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SetcFact {
+    epoch: u32,
+    a: u32,
+    a_ver: u32,
+    b: u32,
+    b_ver: u32,
+    ty_is_64: bool,
+    cond: Option<Cond>,
+}
 
 struct Facts<'a> {
     epoch: u32,
     version: &'a mut Vec<u32>,
+    setc: &'a mut Vec<SetcFact>,
     /// (epoch, value) per temp.
     konst: &'a mut Vec<(u32, u64)>,
     /// (epoch, source, source version) per temp.
@@ -30,6 +48,18 @@ impl Facts<'_> {
             .get(t.index())
             .filter(|k| k.0 == self.epoch)
             .map(|k| k.1)
+    }
+
+    /// `(a, b, cond, type)` if `t` still holds `a cond b` as 0 or 1.
+    fn setcond(&self, t: Temp) -> Option<(Temp, Temp, Cond, Ty)> {
+        let f = self.setc.get(t.index())?;
+        let cond = f.cond?;
+        let current = |x: u32, v: u32| self.version.get(x as usize) == Some(&v);
+        if f.epoch != self.epoch || !current(f.a, f.a_ver) || !current(f.b, f.b_ver) {
+            return None;
+        }
+        let ty = if f.ty_is_64 { Ty::I64 } else { Ty::I32 };
+        Some((Temp(f.a), Temp(f.b), cond, ty))
     }
 
     fn root(&self, t: Temp) -> Temp {
@@ -57,6 +87,27 @@ impl Facts<'_> {
             Some(s) if s != t => (self.epoch, s.0, self.version[s.index()]),
             _ => (0, 0, 0),
         };
+        self.setc[i] = SetcFact::default();
+    }
+
+    /// Records `d = setcond a, b, cond` (after `d`'s definition).
+    fn note_setcond(&mut self, d: Temp, a: Temp, b: Temp, cond: Cond, ty: Ty) {
+        if d == a || d == b {
+            return; // the inputs are gone
+        }
+        let ver = |x: Temp| self.version.get(x.index()).copied().unwrap_or(0);
+        let fact = SetcFact {
+            epoch: self.epoch,
+            a: a.0,
+            a_ver: ver(a),
+            b: b.0,
+            b_ver: ver(b),
+            ty_is_64: ty == Ty::I64,
+            cond: Some(cond),
+        };
+        if let Some(slot) = self.setc.get_mut(d.index()) {
+            *slot = fact;
+        }
     }
 }
 
@@ -163,6 +214,30 @@ fn simplify(op: &Op, ty: Ty, f: &Facts<'_>) -> Simplified {
             v1,
             v2,
             cond,
+        } if k(c2) == Some(0)
+            && matches!(cond, Cond::Ne | Cond::Eq)
+            && f.setcond(c1).is_some_and(|s| s.3 == ty) =>
+        {
+            let Some((sa, sb, sc, _)) = f.setcond(c1) else {
+                return Keep;
+            };
+            let cond = if cond == Cond::Ne { sc } else { sc.invert() };
+            Replace(Op::Movcond {
+                d,
+                c1: sa,
+                c2: sb,
+                v1,
+                v2,
+                cond,
+            })
+        }
+        Op::Movcond {
+            d,
+            c1,
+            c2,
+            v1,
+            v2,
+            cond,
         } => {
             let pick = match (k(c1), k(c2)) {
                 (Some(x), Some(y)) => Some(cond.eval(ty, x, y)),
@@ -175,6 +250,20 @@ fn simplify(op: &Op, ty: Ty, f: &Facts<'_>) -> Simplified {
                 Some(false) => Replace(Op::Mov { d, a: v2 }),
                 None => Keep,
             }
+        }
+        Op::Brcond { a, b, cond, l }
+            if k(b) == Some(0) && matches!(cond, Cond::Ne | Cond::Eq) && f.setcond(a).is_some() =>
+        {
+            let Some((sa, sb, sc, _)) = f.setcond(a) else {
+                return Keep;
+            };
+            let cond = if cond == Cond::Ne { sc } else { sc.invert() };
+            Replace(Op::Brcond {
+                a: sa,
+                b: sb,
+                cond,
+                l,
+            })
         }
         Op::Brcond { a, b, cond, l } => {
             let taken = match (k(a), k(b)) {
@@ -203,9 +292,12 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
     s.konst.resize(n, (0, 0));
     s.copy.clear();
     s.copy.resize(n, (0, 0, 0));
+    s.setc.clear();
+    s.setc.resize(n, SetcFact::default());
     let mut f = Facts {
         epoch: 1,
         version: &mut s.version,
+        setc: &mut s.setc,
         konst: &mut s.konst,
         copy: &mut s.copy,
     };
@@ -222,13 +314,19 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
         if !matches!(op, Op::StEnvFault { .. }) {
             op.map_uses(|t| *t = f.root(*t));
         }
+        // A replacement may change the op's type (a branch on a 32-bit
+        // compare's result becomes a 32-bit compare-and-branch).
+        let retype = |op: &Op| op.first_temp().map_or(ty, |t| blk.ty(t));
+        let mut ty = ty;
         match simplify(&op, ty, &f) {
             Simplified::Keep => {}
             Simplified::Replace(new) => {
                 op = new;
+                ty = retype(&op);
                 // A replacement may itself simplify (e.g. mov of a constant).
                 if let Simplified::Replace(new) = simplify(&op, ty, &f) {
                     op = new;
+                    ty = retype(&op);
                 }
             }
             Simplified::Remove => {
@@ -242,9 +340,13 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
                 let c = f.konst(a);
                 f.define(d, c, Some(a));
             }
+            Op::Setcond { d, a, b, cond } => {
+                f.define(d, None, None);
+                f.note_setcond(d, a, b, cond, ty);
+            }
             _ => op.for_each_def(|t| f.define(t, None, None)),
         }
-        blk.insns[i].op = op;
+        blk.insns[i] = Insn { ty, op };
     }
     compact(blk, &s.keep);
 }
@@ -308,6 +410,69 @@ mod tests {
         assert_eq!(b.insns[3].op, Op::Movi { d, c: 0 });
         assert_eq!(b.insns[4].op, Op::Br { l });
         assert_eq!(b.insns.len(), 7);
+    }
+
+    #[test]
+    fn branches_on_setcond_results_test_the_compare() {
+        let mut b = Block::new(0);
+        let x = b.temp32();
+        let y = b.temp32();
+        let zf = b.temp64();
+        let zero = b.const_temp(Ty::I64, 0);
+        b.ld_env(x, HEADER_SIZE as u32, MemOp::UL);
+        b.ld_env(y, HEADER_SIZE as u32 + 4, MemOp::UL);
+        let flag = b.temp32();
+        b.setcond(flag, x, y, Cond::Ltu);
+        b.extu_i32_i64(zf, flag);
+        let zero32 = b.const_temp(Ty::I32, 0);
+        let l = b.label();
+        b.brcond(flag, zero32, Cond::Eq, l); // -> brcond x, y, geu (32-bit)
+        b.st_env(zf, HEADER_SIZE as u32 + 8, MemOp::Q);
+        b.set_label(l);
+        b.exit_indirect(zero);
+        fold(&mut b, &mut Scratch::default());
+        let br = b
+            .insns
+            .iter()
+            .find(|i| i.op.opcode() == Opcode::Brcond)
+            .expect("brcond");
+        assert_eq!(
+            br.op,
+            Op::Brcond {
+                a: x,
+                b: y,
+                cond: Cond::Geu,
+                l
+            }
+        );
+        assert_eq!(br.ty, Ty::I32);
+        // Not when an input changed in between.
+        let mut b2 = Block::new(0);
+        let (x, y, f) = (b2.temp64(), b2.temp64(), b2.temp64());
+        let zero = b2.const_temp(Ty::I64, 0);
+        b2.ld_env(x, HEADER_SIZE as u32, MemOp::Q);
+        b2.ld_env(y, HEADER_SIZE as u32 + 8, MemOp::Q);
+        b2.setcond(f, x, y, Cond::Eq);
+        b2.movi(x, 5);
+        let l = b2.label();
+        b2.brcond(f, zero, Cond::Ne, l);
+        b2.set_label(l);
+        b2.exit_indirect(zero);
+        fold(&mut b2, &mut Scratch::default());
+        let br = b2
+            .insns
+            .iter()
+            .find(|i| i.op.opcode() == Opcode::Brcond)
+            .expect("brcond");
+        assert_eq!(
+            br.op,
+            Op::Brcond {
+                a: f,
+                b: zero,
+                cond: Cond::Ne,
+                l
+            }
+        );
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub struct Scratch {
     pub(crate) env_vals: Vec<(u32, u32, u32, u32)>,
     pub(crate) label_used: Vec<bool>,
     pub(crate) ends_window: Vec<bool>,
+    pub(crate) setc: Vec<fold::SetcFact>,
 }
 
 /// Bytes `start..end` of the CPU state that the store at op `killer`
@@ -107,6 +108,9 @@ pub fn optimize_with(blk: &mut Block, scratch: &mut Scratch) {
 
 /// Drops the ops whose `keep` flag is false.
 pub(crate) fn compact(blk: &mut Block, keep: &[bool]) {
+    if !keep.contains(&false) {
+        return;
+    }
     let mut i = 0;
     blk.insns.retain(|_| {
         let k = keep.get(i).copied().unwrap_or(true);

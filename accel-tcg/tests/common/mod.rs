@@ -487,7 +487,21 @@ pub fn random_block(seed: u64, len: usize) -> Block {
             }
             82..=89 => {
                 let l = b.label();
-                b.brcond(x, y, r.pick(&Cond::ALL), l);
+                if r.chance(40) {
+                    // A branch on a flag computed into a temp, as front ends
+                    // emit for conditional jumps.
+                    let zero = b.const_temp(ty, 0);
+                    b.setcond(d, x, y, r.pick(&Cond::ALL));
+                    if r.chance(50) {
+                        let v = r.pick(pool);
+                        let w = r.pick(pool);
+                        let e = r.pick(pool);
+                        b.movcond(e, d, zero, v, w, r.pick(&[Cond::Ne, Cond::Eq]));
+                    }
+                    b.brcond(d, zero, r.pick(&[Cond::Ne, Cond::Eq]), l);
+                } else {
+                    b.brcond(x, y, r.pick(&Cond::ALL), l);
+                }
                 pending.push(l);
             }
             90..=95 if !pending.is_empty() => {

@@ -12,10 +12,14 @@
 //! out, the one whose temp is used last is evicted.
 //!
 //! Branches only go forward, so the state at a label is simple to agree on:
-//! at every `br`/`brcond` and before every label, each live temp is made
-//! present in its spill slot (stores only for values not already there), and
-//! after a label all temps are in their slots. Blocks without internal
-//! branches (most) never spill except under register pressure.
+//! on every edge into a label (each `br`/`brcond` to it, and falling
+//! through to it) the temps live at the label are made present in their
+//! spill slots (stores only for values not already there), and after the
+//! label they are read from there. Liveness at labels comes from one
+//! backward walk, so a side exit (`brcond` to a label that only leaves the
+//! block, as front ends emit for guest exceptions) stores nothing, and
+//! blocks without internal branches (most) never spill except under
+//! register pressure.
 //!
 //! Everything the allocator emits (`mov` between registers, to and from
 //! slots, of immediates) leaves the flags alone, so compare-and-branch
@@ -83,6 +87,10 @@ pub(crate) struct Scratch {
     labels: Vec<DynamicLabel>,
     stubs: Vec<Stub>,
     count: Vec<u32>,
+    /// Live-in temps per label, `words` bits each.
+    label_live: Vec<u64>,
+    /// Scratch live set for computing `label_live`.
+    live: Vec<u64>,
     /// Per label: unseen, branched to, or set (during the last-use scan).
     label_set: Vec<u8>,
     /// Pending `st_env_fault` stores during the last-use scan: (offset,
@@ -161,6 +169,8 @@ struct Gen<'a> {
     base: usize,
     jumps: Vec<(u8, usize)>,
     too_many: bool,
+    /// Words per live set.
+    words: usize,
 }
 
 /// Compiles `blk` into code that will live at executable address `base`.
@@ -253,6 +263,10 @@ pub(crate) fn compile(
         Some(l) if l.op.opcode().flags().has(crate::ir::OpFlags::EXIT) => {}
         _ => return Err(CompileError::Malformed("block does not end with an exit")),
     }
+    // Live-in temps of every label: one backward walk suffices because
+    // branches only go forward (as in the optimizer's DCE).
+    let words = n.div_ceil(64);
+    label_liveness(blk, words, s);
     // Counting sort by last use.
     s.count.clear();
     s.count.resize(blk.insns.len() + 1, 0);
@@ -303,6 +317,7 @@ pub(crate) fn compile(
         base,
         jumps: Vec::new(),
         too_many: false,
+        words,
     };
     g.body()?;
     if g.too_many {
@@ -313,6 +328,52 @@ pub(crate) fn compile(
         g.a.finalize()
             .map_err(|e| CompileError::Asm(e.to_string()))?;
     Ok(Output { code, jumps })
+}
+
+fn label_liveness(blk: &Block, words: usize, s: &mut Scratch) {
+    s.label_live.clear();
+    s.label_live.resize(words * blk.num_labels(), 0);
+    s.live.clear();
+    s.live.resize(words, 0);
+    let set = |live: &mut [u64], t: Temp, on: bool| {
+        if let Some(w) = live.get_mut(t.index() / 64) {
+            let bit = 1u64 << (t.index() % 64);
+            if on {
+                *w |= bit;
+            } else {
+                *w &= !bit;
+            }
+        }
+    };
+    for insn in blk.insns.iter().rev() {
+        let op = insn.op;
+        match op {
+            _ if op.opcode().flags().has(crate::ir::OpFlags::EXIT) => s.live.fill(0),
+            Op::Br { l } => {
+                let at = l.0 as usize * words;
+                if let Some(src) = s.label_live.get(at..at + words) {
+                    s.live.copy_from_slice(src);
+                }
+            }
+            Op::Brcond { l, .. } => {
+                let at = l.0 as usize * words;
+                if let Some(src) = s.label_live.get(at..at + words) {
+                    for (w, x) in s.live.iter_mut().zip(src) {
+                        *w |= x;
+                    }
+                }
+            }
+            Op::SetLabel { l } => {
+                let at = l.0 as usize * words;
+                if let Some(dst) = s.label_live.get_mut(at..at + words) {
+                    dst.copy_from_slice(&s.live);
+                }
+                continue;
+            }
+            _ => op.for_each_def(|t| set(&mut s.live, t, false)),
+        }
+        op.for_each_use(|t| set(&mut s.live, t, true));
+    }
 }
 
 fn fits_i32(v: i64) -> bool {
@@ -572,25 +633,37 @@ impl Gen<'_> {
         }
     }
 
-    /// Puts every temp live after this op into its slot (branch or join).
-    fn sync(&mut self) {
-        for t in 0..self.s.temps.len() as u32 {
-            if self.live_after(t) {
-                self.spill(t);
+    /// Whether temp `t` is live on entry to label `l`.
+    fn live_in(&self, l: crate::ir::Label, t: usize) -> bool {
+        let at = l.0 as usize * self.words + t / 64;
+        self.s
+            .label_live
+            .get(at)
+            .is_some_and(|w| w & (1 << (t % 64)) != 0)
+    }
+
+    /// Puts every temp live at label `l` into its slot: on each edge into
+    /// the label (a branch to it, or falling through to it).
+    fn sync(&mut self, l: crate::ir::Label) {
+        for t in 0..self.s.temps.len() {
+            if self.live_in(l, t) {
+                self.spill(t as u32);
             }
         }
     }
 
-    /// After a label: every value is in its slot only. Every edge into the
-    /// label synced all live temps, so a temp with a slot has its value
-    /// there, whatever the (unreachable or other) code just before the label
-    /// did to the allocator's state.
-    fn reset_at_label(&mut self) {
+    /// After label `l`: the temps live there are in their slots (every edge
+    /// synced them), the others hold nothing anyone reads before writing.
+    /// Whatever the code just before the label did to the allocator's state
+    /// does not matter.
+    fn reset_at_label(&mut self, l: crate::ir::Label) {
         self.owner = [NO_TEMP; 16];
-        for st in self.s.temps.iter_mut() {
+        for t in 0..self.s.temps.len() {
+            let live = self.live_in(l, t);
+            let st = &mut self.s.temps[t];
             st.reg = NO_REG;
             st.konst = None;
-            st.mem = st.slot != NO_SLOT;
+            st.mem = live && st.slot != NO_SLOT;
         }
     }
 
@@ -714,10 +787,10 @@ impl Gen<'_> {
                 Op::SetLabel { l } => {
                     self.s.pending.clear();
                     if reachable {
-                        self.sync();
+                        self.sync(l);
                     }
                     let lbl = self.label(l)?;
-                    self.reset_at_label();
+                    self.reset_at_label(l);
                     self.a.dynamic_label(lbl);
                     reachable = true;
                 }
@@ -871,14 +944,14 @@ impl Gen<'_> {
             Op::SetLabel { .. } => {}
             Op::Br { l } => {
                 let lbl = self.label(l)?;
-                self.sync();
+                self.sync(l);
                 asm!(self.a ; jmp =>lbl);
             }
             Op::Brcond { a, b, cond, l } => {
                 let lbl = self.label(l)?;
                 let cond = self.cmp(ty, a, b, cond);
                 // Stores only (mov): the flags survive.
-                self.sync();
+                self.sync(l);
                 self.jcc(cond, lbl);
             }
             Op::Call { ret, helper, args } => self.call(ret, helper, args.as_slice())?,
