@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use accel_tcg::exec::engine::JitEngine;
+use accel_tcg::exec::{Machine, TcgVcpu};
 use accel_tcg::guest::{GuestCpu, Platform};
 use devices::{Bus, VmLifecycle};
 use frontend_x86::X86Cpu;
@@ -182,9 +184,17 @@ fn emulate_mem(snippet: &[u8], input: &Regs, optimize: bool, buf: &mut [u8]) -> 
     };
     st.gprs = input.r;
     st.gprs[4] = 0x8000;
+    let boot = machine::CpuState::X86_64(Box::new(st));
     let mut cpu = X86Cpu::new();
-    cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
-        .unwrap();
+    cpu.set_cpu_state(&boot).unwrap();
+    // The JIT runs the same snippet on its own copy of memory first, through
+    // moat's real exec loop; it must agree with the interpreter below.
+    let jit = optimize.then(|| {
+        let jit_mem = mem.clone_contents();
+        let mut jit_cpu = X86Cpu::new();
+        jit_cpu.set_cpu_state(&boot).unwrap();
+        run_on_jit(jit_cpu, jit_mem, buf.len())
+    });
     let mut runner = Runner::new(cpu);
     runner.optimize = optimize;
     let pio = Bus::new("pio");
@@ -208,7 +218,57 @@ fn emulate_mem(snippet: &[u8], input: &Regs, optimize: bool, buf: &mut [u8]) -> 
     };
     r.r[4] = 0;
     mem.read_slice(buf, GuestAddress(BUF)).unwrap();
+    if let Some((jit_regs, jit_buf)) = jit {
+        assert_eq!(
+            jit_regs.r, r.r,
+            "JIT registers for {snippet:02x?} from {input:x?}"
+        );
+        assert_eq!(
+            jit_regs.flags, r.flags,
+            "JIT flags for {snippet:02x?} from {input:x?}"
+        );
+        assert_eq!(jit_buf, buf, "JIT memory for {snippet:02x?}");
+    }
     (r, ())
+}
+
+/// Copies guest RAM, for a second run of the same setup.
+trait CloneContents {
+    fn clone_contents(&self) -> GuestMemoryMmap;
+}
+
+impl CloneContents for GuestMemoryMmap {
+    fn clone_contents(&self) -> GuestMemoryMmap {
+        let copy = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let mut bytes = vec![0u8; 0x10_0000];
+        self.read_slice(&mut bytes, GuestAddress(0)).unwrap();
+        copy.write_slice(&bytes, GuestAddress(0)).unwrap();
+        copy
+    }
+}
+
+/// Runs a prepared CPU to its `hlt` on accel-tcg's exec loop and JIT; returns
+/// the registers and the buffer at [`BUF`].
+fn run_on_jit(cpu: X86Cpu, memory: GuestMemoryMmap, buf_len: usize) -> (Regs, Vec<u8>) {
+    let jit = JitEngine::new(1 << 20, size_of::<frontend_x86::X86State>()).unwrap();
+    let machine = Machine {
+        memory: memory.clone(),
+        pio: Arc::new(Bus::new("pio")),
+        mmio: Arc::new(Bus::new("mmio")),
+        lifecycle: Arc::new(VmLifecycle::new()),
+    };
+    let mut vcpu = TcgVcpu::new(cpu, jit, machine);
+    let exit = vcpu.run_guest().unwrap();
+    assert!(matches!(exit, VcpuExit::Halted { .. }), "JIT: {exit:?}");
+    let machine::CpuState::X86_64(out) = vcpu.cpu().cpu_state();
+    let mut r = Regs {
+        r: out.gprs,
+        flags: out.rflags,
+    };
+    r.r[4] = 0;
+    let mut buf = vec![0u8; buf_len];
+    memory.read_slice(&mut buf, GuestAddress(BUF)).unwrap();
+    (r, buf)
 }
 
 /// Runs `snippet` with r15 pointing to a copy of `buf` both ways and
