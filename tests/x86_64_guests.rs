@@ -317,3 +317,20 @@ fn tcg_traces_guest_code_ir_and_host_code() {
         bad.stderr
     );
 }
+
+#[test]
+fn exceptions_resume_after_their_handlers() {
+    // Nested KVM here cannot emulate `int n` in ring 0 ("emulation failure"),
+    // so the KVM run skips the software interrupt (softint=no).
+    for_each_accel!("exceptions_resume_after_their_handlers", |accel| {
+        let mut runs = vec![("softint=no", "exceptions-nosoftint.out")];
+        if accel == "tcg" {
+            runs.push(("", "exceptions.out"));
+        }
+        for (append, output) in runs {
+            let result = run_guest(accel, "exceptions.elf", &["--append", append]);
+            assert_eq!(result.stdout, expected(output), "{accel} {append}");
+            assert_eq!(result.status, Some(1), "{accel}: {}", result.stderr);
+        }
+    });
+}
