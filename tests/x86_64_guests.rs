@@ -334,3 +334,13 @@ fn exceptions_resume_after_their_handlers() {
         }
     });
 }
+
+#[test]
+fn paging_faults_and_bits_match_qemu() {
+    for_each_accel!("paging_faults_and_bits_match_qemu", |accel| {
+        let result = run_guest(accel, "paging.elf", &[]);
+        // expected/paging.out: QEMU (KVM and TCG) print the same.
+        assert_eq!(result.stdout, expected("paging.out"), "{accel}");
+        assert_eq!(result.status, Some(1), "{accel}: {}", result.stderr);
+    });
+}
