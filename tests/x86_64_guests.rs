@@ -436,3 +436,11 @@ fn flags_edge_cases_on_tcg_except_known_bugs() {
         assert_eq!(result.status, Some(1), "{}", result.stderr);
     }
 }
+
+#[test]
+fn string_instructions_match_the_host_cpu() {
+    // expected/strings.out is what the same C code prints on the host CPU.
+    for_each_accel!("string_instructions_match_the_host_cpu", |accel| {
+        assert_guest_prints(accel, "strings.elf", "", "strings.out");
+    });
+}
