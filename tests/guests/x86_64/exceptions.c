@@ -1,7 +1,9 @@
 /* Exceptions that a handler resumes from: #DE (div by zero, idiv overflow),
- * #UD, #GP (non-canonical address, bad selector), #PF (handler maps the
- * page and the instruction is retried) and a software interrupt to a custom
- * vector. Every handler checks that the saved rip is the faulting
+ * #UD, #GP (non-canonical address, bad selector), #SS (non-canonical address
+ * through rsp), #DB (single step with TF), #PF (the handler maps the page
+ * and the instruction is retried: a load, a store, an instruction fetch
+ * that straddles into an unmapped page, a rep movsb that runs into one
+ * half-way) and a software interrupt to a custom vector. Every handler checks that the saved rip is the faulting
  * instruction (or the next one, for `int`), then resumes. One line per event.
  * No int3: nested KVM on the reference host cannot emulate it, nor `int n`:
  * with `softint=no` on the command line the software interrupt is skipped
@@ -12,6 +14,7 @@
 /* Set by each test right before the instruction that traps. */
 static volatile uint64_t fault_rip, resume_rip;
 static unsigned events;
+static const char *tag = "?";   /* the case running: starts each line */
 
 #define ARM(fault, resume) \
 	"lea " fault "(%%rip), %%r11\n\t" \
@@ -28,8 +31,8 @@ static const char *rip_check(const struct trap_frame *f)
 static void on_skip(struct trap_frame *f)
 {
 	events++;
-	printf("vector %lu", f->vector);
-	if (f->vector == 13)
+	printf("%s: vector %lu", tag, f->vector);
+	if (f->vector == 13 || f->vector == 12)
 		printf(" error 0x%lx", f->error);
 	printf(" rip %s cs 0x%lx", rip_check(f), f->cs);
 	printf(" if %lu\n", (f->rflags >> 9) & 1);
@@ -40,35 +43,52 @@ static void on_skip(struct trap_frame *f)
 static void on_soft(struct trap_frame *f)
 {
 	events++;
-	printf("vector 0x%lx rip %s rdi 0x%lx\n", f->vector,
+	printf("%s: vector 0x%lx rip %s rdi 0x%lx\n", tag, f->vector,
 	       f->rip == resume_rip ? "ok" : "WRONG", f->rdi);
 	f->rax = f->rdi + 1;
 }
 
-/* #PF: map the page at cr2 through tables of our own, then retry. */
+/* #DB: single step; clear TF and go on. */
+static void on_db(struct trap_frame *f)
+{
+	uint64_t dr6;
+
+	__asm__ volatile("mov %%db6, %0" : "=r"(dr6));
+	events++;
+	printf("%s: vector 1 rip %s dr6.bs %lu\n", tag, rip_check(f), (dr6 >> 14) & 1);
+	f->rflags &= ~0x100ull;
+}
+
+/* #PF: map the page at cr2 (page i of the region at PF_BASE gets frame i)
+ * through tables of our own, then retry. */
 #define PF_BASE 0x0000400000000000ull   /* PML4 slot 128, unmapped at boot */
+#define PF_PAGES 12
 static uint64_t pf_pdpt[512] __attribute__((aligned(4096)));
 static uint64_t pf_pd[512] __attribute__((aligned(4096)));
 static uint64_t pf_pt[512] __attribute__((aligned(4096)));
-static uint8_t pf_frames[2][4096] __attribute__((aligned(4096)));
-static unsigned pf_next;
+static uint8_t pf_frames[PF_PAGES][4096] __attribute__((aligned(4096)));
+static int pf_show_regs;
 
 static void on_pf(struct trap_frame *f)
 {
 	uint64_t cr2 = read_cr2();
 	uint64_t *pml4 = (uint64_t *)(uintptr_t)(read_cr3() & ~0xfffull);
+	uint64_t page = (cr2 - PF_BASE) >> 12;
 
 	events++;
-	printf("vector 14 error 0x%lx cr2 0x%lx rip %s\n", f->error, cr2,
+	printf("%s: vector 14 error 0x%lx cr2 0x%lx rip %s", tag, f->error, cr2,
 	       rip_check(f));
-	if (cr2 - PF_BASE >= (2ull << 20) || pf_next >= 2) {
+	if (pf_show_regs)
+		printf(" rcx %lu rdi +0x%lx", f->rcx, (unsigned long)(f->rdi - PF_BASE));
+	putc('\n');
+	if (cr2 < PF_BASE || page >= PF_PAGES) {
 		puts("unexpected #PF address\n");
 		exit(0x7d);
 	}
 	pml4[(PF_BASE >> 39) & 511] = (uintptr_t)pf_pdpt | 3;
 	pf_pdpt[(PF_BASE >> 30) & 511] = (uintptr_t)pf_pd | 3;
 	pf_pd[(PF_BASE >> 21) & 511] = (uintptr_t)pf_pt | 3;
-	pf_pt[(cr2 >> 12) & 511] = (uintptr_t)pf_frames[pf_next++] | 3;
+	pf_pt[page] = (uintptr_t)pf_frames[page] | 3;
 	/* Leave rip alone: the access is retried and now succeeds. */
 }
 
@@ -80,10 +100,12 @@ int main(void)
 	trap_init();
 	for (v = 0; v < 32; v++)
 		trap_set(v, on_skip);
+	trap_set(1, on_db);
 	trap_set(14, on_pf);
 	trap_set(0x80, on_soft);
 
 	/* #DE: unsigned divide by zero; rax/rdx unchanged. */
+	tag = "div0";
 	__asm__ volatile(ARM("1f", "2f")
 			 "mov $0x1234, %%eax\n\t"
 			 "xor %%edx, %%edx\n\t"
@@ -91,9 +113,10 @@ int main(void)
 			 "1:\tdiv %%ecx\n"
 			 "2:"
 			 : "=a"(a), "=d"(d), "=c"(c) : : "r11", "memory", "cc");
-	printf("div by zero: resumed, eax 0x%lx edx 0x%lx\n", a, d);
+	printf("div0: resumed, eax 0x%lx edx 0x%lx\n", a, d);
 
 	/* #DE: idiv overflow, INT_MIN / -1, 32 and 64 bits. */
+	tag = "idiv32";
 	__asm__ volatile(ARM("1f", "2f")
 			 "mov $0x80000000, %%eax\n\t"
 			 "cltd\n\t"
@@ -101,7 +124,8 @@ int main(void)
 			 "1:\tidiv %%ecx\n"
 			 "2:"
 			 : "=a"(a), "=d"(d), "=c"(c) : : "r11", "memory", "cc");
-	printf("idiv32 INT_MIN/-1: resumed, eax 0x%lx edx 0x%lx\n", a, d);
+	printf("idiv32: INT_MIN/-1 resumed, eax 0x%lx edx 0x%lx\n", a, d);
+	tag = "idiv64";
 	__asm__ volatile(ARM("1f", "2f")
 			 "mov $1, %%eax\n\t"
 			 "ror $1, %%rax\n\t"
@@ -110,69 +134,130 @@ int main(void)
 			 "1:\tidiv %%rcx\n"
 			 "2:"
 			 : "=a"(a), "=d"(d), "=c"(c) : : "r11", "memory", "cc");
-	printf("idiv64 INT_MIN/-1: resumed, rax 0x%lx rdx 0x%lx\n", a, d);
+	printf("idiv64: INT_MIN/-1 resumed, rax 0x%lx rdx 0x%lx\n", a, d);
 	/* #DE: 8-bit quotient overflow, 0x1000 / 2. */
+	tag = "div8";
 	__asm__ volatile(ARM("1f", "2f")
 			 "mov $0x1000, %%eax\n\t"
 			 "mov $2, %%ecx\n"
 			 "1:\tdivb %%cl\n"
 			 "2:"
 			 : "=a"(a), "=c"(c) : : "r11", "memory", "cc");
-	printf("div8 overflow: resumed, eax 0x%lx\n", a);
+	printf("div8: overflow resumed, eax 0x%lx\n", a);
 
 	/* #UD: ud2, then a LOCK prefix on an instruction that cannot take it. */
+	tag = "ud2";
 	__asm__ volatile(ARM("1f", "2f")
 			 "1:\tud2\n"
 			 "2:"
 			 : : : "r11", "memory");
 	puts("ud2: resumed\n");
+	tag = "lock";
 	__asm__ volatile(ARM("1f", "2f")
 			 "1:\t.byte 0xf0, 0x01, 0xc0\n" /* lock add %eax, %eax */
 			 "2:"
 			 : : : "r11", "memory", "rax", "cc");
-	puts("lock add reg,reg: resumed\n");
+	puts("lock: lock add reg,reg resumed\n");
 
 	/* #GP(0): non-canonical address. */
+	tag = "gp-noncanon";
 	__asm__ volatile(ARM("1f", "2f")
 			 "mov $0x7777, %%ebx\n\t"
 			 "mov $0x8000000000000000, %%rax\n"
 			 "1:\tmov (%%rax), %%rbx\n"
 			 "2:"
 			 : "=b"(a) : : "rax", "r11", "memory");
-	printf("non-canonical load: resumed, rbx 0x%lx\n", a);
+	printf("gp-noncanon: resumed, rbx 0x%lx\n", a);
 	/* #GP(selector): a data segment selector beyond the GDT limit. */
+	tag = "gp-selector";
 	__asm__ volatile(ARM("1f", "2f")
 			 "mov $0x18, %%eax\n"
 			 "1:\tmov %%eax, %%es\n"
 			 "2:"
 			 : : : "rax", "r11", "memory");
-	puts("bad selector: resumed\n");
+	puts("gp-selector: resumed\n");
+	/* #SS(0), not #GP: the non-canonical address has rsp as its base. */
+	tag = "ss-noncanon";
+	__asm__ volatile(ARM("1f", "2f")
+			 "mov $0x8000000000000000, %%rax\n"
+			 "1:\tmov (%%rsp,%%rax), %%rbx\n"
+			 "2:"
+			 : : : "rax", "rbx", "r11", "memory");
+	puts("ss-noncanon: resumed\n");
+
+	/* #DB: TF set by popfq traps after the instruction that follows. */
+	tag = "db-step";
+	__asm__ volatile(ARM("1f", "1f")
+			 "pushfq\n\t"
+			 "orq $0x100, (%%rsp)\n\t"
+			 "popfq\n\t"
+			 "mov $7, %%eax\n"
+			 "1:\tnop"
+			 : : : "rax", "r11", "memory", "cc");
+	puts("db-step: resumed\n");
 
 	/* #PF: read, then write, of pages that are not mapped yet. */
-	pf_frames[0][0x123] = 0x5a;
+	pf_frames[1][0x123] = 0x5a;
+	tag = "pf-read";
 	__asm__ volatile(ARM("1f", "1f")
 			 "mov %1, %%rax\n"
 			 "1:\tmovzbl (%%rax), %%eax\n"
 			 : "=&a"(a) : "r"(PF_BASE + 0x1123) : "r11", "memory");
-	printf("#PF read: retried, got 0x%lx\n", a);
+	printf("pf-read: retried, got 0x%lx\n", a);
+	tag = "pf-write";
 	__asm__ volatile(ARM("1f", "1f")
 			 "mov %1, %%rax\n"
 			 "1:\tmovl $0xcafe, (%%rax)\n"
 			 : "=&a"(a) : "r"(PF_BASE + 0x5ff8) : "r11", "memory");
-	printf("#PF write: retried, frame holds 0x%x\n",
-	       *(uint32_t *)&pf_frames[1][0xff8]);
+	printf("pf-write: retried, frame holds 0x%x\n",
+	       *(uint32_t *)&pf_frames[5][0xff8]);
+
+	/* #PF on an instruction fetch: `mov $0x12345678, %eax; ret` at
+	 * PF_BASE + 0x7ffd, its immediate split over pages 7 and 8, neither
+	 * mapped. The second fault has cr2 on page 8 and rip at the start of
+	 * the instruction, on page 7. */
+	{
+		static const uint8_t code[6] = { 0xb8, 0x78, 0x56, 0x34, 0x12, 0xc3 };
+		for (v = 0; v < 6; v++)
+			pf_frames[7 + (0xffd + v) / 4096][(0xffd + v) % 4096] = code[v];
+	}
+	tag = "pf-fetch";
+	fault_rip = PF_BASE + 0x7ffd;
+	__asm__ volatile("call *%1" : "=a"(a) : "r"(PF_BASE + 0x7ffd)
+			 : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
+			 "memory", "cc");
+	printf("pf-fetch: across a page boundary retried, eax 0x%lx\n", a);
+
+	/* #PF half-way through rep movsb: rcx/rdi show the progress. */
+	{
+		static const char msg[16] = "0123456789abcdef";
+		uint64_t n = 16, dst = PF_BASE + 0xa000 - 5;
+		const void *src = msg;
+
+		pf_show_regs = 1;
+		tag = "pf-rep";
+		__asm__ volatile(ARM("1f", "1f")
+				 "1:\trep movsb"
+				 : "+c"(n), "+S"(src), "+D"(dst) : : "r11", "memory");
+		pf_show_regs = 0;
+		printf("pf-rep: retried, rcx %lu rdi +0x%lx copied %s\n",
+		       n, (unsigned long)(dst - PF_BASE),
+		       memcmp(pf_frames[9] + 4096 - 5, msg, 5) ||
+		       memcmp(pf_frames[10], msg + 5, 11) ? "WRONG" : "ok");
+	}
 
 	/* Software interrupt to a custom vector. */
 	if (cmdline_get("softint") && !strncmp(cmdline_get("softint"), "no", 2)) {
-		puts("int 0x80: skipped (softint=no)\n");
+		puts("softint: skipped (softint=no)\n");
 		goto done;
 	}
+	tag = "softint";
 	__asm__ volatile(ARM("1f", "1f")
 			 "mov $0x41, %%edi\n\t"
 			 "int $0x80\n"
 			 "1:"
 			 : "=a"(a) : : "rdi", "r11", "memory");
-	printf("int 0x80: returned rax 0x%lx\n", a);
+	printf("softint: returned rax 0x%lx\n", a);
 done:
 
 	printf("exceptions: %u events\n", events);
