@@ -327,7 +327,12 @@ fn exceptions_resume_after_their_handlers_on_kvm() {
     // Nested KVM here cannot emulate `int n` in ring 0 ("emulation failure"),
     // so the KVM run skips the software interrupt (softint=no).
     if kvm_usable("exceptions_resume_after_their_handlers_on_kvm") {
-        assert_guest_prints("kvm", "exceptions.elf", "softint=no", "exceptions-nosoftint.out");
+        assert_guest_prints(
+            "kvm",
+            "exceptions.elf",
+            "softint=no",
+            "exceptions-nosoftint.out",
+        );
     }
 }
 
@@ -339,7 +344,12 @@ fn exceptions_resume_after_their_handlers_on_kvm() {
             raises #DB (vector 1, expected after the mov with DR6.BS set)"]
 fn exceptions_resume_after_their_handlers_on_tcg() {
     assert_guest_prints("tcg", "exceptions.elf", "", "exceptions.out");
-    assert_guest_prints("tcg", "exceptions.elf", "softint=no", "exceptions-nosoftint.out");
+    assert_guest_prints(
+        "tcg",
+        "exceptions.elf",
+        "softint=no",
+        "exceptions-nosoftint.out",
+    );
 }
 
 #[test]
@@ -370,7 +380,12 @@ fn paging_faults_and_bits_match_qemu() {
 fn assert_guest_prints(accel: &str, image: &str, append: &str, output: &str) {
     let result = run_guest(accel, image, &["--append", append]);
     assert_eq!(result.stdout, expected(output), "{image} on {accel}");
-    assert_eq!(result.status, Some(1), "{image} on {accel}: {}", result.stderr);
+    assert_eq!(
+        result.status,
+        Some(1),
+        "{image} on {accel}: {}",
+        result.stderr
+    );
 }
 
 // expected/smc.out is what the same C code prints on the host CPU
@@ -396,8 +411,15 @@ fn self_modifying_code_with_a_branch_on_tcg() {
     // Everything but the last line (the no-branch case of the test above).
     let result = run_guest("tcg", "smc.elf", &[]);
     let want = expected("smc.out");
-    let portable: Vec<&str> = want.lines().filter(|l| !l.starts_with("patch next insn")).collect();
-    let got: Vec<&str> = result.stdout.lines().filter(|l| !l.starts_with("patch next insn")).collect();
+    let portable: Vec<&str> = want
+        .lines()
+        .filter(|l| !l.starts_with("patch next insn"))
+        .collect();
+    let got: Vec<&str> = result
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("patch next insn"))
+        .collect();
     assert_eq!(got, portable);
     assert_eq!(result.status, Some(1), "{}", result.stderr);
 }
