@@ -2,9 +2,12 @@
  * CR0.WP write faults, NX (EFER.NXE) instruction-fetch faults, accessed and
  * dirty bits set by the CPU, a user page used from ring 0, invlpg after a
  * remap, a CR3 reload, not-present faults at the PTE and PDPTE levels, a
- * read-only PDE over a writable PTE. Prints one line per result. */
+ * read-only PDE over a writable PTE; then, in ring 3 (rt/user.c), faults
+ * with the U/S bit in the error code: supervisor pages read and written,
+ * a not-present page, an NX user page fetched. Prints one line per result. */
 #include "rt.h"
 #include "trap.h"
+#include "user.h"
 
 #define P  0x1ull
 #define W  0x2ull
@@ -79,6 +82,41 @@ static void wr(volatile uint8_t *p, uint8_t v)
 static unsigned ad(uint64_t e)
 {
 	return (unsigned)(e & (A | D));
+}
+
+static void user_part(void)
+{
+	uint16_t cs;
+
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	printf("ring %u\n", cs & 3);
+	fix = FIX_SKIP;
+	/* supervisor page: read 0x5 (P|U), write 0x7 (P|W|U) */
+	__asm__ volatile(ARM("1f", "2f") "1:\tmovb (%0), %%al\n2:"
+			 : : "r"(VA(0)) : "rax", "r11", "memory");
+	__asm__ volatile(ARM("1f", "2f") "1:\tmovb $1, (%0)\n2:"
+			 : : "r"(VA(0)) : "r11", "memory");
+	puts("user: supervisor page read and write skipped\n");
+	/* not present: 0x4 (U) */
+	__asm__ volatile(ARM("1f", "2f") "1:\tmovb (%0), %%al\n2:"
+			 : : "r"(VA(10)) : "rax", "r11", "memory");
+	puts("user: not-present read skipped\n");
+	/* a user page is fine */
+	printf("user: user page read 0x%x\n", rd(VA(5)));
+	/* NX user page: a fetch faults with 0x15 (P|U|I/D); the handler
+	 * clears NX and the call is retried. */
+	{
+		uint32_t r;
+
+		fix = FIX_EXEC;
+		fault_rip = T + 0x9000;
+		__asm__ volatile("call *%1" : "=a"(r) : "r"(T + 0x9000)
+				 : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10",
+				 "r11", "memory", "cc");
+		printf("user: nx page call retried, returned 0x%x\n", r);
+	}
+	printf("paging: %u faults\n", faults);
+	exit(0);
 }
 
 int main(void)
@@ -188,6 +226,12 @@ int main(void)
 			 : : "r"(T2) : "r11", "memory");
 	puts("ro pde: write skipped\n");
 
-	printf("paging: %u faults\n", faults);
-	return 0;
+	/* Ring 3: everything at 0-2 MiB becomes user-accessible (the image,
+	 * its stacks); the test pages keep their U bits. */
+	for (i = 1; i < 512; i++)
+		pt0[i] |= U;
+	pd[0] |= U;
+	pt1[9] = FRAME(2) | P | W | U | NX;
+	write_cr3(read_cr3());
+	user_enter(user_part);
 }
