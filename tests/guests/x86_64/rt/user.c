@@ -59,6 +59,10 @@ static void user_gp(struct trap_frame *f)
 		outl(port, (uint32_t)f->rax);
 		break;
 	}
+	/* exit(): the VMM may run on for a moment (QEMU 10 does), and ring 3
+	 * cannot `cli; hlt`: wait here. */
+	if (port == DEBUG_EXIT_PORT && (ip[0] & 2))
+		halt();
 	f->rip += len;
 }
 
