@@ -506,3 +506,38 @@ fn sse_rounding_modes_and_mxcsr_flags_on_tcg() {
     assert_guest_prints("tcg", "sse.elf", "", "sse.out");
     assert_guest_prints("tcg", "sse.elf", "verbose=1", "sse-verbose.out");
 }
+
+#[test]
+fn tcg_interpreter_agrees_on_the_cpu_feature_guests() {
+    // The IR interpreter against the same expectations as the JIT, less the
+    // cases both fail today (see the ignored tests above).
+    let interp = |image: &str, append: &str| {
+        let result = run_guest(
+            "tcg",
+            image,
+            &["--tcg-engine", "interp", "--append", append],
+        );
+        assert_eq!(result.status, Some(1), "{image}: {}", result.stderr);
+        result.stdout
+    };
+    for (image, output) in [("paging.elf", "paging.out"), ("strings.elf", "strings.out")] {
+        assert_eq!(interp(image, ""), expected(output), "{image}");
+    }
+    for (image, append, output, skip) in [
+        (
+            "exceptions.elf",
+            "",
+            "exceptions.out",
+            &["ss-noncanon:", "db-step:", "exceptions:"][..],
+        ),
+        ("smc.elf", "", "smc.out", &["patch next insn"][..]),
+        (
+            "flags.elf",
+            "verbose=1",
+            "flags-verbose.out",
+            &["shld/16", "shrd/16", "  shld/16", "  shrd/16"][..],
+        ),
+    ] {
+        assert_lines_except(&interp(image, append), &expected(output), skip, image);
+    }
+}
