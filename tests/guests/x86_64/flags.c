@@ -3,7 +3,7 @@
  * undefined for that case are masked out. Covered: add/sub/adc/sbb/cmp and
  * logic ops at the carry/overflow boundaries; inc/dec (CF untouched), neg;
  * shl/shr/sar/rol/ror/rcl/rcr/shld/shrd by counts 0, 1, 2, w-1, w, w+1, 31,
- * 32, 33, 63, 64, 65 for 8/16/32/64-bit operands; mul/imul CF/OF; bsf/bsr
+ * 32, 33, 63, 64, 65 for 8/16/32/64-bit operands, in cl and as immediates; mul/imul CF/OF; bsf/bsr
  * of 0 (ZF; the destination as the CPU leaves it); bt/bts/btr/btc on
  * registers and memory with large and negative bit offsets;
  * cmpxchg success/failure; xadd.
@@ -143,6 +143,38 @@ static uint64_t op##_##w(uint64_t a, uint64_t b, uint64_t fin, uint64_t *fo) \
 	*fo = f; \
 	return d; \
 }
+/* The same by an immediate count (the D0/D1 form for 1, C0/C1 otherwise):
+ * the counts of counts[] below, one asm each. */
+#define SHI(op, m, n) case n: \
+	__asm__ volatile(RUN_FLAGS(#op " $" #n ", %" m "[d]") \
+			 : [d] "+r"(d), [f] "=&r"(f) : [fin] "r"(fin) : "cc"); \
+	break;
+#define DSHI(op, m, n) case n: \
+	__asm__ volatile(RUN_FLAGS(#op " $" #n ", %" m "[s], %" m "[d]") \
+			 : [d] "+r"(d), [f] "=&r"(f) : [s] "r"(s), [fin] "r"(fin) : "cc"); \
+	break;
+#define COUNTS(X, op, m) \
+	X(op, m, 0) X(op, m, 1) X(op, m, 2) X(op, m, 7) X(op, m, 8) X(op, m, 9) \
+	X(op, m, 15) X(op, m, 16) X(op, m, 17) X(op, m, 31) X(op, m, 32) \
+	X(op, m, 33) X(op, m, 63) X(op, m, 64) X(op, m, 65)
+#define SHIFT_IMM(op, w, T, m) \
+static uint64_t op##_imm_##w(uint64_t a, uint64_t c, uint64_t fin, uint64_t *fo) \
+{ \
+	T d = (T)a; \
+	uint64_t f = 0; \
+	switch (c) { COUNTS(SHI, op, m) } \
+	*fo = f; \
+	return d; \
+}
+#define DSHIFT_IMM(op, w, T, m) \
+static uint64_t op##_imm_##w(uint64_t a, uint64_t c, uint64_t fin, uint64_t *fo) \
+{ \
+	T d = (T)a, s = (T)0x3c96e1d25a0f7b48ull; \
+	uint64_t f = 0; \
+	switch (c) { COUNTS(DSHI, op, m) } \
+	*fo = f; \
+	return d; \
+}
 #define ALL4(M, op) \
 	M(op, 8, uint8_t, "b") M(op, 16, uint16_t, "w") \
 	M(op, 32, uint32_t, "k") M(op, 64, uint64_t, "q")
@@ -154,10 +186,15 @@ ALL4(BIN, and) ALL4(BIN, or) ALL4(BIN, xor) ALL4(BIN, test)
 ALL4(SHIFT, shl) ALL4(SHIFT, shr) ALL4(SHIFT, sar) ALL4(SHIFT, rol)
 ALL4(SHIFT, ror) ALL4(SHIFT, rcl) ALL4(SHIFT, rcr)
 ALL3(DSHIFT, shld) ALL3(DSHIFT, shrd)
+ALL4(SHIFT_IMM, shl) ALL4(SHIFT_IMM, shr) ALL4(SHIFT_IMM, sar)
+ALL4(SHIFT_IMM, rol) ALL4(SHIFT_IMM, ror) ALL4(SHIFT_IMM, rcl)
+ALL4(SHIFT_IMM, rcr) ALL3(DSHIFT_IMM, shld) ALL3(DSHIFT_IMM, shrd)
 ALL4(UN, inc) ALL4(UN, dec) ALL4(UN, neg)
 
 #define TABLE4(op) { op##_8, op##_16, op##_32, op##_64 }
 #define TABLE3(op) { 0, op##_16, op##_32, op##_64 }
+#define TABLE4I(op) { op##_imm_8, op##_imm_16, op##_imm_32, op##_imm_64 }
+#define TABLE3I(op) { 0, op##_imm_16, op##_imm_32, op##_imm_64 }
 
 static const int widths[4] = { 8, 16, 32, 64 };
 
@@ -237,6 +274,15 @@ static void shifts(void)
 		{ "rcr", TABLE4(rcr), K_ROT },
 		{ "shld", TABLE3(shld), K_DSHIFT },
 		{ "shrd", TABLE3(shrd), K_DSHIFT },
+		{ "shl-imm", TABLE4I(shl), K_SHIFT },
+		{ "shr-imm", TABLE4I(shr), K_SHIFT },
+		{ "sar-imm", TABLE4I(sar), K_SAR },
+		{ "rol-imm", TABLE4I(rol), K_ROT },
+		{ "ror-imm", TABLE4I(ror), K_ROT },
+		{ "rcl-imm", TABLE4I(rcl), K_ROT },
+		{ "rcr-imm", TABLE4I(rcr), K_ROT },
+		{ "shld-imm", TABLE3I(shld), K_DSHIFT },
+		{ "shrd-imm", TABLE3I(shrd), K_DSHIFT },
 	};
 	/* Two inputs: a pattern with the sign bit and bit 0 set, and its
 	 * complement, with all flags clear and all set. */

@@ -93,7 +93,7 @@ if [ "$ACCEL" = kvm ]; then
 else
 	filter='^ss-noncanon: vector'
 	run exceptions     $E/exceptions.out         1  -kernel $B/exceptions.elf
-	filter='^bs[fr]/32:'
+	filter='^bs[fr]/32:\|^rc[lr]-imm/\(8\|16\):'
 	run flags          $E/flags.out              1  -kernel $B/flags.elf
 	filter=
 	echo "SKIP sse (QEMU's TCG is not the CPU there)"
