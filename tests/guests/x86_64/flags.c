@@ -636,6 +636,126 @@ static void exchange(void)
 	}
 }
 
+/* Conditions: the 16 setcc/jcc conditions read right after each flag
+ * producer (where a JIT fuses the two), after a jmp to another block, and
+ * from every combination of CF ZF SF OF PF loaded by popfq. */
+#define SET16(p) \
+	"seto 0(" p ")\n\tsetno 1(" p ")\n\tsetb 2(" p ")\n\tsetae 3(" p ")\n\t" \
+	"sete 4(" p ")\n\tsetne 5(" p ")\n\tsetbe 6(" p ")\n\tseta 7(" p ")\n\t" \
+	"sets 8(" p ")\n\tsetns 9(" p ")\n\tsetp 10(" p ")\n\tsetnp 11(" p ")\n\t" \
+	"setl 12(" p ")\n\tsetge 13(" p ")\n\tsetle 14(" p ")\n\tsetg 15(" p ")"
+#define J1(c, n, reg) "j" #c " 1f\n\tmovb $0, " #n "(" reg ")\n\tjmp 2f\n1:\tmovb $1, " #n "(" reg ")\n2:\t"
+/* jcc keeps no flags of its own to clobber, so the 16 can follow one another */
+#define JCC16(reg) \
+	J1(o, 0, reg) J1(no, 1, reg) J1(b, 2, reg) J1(ae, 3, reg) J1(e, 4, reg) \
+	J1(ne, 5, reg) J1(be, 6, reg) J1(a, 7, reg) J1(s, 8, reg) J1(ns, 9, reg) \
+	J1(p, 10, reg) J1(np, 11, reg) J1(l, 12, reg) J1(ge, 13, reg) \
+	J1(le, 14, reg) J1(g, 15, reg)
+
+static uint8_t cc[16];
+
+static uint64_t cc_bits(void)
+{
+	uint64_t v = 0;
+	unsigned i;
+
+	for (i = 0; i < 16; i++)
+		v |= (uint64_t)(cc[i] & 1) << i;
+	return v;
+}
+
+#define CC_OP(name, w, T, m, insn) \
+static uint64_t cc_##name##_##w(uint64_t a, uint64_t b, int how) \
+{ \
+	T d = (T)a, s = (T)b; \
+	uint8_t *p = cc; \
+	switch (how) { \
+	case 0: __asm__ volatile(insn "\n\t" SET16("%[p]") \
+		: [d] "+r"(d) : [s] "r"(s), [p] "r"(p) : "cc", "memory"); break; \
+	case 1: __asm__ volatile(insn "\n\tjmp 3f\n3:\t" SET16("%[p]") \
+		: [d] "+r"(d) : [s] "r"(s), [p] "r"(p) : "cc", "memory"); break; \
+	default: __asm__ volatile(insn "\n\t" JCC16("%[p]") \
+		: [d] "+r"(d) : [s] "r"(s), [p] "r"(p) : "cc", "memory"); break; \
+	} \
+	return cc_bits(); \
+}
+#define CC3(name, insn8, insn32, insn64) \
+	CC_OP(name, 8, uint8_t, "b", insn8) CC_OP(name, 32, uint32_t, "k", insn32) \
+	CC_OP(name, 64, uint64_t, "q", insn64)
+#define BOP(op, m) #op " %" m "[s], %" m "[d]"
+#define UOP(op, m) #op " %" m "[d]"
+CC3(cmp, BOP(cmp, "b"), BOP(cmp, "k"), BOP(cmp, "q"))
+CC3(sub, BOP(sub, "b"), BOP(sub, "k"), BOP(sub, "q"))
+CC3(add, BOP(add, "b"), BOP(add, "k"), BOP(add, "q"))
+CC3(adc, "stc\n\t" BOP(adc, "b"), "stc\n\t" BOP(adc, "k"), "stc\n\t" BOP(adc, "q"))
+CC3(sbb, "stc\n\t" BOP(sbb, "b"), "stc\n\t" BOP(sbb, "k"), "stc\n\t" BOP(sbb, "q"))
+CC3(test, BOP(test, "b"), BOP(test, "k"), BOP(test, "q"))
+CC3(and, BOP(and, "b"), BOP(and, "k"), BOP(and, "q"))
+CC3(xor, BOP(xor, "b"), BOP(xor, "k"), BOP(xor, "q"))
+CC3(inc, "stc\n\t" UOP(inc, "b"), "stc\n\t" UOP(inc, "k"), "stc\n\t" UOP(inc, "q"))
+CC3(dec, "clc\n\t" UOP(dec, "b"), "clc\n\t" UOP(dec, "k"), "clc\n\t" UOP(dec, "q"))
+CC3(neg, UOP(neg, "b"), UOP(neg, "k"), UOP(neg, "q"))
+/* shift by 1: OF defined; AF is not read by any condition */
+CC3(shl1, "shl $1, %b[d]", "shl $1, %k[d]", "shl $1, %q[d]")
+CC3(sar1, "sar $1, %b[d]", "sar $1, %k[d]", "sar $1, %q[d]")
+
+#define CC_TABLE(name) { #name, { cc_##name##_8, cc_##name##_32, cc_##name##_64 } }
+
+static void conditions(void)
+{
+	static const struct {
+		const char *name;
+		uint64_t (*fn[3])(uint64_t, uint64_t, int);
+	} ops[] = {
+		CC_TABLE(cmp), CC_TABLE(sub), CC_TABLE(add), CC_TABLE(adc),
+		CC_TABLE(sbb), CC_TABLE(test), CC_TABLE(and), CC_TABLE(xor),
+		CC_TABLE(inc), CC_TABLE(dec), CC_TABLE(neg), CC_TABLE(shl1),
+		CC_TABLE(sar1),
+	};
+	static const int w3[3] = { 8, 32, 64 };
+	static const char *const hows[3] = { "setcc", "jmp-setcc", "jcc" };
+	unsigned o, i, k, how, st;
+
+	for (o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+		for (i = 0; i < 3; i++) {
+			uint64_t p[12][2];
+
+			pairs(w3[i], p);
+			for (how = 0; how < 3; how++) {
+				char name[32];
+
+				/* "cmp-setcc" etc. */
+				size_t n1 = strlen(ops[o].name), n2 = strlen(hows[how]);
+				memcpy(name, ops[o].name, n1);
+				name[n1] = '-';
+				memcpy(name + n1 + 1, hows[how], n2 + 1);
+				begin();
+				for (k = 0; k < 12; k++) {
+					uint64_t r = ops[o].fn[i](p[k][0], p[k][1], how);
+					item(name, w3[i], p[k][0], p[k][1], r, 0, 0);
+				}
+				end(name, w3[i]);
+			}
+		}
+	}
+	/* all 32 combinations of CF PF ZF SF OF */
+	begin();
+	for (st = 0; st < 32; st++) {
+		uint64_t fin = 0x2 | ((st & 1) ? CF : 0) | ((st & 2) ? PF : 0) |
+			       ((st & 4) ? ZF : 0) | ((st & 8) ? SF : 0) |
+			       ((st & 16) ? OF : 0);
+		uint8_t *p = cc;
+
+		__asm__ volatile("push %[fin]\n\tpopfq\n\t" SET16("%[p]")
+				 : : [fin] "r"(fin), [p] "r"(p) : "cc", "memory");
+		item("popf-setcc", 0, fin, 0, cc_bits(), 0, 0);
+		__asm__ volatile("push %[fin]\n\tpopfq\n\t" JCC16("%[p]")
+				 : : [fin] "r"(fin), [p] "r"(p) : "cc", "memory");
+		item("popf-jcc", 0, fin, 0, cc_bits(), 0, 0);
+	}
+	end("popf-setcc-jcc", 0);
+}
+
 #ifdef HOST
 int main(int argc, char **argv)
 {
@@ -653,6 +773,7 @@ int main(void)
 	bitscan();
 	bittest();
 	exchange();
+	conditions();
 	printf("flags: done\n");
 	return 0;
 }
