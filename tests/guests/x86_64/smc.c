@@ -6,6 +6,8 @@
  *    `rep movsb`);
  *  - an instruction that straddles a page boundary, patched on its second
  *    page only;
+ *  - code patched through a second virtual mapping of its page (the way
+ *    JITs with W^X double mappings do), run through either mapping;
  *  - a loop that patches the instruction right after a `jmp` to it (the
  *    architecturally portable way), and one that patches the very next
  *    instruction with no branch in between (real CPUs since the P6 see the
@@ -13,10 +15,12 @@
  * Also builds as a Linux program (-DHOST, `make check-host`), which prints
  * what the host CPU computes: expected/smc.out. */
 #ifdef HOST
+#define _GNU_SOURCE                     /* memfd_create */
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #else
 #include "rt.h"
 #endif
@@ -89,10 +93,11 @@ typedef uint32_t (*fn0)(void);
 typedef uint32_t (*fn1)(uint32_t);
 
 #ifdef HOST
-static uint8_t *code;
+static uint8_t *code, *alias;
 #else
 static uint8_t code_buf[3 * 4096] __attribute__((aligned(4096)));
 static uint8_t *const code = code_buf;
+static uint8_t *alias;
 #endif
 
 static void put(size_t off, const uint8_t *start, const uint8_t *end)
@@ -107,6 +112,16 @@ static void put(size_t off, const uint8_t *start, const uint8_t *end)
 static void patch32(size_t off, uint32_t v)
 {
 	volatile uint8_t *d = code + off;
+
+	d[0] = (uint8_t)v;
+	d[1] = (uint8_t)(v >> 8);
+	d[2] = (uint8_t)(v >> 16);
+	d[3] = (uint8_t)(v >> 24);
+}
+
+static void patch32_at(uint8_t *base, size_t off, uint32_t v)
+{
+	volatile uint8_t *d = base + off;
 
 	d[0] = (uint8_t)v;
 	d[1] = (uint8_t)(v >> 8);
@@ -129,10 +144,28 @@ int main(void)
 	uint32_t sum;
 
 #ifdef HOST
-	code = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (code == MAP_FAILED)
-		return 1;
+	{
+		int fd = memfd_create("smc", 0);
+
+		if (fd < 0 || ftruncate(fd, 3 * 4096))
+			return 1;
+		code = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			    MAP_SHARED, fd, 0);
+		alias = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			     MAP_SHARED, fd, 0);
+		if (code == MAP_FAILED || alias == MAP_FAILED)
+			return 1;
+	}
+#else
+	{
+		/* PML4 slot 1 = slot 0: everything again at +512 GiB */
+		uint64_t cr3, *pml4;
+
+		__asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+		pml4 = (uint64_t *)(uintptr_t)(cr3 & ~0xfffull);
+		pml4[1] = pml4[0];
+		alias = (uint8_t *)((uintptr_t)code + (1ull << 39));
+	}
 #endif
 	/* Patch an immediate between calls. */
 	put(0, blob_imm, blob_imm_end);
@@ -161,6 +194,17 @@ int main(void)
 	patch32(4096, 0x44444444);
 	printf("straddling, 2nd page patched: 0x%08x\n",
 	       ((fn0)(code + 4095))());
+
+	/* Two mappings of one page: patch through one, run through the other. */
+	put(8192, blob_imm, blob_imm_end);
+	printf("alias: 0x%08x\n", ((fn0)(code + 8192))());
+	patch32_at(alias, 8193, 0x55555555);
+	printf("alias, patched through the alias: 0x%08x\n",
+	       ((fn0)(code + 8192))());
+	printf("alias, run through the alias: 0x%08x\n", ((fn0)(alias + 8192))());
+	patch32_at(code, 8193, 0x66666666);
+	printf("alias, patched through the original: 0x%08x\n",
+	       ((fn0)(alias + 8192))());
 
 	/* Code that patches itself. */
 	put(8192, blob_patch_jmp, blob_patch_jmp_end);
