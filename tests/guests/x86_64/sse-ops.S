@@ -100,6 +100,18 @@ sse_\name:
 	fop ucomisd, ucomisd
 	fop comisd, comisd
 
+	/* divss with the result stored whether or not it faulted: for an
+	 * unmasked exception (#XM); the handler resumes at sse_xm_resume. */
+	.globl sse_xm_divss, sse_xm_fault, sse_xm_resume
+sse_xm_divss:
+	movaps (%rdi), %xmm0
+	movaps (%rsi), %xmm1
+sse_xm_fault:
+	divss %xmm1, %xmm0
+sse_xm_resume:
+	movaps %xmm0, (%rdx)
+	ret
+
 	.globl sse_ldmxcsr, sse_stmxcsr
 sse_ldmxcsr:                        /* void sse_ldmxcsr(const uint32_t *) */
 	ldmxcsr (%rdi)
