@@ -1,15 +1,36 @@
 /* Exceptions that a handler resumes from: #DE (div by zero, idiv overflow),
  * #UD, #GP (non-canonical address, bad selector), #SS (non-canonical address
- * through rsp), #DB (single step with TF), #PF (the handler maps the page
- * and the instruction is retried: a load, a store, an instruction fetch
- * that straddles into an unmapped page, a rep movsb that runs into one
- * half-way) and a software interrupt to a custom vector. Every handler checks that the saved rip is the faulting
- * instruction (or the next one, for `int`), then resumes. One line per event.
- * No int3: nested KVM on the reference host cannot emulate it, nor `int n`:
- * with `softint=no` on the command line the software interrupt is skipped
- * (one line says so), for running under that KVM. */
+ * through rsp), #NM (fwait with CR0.TS), #DB (single step with TF), #PF (the
+ * handler maps the page and the instruction is retried: a load, a store, an
+ * instruction fetch that straddles into an unmapped page, a rep movsb that
+ * runs into one half-way) and a software interrupt to a custom vector.
+ * Every handler checks that the saved rip is the faulting instruction (or
+ * the next one, for `int`), then resumes. Each line starts with its case.
+ * No int3: nested KVM on the reference host cannot emulate it, nor `int n`
+ * or `fwait`: `skip=softint,nm-fwait` on the command line skips those cases
+ * (one line each says so), for running under that KVM. */
 #include "rt.h"
 #include "trap.h"
+
+/* Whether `name` is in the comma-separated list of skip= on the command
+ * line; if so, says so. */
+static int skipped(const char *name)
+{
+	const char *s = cmdline_get("skip");
+	size_t n = strlen(name);
+
+	while (s && *s && *s != ' ') {
+		if (!strncmp(s, name, n) && (s[n] == ',' || s[n] == ' ' || !s[n])) {
+			printf("%s: skipped\n", name);
+			return 1;
+		}
+		while (*s && *s != ' ' && *s != ',')
+			s++;
+		if (*s == ',')
+			s++;
+	}
+	return 0;
+}
 
 /* Set by each test right before the instruction that traps. */
 static volatile uint64_t fault_rip, resume_rip;
@@ -46,6 +67,15 @@ static void on_soft(struct trap_frame *f)
 	printf("%s: vector 0x%lx rip %s rdi 0x%lx\n", tag, f->vector,
 	       f->rip == resume_rip ? "ok" : "WRONG", f->rdi);
 	f->rax = f->rdi + 1;
+}
+
+/* #NM: clear CR0.TS and retry (lazy FPU switching). */
+static void on_nm(struct trap_frame *f)
+{
+	events++;
+	printf("%s: vector 7 rip %s ts %lu\n", tag, rip_check(f),
+	       (read_cr0() >> 3) & 1);
+	__asm__ volatile("clts");
 }
 
 /* #DB: single step; clear TF and go on. */
@@ -101,6 +131,7 @@ int main(void)
 	for (v = 0; v < 32; v++)
 		trap_set(v, on_skip);
 	trap_set(1, on_db);
+	trap_set(7, on_nm);
 	trap_set(14, on_pf);
 	trap_set(0x80, on_soft);
 
@@ -185,6 +216,14 @@ int main(void)
 			 : : : "rax", "rbx", "r11", "memory");
 	puts("ss-noncanon: resumed\n");
 
+	/* #NM: fwait with CR0.MP and CR0.TS set; retried after clts. */
+	if (!skipped("nm-fwait")) {
+		tag = "nm-fwait";
+		write_cr0(read_cr0() | 0xa);
+		__asm__ volatile(ARM("1f", "1f") "1:\tfwait" : : : "r11", "memory");
+		printf("nm-fwait: retried, ts %lu\n", (read_cr0() >> 3) & 1);
+	}
+
 	/* #DB: TF set by popfq traps after the instruction that follows. */
 	tag = "db-step";
 	__asm__ volatile(ARM("1f", "1f")
@@ -247,10 +286,8 @@ int main(void)
 	}
 
 	/* Software interrupt to a custom vector. */
-	if (cmdline_get("softint") && !strncmp(cmdline_get("softint"), "no", 2)) {
-		puts("softint: skipped (softint=no)\n");
+	if (skipped("softint"))
 		goto done;
-	}
 	tag = "softint";
 	__asm__ volatile(ARM("1f", "1f")
 			 "mov $0x41, %%edi\n\t"
