@@ -3,7 +3,8 @@
  * through rsp), #NM (fwait with CR0.TS), #DB (single step with TF), #PF (the
  * handler maps the page and the instruction is retried: a load, a store, an
  * instruction fetch that straddles into an unmapped page, a rep movsb that
- * runs into one half-way) and a software interrupt to a custom vector.
+ * runs into one half-way, a load after register writes and a cmp, whose
+ * state must be there at the fault) and a software interrupt to a custom vector.
  * Every handler checks that the saved rip is the faulting instruction (or
  * the next one, for `int`), then resumes. Each line starts with its case.
  * No int3: nested KVM on the reference host cannot emulate it, nor `int n`
@@ -108,8 +109,11 @@ static void on_pf(struct trap_frame *f)
 	events++;
 	printf("%s: vector 14 error 0x%lx cr2 0x%lx rip %s", tag, f->error, cr2,
 	       rip_check(f));
-	if (pf_show_regs)
+	if (pf_show_regs == 1)
 		printf(" rcx %lu rdi +0x%lx", f->rcx, (unsigned long)(f->rdi - PF_BASE));
+	if (pf_show_regs == 2)
+		printf(" rbx 0x%lx rsi 0x%lx rdx 0x%lx rcx 0x%lx flags 0x%lx",
+		       f->rbx, f->rsi, f->rdx, f->rcx, f->rflags & 0x8d5);
 	putc('\n');
 	if (cr2 < PF_BASE || page >= PF_PAGES) {
 		puts("unexpected #PF address\n");
@@ -284,6 +288,26 @@ int main(void)
 		       memcmp(pf_frames[9] + 4096 - 5, msg, 5) ||
 		       memcmp(pf_frames[10], msg + 5, 11) ? "WRONG" : "ok");
 	}
+
+	/* The state at a #PF in the middle of straight-line code: what the
+	 * instructions before it wrote (registers, flags from a cmp), nothing
+	 * of what comes after. */
+	tag = "pf-state";
+	pf_show_regs = 2;
+	__asm__ volatile(ARM("1f", "1f")
+			 "mov $0x11, %%ebx\n\t"
+			 "mov $0x22, %%esi\n\t"
+			 "lea (%%rbx,%%rsi), %%edx\n\t"
+			 "mov $5, %%ecx\n\t"
+			 "cmp $7, %%ecx\n"
+			 "1:\tmov (%%rdi), %%rax\n\t"
+			 "mov $0x99, %%ebx\n\t"
+			 "setc %%cl"
+			 : "=a"(a), "=b"(d), "=c"(c)
+			 : "D"(PF_BASE + 0xb008)
+			 : "rsi", "rdx", "r11", "memory", "cc");
+	pf_show_regs = 0;
+	printf("pf-state: retried, rbx 0x%lx cl %lu\n", d, c & 0xff);
 
 	/* Software interrupt to a custom vector. */
 	if (skipped("softint"))
