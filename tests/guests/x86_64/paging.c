@@ -2,7 +2,7 @@
  * CR0.WP write faults, NX (EFER.NXE) instruction-fetch faults, accessed and
  * dirty bits set by the CPU, a user page used from ring 0, invlpg after a
  * remap, a CR3 reload, not-present faults at the PTE and PDPTE levels, a
- * read-only PDE over a writable PTE; then, in ring 3 (rt/user.c), faults
+ * read-only PDE over a writable PTE, a 2 MiB page; then, in ring 3 (rt/user.c), faults
  * with the U/S bit in the error code: supervisor pages read and written,
  * a not-present page, an NX user page fetched. Prints one line per result. */
 #include "rt.h"
@@ -14,6 +14,7 @@
 #define U  0x4ull
 #define A  0x20ull
 #define D  0x40ull
+#define PS 0x80ull
 #define NX (1ull << 63)
 
 static uint64_t pml4[512] __attribute__((aligned(4096)));
@@ -216,6 +217,19 @@ int main(void)
 			 "2:"
 			 : : : "rax", "r11", "memory");
 	puts("pdpte not present: skipped\n");
+
+	/* A 2 MiB page (PDE with PS) at VA 6 MiB -> PA 4 MiB, seen through a
+	 * 4 KiB mapping of PA 4 MiB + 4 KiB as well; its PDE's A/D bits. */
+	pd[3] = 0x400000ull | P | W | PS;
+	pt1[11] = 0x401000ull | P | W;
+	printf("2m page: pde a/d 0x%x\n", ad(pd[3]));
+	*(volatile uint32_t *)(uintptr_t)(0x600000 + 0x1234) = 0x22223333;
+	printf("2m page: written, seen through the 4k alias 0x%x\n",
+	       *(volatile uint32_t *)(uintptr_t)(T + 0xb000 + 0x234));
+	*(volatile uint32_t *)(uintptr_t)(T + 0xb000 + 0x238) = 0x44445555;
+	printf("2m page: 4k alias written, read 0x%x\n",
+	       *(volatile uint32_t *)(uintptr_t)(0x600000 + 0x1238));
+	printf("2m page: pde a/d 0x%x\n", ad(pd[3]));
 
 	/* A read-only PDE wins over a writable PTE. */
 	pt2[0] = FRAME(4) | P | W;
