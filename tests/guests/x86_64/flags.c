@@ -5,7 +5,8 @@
  * shl/shr/sar/rol/ror/rcl/rcr/shld/shrd by counts 0, 1, 2, w-1, w, w+1, 31,
  * 32, 33, 63, 64, 65 for 8/16/32/64-bit operands, in cl and as immediates; mul/imul CF/OF; bsf/bsr
  * of 0 (ZF; the destination as the CPU leaves it); bt/bts/btr/btc on
- * registers and memory with large and negative bit offsets;
+ * registers and memory with large and negative bit offsets; div/idiv
+ * results (8/16/32/64-bit, and 128/64 with a wide dividend);
  * cmpxchg success/failure; xadd.
  *
  * One line per group: its name and an FNV-1a hash of every (result, masked
@@ -420,6 +421,94 @@ static void mul_imul(void)
 	end("imul3", 64);
 }
 
+/* div/idiv results (their flags are all undefined) for dividends and
+ * divisors that do not fault: unsigned with hi < divisor, signed with a
+ * sign-extended dividend (not INT_MIN / -1) and a few wider ones. */
+static void divide(void)
+{
+	static const uint64_t lo[] = { 0, 1, 7, 0x7f, 0x80, 0xff, 0x7fff, 0x8000,
+		0xffff, 0x7fffffff, 0x80000000, 0xffffffff, 0x123456789abcdef0ull,
+		0x7fffffffffffffffull, 0x8000000000000000ull, ~0ull };
+	static const uint64_t dv[] = { 1, 2, 3, 7, 0x10, 0x7f, 0x80, 0xff, 0x7fff,
+		0xfffe, 0x80000001, 0xfffffffd, 0x100000000ull, 0x7fffffffffffffffull,
+		~0ull, (uint64_t)-7 };
+	static const uint64_t wide[][3] = {     /* signed hi, lo, divisor (64-bit) */
+		{ 0, 0x8000000000000000ull, 2 }, { 1, 0, 4 },
+		{ (uint64_t)-2, 0, 8 }, { (uint64_t)-1, 1, 3 },
+		{ 0x3fffffffffffffffull, 0, 0x7fffffffffffffffull },
+		{ 0x12345678, 0x9abcdef012345678ull, 0x123456789ull },
+	};
+	unsigned i, j, k, s;
+
+	for (s = 0; s < 2; s++) {
+		for (i = 0; i < 4; i++) {
+			int w = widths[i];
+
+			begin();
+			for (j = 0; j < sizeof(lo) / sizeof(lo[0]); j++) {
+				for (k = 0; k < sizeof(dv) / sizeof(dv[0]); k++) {
+					uint64_t a = truncw(lo[j], w), d = truncw(dv[k], w);
+					uint64_t hi, q, r, H = 1ull << (w - 1);
+
+					if (!d)
+						continue;
+					if (s) {
+						/* sign-extend a into hi; skip INT_MIN / -1 */
+						hi = (a & H) ? truncw(~0ull, w) : 0;
+						if (a == H && d == truncw(~0ull, w))
+							continue;
+					} else {
+						hi = 0;
+					}
+					switch (w * 2 + s) {
+					case 16: { uint16_t ax = (uint16_t)(hi << 8 | a);
+						__asm__ volatile("divb %1" : "+a"(ax) : "q"((uint8_t)d) : "cc");
+						q = ax & 0xff; r = ax >> 8; break; }
+					case 17: { uint16_t ax = (uint16_t)(hi << 8 | a);
+						__asm__ volatile("idivb %1" : "+a"(ax) : "q"((uint8_t)d) : "cc");
+						q = ax & 0xff; r = ax >> 8; break; }
+					case 32: { uint16_t x = a, y = hi;
+						__asm__ volatile("divw %2" : "+a"(x), "+d"(y) : "r"((uint16_t)d) : "cc");
+						q = x; r = y; break; }
+					case 33: { uint16_t x = a, y = hi;
+						__asm__ volatile("idivw %2" : "+a"(x), "+d"(y) : "r"((uint16_t)d) : "cc");
+						q = x; r = y; break; }
+					case 64: { uint32_t x = a, y = hi;
+						__asm__ volatile("divl %2" : "+a"(x), "+d"(y) : "r"((uint32_t)d) : "cc");
+						q = x; r = y; break; }
+					case 65: { uint32_t x = a, y = hi;
+						__asm__ volatile("idivl %2" : "+a"(x), "+d"(y) : "r"((uint32_t)d) : "cc");
+						q = x; r = y; break; }
+					case 128: { uint64_t x = a, y = hi;
+						__asm__ volatile("divq %2" : "+a"(x), "+d"(y) : "r"(d) : "cc");
+						q = x; r = y; break; }
+					default: { uint64_t x = a, y = hi;
+						__asm__ volatile("idivq %2" : "+a"(x), "+d"(y) : "r"(d) : "cc");
+						q = x; r = y; break; }
+					}
+					item(s ? "idiv" : "div", w, a, d, q, r, ~0ull);
+				}
+			}
+			/* unsigned: a high half below the divisor */
+			if (!s && w == 64) {
+				for (k = 0; k < sizeof(dv) / sizeof(dv[0]); k++) {
+					uint64_t x = 0x0123456789abcdefull, y = dv[k] - 1, d = dv[k];
+					__asm__ volatile("divq %2" : "+a"(x), "+d"(y) : "r"(d) : "cc");
+					item("div128", 64, dv[k] - 1, d, x, y, ~0ull);
+				}
+			}
+			if (s && w == 64) {
+				for (k = 0; k < sizeof(wide) / sizeof(wide[0]); k++) {
+					uint64_t x = wide[k][1], y = wide[k][0], d = wide[k][2];
+					__asm__ volatile("idivq %2" : "+a"(x), "+d"(y) : "r"(d) : "cc");
+					item("idiv128", 64, wide[k][0], d, x, y, ~0ull);
+				}
+			}
+			end(s ? "idiv" : "div", w);
+		}
+	}
+}
+
 /* bsf/bsr: ZF; with a zero source the destination is what the CPU leaves. */
 static void bitscan(void)
 {
@@ -770,6 +859,7 @@ int main(void)
 	arith();
 	shifts();
 	mul_imul();
+	divide();
 	bitscan();
 	bittest();
 	exchange();
