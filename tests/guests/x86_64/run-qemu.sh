@@ -15,6 +15,9 @@ E=x86_64/expected
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail=0
+# Lines matching $filter (a grep -e pattern), if set, are left out of both
+# sides: where QEMU is known to differ from the CPU (see README.md).
+filter=
 
 # run NAME EXPECTED_FILE EXPECTED_STATUS QEMU_ARGS...
 run() {
@@ -36,6 +39,12 @@ run() {
 		grep -v '^mem' "$TMP/$name.out" >"$TMP/$name.filtered"
 		mv "$TMP/$name.filtered" "$TMP/$name.out" ;;
 	esac
+	if [ -n "$filter" ]; then
+		grep -v -e "$filter" "$exp" >"$TMP/$name.exp2"
+		exp=$TMP/$name.exp2
+		grep -v -e "$filter" "$TMP/$name.out" >"$TMP/$name.filtered"
+		mv "$TMP/$name.filtered" "$TMP/$name.out"
+	fi
 	if [ "$got" = "$want" ] && cmp -s "$exp" "$TMP/$name.out"; then
 		echo "PASS $name (status $got)"
 	else
@@ -66,4 +75,27 @@ run bootinfo-multiboot $E/bootinfo-multiboot.qemu.out 1 -kernel $B/bootinfo-mult
 	-append "hello world" -initrd x86_64/initrd.txt
 run bootinfo-elf64     $E/bootinfo-elf64.qemu.out     1 $(shim bootinfo-elf64.elf) \
 	-append "hello world" -initrd x86_64/initrd.txt
+
+# Guests with handlers, page tables, SMC, flags, strings, SSE. Nested KVM
+# cannot emulate `int n` or `fwait` in ring 0 (exceptions: skip=...), and zero-extends
+# a failing 32-bit cmpxchg's register destination (flags). QEMU's TCG raises
+# #GP for #SS, leaves other upper bits in bsf/bsr's 32-bit destination, and
+# gets MXCSR.DE and min/max with DAZ wrong (sse: not compared).
+run paging             $E/paging.out             1  -kernel $B/paging.elf
+run smc                $E/smc.out                1  -kernel $B/smc.elf
+run strings            $E/strings.out            1  -kernel $B/strings.elf
+if [ "$ACCEL" = kvm ]; then
+	run exceptions     $E/exceptions-kvm.out     1  -kernel $B/exceptions.elf -append skip=softint,nm-fwait
+	filter='^cmpxchg-reg/32:'
+	run flags          $E/flags.out              1  -kernel $B/flags.elf
+	filter=
+	run sse            $E/sse.out                1  -kernel $B/sse.elf
+else
+	filter='^ss-noncanon: vector'
+	run exceptions     $E/exceptions.out         1  -kernel $B/exceptions.elf
+	filter='^bs[fr]/32:\|^rc[lr]-imm/\(8\|16\):'
+	run flags          $E/flags.out              1  -kernel $B/flags.elf
+	filter=
+	echo "SKIP sse (QEMU's TCG is not the CPU there)"
+fi
 exit $fail
