@@ -406,17 +406,12 @@ fn self_modifying_code_on_tcg() {
 fn self_modifying_code_with_a_branch_on_tcg() {
     // Everything but the last line (the no-branch case of the test above).
     let result = run_guest("tcg", "smc.elf", &[]);
-    let want = expected("smc.out");
-    let portable: Vec<&str> = want
-        .lines()
-        .filter(|l| !l.starts_with("patch next insn"))
-        .collect();
-    let got: Vec<&str> = result
-        .stdout
-        .lines()
-        .filter(|l| !l.starts_with("patch next insn"))
-        .collect();
-    assert_eq!(got, portable);
+    assert_lines_except(
+        &result.stdout,
+        &expected("smc.out"),
+        &["patch next insn"],
+        "smc.elf on tcg",
+    );
     assert_eq!(result.status, Some(1), "{}", result.stderr);
 }
 
@@ -429,8 +424,8 @@ fn assert_lines_except(got: &str, want: &str, skip: &[&str], what: &str) {
     assert_eq!(got, want, "{what}");
 }
 
-// expected/flags.out (and flags-verbose.out, with `verbose=1`) is what the
-// same C code prints on the host CPU (`make check-host`).
+// expected/flags.out is what the same C code prints on the host CPU (`make
+// check-host`; `make verbose-host` and `--append verbose=1` show every case).
 #[test]
 fn flags_edge_cases_on_kvm_match_the_host_cpu() {
     if !kvm_usable("flags_edge_cases_on_kvm_match_the_host_cpu") {
@@ -451,40 +446,29 @@ fn flags_edge_cases_on_kvm_match_the_host_cpu() {
 }
 
 #[test]
-#[ignore = "moat bug: 16-bit shld/shrd (cl or imm8) by a count of exactly 16 give 0 instead of \
-            the source operand (ax=0x7c93 bx=0x7b48 cl=16: `shld %cl,%bx,%ax` must \
-            leave ax=0x7b48, CF=1; moat: ax=0, ZF set); the CPU and QEMU agree"]
+#[ignore = "moat bug: 16-bit shld/shrd (by cl or imm8) by exactly 16 give 0 \
+            instead of the source operand (ax=0x7c93 bx=0x7b48 cl=16: `shld \
+            %cl,%bx,%ax` must leave ax=0x7b48, CF=1; moat: ax=0, ZF set); the \
+            CPU and QEMU agree"]
 fn flags_edge_cases_on_tcg_match_the_host_cpu() {
     assert_guest_prints("tcg", "flags.elf", "", "flags.out");
-    assert_guest_prints("tcg", "flags.elf", "verbose=1", "flags-verbose.out");
 }
 
-/// The flags.elf groups (and their verbose lines) moat's TCG gets wrong today.
-const FLAGS_TCG_BUGS: &[&str] = &[
-    "shld/16",
-    "shrd/16",
-    "shld-imm/16",
-    "shrd-imm/16",
-    "  shld/16",
-    "  shrd/16",
-    "  shld-imm/16",
-    "  shrd-imm/16",
-];
+/// The flags.elf groups moat's TCG gets wrong today.
+const FLAGS_TCG_BUGS: &[&str] = &["shld/16", "shrd/16", "shld-imm/16", "shrd-imm/16"];
 
 #[test]
 fn flags_edge_cases_on_tcg_except_known_bugs() {
     // The test above without the groups it fails on, so that the rest
     // stays covered meanwhile.
-    for (append, output) in [("", "flags.out"), ("verbose=1", "flags-verbose.out")] {
-        let result = run_guest("tcg", "flags.elf", &["--append", append]);
-        assert_lines_except(
-            &result.stdout,
-            &expected(output),
-            FLAGS_TCG_BUGS,
-            "flags.elf on tcg",
-        );
-        assert_eq!(result.status, Some(1), "{}", result.stderr);
-    }
+    let result = run_guest("tcg", "flags.elf", &[]);
+    assert_lines_except(
+        &result.stdout,
+        &expected("flags.out"),
+        FLAGS_TCG_BUGS,
+        "flags.elf on tcg",
+    );
+    assert_eq!(result.status, Some(1), "{}", result.stderr);
 }
 
 #[test]
@@ -495,11 +479,11 @@ fn string_instructions_match_the_host_cpu() {
     });
 }
 
-// expected/sse.out (and sse-verbose.out, with `verbose=1`) is what the same
-// C code prints on the host CPU (`make check-host`). The guest computes in
-// ring 3, where nested KVM runs SSE natively (it cannot emulate SSE in ring
-// 0); QEMU's TCG differs (MXCSR.DE, minss/maxss with DAZ), QEMU with KVM
-// prints exactly this.
+// expected/sse.out is what the same C code prints on the host CPU (`make
+// check-host`; `make verbose-host` and `--append verbose=1` show every
+// case). The guest computes in ring 3, where nested KVM runs SSE natively
+// (it cannot emulate SSE in ring 0); QEMU's TCG differs (MXCSR.DE,
+// minss/maxss with DAZ, no #XM), QEMU with KVM prints exactly this.
 #[test]
 fn sse_rounding_modes_and_mxcsr_flags_on_kvm() {
     if kvm_usable("sse_rounding_modes_and_mxcsr_flags_on_kvm") {
@@ -512,40 +496,29 @@ fn sse_rounding_modes_and_mxcsr_flags_on_kvm() {
             ldmxcsr; unignore when SSE lands"]
 fn sse_rounding_modes_and_mxcsr_flags_on_tcg() {
     assert_guest_prints("tcg", "sse.elf", "", "sse.out");
-    assert_guest_prints("tcg", "sse.elf", "verbose=1", "sse-verbose.out");
 }
 
 #[test]
 fn tcg_interpreter_agrees_on_the_cpu_feature_guests() {
     // The IR interpreter against the same expectations as the JIT, less the
     // cases both fail today (see the ignored tests above).
-    let interp = |image: &str, append: &str| {
-        let result = run_guest(
-            "tcg",
-            image,
-            &["--tcg-engine", "interp", "--append", append],
-        );
+    let interp = |image: &str| {
+        let result = run_guest("tcg", image, &["--tcg-engine", "interp"]);
         assert_eq!(result.status, Some(1), "{image}: {}", result.stderr);
         result.stdout
     };
     for (image, output) in [("paging.elf", "paging.out"), ("strings.elf", "strings.out")] {
-        assert_eq!(interp(image, ""), expected(output), "{image}");
+        assert_eq!(interp(image), expected(output), "{image}");
     }
-    for (image, append, output, skip) in [
+    for (image, output, skip) in [
         (
             "exceptions.elf",
-            "",
             "exceptions.out",
             &["ss-noncanon:", "db-step:", "nm-fwait:", "exceptions:"][..],
         ),
-        ("smc.elf", "", "smc.out", &["patch next insn"][..]),
-        (
-            "flags.elf",
-            "verbose=1",
-            "flags-verbose.out",
-            FLAGS_TCG_BUGS,
-        ),
+        ("smc.elf", "smc.out", &["patch next insn"][..]),
+        ("flags.elf", "flags.out", FLAGS_TCG_BUGS),
     ] {
-        assert_lines_except(&interp(image, append), &expected(output), skip, image);
+        assert_lines_except(&interp(image), &expected(output), skip, image);
     }
 }
