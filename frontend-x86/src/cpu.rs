@@ -1041,6 +1041,49 @@ impl X86Cpu {
     }
 }
 
+impl X86Cpu {
+    /// Whether the 64-bit instruction at `pc` addresses memory through SS (an
+    /// explicit SS-based operand, rsp/rbp-based by default, or an implicit
+    /// stack access such as push or call): a non-canonical address there is
+    /// #SS(0), not #GP(0). Translated code reports both as the walker's
+    /// non-canonical fault, so the instruction is decoded again here, on this
+    /// rare path, rather than making every memory access carry its segment.
+    fn accesses_stack_segment(&self, pc: u64, memory: &GuestMemoryMmap) -> bool {
+        if !self.state.code64() {
+            return false;
+        }
+        let walker = self.walker();
+        let mut bytes = [0u8; 15];
+        let mut len = 0;
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            let at = pc.wrapping_add(i as u64);
+            let Ok(t) = accel_tcg::guest::PageWalker::translate(&walker, memory, at, Access::Exec)
+            else {
+                break;
+            };
+            let Ok(b) = vm_memory::Bytes::read_obj::<u8>(memory, vm_memory::GuestAddress(t.paddr))
+            else {
+                break;
+            };
+            *byte = b;
+            len = i + 1;
+        }
+        let mut decoder =
+            iced_x86::Decoder::with_ip(64, &bytes[..len], pc, iced_x86::DecoderOptions::NONE);
+        let insn = decoder.decode();
+        if insn.is_invalid() {
+            return false;
+        }
+        let explicit_memory =
+            (0..insn.op_count()).any(|i| insn.op_kind(i) == iced_x86::OpKind::Memory);
+        if explicit_memory {
+            insn.memory_segment() == iced_x86::Register::SS
+        } else {
+            insn.stack_pointer_increment() != 0
+        }
+    }
+}
+
 /// Non-canonical stack accesses raise #SS rather than #GP.
 fn stackify(f: Fault) -> Fault {
     if f == Fault::General { Fault::Stack } else { f }
@@ -1168,7 +1211,11 @@ impl GuestCpu for X86Cpu {
     ) -> GuestEvent {
         let rip = self.rip_of(pc);
         self.state.rip = rip;
-        let e = Exc::from_fault(Fault::from_mem(fault), vaddr);
+        let mut kind = Fault::from_mem(fault);
+        if kind == Fault::General && self.accesses_stack_segment(pc, platform.memory) {
+            kind = stackify(kind);
+        }
+        let e = Exc::from_fault(kind, vaddr);
         self.exception(e, rip, false, platform)
     }
 

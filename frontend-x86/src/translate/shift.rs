@@ -254,8 +254,31 @@ pub fn shld(c: &mut Ctx<'_>, left: bool) -> Res {
         Count::Dyn(t) => t,
     };
     let n1 = c.op2i(Block::sub, n, 1);
-    let res = double_shift(c, left, a, s, n, bits, bytes);
-    let src = double_shift(c, left, a, s, n1, bits, bytes);
+    let (res, src) = if bytes == 2 {
+        // The count is masked to 5 bits, so a 16-bit double shift may move
+        // 16..31 bits. The CPU then shifts the 48-bit dest:src:dest (the SDM
+        // leaves counts over 16 undefined; 16 itself gives the source), which
+        // one 64-bit shift reproduces for every count.
+        let hi = c.op2i(Block::shl, a, 32);
+        let mid = c.op2i(Block::shl, s, 16);
+        let v = c.op2(Block::or, hi, mid);
+        let v = c.op2(Block::or, v, a);
+        let shift48 = |c: &mut Ctx<'_>, n: Temp| {
+            let r = if left {
+                let x = c.op2(Block::shl, v, n);
+                c.op2i(Block::shr, x, 32)
+            } else {
+                c.op2(Block::shr, v, n)
+            };
+            c.zext(r, 2)
+        };
+        (shift48(c, n), shift48(c, n1))
+    } else {
+        (
+            double_shift(c, left, a, s, n, bits, bytes),
+            double_shift(c, left, a, s, n1, bits, bytes),
+        )
+    };
     c.store(l, bytes, res);
     let op = CcOp::new(if left { kind::SHL } else { kind::SAR }, bytes);
     if let Count::Const(_) = cnt {

@@ -9,7 +9,7 @@ use std::mem::offset_of;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use accel_tcg::ir::Block;
+use accel_tcg::ir::{Block, Cond};
 use iced_x86::{Mnemonic, OpKind};
 
 use super::{Ctx, Flow, H, Res, Unsupported, alu::reg_of, stack::seg_index, status};
@@ -127,7 +127,20 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             c.st(a, state::scratch_off(0));
             Ok(c.exit(status::INVLPG))
         }
-        M::Wbinvd | M::Invd | M::Wait | M::Clflush | M::Clflushopt => {
+        M::Wait => {
+            // No x87 to wait for, but CR0.MP with CR0.TS still makes `fwait`
+            // raise #NM, so a kernel's lazy FPU switching sees it.
+            let cr0 = c.ld(state::CR0_OFF);
+            let both = state::ctl::CR0_MP | state::ctl::CR0_TS;
+            let bits = c.op2i(Block::and, cr0, both);
+            let want = c.k(both);
+            let ok = c.b.label();
+            c.b.brcond(bits, want, Cond::Ne, ok);
+            c.raise(status::NM, None);
+            c.b.set_label(ok);
+            Ok(Flow::Next)
+        }
+        M::Wbinvd | M::Invd | M::Clflush | M::Clflushopt => {
             if matches!(m, M::Wbinvd | M::Invd) && c.need_cpl0() {
                 return Ok(Flow::End);
             }
