@@ -338,24 +338,8 @@ fn exceptions_resume_after_their_handlers_on_kvm() {
 }
 
 #[test]
-#[ignore = "moat bug: single step is not implemented in TCG: `pushfq; orq $0x100,(%rsp); \
-            popfq; mov $7,%eax; nop` never raises #DB (vector 1, expected after the mov \
-            with DR6.BS set)"]
 fn exceptions_resume_after_their_handlers_on_tcg() {
     assert_guest_prints("tcg", "exceptions.elf", "", "exceptions.out");
-}
-
-#[test]
-fn exceptions_on_tcg_except_known_bugs() {
-    // The test above without the cases it fails on (and the event count).
-    let result = run_guest("tcg", "exceptions.elf", &[]);
-    assert_lines_except(
-        &result.stdout,
-        &expected("exceptions.out"),
-        &["db-step:", "exceptions:"],
-        "exceptions.elf on tcg",
-    );
-    assert_eq!(result.status, Some(1), "{}", result.stderr);
 }
 
 #[test]
@@ -457,25 +441,16 @@ fn sse_rounding_modes_and_mxcsr_flags_on_tcg() {
 
 #[test]
 fn tcg_interpreter_agrees_on_the_cpu_feature_guests() {
-    // The IR interpreter against the same expectations as the JIT, less the
-    // cases both fail today (see the ignored tests above).
-    let interp = |image: &str| {
+    // The IR interpreter against the same expectations as the JIT.
+    for (image, output) in [
+        ("paging.elf", "paging.out"),
+        ("strings.elf", "strings.out"),
+        ("exceptions.elf", "exceptions.out"),
+        ("smc.elf", "smc.out"),
+        ("flags.elf", "flags.out"),
+    ] {
         let result = run_guest("tcg", image, &["--tcg-engine", "interp"]);
         assert_eq!(result.status, Some(1), "{image}: {}", result.stderr);
-        result.stdout
-    };
-    for (image, output) in [("paging.elf", "paging.out"), ("strings.elf", "strings.out")] {
-        assert_eq!(interp(image), expected(output), "{image}");
-    }
-    for (image, output, skip) in [
-        (
-            "exceptions.elf",
-            "exceptions.out",
-            &["db-step:", "exceptions:"][..],
-        ),
-        ("smc.elf", "smc.out", &[][..]),
-        ("flags.elf", "flags.out", &[][..]),
-    ] {
-        assert_lines_except(&interp(image), &expected(output), skip, image);
+        assert_eq!(result.stdout, expected(output), "{image}");
     }
 }

@@ -522,6 +522,13 @@ impl X86Cpu {
         let k = status::kind(code);
         let f = |lo, n| status::field(code, lo, n);
         match k {
+            status::SINGLE_STEP => {
+                // A trap: the handler returns to the next instruction.
+                let target = self.state.scratch[0];
+                self.state.rip = target;
+                self.state.dr6 |= crate::state::DR6_BS;
+                Ok(self.exception(Exc::new(status::DB), target, false, platform))
+            }
             status::HLT => {
                 self.state.rip = next;
                 Ok(GuestEvent::Exit(VcpuExit::Halted {
@@ -1133,6 +1140,9 @@ impl GuestCpu for X86Cpu {
     fn tb_flags(&self) -> u64 {
         let s = &*self.state;
         let mut f = (s.cpl & 3) << tbflags::CPL_SHIFT;
+        if s.eflags & rflags::TF != 0 {
+            f |= tbflags::TF;
+        }
         if s.code64() {
             f |= tbflags::CODE64;
         } else {

@@ -309,6 +309,8 @@ pub struct X86State {
     pub misc_enable: u64,
     /// Current privilege level.
     pub cpl: u64,
+    /// DR6, the debug status (BS, bit 14, after a single-step trap).
+    pub dr6: u64,
     /// Operands translated code leaves for an instruction finished in Rust.
     pub scratch: [u64; 4],
 }
@@ -345,8 +347,14 @@ offs! {
     CR4_OFF = cr4;
     CR8_OFF = cr8;
     EFER_OFF = efer;
+    DR6_OFF = dr6;
     SCRATCH_OFF = scratch;
 }
+
+/// DR6's value at reset (its reserved bits read as ones).
+pub const DR6_RESET: u64 = 0xffff_0ff0;
+/// DR6.BS: the debug exception came from single-stepping.
+pub const DR6_BS: u64 = 1 << 14;
 
 /// Offset of general-purpose register `n` (encoding order).
 pub const fn reg_off(n: usize) -> u32 {
@@ -424,6 +432,7 @@ impl X86State {
             pat: 0x0007_0406_0007_0406,
             misc_enable: 1,
             cpl: 0,
+            dr6: DR6_RESET,
             scratch: [0; 4],
         }
     }

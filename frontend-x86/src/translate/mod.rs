@@ -66,6 +66,8 @@ pub mod tbflags {
     pub const SS32: u64 = 1 << 6;
     /// Long mode active.
     pub const LMA: u64 = 1 << 7;
+    /// RFLAGS.TF: every instruction ends its block with a #DB trap.
+    pub const TF: u64 = 1 << 8;
     /// The CS base sits in the high 32 bits (outside 64-bit mode).
     pub const CS_BASE_SHIFT: u32 = 32;
 }
@@ -734,8 +736,25 @@ impl<'a> Ctx<'a> {
 
     /// Continues at constant rip `rip` through chain slot `slot`.
     pub fn goto(&mut self, slot: u8, rip: u64) {
+        if self.single_step() {
+            let target = self.k(self.mask_ip(rip));
+            self.step_trap(target);
+            return;
+        }
         let pc = self.linear(self.mask_ip(rip));
         goto_pc(self.b, slot, pc);
+    }
+
+    /// Single-stepping (RFLAGS.TF was set when the block began).
+    pub fn single_step(&self) -> bool {
+        self.tb & tbflags::TF != 0
+    }
+
+    /// Ends a single-stepped instruction: rip `target` (a temp holding the
+    /// rip, not the linear address), then the #DB trap.
+    fn step_trap(&mut self, target: Temp) {
+        self.st(target, state::scratch_off(0));
+        self.exit(status::SINGLE_STEP);
     }
 
     /// Masks an instruction pointer to the operand size of the code.
@@ -750,6 +769,10 @@ impl<'a> Ctx<'a> {
     /// Leaves for the rip in temp `t`.
     pub fn goto_indirect(&mut self, t: Temp) {
         let t = if self.code64() { t } else { self.zext(t, 4) };
+        if self.single_step() {
+            self.step_trap(t);
+            return;
+        }
         let pc = if self.cs_base != 0 {
             let c = self.k(self.cs_base);
             let s = self.op2(Block::add, t, c);
@@ -845,6 +868,8 @@ pub fn translate_block(
     max_insns: usize,
 ) -> Result<(), FetchFault> {
     let mut ctx = Ctx::new(block, tb);
+    // Each single-stepped instruction is a block of its own, ending in the trap.
+    let max_insns = if ctx.single_step() { 1 } else { max_insns };
     let bitness = if tb & tbflags::CODE64 != 0 {
         64
     } else if tb & tbflags::CODE32 != 0 {
@@ -886,7 +911,13 @@ pub fn translate_block(
         }
         cur = ctx.next_pc;
         if n >= max_insns || (cur & PAGE_MASK) != (pc & PAGE_MASK) {
-            goto_pc(ctx.b, 0, cur);
+            if ctx.single_step() {
+                let rip = cur.wrapping_sub(ctx.cs_base);
+                let target = ctx.k(ctx.mask_ip(rip));
+                ctx.step_trap(target);
+            } else {
+                goto_pc(ctx.b, 0, cur);
+            }
             return Ok(());
         }
     }

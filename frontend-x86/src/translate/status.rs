@@ -53,6 +53,9 @@ pub const NEXT: u64 = 18;
 pub const STI: u64 = 19;
 /// Kind: `ltr`/`lldt` (bit 16 set for ltr), selector in scratch 0.
 pub const LOAD_SYS_SEG: u64 = 20;
+/// Kind: single step (RFLAGS.TF): the instruction completed and the next rip
+/// is in scratch 0; raise the #DB trap there.
+pub const SINGLE_STEP: u64 = 21;
 
 /// #DE
 pub const DE: u8 = 0;

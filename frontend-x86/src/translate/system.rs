@@ -235,7 +235,11 @@ pub fn mov_to_special(c: &mut Ctx<'_>) -> Res {
     let bytes = if c.code64() { 8 } else { 4 };
     let v = c.read_op(1, bytes)?;
     if r.is_dr() {
-        // Debug registers are accepted and ignored (no breakpoints).
+        // DR6 keeps what the guest writes (handlers clear BS); the others are
+        // accepted and ignored (no breakpoints).
+        if r == iced_x86::Register::DR6 {
+            c.st(v, state::DR6_OFF);
+        }
         return Ok(Flow::Next);
     }
     let n = r as u64 - iced_x86::Register::CR0 as u64;
@@ -265,13 +269,12 @@ pub fn mov_from_special(c: &mut Ctx<'_>) -> Res {
     };
     let bytes = if c.code64() { 8 } else { 4 };
     let v = if r.is_dr() {
-        // DR6/DR7 read as their reset values, the others as 0.
-        let n = r as u64 - iced_x86::Register::DR0 as u64;
-        c.k(match n {
-            6 => 0xffff_0ff0,
-            7 => 0x400,
-            _ => 0,
-        })
+        // DR6 as kept; DR7 as its reset value, the others as 0.
+        match r as u64 - iced_x86::Register::DR0 as u64 {
+            6 => c.ld(state::DR6_OFF),
+            7 => c.k(0x400),
+            _ => c.k(0),
+        }
     } else {
         let off = match r as u64 - iced_x86::Register::CR0 as u64 {
             0 => state::CR0_OFF,
