@@ -15,6 +15,7 @@
 //! | [`stack`]  | push/pop, enter/leave, pushf/popf                               |
 //! | [`system`] | control registers, descriptor tables, MSRs, far transfers, cpuid, rdtsc, hlt, int |
 //! | [`io`]     | in/out/ins/outs                                                 |
+//! | [`sse`]    | SSE and SSE2: moves, logic, integer SIMD, floating point, conversions, ldmxcsr, fxsave |
 //!
 //! # Conventions
 //!
@@ -37,6 +38,7 @@ pub mod branch;
 pub mod io;
 pub mod muldiv;
 pub mod shift;
+pub mod sse;
 pub mod stack;
 pub mod status;
 pub mod string;
@@ -66,6 +68,12 @@ pub mod tbflags {
     pub const SS32: u64 = 1 << 6;
     /// Long mode active.
     pub const LMA: u64 = 1 << 7;
+    /// SSE instructions raise #UD: CR4.OSFXSR = 0 or CR0.EM = 1.
+    pub const NO_SSE: u64 = 1 << 8;
+    /// CR0.EM.
+    pub const EM: u64 = 1 << 9;
+    /// CR0.TS: SSE and x87 instructions raise #NM.
+    pub const TS: u64 = 1 << 10;
     /// The CS base sits in the high 32 bits (outside 64-bit mode).
     pub const CS_BASE_SHIFT: u32 = 32;
 }
@@ -120,9 +128,13 @@ pub enum H {
     Cpuid,
     /// [`system::helper_rdtsc`]
     Rdtsc,
+    /// [`crate::simd::helper_sse`]
+    Sse,
+    /// [`crate::simd::helper_shuffle`]
+    Shuffle,
 }
 
-const NUM_HELPERS: usize = 4;
+const NUM_HELPERS: usize = 6;
 
 /// A register or memory operand.
 #[derive(Clone, Copy, Debug)]
@@ -518,6 +530,20 @@ impl<'a> Ctx<'a> {
                 HelperFn::A0(system::helper_rdtsc),
                 HelperFlags::default(),
             ),
+            H::Sse => (
+                "sse",
+                HelperFn::A3(crate::simd::helper_sse),
+                HelperFlags {
+                    pure: false,
+                    no_env: false,
+                    may_exit: true,
+                },
+            ),
+            H::Shuffle => (
+                "sse_shuffle",
+                HelperFn::A3(crate::simd::helper_shuffle),
+                HelperFlags::default(),
+            ),
         };
         let id = self.b.helper(name, func, flags);
         self.helpers[h as usize] = Some(id);
@@ -896,6 +922,9 @@ pub fn translate_block(
 fn translate_insn(c: &mut Ctx<'_>) -> Res {
     use Mnemonic as M;
     let m = c.i.mnemonic();
+    if sse::claims(&c.i) {
+        return sse::sse(c, m);
+    }
     match m {
         M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => {
             alu::arith(c, m)
