@@ -36,7 +36,18 @@ pub fn claims(i: &Instruction) -> bool {
     use Mnemonic as M;
     if matches!(
         i.mnemonic(),
-        M::Ldmxcsr | M::Stmxcsr | M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 | M::Movnti
+        M::Ldmxcsr
+            | M::Stmxcsr
+            | M::Fxsave
+            | M::Fxsave64
+            | M::Fxrstor
+            | M::Fxrstor64
+            | M::Movnti
+            // with a memory source, these name no XMM register
+            | M::Cvtss2si
+            | M::Cvttss2si
+            | M::Cvtsd2si
+            | M::Cvttsd2si
     ) {
         return true;
     }
