@@ -1,7 +1,7 @@
 //! SSE/SSE2 against the host CPU: the same instruction bytes run natively
 //! in-process (a trampoline that also loads and saves xmm0-15 and MXCSR)
 //! and through the front end on the IR interpreter, with and without the
-//! optimizer. XMM registers, MXCSR, general-purpose registers, RFLAGS and a
+//! optimizer, and on the JIT. XMM registers, MXCSR, general-purpose registers, RFLAGS and a
 //! memory buffer must agree bit for bit.
 //!
 //! The property test draws random sequences of SSE instructions (register
@@ -133,8 +133,16 @@ fn native(snippet: &[u8], input: &Regs) -> Regs {
 /// Guest address of the buffer r15 points to.
 const BUF: u64 = 0x3000;
 
+/// How the emulated side runs blocks.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Interp,
+    InterpOpt,
+    Jit,
+}
+
 /// Runs `snippet` in a 64-bit ring-0 guest with CR4.OSFXSR set.
-fn emulate(snippet: &[u8], input: &Regs, optimize: bool, buf: &mut [u8]) -> Regs {
+fn emulate(snippet: &[u8], input: &Regs, mode: Mode, buf: &mut [u8]) -> Regs {
     let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
     mem.write_slice(buf, GuestAddress(BUF)).unwrap();
     let mut code = snippet.to_vec();
@@ -176,7 +184,10 @@ fn emulate(snippet: &[u8], input: &Regs, optimize: bool, buf: &mut [u8]) -> Regs
     cpu.state.xmm[..16].copy_from_slice(&input.xmm);
     cpu.state.mxcsr = input.mxcsr;
     let mut runner = Runner::new(cpu);
-    runner.optimize = optimize;
+    runner.optimize = !matches!(mode, Mode::Interp);
+    if matches!(mode, Mode::Jit) {
+        runner.use_jit().unwrap();
+    }
     let pio = Bus::new("pio");
     let mmio = Bus::new("mmio");
     let lifecycle = Arc::new(VmLifecycle::new());
@@ -220,22 +231,22 @@ fn check(snippet: &[u8], input: &Regs, buf: &[u8]) {
     want.r[4] = 0;
     want.r[15] = 0;
     want.flags &= ALL;
-    for optimize in [false, true] {
+    for mode in [Mode::Interp, Mode::InterpOpt, Mode::Jit] {
         let mut ebuf = buf.to_vec();
         let mut einput = input;
         einput.r[15] = BUF;
-        let mut got = emulate(snippet, &einput, optimize, &mut ebuf);
+        let mut got = emulate(snippet, &einput, mode, &mut ebuf);
         got.r[4] = 0;
         got.r[15] = 0;
         got.flags &= ALL;
         assert_eq!(
             got, want,
-            "state for {snippet:02x?} (optimize {optimize}) from {input:x?}"
+            "state for {snippet:02x?} ({mode:?}) from {input:x?}"
         );
         assert_eq!(
             &ebuf[..],
             &nbuf[..],
-            "memory for {snippet:02x?} (optimize {optimize})"
+            "memory for {snippet:02x?} ({mode:?})"
         );
     }
 }
