@@ -17,9 +17,10 @@
 //!   [`tbflags::TS`]), so the translator checks nothing at run time.
 //! * #GP(0) for a misaligned 16-byte memory operand, except for the
 //!   unaligned moves (movups, movupd, movdqu).
-//! * A 16-byte store that may cross a page (the unaligned moves) first
-//!   rewrites its last byte with itself: if that page is not writable the
-//!   fault comes before any byte changed, keeping faults precise.
+//! * A store that crosses a page (unaligned 16-byte moves, fxsave) first
+//!   rewrites the first byte of each page with itself: if a page is not
+//!   writable the fault comes before any byte changed, keeping faults
+//!   precise.
 //! * Unmasked SIMD floating-point exceptions: #XM or #UD from the helper
 //!   (see [`crate::simd`]).
 
@@ -84,6 +85,11 @@ fn check_align(c: &mut Ctx<'_>, a: Temp, align: u64) {
     c.b.set_label(ok);
 }
 
+/// The immediate operand `op` (#UD, not a panic, if it is something else).
+fn imm8(c: &Ctx<'_>, op: u32) -> Result<u64, Unsupported> {
+    c.i.try_immediate(op).map_err(|_| Unsupported)
+}
+
 /// Whether a 16-byte memory operand of `m` must be aligned.
 fn needs_align(m: Mnemonic) -> bool {
     !matches!(m, Mnemonic::Movups | Mnemonic::Movupd | Mnemonic::Movdqu)
@@ -137,13 +143,31 @@ impl Ctx<'_> {
         if align {
             check_align(self, a, 16);
         } else {
-            let last = self.op2i(Block::add, a, 15);
-            let byte = self.qld(last, 1, false);
-            self.qst(last, 1, byte);
+            self.probe_store(a, 16);
         }
         self.qst(a, 8, v.0);
         let a8 = self.op2i(Block::add, a, 8);
         self.qst(a8, 8, v.1);
+    }
+
+    /// Makes a store of `len` bytes at `a` precise when it crosses a page:
+    /// rewrites the first byte of each page with itself first, so that a
+    /// fault on either page comes before any byte changed (and reports the
+    /// address a split access reports: the first byte on the faulting
+    /// page). Stores within one page need nothing: the page is checked
+    /// before the first byte is written.
+    fn probe_store(&mut self, a: Temp, len: u64) {
+        let off = self.op2i(Block::and, a, 0xfff);
+        let limit = self.k(0x1000 - len);
+        let skip = self.b.label();
+        self.b.brcond(off, limit, Cond::Leu, skip);
+        let end = self.op2i(Block::add, a, len - 1);
+        let second = self.op2i(Block::and, end, !0xfff);
+        for p in [a, second] {
+            let byte = self.qld(p, 1, false);
+            self.qst(p, 1, byte);
+        }
+        self.b.set_label(skip);
     }
 
     /// Operand `op` as 128 bits: a register or memory (zero-extended).
@@ -263,7 +287,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             };
             let s = c.src_reg(1, align)?;
             let d = c.xmm_op(0)?;
-            let imm = c.i.immediate(2);
+            let imm = imm8(c, 2)?;
             c.call_shuffle(op, d, s, imm);
         }
         M::Pslldq | M::Psrldq => {
@@ -273,7 +297,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             } else {
                 Shuf::Psrldq
             };
-            let imm = c.i.immediate(1);
+            let imm = imm8(c, 1)?;
             c.call_shuffle(op, d, d, imm);
         }
         M::Pextrw => {
@@ -281,7 +305,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
                 return Err(Unsupported);
             }
             let s = c.xmm_op(1)?;
-            let k = c.i.immediate(2) & 7;
+            let k = imm8(c, 2)? & 7;
             let q = c.ld(xmm_off(s, (k / 4) as usize));
             let sh = c.op2i(Block::shr, q, 16 * (k % 4));
             let w = c.zext(sh, 2);
@@ -300,7 +324,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
                 }
                 _ => c.read_op(1, 2)?,
             };
-            let k = c.i.immediate(2) & 7;
+            let k = imm8(c, 2)? & 7;
             let off = xmm_off(d, (k / 4) as usize);
             let q = c.ld(off);
             let keep = c.op2i(Block::and, q, !(0xffff << (16 * (k % 4))));
@@ -331,7 +355,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             // By an immediate: the count goes through the scratch register
             // and the by-register form (same semantics for any count).
             let d = c.xmm_op(0)?;
-            let count = c.k(c.i.immediate(1) & 0xff);
+            let count = c.k(imm8(c, 1)? & 0xff);
             let zero = c.k(0);
             c.set_xmm(XMM_TMP, (count, zero));
             let op = helper_op(m, 0).ok_or(Unsupported)?;
@@ -393,11 +417,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             c.set_eflags_cc(zpc);
         }
         _ => {
-            let imm = if c.i.op_count() > 2 {
-                c.i.immediate(2)
-            } else {
-                0
-            };
+            let imm = if c.i.op_count() > 2 { imm8(c, 2)? } else { 0 };
             let op = helper_op(m, imm).ok_or(Unsupported)?;
             let s = c.src_reg(1, align)?;
             let d = c.xmm_op(0)?;
@@ -572,10 +592,8 @@ fn fxsave(c: &mut Ctx<'_>, save: bool) -> Res {
     let nxmm = if c.code64() { 16 } else { 8 };
     let at = |c: &mut Ctx<'_>, off: u64| c.op2i(Block::add, a, off);
     if save {
-        // Probe the end first: the area may span two pages.
-        let last = at(c, 511);
-        let byte = c.qld(last, 1, false);
-        c.qst(last, 1, byte);
+        // The area may span two pages.
+        c.probe_store(a, 512);
         let fcw = c.ld(state::FPU_FCW_OFF);
         let fsw = c.ld(state::FPU_FSW_OFF);
         let ftw = c.ld(state::FPU_FTW_OFF);
