@@ -138,6 +138,9 @@ impl CodeReader for Code<'_> {
     }
 }
 
+/// Blocks by (pc, flags).
+type BlockMap<T> = HashMap<(u64, u64), T>;
+
 /// Runs an [`X86Cpu`] on the interpreter.
 pub struct Runner {
     /// The vCPU.
@@ -148,7 +151,7 @@ pub struct Runner {
     pub blocks: u64,
     /// Optimize blocks before running them.
     pub optimize: bool,
-    jit: Option<(Jit, HashMap<(u64, u64), CompiledBlock>)>,
+    jit: Option<(Jit, BlockMap<CompiledBlock>)>,
 }
 
 impl Runner {
@@ -218,12 +221,12 @@ impl Runner {
         };
         let r = match &mut self.jit {
             Some((jit, compiled)) => {
-                if !compiled.contains_key(&(pc, flags)) {
+                if let std::collections::hash_map::Entry::Vacant(e) = compiled.entry((pc, flags)) {
                     match jit.compile(b) {
                         Ok(c) => {
-                            compiled.insert((pc, flags), c);
+                            e.insert(c);
                         }
-                        Err(e) => panic!("JIT error at {pc:#x}: {e}\n{b}"),
+                        Err(err) => panic!("JIT error at {pc:#x}: {err}\n{b}"),
                     }
                 }
                 let Some(code) = compiled.get(&(pc, flags)) else {

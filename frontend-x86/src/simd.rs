@@ -358,7 +358,13 @@ pub extern "C" fn helper_sse(env: *mut u8, op: u64, regs: u64, g: u64) -> u64 {
 /// Runs `op` on values under the guest MXCSR `guest`: the new destination,
 /// the general-purpose result and the flags raised, or, for an unmasked
 /// exception, `Err` with the flags to record.
-pub fn exec(op: Op, a: [u64; 2], b: [u64; 2], g: u64, guest: u32) -> Result<([u64; 2], u64, u32), u32> {
+pub fn exec(
+    op: Op,
+    a: [u64; 2],
+    b: [u64; 2],
+    g: u64,
+    guest: u32,
+) -> Result<([u64; 2], u64, u32), u32> {
     let mut a = a;
     let mut g = g;
     // Keep rounding, FTZ and DAZ; mask everything; clear the flags.
@@ -411,9 +417,8 @@ pub enum Shuf {
 pub fn shuffle(op: Shuf, a: [u64; 2], b: [u64; 2], imm: u8) -> [u64; 2] {
     let dw = |v: [u64; 2], i: u8| -> u32 { (v[(i as usize >> 1) & 1] >> (32 * (i & 1))) as u32 };
     let w = |q: u64, i: u8| -> u64 { (q >> (16 * (i & 3))) & 0xffff };
-    let words = |q: u64| -> u64 {
-        (0..4).fold(0u64, |acc, k| acc | w(q, imm >> (2 * k)) << (16 * k))
-    };
+    let words =
+        |q: u64| -> u64 { (0..4).fold(0u64, |acc, k| acc | w(q, imm >> (2 * k)) << (16 * k)) };
     let pack = |d: [u32; 4]| -> [u64; 2] {
         [
             d[0] as u64 | (d[1] as u64) << 32,
@@ -486,7 +491,10 @@ mod tests {
     fn unmasked_divide_by_zero_faults_without_a_result() {
         let one = f32s([1.0; 4]);
         let zero = f32s([0.0; 4]);
-        assert_eq!(exec(Op::Divps, one, zero, 0, 0x1f80 & !(1 << 9)), Err(mxcsr::ZE));
+        assert_eq!(
+            exec(Op::Divps, one, zero, 0, 0x1f80 & !(1 << 9)),
+            Err(mxcsr::ZE)
+        );
         let (r, _, flags) = exec(Op::Divps, one, zero, 0, 0x1f80).unwrap();
         assert_eq!(r, f32s([f32::INFINITY; 4]));
         assert_eq!(flags, mxcsr::ZE);
@@ -504,9 +512,18 @@ mod tests {
     fn shuffles() {
         let a = [0x1111_1111_0000_0000, 0x3333_3333_2222_2222];
         let b = [0x5555_5555_4444_4444, 0x7777_7777_6666_6666];
-        assert_eq!(shuffle(Shuf::Pshufd, a, b, 0x1b), [0x6666_6666_7777_7777, 0x4444_4444_5555_5555]);
-        assert_eq!(shuffle(Shuf::Shufps, a, b, 0x44), [0x1111_1111_0000_0000, 0x5555_5555_4444_4444]);
-        assert_eq!(shuffle(Shuf::Psrldq, a, b, 4), [0x6666_6666_5555_5555, 0x7777_7777]);
+        assert_eq!(
+            shuffle(Shuf::Pshufd, a, b, 0x1b),
+            [0x6666_6666_7777_7777, 0x4444_4444_5555_5555]
+        );
+        assert_eq!(
+            shuffle(Shuf::Shufps, a, b, 0x44),
+            [0x1111_1111_0000_0000, 0x5555_5555_4444_4444]
+        );
+        assert_eq!(
+            shuffle(Shuf::Psrldq, a, b, 4),
+            [0x6666_6666_5555_5555, 0x7777_7777]
+        );
         assert_eq!(shuffle(Shuf::Pslldq, a, b, 16), [0, 0]);
     }
 }

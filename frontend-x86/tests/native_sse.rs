@@ -65,11 +65,19 @@ fn rdi_disp(prefix: &[u8], rex_w: bool, op: &[u8], reg: usize, disp: u32) -> Vec
 /// `Regs` in rdi, runs the snippet, stores everything back and restores.
 fn trampoline(snippet: &[u8]) -> Vec<u8> {
     // push rbx, rbp, r12-r15, rdi; sub rsp, 8; stmxcsr [rsp]
-    let mut c = vec![0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57, 0x57];
+    let mut c = vec![
+        0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57, 0x57,
+    ];
     c.extend([0x48, 0x83, 0xec, 0x08, 0x0f, 0xae, 0x1c, 0x24]);
     c.extend(rdi_disp(&[], false, &[0x0f, 0xae], 2, MXCSR_OFF)); // ldmxcsr
     for k in 0..16 {
-        c.extend(rdi_disp(&[0xf3], false, &[0x0f, 0x6f], k, XMM_OFF + 16 * k as u32));
+        c.extend(rdi_disp(
+            &[0xf3],
+            false,
+            &[0x0f, 0x6f],
+            k,
+            XMM_OFF + 16 * k as u32,
+        ));
     }
     c.extend(rdi_disp(&[], false, &[0xff], 6, FLAGS_OFF)); // push [rdi+128]
     c.push(0x9d); // popfq
@@ -89,11 +97,19 @@ fn trampoline(snippet: &[u8]) -> Vec<u8> {
     c.extend(rdi_disp(&[], true, &[0x89], 0, FLAGS_OFF));
     c.extend(rdi_disp(&[], false, &[0x0f, 0xae], 3, MXCSR_OFF)); // stmxcsr
     for k in 0..16 {
-        c.extend(rdi_disp(&[0xf3], false, &[0x0f, 0x7f], k, XMM_OFF + 16 * k as u32));
+        c.extend(rdi_disp(
+            &[0xf3],
+            false,
+            &[0x0f, 0x7f],
+            k,
+            XMM_OFF + 16 * k as u32,
+        ));
     }
     // ldmxcsr [rsp]; add rsp, 8; pop rdi; pop r15-r12, rbp, rbx; cld; ret
     c.extend([0x0f, 0xae, 0x14, 0x24, 0x48, 0x83, 0xc4, 0x08, 0x5f]);
-    c.extend([0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xfc, 0xc3]);
+    c.extend([
+        0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xfc, 0xc3,
+    ]);
     c
 }
 
@@ -122,7 +138,10 @@ fn native(snippet: &[u8], input: &Regs) -> Regs {
     // 16-byte aligned buffer.
     unsafe {
         std::ptr::copy_nonoverlapping(code.as_ptr(), page.cast::<u8>(), code.len());
-        assert_eq!(libc::mprotect(page, PAGE, libc::PROT_READ | libc::PROT_EXEC), 0);
+        assert_eq!(
+            libc::mprotect(page, PAGE, libc::PROT_READ | libc::PROT_EXEC),
+            0
+        );
         let f: extern "C" fn(*mut Regs) = std::mem::transmute(page);
         f(&mut regs);
         libc::munmap(page, PAGE);
@@ -243,11 +262,7 @@ fn check(snippet: &[u8], input: &Regs, buf: &[u8]) {
             got, want,
             "state for {snippet:02x?} ({mode:?}) from {input:x?}"
         );
-        assert_eq!(
-            &ebuf[..],
-            &nbuf[..],
-            "memory for {snippet:02x?} ({mode:?})"
-        );
+        assert_eq!(&ebuf[..], &nbuf[..], "memory for {snippet:02x?} ({mode:?})");
     }
 }
 
@@ -599,16 +614,16 @@ fn f32_lane(p: &mut Pick) -> u32 {
     let frac = p.next(1 << 23) as u32;
     sign | match p.next(12) {
         0 => 0,
-        1 => 0x7f80_0000,                    // infinity
-        2 => 0x7fc0_0000 | (frac & 0x3f_ffff), // quiet NaN
-        3 => 0x7f80_0000 | (frac & 0x3f_ffff).max(1), // signalling NaN
-        4 => frac.max(1),                    // denormal
-        5 => 0x3f80_0000 | (frac & 0xf),     // near 1
-        6 => 0x4f00_0000 | (frac & 0xff),    // near 2^31
-        7 => 0x0080_0000 | (frac & 0xff),    // smallest normals
-        8 => 0x7f7f_ffff,                    // largest finite
+        1 => 0x7f80_0000,                              // infinity
+        2 => 0x7fc0_0000 | (frac & 0x3f_ffff),         // quiet NaN
+        3 => 0x7f80_0000 | (frac & 0x3f_ffff).max(1),  // signalling NaN
+        4 => frac.max(1),                              // denormal
+        5 => 0x3f80_0000 | (frac & 0xf),               // near 1
+        6 => 0x4f00_0000 | (frac & 0xff),              // near 2^31
+        7 => 0x0080_0000 | (frac & 0xff),              // smallest normals
+        8 => 0x7f7f_ffff,                              // largest finite
         9 => ((p.next(40) as u32 + 110) << 23) | frac, // ordinary
-        10 => (p.next(64) as f32).to_bits(), // small integers
+        10 => (p.next(64) as f32).to_bits(),           // small integers
         _ => p.next(1 << 32) as u32,
     }
 }
@@ -690,7 +705,7 @@ proptest! {
 /// Every table row on its own over many seeds (cheap broad coverage).
 #[test]
 fn every_sse_form_matches_the_host() {
-    let mut x = 0x5eed_0f55_e2u64;
+    let mut x = 0x005e_ed0f_55e2_u64;
     for k in 0..(TABLE.len() as u64 * 6) {
         x = x
             .wrapping_mul(6364136223846793005)

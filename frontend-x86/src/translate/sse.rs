@@ -259,9 +259,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         }
         M::Movss | M::Movsd => movs(c, if m == M::Movss { 4 } else { 8 })?,
         M::Movd | M::Movq => movdq(c)?,
-        M::Movlps | M::Movlpd | M::Movhps | M::Movhpd | M::Movhlps | M::Movlhps => {
-            movlh(c, m)?
-        }
+        M::Movlps | M::Movlpd | M::Movhps | M::Movhpd | M::Movhlps | M::Movlhps => movlh(c, m)?,
         M::Andps | M::Andpd | M::Pand => logic(c, Logic::And)?,
         M::Andnps | M::Andnpd | M::Pandn => logic(c, Logic::Andn)?,
         M::Orps | M::Orpd | M::Por => logic(c, Logic::Or)?,
