@@ -1188,6 +1188,14 @@ mod tests {
     fn cpuid_model() {
         let v = system::cpuid(0, 0);
         assert_eq!(&v[1].to_le_bytes(), b"moat");
+        let f = system::cpuid(1, 0);
+        assert_eq!(
+            f[3] & (7 << 24),
+            if crate::simd::available() { 7 << 24 } else { 0 },
+            "FXSR, SSE, SSE2"
+        );
+        assert_eq!(f[3] & (1 << 23), 0, "no MMX");
+        assert_eq!(f[2] & 1, 0, "no SSE3");
         let ext = system::cpuid(0x8000_0001, 0);
         assert!(ext[3] & (1 << 29) != 0, "long mode");
         let brand: Vec<u8> = (0..3)
