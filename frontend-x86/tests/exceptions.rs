@@ -678,8 +678,16 @@ fn sse_with_ts_is_device_not_available_until_clts() {
 /// #UD without; the destination keeps its value, MXCSR gets ZE.
 #[test]
 fn unmasked_simd_exception_is_xm_or_ud() {
-    for (cr4, vector) in [(OSFXSR | OSXMMEXCPT, 19), (OSFXSR, 6)] {
+    for (cr4, vector, jit) in [
+        (OSFXSR | OSXMMEXCPT, 19, false),
+        (OSFXSR, 6, false),
+        (OSFXSR | OSXMMEXCPT, 19, true),
+        (OSFXSR, 6, true),
+    ] {
         let mut m = sse_machine(&[0xf3, 0x0f, 0x5e, 0xc1, 0xf4], 0, cr4);
+        if jit {
+            m.runner.use_jit().unwrap();
+        }
         let one = 1.0f32.to_bits() as u64;
         m.runner.cpu.state.xmm[0] = [one, 7];
         m.runner.cpu.state.xmm[1] = [0, 0];
@@ -736,15 +744,20 @@ fn page_crossing_movups_store_is_precise() {
     let mut code = vec![0x0f, 0x11, 0x04, 0x25];
     code.extend(((UNMAPPED - 8) as u32).to_le_bytes());
     code.push(0xf4);
-    let mut m = sse_machine(&code, 0, OSFXSR);
-    m.runner.cpu.state.xmm[0] = [u64::MAX, u64::MAX];
-    m.mem
-        .write_obj(0x0123_4567_89ab_cdefu64, GuestAddress(UNMAPPED - 8))
-        .unwrap();
-    let s = m.halted_in_handler(14);
-    assert_eq!(s.cr2, UNMAPPED);
-    let v: u64 = m.mem.read_obj(GuestAddress(UNMAPPED - 8)).unwrap();
-    assert_eq!(v, 0x0123_4567_89ab_cdef);
+    for jit in [false, true] {
+        let mut m = sse_machine(&code, 0, OSFXSR);
+        if jit {
+            m.runner.use_jit().unwrap();
+        }
+        m.runner.cpu.state.xmm[0] = [u64::MAX, u64::MAX];
+        m.mem
+            .write_obj(0x0123_4567_89ab_cdefu64, GuestAddress(UNMAPPED - 8))
+            .unwrap();
+        let s = m.halted_in_handler(14);
+        assert_eq!(s.cr2, UNMAPPED);
+        let v: u64 = m.mem.read_obj(GuestAddress(UNMAPPED - 8)).unwrap();
+        assert_eq!(v, 0x0123_4567_89ab_cdef);
+    }
 }
 
 #[test]
@@ -757,27 +770,33 @@ fn fxsave_and_fxrstor_round_trip() {
         0x0f, 0xae, 0x0c, 0x25, 0x00, 0x50, 0x00, 0x00, // fxrstor
         0xf4,
     ];
-    let mut m = sse_machine(&code, 0, OSFXSR);
-    m.mem.write_obj(0x9f80u32, GuestAddress(0x6000)).unwrap();
-    for (k, x) in m.runner.cpu.state.xmm[..16].iter_mut().enumerate() {
-        *x = [k as u64 * 0x1111, !(k as u64)];
+    for jit in [false, true] {
+        let mut m = sse_machine(&code, 0, OSFXSR);
+        if jit {
+            m.runner.use_jit().unwrap();
+        }
+        m.mem.write_obj(0x9f80u32, GuestAddress(0x6000)).unwrap();
+        for (k, x) in m.runner.cpu.state.xmm[..16].iter_mut().enumerate() {
+            *x = [k as u64 * 0x1111, !(k as u64)];
+        }
+        m.runner.cpu.state.mxcsr = 0x3f81;
+        let before = m.runner.cpu.state.xmm;
+        let exit = m.run();
+        assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+        assert_eq!(m.runner.cpu.state.xmm[..16], before[..16]);
+        assert_eq!(m.runner.cpu.state.mxcsr, 0x3f81);
+        let rd = |a: u64| -> u64 { m.mem.read_obj(GuestAddress(a)).unwrap() };
+        assert_eq!(rd(0x5000) & 0xffff, 0x37f, "FCW");
+        assert_eq!(rd(0x5018), 0xffff_0000_3f81, "MXCSR and MXCSR_MASK");
+        assert_eq!(rd(0x5000 + 160 + 3 * 16), 3 * 0x1111, "xmm3");
+        assert_eq!(rd(0x5000 + 160 + 15 * 16 + 8), !15u64, "xmm15 high");
     }
-    m.runner.cpu.state.mxcsr = 0x3f81;
-    let before = m.runner.cpu.state.xmm;
-    let exit = m.run();
-    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
-    assert_eq!(m.runner.cpu.state.xmm[..16], before[..16]);
-    assert_eq!(m.runner.cpu.state.mxcsr, 0x3f81);
-    let rd = |a: u64| -> u64 { m.mem.read_obj(GuestAddress(a)).unwrap() };
-    assert_eq!(rd(0x5000) & 0xffff, 0x37f, "FCW");
-    assert_eq!(rd(0x5018), 0xffff_0000_3f81, "MXCSR and MXCSR_MASK");
-    assert_eq!(rd(0x5000 + 160 + 3 * 16), 3 * 0x1111, "xmm3");
-    assert_eq!(rd(0x5000 + 160 + 15 * 16 + 8), !15u64, "xmm15 high");
 }
 
 /// Random SSE-shaped bytes (prefixes, 0F opcodes, modrm, displacements)
 /// with random XMM contents and a random MXCSR, unmasked exceptions
-/// included: faults, #XM and #UD, never a panic.
+/// included, on the interpreter and on the JIT: faults, #XM and #UD, never
+/// a panic.
 #[test]
 fn random_sse_code_never_panics() {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -806,6 +825,9 @@ fn random_sse_code_never_panics() {
             OSFXSR | OSXMMEXCPT
         };
         let mut m = sse_machine(&code, 0, cr4);
+        if case % 2 == 1 {
+            m.runner.use_jit().unwrap();
+        }
         for v in m.runner.cpu.state.xmm.iter_mut() {
             *v = [next(), next()];
         }
