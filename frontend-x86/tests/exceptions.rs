@@ -844,3 +844,34 @@ fn random_sse_code_never_panics() {
         let _ = m.run();
     }
 }
+
+/// SSE in 32-bit protected mode (xmm0-7, 32-bit addressing).
+#[test]
+fn sse_in_protected_mode() {
+    // mov eax, 0x5000; movaps xmm1, [eax]; addps xmm1, xmm1;
+    // movups [eax+20], xmm1; cvttss2si ecx, xmm1; hlt
+    let code = [
+        0xb8, 0x00, 0x50, 0x00, 0x00, 0x0f, 0x28, 0x08, 0x0f, 0x58, 0xc9, 0x0f, 0x11, 0x48, 0x14,
+        0xf3, 0x0f, 0x2c, 0xc9, 0xf4,
+    ];
+    let mut m = Machine::new(&code, &[], &[]);
+    protected_mode(&mut m);
+    let mut st = m.state();
+    st.cr4 |= OSFXSR;
+    m.runner
+        .cpu
+        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+        .unwrap();
+    for (k, v) in [1.5f32, -2.0, 3.25, 1e30].into_iter().enumerate() {
+        m.mem
+            .write_obj(v.to_bits(), GuestAddress(0x5000 + 4 * k as u64))
+            .unwrap();
+    }
+    let exit = m.run();
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    let out: Vec<f32> = (0..4)
+        .map(|k| f32::from_bits(m.mem.read_obj(GuestAddress(0x5014 + 4 * k)).unwrap()))
+        .collect();
+    assert_eq!(out, [3.0, -4.0, 6.5, 2e30]);
+    assert_eq!(m.state().gprs[1], 3);
+}
