@@ -1176,6 +1176,35 @@ mod tests {
         assert!(!ops.contains(&Opcode::GotoTb), "{b}");
     }
 
+    #[cfg(target_arch = "x86_64")] // where SSE is available (see crate::simd)
+    /// Moves, logic and zeroing idioms are inline loads and stores of the
+    /// XMM halves, never helper calls; arithmetic calls one helper.
+    #[test]
+    fn sse_moves_and_logic_stay_inline() {
+        // movaps xmm1, xmm2; xorps xmm0, xmm0; movups xmm3, [rdi];
+        // pand xmm3, xmm1; movq rax, xmm3; movss [rsi], xmm0; addps xmm1, xmm2
+        let code = [
+            0x0f, 0x28, 0xca, 0x0f, 0x57, 0xc0, 0x0f, 0x10, 0x1f, 0x66, 0x0f, 0xdb, 0xd9, 0x66,
+            0x48, 0x0f, 0x7e, 0xd8, 0xf3, 0x0f, 0x11, 0x06, 0x0f, 0x58, 0xca,
+        ];
+        let mut b = Block::new(0x1000);
+        let tb = tbflags::CODE64;
+        translate_block(0x1000, tb, &mut Flat(&code, 0x1000), &mut b, 7).unwrap();
+        accel_tcg::opt::optimize(&mut b);
+        use accel_tcg::ir::Opcode;
+        let calls = b
+            .insns
+            .iter()
+            .filter(|i| i.op.opcode() == Opcode::Call)
+            .count();
+        assert_eq!(calls, 1, "{b}");
+        // Without CR4.OSFXSR, the first SSE instruction is #UD.
+        let mut b = Block::new(0x1000);
+        let tb = tbflags::CODE64 | tbflags::NO_SSE;
+        translate_block(0x1000, tb, &mut Flat(&code, 0x1000), &mut b, 7).unwrap();
+        assert!(b.insns.len() < 8, "{b}");
+    }
+
     #[test]
     fn disassembly() {
         let lines = disassemble(0x1000, tbflags::CODE64, &[0x48, 0x01, 0xd8, 0xc3]);
