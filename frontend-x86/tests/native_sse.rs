@@ -162,6 +162,19 @@ enum Mode {
 
 /// Runs `snippet` in a 64-bit ring-0 guest with CR4.OSFXSR set.
 fn emulate(snippet: &[u8], input: &Regs, mode: Mode, buf: &mut [u8]) -> Regs {
+    emulate_fault(snippet, input, mode, buf, false).0
+}
+
+/// [`emulate`], also with CR4.OSXMMEXCPT if `allow_fault`, where an
+/// exception (#XM without an IDT: a triple fault) ends the run instead of
+/// failing the test; returns whether the guest reached its `hlt`.
+fn emulate_fault(
+    snippet: &[u8],
+    input: &Regs,
+    mode: Mode,
+    buf: &mut [u8],
+    allow_fault: bool,
+) -> (Regs, bool) {
     let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
     mem.write_slice(buf, GuestAddress(BUF)).unwrap();
     let mut code = snippet.to_vec();
@@ -191,7 +204,7 @@ fn emulate(snippet: &[u8], input: &Regs, mode: Mode, buf: &mut [u8]) -> Regs {
         gs: seg(0x10, 3, false),
         ss: seg(0x10, 3, false),
         cr0: 1,
-        cr4: 1 << 9,
+        cr4: if allow_fault { 3 << 9 } else { 1 << 9 },
         efer: 0x500,
         ..X86CpuState::default()
     };
@@ -217,20 +230,22 @@ fn emulate(snippet: &[u8], input: &Regs, mode: Mode, buf: &mut [u8]) -> Regs {
         lifecycle: &lifecycle,
     };
     let exit = runner.run(&platform, 1000);
+    let halted = matches!(exit, Some(VcpuExit::Halted { .. }));
     assert!(
-        matches!(exit, Some(VcpuExit::Halted { .. })),
+        halted || (allow_fault && matches!(exit, Some(VcpuExit::Crashed(_)))),
         "{exit:?} for {snippet:02x?}"
     );
     let machine::CpuState::X86_64(out) = runner.cpu.cpu_state();
     mem.read_slice(buf, GuestAddress(BUF)).unwrap();
     let mut xmm = [[0u64; 2]; 16];
     xmm.copy_from_slice(&runner.cpu.state.xmm[..16]);
-    Regs {
+    let regs = Regs {
         r: out.gprs,
         flags: out.rflags,
         mxcsr: runner.cpu.state.mxcsr,
         xmm,
-    }
+    };
+    (regs, halted)
 }
 
 /// Runs `snippet` both ways (r15 → a copy of `buf`) and compares.
@@ -785,4 +800,140 @@ fn regression_cvtss2si_with_a_memory_source() {
         0xf3, 0x41, 0x0f, 0x2d, 0x5f, 0x40, 0xf2, 0x49, 0x0f, 0x2c, 0x4f, 0x48,
     ];
     check(&code, &input, &buf);
+}
+
+// ---- unmasked exceptions ----
+
+thread_local! {
+    /// Length of the instruction the SIGFPE handler skips (0: none expected).
+    static SKIP: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Set by the handler.
+    static FAULTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// SIGFPE from an unmasked SIMD floating-point exception in the snippet:
+/// records it and resumes after the faulting instruction. The destination
+/// is unchanged and MXCSR keeps the flags the fault set (the kernel
+/// restores the interrupted context's MXCSR), which is the state the
+/// emulated #XM leaves behind.
+extern "C" fn on_sigfpe(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let skip = SKIP.with(|s| s.get());
+    if skip == 0 {
+        // SAFETY: abort is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+    FAULTED.with(|f| f.set(true));
+    let uc = ctx.cast::<libc::ucontext_t>();
+    // SAFETY: with SA_SIGINFO the third argument is the interrupted
+    // context; moving its rip past the faulting instruction resumes there.
+    unsafe {
+        (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] += skip as i64;
+    }
+}
+
+/// Runs the one-instruction `snippet` natively; whether it faulted.
+fn native_fault(snippet: &[u8], input: &Regs) -> (Regs, bool) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: installs a SIGFPE handler (see `on_sigfpe`) with an empty
+        // mask; `sa` is fully initialized (zeroed, then set).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_sigfpe as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO;
+            libc::sigemptyset(&mut sa.sa_mask);
+            assert_eq!(libc::sigaction(libc::SIGFPE, &sa, std::ptr::null_mut()), 0);
+        }
+    });
+    SKIP.with(|s| s.set(snippet.len() as u64));
+    FAULTED.with(|f| f.set(false));
+    let out = native(snippet, input);
+    SKIP.with(|s| s.set(0));
+    (out, FAULTED.with(|f| f.get()))
+}
+
+/// Single floating-point instructions with random exception masks: where
+/// the host traps (#XM), the emulated guest must fault too, with the same
+/// MXCSR flags and untouched destination; where it does not, the same
+/// results.
+#[test]
+fn unmasked_exceptions_match_the_host() {
+    let fp_rows: Vec<usize> = (0..TABLE.len())
+        .filter(|&r| {
+            let (prefix, op, form) = TABLE[r];
+            let fp_op = matches!(
+                op,
+                0x51 | 0x58..=0x5f | 0x2a | 0x2c | 0x2d | 0x2e | 0x2f | 0xc2 | 0xe6
+            );
+            fp_op && !(prefix == 0x66 && op == 0xe6 && false) && !matches!(form, Form::St(..))
+        })
+        .collect();
+    let mut x = 0x0bad_f00d_u64;
+    let mut faults = 0;
+    for k in 0..3000u64 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let row = fp_rows[(x >> 33) as usize % fp_rows.len()] as u64;
+        let mut seed = x;
+        let code = loop {
+            let mut p = Pick(seed | 1);
+            if p.next(TABLE.len() as u64) == row {
+                break generate(seed);
+            }
+            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        };
+        // Unmask a random subset of the six exceptions.
+        let masks = (x >> 20) & 0x3f;
+        let csr = (mxcsr_value(x >> 7) & !(0x3f << 7)) | masks << 7;
+        let mut input = Regs {
+            r: std::array::from_fn(|i| x.rotate_left(5 * i as u32)),
+            flags: x & ALL,
+            mxcsr: csr,
+            xmm: [[0; 2]; 16],
+        };
+        input.r[4] = 0;
+        for (i, v) in input.xmm.iter_mut().enumerate() {
+            *v = xmm_value(x ^ (i as u64 + k) << 40);
+        }
+        let buf: Vec<u8> = (0..BUF_LEN).map(|i| (x >> (i % 57)) as u8).collect();
+        let mut aligned = vec![0u128; BUF_LEN / 16];
+        // SAFETY: `aligned` holds BUF_LEN bytes; any pattern is a valid u8.
+        let nbuf =
+            unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), BUF_LEN) };
+        nbuf.copy_from_slice(&buf);
+        let mut ninput = input;
+        ninput.r[15] = nbuf.as_mut_ptr() as u64;
+        let (native_out, faulted) = native_fault(&code, &ninput);
+        faults += faulted as u32;
+        for mode in [Mode::InterpOpt, Mode::Jit] {
+            let mut want = native_out;
+            want.r[4] = 0;
+            want.r[15] = 0;
+            want.flags &= ALL;
+            let mut ebuf = buf.clone();
+            let mut einput = input;
+            einput.r[15] = BUF;
+            let (mut got, halted) = emulate_fault(&code, &einput, mode, &mut ebuf, true);
+            got.r[4] = 0;
+            got.r[15] = 0;
+            got.flags &= ALL;
+            assert_eq!(
+                halted, !faulted,
+                "fault for {code:02x?} ({mode:?}) from {input:x?}"
+            );
+            // With an unmasked overflow or underflow, PE may differ (see
+            // the crate::simd docs): compare it only otherwise.
+            let unmasked = !(csr >> 7) & 0x3f;
+            if faulted && (got.mxcsr | want.mxcsr) & unmasked & 0x18 != 0 {
+                got.mxcsr &= !0x20;
+                want.mxcsr &= !0x20;
+            }
+            assert_eq!(
+                got, want,
+                "state for {code:02x?} ({mode:?}) from {input:x?}"
+            );
+        }
+    }
+    assert!(faults > 100, "only {faults} faults");
 }
