@@ -128,13 +128,15 @@ pub enum H {
     Cpuid,
     /// [`system::helper_rdtsc`]
     Rdtsc,
-    /// [`crate::simd::helper_sse`]
+    /// [`crate::simd::helper_sse`] for floating point (may raise #XM)
     Sse,
+    /// [`crate::simd::helper_sse`] for integer operations (cannot fault)
+    SseInt,
     /// [`crate::simd::helper_shuffle`]
     Shuffle,
 }
 
-const NUM_HELPERS: usize = 6;
+const NUM_HELPERS: usize = 7;
 
 /// A register or memory operand.
 #[derive(Clone, Copy, Debug)]
@@ -538,6 +540,11 @@ impl<'a> Ctx<'a> {
                     no_env: false,
                     may_exit: true,
                 },
+            ),
+            H::SseInt => (
+                "sse_int",
+                HelperFn::A3(crate::simd::helper_sse),
+                HelperFlags::default(),
             ),
             H::Shuffle => (
                 "sse_shuffle",

@@ -194,7 +194,8 @@ impl Ctx<'_> {
 
     /// Calls [`simd::helper_sse`]; returns its general-purpose result.
     fn call_sse(&mut self, op: Op, d: usize, s: usize, g: Option<Temp>) -> Temp {
-        let h = self.helper(H::Sse);
+        // Integer operations cannot fault: no exit check after the call.
+        let h = self.helper(if op.is_fp() { H::Sse } else { H::SseInt });
         let o = self.k(op as u64);
         let r = self.k((d | s << 8) as u64);
         let g = match g {
