@@ -3,7 +3,8 @@
 //! XMM registers live in [`X86State::xmm`](crate::state::X86State::xmm) as
 //! two quadwords each. What is cheap to say in IR is inline, on the two
 //! halves: moves between registers and memory, movd/movq, the bitwise logic
-//! (`xorps x, x` just stores two zeros), the 64-bit unpacks, pextrw/pinsrw,
+//! (`xorps x, x` just stores two zeros), integer add and subtract (as SIMD
+//! within a register), the 64-bit unpacks, pextrw/pinsrw,
 //! ldmxcsr/stmxcsr and fxsave/fxrstor. Everything else (floating point,
 //! integer arithmetic, conversions, packs, shuffles) is one call of a helper
 //! in [`crate::simd`] that works on register numbers: a memory source is
@@ -265,6 +266,19 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         M::Andnps | M::Andnpd | M::Pandn => logic(c, Logic::Andn)?,
         M::Orps | M::Orpd | M::Por => logic(c, Logic::Or)?,
         M::Xorps | M::Xorpd | M::Pxor => logic(c, Logic::Xor)?,
+        M::Paddb | M::Paddw | M::Paddd | M::Paddq | M::Psubb | M::Psubw | M::Psubd | M::Psubq => {
+            let high = match m {
+                M::Paddb | M::Psubb => 0x8080_8080_8080_8080,
+                M::Paddw | M::Psubw => 0x8000_8000_8000_8000,
+                M::Paddd | M::Psubd => 0x8000_0000_8000_0000,
+                _ => 0,
+            };
+            add_sub(
+                c,
+                matches!(m, M::Psubb | M::Psubw | M::Psubd | M::Psubq),
+                high,
+            )?
+        }
         M::Unpcklpd | M::Punpcklqdq | M::Unpckhpd | M::Punpckhqdq => {
             let d = c.xmm_op(0)?;
             let s = c.src128(1, align)?;
@@ -557,6 +571,42 @@ fn logic(c: &mut Ctx<'_>, op: Logic) -> Result<(), Unsupported> {
             dv
         };
         out[k] = c.op2(f, dv, sv);
+    }
+    c.set_xmm(d, (out[0], out[1]));
+    Ok(())
+}
+
+/// paddb/w/d/q and psubb/w/d/q inline, on each 64-bit half as SIMD within
+/// a register: `high` has the top bit of every lane (0 for quadwords).
+/// Clearing the top bits keeps carries from crossing lanes; the top bits
+/// are then put back with xor (Hacker's Delight, 2-18):
+/// `add = ((a & !H) + (b & !H)) ^ ((a ^ b) & H)`,
+/// `sub = ((a | H) - (b & !H)) ^ ((a ^ !b) & H)`.
+fn add_sub(c: &mut Ctx<'_>, sub: bool, high: u64) -> Result<(), Unsupported> {
+    let d = c.xmm_op(0)?;
+    let s = c.src128(1, true)?;
+    let x = c.xmm(d);
+    let mut out = [x.0, x.1];
+    for (k, (a, b)) in [(x.0, s.0), (x.1, s.1)].into_iter().enumerate() {
+        out[k] = if high == 0 {
+            c.op2(if sub { Block::sub } else { Block::add }, a, b)
+        } else if sub {
+            let a_h = c.op2i(Block::or, a, high);
+            let b_l = c.op2i(Block::and, b, !high);
+            let diff = c.op2(Block::sub, a_h, b_l);
+            let nb = c.t();
+            c.b.not(nb, b);
+            let x = c.op2(Block::xor, a, nb);
+            let top = c.op2i(Block::and, x, high);
+            c.op2(Block::xor, diff, top)
+        } else {
+            let a_l = c.op2i(Block::and, a, !high);
+            let b_l = c.op2i(Block::and, b, !high);
+            let sum = c.op2(Block::add, a_l, b_l);
+            let x = c.op2(Block::xor, a, b);
+            let top = c.op2i(Block::and, x, high);
+            c.op2(Block::xor, sum, top)
+        };
     }
     c.set_xmm(d, (out[0], out[1]));
     Ok(())
