@@ -11,9 +11,9 @@
 //! first loaded into the scratch register [`XMM_TMP`], so that all guest
 //! memory accesses happen in IR, before the helper writes anything.
 //!
-//! This module decodes operands and dispatches; [`moves`] has the scalar
-//! and half-register moves, [`int`] the inline logic and add/subtract,
-//! [`fxsave`] fxsave/fxrstor, and [`table`] maps the other mnemonics to
+//! This module decodes operands and dispatches; `moves` has the scalar
+//! and half-register moves, `int` the inline logic and add/subtract,
+//! `fxsave` fxsave/fxrstor, and `table` maps the other mnemonics to
 //! helper operations.
 //!
 //! # Faults
