@@ -937,3 +937,33 @@ fn unmasked_exceptions_match_the_host() {
     }
     assert!(faults > 100, "only {faults} faults");
 }
+
+/// maskmovdqu stores the selected bytes at [rdi].
+#[test]
+fn maskmovdqu_matches_the_host() {
+    for seed in 0..40u64 {
+        let (mut input, buf) = fixed_input(seed, 0x1f80);
+        // Mask bytes with random top bits.
+        input.xmm[2] = [
+            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            !seed.rotate_left(17),
+        ];
+        // mov rdi, r15; add rdi, (seed % 100); maskmovdqu xmm1, xmm2; xor edi, edi
+        let code = [
+            0x4c,
+            0x89,
+            0xff,
+            0x48,
+            0x83,
+            0xc7,
+            (seed % 100) as u8,
+            0x66,
+            0x0f,
+            0xf7,
+            0xca,
+            0x31,
+            0xff,
+        ];
+        check(&code, &input, &buf);
+    }
+}

@@ -37,7 +37,7 @@ mod table;
 
 use fxsave::fxsave;
 use int::{Logic, add_sub, logic};
-use moves::{movdq, movlh, movnti, movs};
+use moves::{maskmovdqu, movdq, movlh, movnti, movs};
 use table::helper_op;
 
 use accel_tcg::ir::{Block, Cond, Temp};
@@ -276,6 +276,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         }
         M::Movss | M::Movsd => movs(c, if m == M::Movss { 4 } else { 8 })?,
         M::Movd | M::Movq => movdq(c)?,
+        M::Maskmovdqu => maskmovdqu(c)?,
         M::Movlps | M::Movlpd | M::Movhps | M::Movhpd | M::Movhlps | M::Movlhps => movlh(c, m)?,
         M::Andps | M::Andpd | M::Pand => logic(c, Logic::And)?,
         M::Andnps | M::Andnpd | M::Pandn => logic(c, Logic::Andn)?,

@@ -1,7 +1,7 @@
 //! SSE data movement that is not a plain 128-bit copy: scalar moves,
-//! movd/movq, the half-register moves, and movnti.
+//! movd/movq, the half-register moves, movnti and maskmovdqu.
 
-use accel_tcg::ir::Block;
+use accel_tcg::ir::{Block, Cond};
 use iced_x86::{Mnemonic, OpKind};
 
 use super::super::{Ctx, Flow, Res, Unsupported};
@@ -110,4 +110,41 @@ pub(super) fn movnti(c: &mut Ctx<'_>) -> Res {
     let a = c.ea();
     c.qst(a, bytes, v);
     Ok(Flow::Next)
+}
+
+/// maskmovdqu: stores the bytes of the first register whose mask byte (in
+/// the second) has its top bit set, at DS:rDI (a conditional store per
+/// byte, lowest address first; the non-temporal hint is ignored).
+pub(super) fn maskmovdqu(c: &mut Ctx<'_>) -> Result<(), Unsupported> {
+    let n = c.i.op_count();
+    if n < 3 {
+        return Err(Unsupported);
+    }
+    let addr32 = match c.i.op_kind(0) {
+        OpKind::MemorySegRDI => false,
+        OpKind::MemorySegEDI => true,
+        _ => return Err(Unsupported),
+    };
+    let src = c.xmm_op(n - 2)?;
+    let mask = c.xmm_op(n - 1)?;
+    let rdi = c.reg64(7);
+    let off = if addr32 { c.zext(rdi, 4) } else { rdi };
+    let a = c.add_seg_base(off, c.i.memory_segment(), addr32);
+    for half in 0..2 {
+        let v = c.ld(xmm_off(src, half));
+        let m = c.ld(xmm_off(mask, half));
+        for k in 0..8u64 {
+            let bit = c.op2i(Block::shr, m, 8 * k + 7);
+            let on = c.op2i(Block::and, bit, 1);
+            let zero = c.k(0);
+            let skip = c.b.label();
+            c.b.brcond(on, zero, Cond::Eq, skip);
+            let byte = c.op2i(Block::shr, v, 8 * k);
+            let at = c.op2i(Block::add, a, 8 * half as u64 + k);
+            let at = if addr32 { c.zext(at, 4) } else { at };
+            c.qst(at, 1, byte);
+            c.b.set_label(skip);
+        }
+    }
+    Ok(())
 }
