@@ -30,21 +30,17 @@
 //! floating-point exceptions), the guest MXCSR gets the pre-computation flags
 //! (IE, DE, ZE) if one of those is unmasked, else every raised flag, and the
 //! helper asks for #XM (vector 19) when CR4.OSXMMEXCPT is set, #UD otherwise.
-//! Underflow needs care: FTZ applies only while UE is masked, and an
-//! unmasked UE fires on every tiny result, exact or not, which a masked
-//! operation does not flag. With UE unmasked the operation therefore runs
-//! without FTZ, and, if nothing else faulted, once more with FTZ, where the
-//! host flags UE for any tiny result (see [`exec`]). The host-oracle test
-//! `unmasked_exceptions_match_the_host` checks all of this against real
-//! #XM faults (SIGFPE) on the host.
-//!
-//! Known difference: with an *unmasked* overflow or underflow, hardware sets
-//! PE only if rounding the result with unbounded exponent was inexact; the
-//! masked host run also counts the loss from rounding into the exponent
-//! range (to infinity, to the largest finite value, to a denormal), so PE
-//! may be set where hardware leaves it clear. Everything else about the
-//! fault (whether it happens, the other flags, the untouched destination)
-//! is exact.
+//! Underflow and overflow need care. FTZ applies only while UE is masked,
+//! and an unmasked UE fires on every tiny result, exact or not, which a
+//! masked operation does not flag: with UE unmasked the operation runs
+//! without FTZ, and once more with FTZ, where the host flags UE for any tiny
+//! result. And with an unmasked OE or UE, hardware sets PE only if the
+//! result rounded with *unbounded exponent* is inexact, while the masked
+//! run also counts the rounding into the exponent range: for those faults
+//! the lanes are redone one by one as scalar operations and PE is decided
+//! exactly in integer arithmetic ([`inexact_unbounded`]). The host-oracle
+//! test `unmasked_exceptions_match_the_host` checks all of this against
+//! real #XM faults (SIGFPE) on the host.
 //!
 //! # Integer SIMD
 //!
@@ -395,23 +391,160 @@ pub fn exec(
         return Ok((a, g, 0));
     }
     let raised = csr & mxcsr::FLAGS;
-    let unmasked = raised & !(guest >> 7) & mxcsr::FLAGS;
-    if unmasked == 0 {
-        if ue_unmasked {
-            // An unmasked underflow fires on a tiny result even when it is
-            // exact, which the masked run does not flag. Under FTZ the
-            // host flags UE for every tiny result: ask it.
-            let (mut a1, mut g1, mut csr1) = (a0, g0, base | mxcsr::FTZ);
-            run_host(op, &mut a1, &b, &mut g1, &mut csr1);
-            if csr1 & mxcsr::UE != 0 {
-                return Err(raised | mxcsr::UE);
-            }
-        }
+    let masks = guest >> 7 & mxcsr::FLAGS;
+    let unmasked = raised & !masks;
+    let pre = raised & (mxcsr::IE | mxcsr::DE | mxcsr::ZE);
+    if unmasked & pre != 0 {
+        // Pre-computation: nothing is computed, so no OE/UE/PE.
+        return Err(pre);
+    }
+    // An unmasked underflow fires on a tiny result even when it is exact,
+    // which the masked run does not flag. Under FTZ the host flags UE for
+    // every tiny result: ask it.
+    let tiny = ue_unmasked && {
+        let (mut a1, mut g1, mut csr1) = (a0, g0, base | mxcsr::FTZ);
+        run_host(op, &mut a1, &b, &mut g1, &mut csr1);
+        csr1 & mxcsr::UE != 0
+    };
+    if unmasked == 0 && !tiny {
         return Ok((a, g, raised));
     }
-    let pre = raised & (mxcsr::IE | mxcsr::DE | mxcsr::ZE);
-    // Pre-computation: nothing is computed, so no OE/UE/PE.
-    Err(if unmasked & pre != 0 { pre } else { raised })
+    if unmasked & (mxcsr::OE | mxcsr::UE) != 0 || tiny {
+        // Unmasked overflow or underflow: PE means "inexact with unbounded
+        // exponent", which needs the lanes one by one.
+        if let Some(flags) = lane_flags(op, a0, b, base, ue_unmasked, masks) {
+            return Err(flags);
+        }
+        return Err(raised | if tiny { mxcsr::UE } else { 0 });
+    }
+    Err(raised)
+}
+
+/// The flags of an instruction that faults with an unmasked overflow or
+/// underflow, lane by lane: each lane runs alone as the scalar operation;
+/// a lane with an unmasked OE or UE (UE also for exact tiny results) gets
+/// PE only if its result, rounded with unbounded exponent, is inexact
+/// ([`inexact_unbounded`]). `None` for operations that cannot overflow or
+/// underflow.
+fn lane_flags(
+    op: Op,
+    a: [u64; 2],
+    b: [u64; 2],
+    base: u32,
+    ue_unmasked: bool,
+    masks: u32,
+) -> Option<u32> {
+    use Op::*;
+    // (scalar op, lanes, lane width in bits of the sources, destination
+    // mantissa bits, operation)
+    let (scalar, n, width, p, kind) = match op {
+        Addss | Subss | Mulss | Divss => (op, 1, 32, 24, op),
+        Addsd | Subsd | Mulsd | Divsd => (op, 1, 64, 53, op),
+        Addps => (Addss, 4, 32, 24, Addss),
+        Subps => (Subss, 4, 32, 24, Subss),
+        Mulps => (Mulss, 4, 32, 24, Mulss),
+        Divps => (Divss, 4, 32, 24, Divss),
+        Addpd => (Addsd, 2, 64, 53, Addsd),
+        Subpd => (Subsd, 2, 64, 53, Subsd),
+        Mulpd => (Mulsd, 2, 64, 53, Mulsd),
+        Divpd => (Divsd, 2, 64, 53, Divsd),
+        Cvtsd2ss => (op, 1, 64, 24, op),
+        Cvtpd2ps => (Cvtsd2ss, 2, 64, 24, Cvtsd2ss),
+        _ => return None,
+    };
+    let lane = |v: [u64; 2], i: usize| -> u64 {
+        if width == 32 {
+            (v[i / 2] >> (32 * (i % 2))) & 0xffff_ffff
+        } else {
+            v[i]
+        }
+    };
+    let daz = base & (1 << 6) != 0;
+    let mut total = 0;
+    for i in 0..n {
+        let (la, lb) = (lane(a, i), lane(b, i));
+        let run_lane = |csr: u32| {
+            let (mut a1, mut g, mut csr) = ([la, 0], 0, csr);
+            run_host(scalar, &mut a1, &[lb, 0], &mut g, &mut csr);
+            csr & mxcsr::FLAGS
+        };
+        let mut flags = if ue_unmasked {
+            // As in `exec`: no FTZ, and tininess from a run with FTZ.
+            run_lane(base & !mxcsr::FTZ) | (run_lane(base | mxcsr::FTZ) & mxcsr::UE)
+        } else {
+            run_lane(base)
+        };
+        if flags & (mxcsr::OE | mxcsr::UE) & !masks != 0 {
+            flags &= !mxcsr::PE;
+            if inexact_unbounded(kind, la, lb, width, p, daz) {
+                flags |= mxcsr::PE;
+            }
+        }
+        total |= flags;
+    }
+    Some(total)
+}
+
+/// A finite nonzero value as `mantissa * 2^exp` (`None` for zero, and for
+/// denormals under DAZ).
+fn decode(bits: u64, width: u32, daz: bool) -> Option<(bool, u128, i32)> {
+    let (mbits, ebits): (u32, u32) = if width == 32 { (23, 8) } else { (52, 11) };
+    let neg = bits >> (width - 1) & 1 != 0;
+    let e = (bits >> mbits & ((1 << ebits) - 1)) as i32;
+    let f = (bits & ((1 << mbits) - 1)) as u128;
+    let bias: i32 = (1 << (ebits - 1)) - 1;
+    if e == 0 {
+        if f == 0 || daz {
+            return None;
+        }
+        return Some((neg, f, 1 - bias - mbits as i32));
+    }
+    Some((neg, f | 1 << mbits, e - bias - mbits as i32))
+}
+
+/// Significant bits of `m` (from the top set bit to the lowest).
+fn span(m: u128) -> u32 {
+    if m == 0 {
+        0
+    } else {
+        128 - m.leading_zeros() - m.trailing_zeros()
+    }
+}
+
+/// Whether `a op b` (or the conversion of `b`), rounded to `p` mantissa
+/// bits with unbounded exponent, is inexact. Only called for finite
+/// operands (an infinite or NaN operand cannot overflow or underflow).
+fn inexact_unbounded(kind: Op, a: u64, b: u64, width: u32, p: u32, daz: bool) -> bool {
+    let (x, y) = (decode(a, width, daz), decode(b, width, daz));
+    match kind {
+        Op::Cvtsd2ss => y.is_some_and(|(_, m, _)| span(m) > p),
+        Op::Mulss | Op::Mulsd => match (x, y) {
+            (Some((_, ma, _)), Some((_, mb, _))) => span(ma * mb) > p,
+            _ => false,
+        },
+        Op::Divss | Op::Divsd => match (x, y) {
+            (Some((_, ma, _)), Some((_, mb, _))) => {
+                let (oa, ob) = (ma >> ma.trailing_zeros(), mb >> mb.trailing_zeros());
+                oa % ob != 0 || span(oa / ob) > p
+            }
+            _ => false,
+        },
+        _ => {
+            let sub = matches!(kind, Op::Subss | Op::Subsd);
+            let (Some((na, ma, ea)), Some((nb, mb, eb))) = (x, y) else {
+                return false;
+            };
+            let nb = nb != sub;
+            let lo = ea.min(eb);
+            if ea.abs_diff(eb) > 70 {
+                return true;
+            }
+            let va = (ma << (ea - lo)) as i128;
+            let vb = (mb << (eb - lo)) as i128;
+            let sum = if na { -va } else { va } + if nb { -vb } else { vb };
+            span(sum.unsigned_abs()) > p
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
