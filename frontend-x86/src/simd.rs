@@ -674,6 +674,66 @@ mod tests {
     }
 
     #[test]
+    fn inexact_with_unbounded_exponent() {
+        let f = |v: f32| v.to_bits() as u64;
+        let d = |v: f64| v.to_bits();
+        // 2^127 * 4 is exact (it only overflows); (1 + 2^-23) * 3 is not.
+        assert!(!inexact_unbounded(
+            Op::Mulss,
+            f(2f32.powi(127)),
+            f(4.0),
+            32,
+            24,
+            false
+        ));
+        assert!(inexact_unbounded(
+            Op::Mulss,
+            f(1.0 + f32::EPSILON),
+            f(3.0),
+            32,
+            24,
+            false
+        ));
+        // 1/3 is inexact; 3/4 exact.
+        assert!(inexact_unbounded(Op::Divsd, d(1.0), d(3.0), 64, 53, false));
+        assert!(!inexact_unbounded(Op::Divsd, d(3.0), d(4.0), 64, 53, false));
+        // Far-apart addends never fit; a cancelling difference does.
+        assert!(inexact_unbounded(
+            Op::Addsd,
+            d(1e300),
+            d(1e-300),
+            64,
+            53,
+            false
+        ));
+        assert!(!inexact_unbounded(
+            Op::Subss,
+            f(1.5),
+            f(1.25),
+            32,
+            24,
+            false
+        ));
+        // A double with more than 24 significant bits does not fit a float.
+        assert!(inexact_unbounded(
+            Op::Cvtsd2ss,
+            0,
+            d(1.0 + f64::EPSILON),
+            64,
+            24,
+            false
+        ));
+        assert!(!inexact_unbounded(
+            Op::Cvtsd2ss,
+            0,
+            d(2f64.powi(-1000)),
+            64,
+            24,
+            false
+        ));
+    }
+
+    #[test]
     fn shuffles() {
         let a = [0x1111_1111_0000_0000, 0x3333_3333_2222_2222];
         let b = [0x5555_5555_4444_4444, 0x7777_7777_6666_6666];

@@ -27,6 +27,15 @@
 //! is `eflags | compute(cc_op, cc_dst, cc_src, cc_src2)`
 //! ([`X86State::rflags`]).
 //!
+//! # SSE
+//!
+//! The sixteen XMM registers are `[u64; 2]` pairs (low, high) so that moves
+//! are plain 8-byte `ld_env`/`st_env`s; a seventeenth slot, [`XMM_TMP`],
+//! holds a memory operand for the SSE helpers. MXCSR is a field of its own.
+//! The x87 words and ST0-ST7 exist only so that fxsave/fxrstor round-trip
+//! them. None of this is in `machine::X86CpuState`, which has no XMM state:
+//! it survives `load_machine` unchanged.
+//!
 //! # Segments
 //!
 //! Each segment register is four words: selector, base, limit and the
