@@ -10,9 +10,15 @@
 //! out of range. An x86-64 host implements exactly those rules, so each
 //! helper here runs *the same instruction* on the host, inside one `asm!`
 //! block that saves the host MXCSR, loads the guest's, does the operation,
-//! reads the flags it raised and restores the host MXCSR. No Rust code runs
-//! between the `ldmxcsr` and the operation, so no host floating point can
-//! see the guest's control bits. This is exact by construction, and fast.
+//! reads the flags it raised and restores the host's control bits. No Rust
+//! code runs between the `ldmxcsr` and the operation, so no host floating
+//! point can see the guest's control bits. This is exact by construction.
+//!
+//! Loading MXCSR is slow (tens of nanoseconds on the hosts measured, a few
+//! nanoseconds for everything else), so when the host MXCSR already has the
+//! control bits the guest needs (the common case: round to nearest, no
+//! FTZ/DAZ) and its sticky flags are ones the guest already has and masks,
+//! the operation runs under the host MXCSR as it is and only reads it back.
 //!
 //! This is the one place in the front end that depends on the host
 //! architecture (the rest keys on the guest, never on a host `cfg`). On
@@ -119,44 +125,84 @@ macro_rules! ops {
 
         /// Runs `op` on the host: `a` is xmm0 (the destination, updated),
         /// `b` xmm1, `g` the general-purpose operand (updated), `csr` the
-        /// MXCSR to run under (updated with the raised flags).
+        /// MXCSR to run under (updated with the raised flags, which may
+        /// include any of the flags in `free` that were raised earlier).
         #[cfg(target_arch = "x86_64")]
-        fn run(op: Op, a: &mut [u64; 2], b: &[u64; 2], g: &mut u64, csr: &mut u32) {
-            match op { $(Op::$name => ops!(@run $kind $text, a, b, g, csr),)* }
+        fn run(op: Op, a: &mut [u64; 2], b: &[u64; 2], g: &mut u64, csr: &mut u32, free: u32) {
+            match op { $(Op::$name => ops!(@run $kind $text, a, b, g, csr, free),)* }
         }
     };
     (@fp fp) => { true };
     (@fp int) => { false };
-    (@run fp $text:literal, $a:ident, $b:ident, $g:ident, $csr:ident) => {{
-        let mut saved = 0u32;
-        // SAFETY: the block reads 16 bytes at `a` and `b` and writes 16 at
-        // `a` (both are `[u64; 2]`), reads and writes the u32s behind `csr`
-        // and `saved`, clobbers only xmm0, xmm1, `g` and the arithmetic
-        // flags, and leaves the host MXCSR as it found it. The guest MXCSR
-        // it loads has every exception masked, so nothing traps. It may use
-        // the stack (pushfq in the compare rows), so no `nostack`.
+    (@run fp $text:literal, $a:ident, $b:ident, $g:ident, $csr:ident, $free:ident) => {{
+        let mut cur = 0u32;
+        // SAFETY: stmxcsr writes the four bytes of `cur`.
         unsafe {
             core::arch::asm!(
-                "stmxcsr [{saved}]",
-                "ldmxcsr [{csr}]",
-                "movdqu xmm0, [{a}]",
-                "movdqu xmm1, [{b}]",
-                $text,
-                "movdqu [{a}], xmm0",
-                "stmxcsr [{csr}]",
-                "ldmxcsr [{saved}]",
-                a = in(reg) $a.as_mut_ptr(),
-                b = in(reg) $b.as_ptr(),
-                csr = in(reg) core::ptr::from_mut::<u32>($csr),
-                saved = in(reg) &raw mut saved,
-                g = inout(reg) *$g,
-                out("xmm0") _,
-                out("xmm1") _,
+                "stmxcsr [{0}]",
+                in(reg) &raw mut cur,
+                options(nostack, preserves_flags),
             );
         }
+        if cur & !mxcsr::FLAGS == *$csr & !mxcsr::FLAGS && cur & mxcsr::FLAGS & !$free == 0 {
+            // The host MXCSR already has the wanted control bits, and the
+            // flags it holds may be reported again harmlessly: run under it
+            // (loading MXCSR costs tens of nanoseconds).
+            // SAFETY: reads 16 bytes at `a` and `b`, writes 16 at `a` (both
+            // `[u64; 2]`) and 4 at `csr`; clobbers only xmm0, xmm1, `g` and
+            // the arithmetic flags. The host MXCSR masks every exception
+            // (its control bits are the wanted ones), so nothing traps; only
+            // its sticky flags change, which no Rust code reads. It may use
+            // the stack (pushfq in the compare rows), so no `nostack`.
+            unsafe {
+                core::arch::asm!(
+                    "movdqu xmm0, [{a}]",
+                    "movdqu xmm1, [{b}]",
+                    $text,
+                    "movdqu [{a}], xmm0",
+                    "stmxcsr [{csr}]",
+                    a = in(reg) $a.as_mut_ptr(),
+                    b = in(reg) $b.as_ptr(),
+                    csr = in(reg) core::ptr::from_mut::<u32>($csr),
+                    g = inout(reg) *$g,
+                    out("xmm0") _,
+                    out("xmm1") _,
+                );
+            }
+        } else {
+            let mut saved = 0u32;
+            // SAFETY: the block reads 16 bytes at `a` and `b` and writes 16
+            // at `a` (both are `[u64; 2]`), reads and writes the u32s behind
+            // `csr` and `saved`, clobbers only xmm0, xmm1, `g` and the
+            // arithmetic flags, and restores the host's MXCSR control bits
+            // (with its flags cleared, so that the next operation can take
+            // the fast path). The MXCSR it loads masks every exception, so
+            // nothing traps. It may use the stack (pushfq in the compare
+            // rows), so no `nostack`.
+            unsafe {
+                core::arch::asm!(
+                    "stmxcsr [{saved}]",
+                    "ldmxcsr [{csr}]",
+                    "movdqu xmm0, [{a}]",
+                    "movdqu xmm1, [{b}]",
+                    $text,
+                    "movdqu [{a}], xmm0",
+                    "stmxcsr [{csr}]",
+                    "and dword ptr [{saved}], -64",
+                    "ldmxcsr [{saved}]",
+                    a = in(reg) $a.as_mut_ptr(),
+                    b = in(reg) $b.as_ptr(),
+                    csr = in(reg) core::ptr::from_mut::<u32>($csr),
+                    saved = in(reg) &raw mut saved,
+                    g = inout(reg) *$g,
+                    out("xmm0") _,
+                    out("xmm1") _,
+                );
+            }
+        }
     }};
-    (@run int $text:literal, $a:ident, $b:ident, $g:ident, $csr:ident) => {{
-        let _ = &$csr;
+    (@run int $text:literal, $a:ident, $b:ident, $g:ident, $csr:ident, $free:ident) => {{
+        let _ = (&$csr, $free);
         // SAFETY: reads 16 bytes at `a` and `b`, writes 16 at `a` (both
         // `[u64; 2]`); clobbers only xmm0, xmm1, `g` and the arithmetic
         // flags. Integer SSE instructions neither read nor write MXCSR.
@@ -386,7 +432,9 @@ pub fn exec(
     } else {
         base
     };
-    run_host(op, &mut a, &b, &mut g, &mut csr);
+    // Flags the guest already has and masks may show up again unharmed.
+    let free = guest & mxcsr::FLAGS & (guest >> 7);
+    run_host(op, &mut a, &b, &mut g, &mut csr, free);
     if !op.is_fp() {
         return Ok((a, g, 0));
     }
@@ -403,7 +451,7 @@ pub fn exec(
     // every tiny result: ask it.
     let tiny = ue_unmasked && {
         let (mut a1, mut g1, mut csr1) = (a0, g0, base | mxcsr::FTZ);
-        run_host(op, &mut a1, &b, &mut g1, &mut csr1);
+        run_host(op, &mut a1, &b, &mut g1, &mut csr1, 0);
         csr1 & mxcsr::UE != 0
     };
     if unmasked == 0 && !tiny {
@@ -465,7 +513,7 @@ fn lane_flags(
         let (la, lb) = (lane(a, i), lane(b, i));
         let run_lane = |csr: u32| {
             let (mut a1, mut g, mut csr) = ([la, 0], 0, csr);
-            run_host(scalar, &mut a1, &[lb, 0], &mut g, &mut csr);
+            run_host(scalar, &mut a1, &[lb, 0], &mut g, &mut csr, 0);
             csr & mxcsr::FLAGS
         };
         let mut flags = if ue_unmasked {
@@ -547,13 +595,14 @@ fn inexact_unbounded(kind: Op, a: u64, b: u64, width: u32, p: u32, daz: bool) ->
     }
 }
 
+/// [`run`] on x86-64 hosts (see [`available`]).
 #[cfg(target_arch = "x86_64")]
-fn run_host(op: Op, a: &mut [u64; 2], b: &[u64; 2], g: &mut u64, csr: &mut u32) {
-    run(op, a, b, g, csr);
+fn run_host(op: Op, a: &mut [u64; 2], b: &[u64; 2], g: &mut u64, csr: &mut u32, free: u32) {
+    run(op, a, b, g, csr, free);
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn run_host(_op: Op, _a: &mut [u64; 2], _b: &[u64; 2], _g: &mut u64, _csr: &mut u32) {
+fn run_host(_op: Op, _a: &mut [u64; 2], _b: &[u64; 2], _g: &mut u64, _csr: &mut u32, _free: u32) {
     // Unreachable: without `available()` the translator emits #UD instead.
 }
 
