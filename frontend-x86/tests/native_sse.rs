@@ -852,6 +852,43 @@ fn native_fault(snippet: &[u8], input: &Regs) -> (Regs, bool) {
     (out, FAULTED.with(|f| f.get()))
 }
 
+/// Runs the one-instruction `code` natively and emulated (optimized
+/// interpreter and JIT) with CR4.OSXMMEXCPT set: both fault or neither, and
+/// the state after agrees. Returns whether it faulted.
+fn check_fault(code: &[u8], input: &Regs, buf: &[u8]) -> bool {
+    let mut aligned = vec![0u128; BUF_LEN / 16];
+    // SAFETY: `aligned` holds BUF_LEN bytes; any pattern is a valid u8.
+    let nbuf =
+        unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), BUF_LEN) };
+    nbuf.copy_from_slice(buf);
+    let mut ninput = *input;
+    ninput.r[4] = 0;
+    ninput.r[15] = nbuf.as_mut_ptr() as u64;
+    let (native_out, faulted) = native_fault(code, &ninput);
+    for mode in [Mode::InterpOpt, Mode::Jit] {
+        let mut want = native_out;
+        want.r[4] = 0;
+        want.r[15] = 0;
+        want.flags &= ALL;
+        let mut ebuf = buf.to_vec();
+        let mut einput = *input;
+        einput.r[15] = BUF;
+        let (mut got, halted) = emulate_fault(code, &einput, mode, &mut ebuf, true);
+        got.r[4] = 0;
+        got.r[15] = 0;
+        got.flags &= ALL;
+        assert_eq!(
+            halted, !faulted,
+            "fault for {code:02x?} ({mode:?}) from {input:x?}"
+        );
+        assert_eq!(
+            got, want,
+            "state for {code:02x?} ({mode:?}) from {input:x?}"
+        );
+    }
+    faulted
+}
+
 /// Single floating-point instructions with random exception masks: where
 /// the host traps (#XM), the emulated guest must fault too, with the same
 /// MXCSR flags and untouched destination; where it does not, the same
@@ -897,36 +934,7 @@ fn unmasked_exceptions_match_the_host() {
             *v = xmm_value(x ^ (i as u64 + k) << 40);
         }
         let buf: Vec<u8> = (0..BUF_LEN).map(|i| (x >> (i % 57)) as u8).collect();
-        let mut aligned = vec![0u128; BUF_LEN / 16];
-        // SAFETY: `aligned` holds BUF_LEN bytes; any pattern is a valid u8.
-        let nbuf =
-            unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), BUF_LEN) };
-        nbuf.copy_from_slice(&buf);
-        let mut ninput = input;
-        ninput.r[15] = nbuf.as_mut_ptr() as u64;
-        let (native_out, faulted) = native_fault(&code, &ninput);
-        faults += faulted as u32;
-        for mode in [Mode::InterpOpt, Mode::Jit] {
-            let mut want = native_out;
-            want.r[4] = 0;
-            want.r[15] = 0;
-            want.flags &= ALL;
-            let mut ebuf = buf.clone();
-            let mut einput = input;
-            einput.r[15] = BUF;
-            let (mut got, halted) = emulate_fault(&code, &einput, mode, &mut ebuf, true);
-            got.r[4] = 0;
-            got.r[15] = 0;
-            got.flags &= ALL;
-            assert_eq!(
-                halted, !faulted,
-                "fault for {code:02x?} ({mode:?}) from {input:x?}"
-            );
-            assert_eq!(
-                got, want,
-                "state for {code:02x?} ({mode:?}) from {input:x?}"
-            );
-        }
+        faults += check_fault(&code, &input, &buf) as u32;
     }
     assert!(faults > 100, "only {faults} faults");
 }
@@ -958,5 +966,43 @@ fn maskmovdqu_matches_the_host() {
             0xff,
         ];
         check(&code, &input, &buf);
+    }
+}
+
+/// Unmasked-exception cases the test above found (each once wrong):
+/// an exact tiny result with UE unmasked (FTZ must not apply, and no PE);
+/// an underflowing conversion (PE only if inexact with unbounded exponent);
+/// and an unmasked UE next to another unmasked exception in a packed op.
+#[test]
+fn regression_unmasked_underflow_cases() {
+    let cases: [(&[u8], u64, [(usize, [u64; 2]); 2]); 3] = [
+        // addss xmm13, xmm4: denormal + denormal, exact and tiny.
+        (
+            &[0xf3, 0x44, 0x0f, 0x58, 0xec],
+            0x9392,
+            [(13, [0x1b, 0x15]), (4, [0x11, 0x38])],
+        ),
+        // cvtsd2ss xmm11, xmm2: a double denormal.
+        (
+            &[0xf2, 0x44, 0x0f, 0x5a, 0xda],
+            0x1512,
+            [(11, [0x7, 0x3f]), (2, [0x1b, 0x23])],
+        ),
+        // subps xmm6, xmm1: PE unmasked in one lane, exact tiny in another.
+        (
+            &[0x0f, 0x5c, 0xf1],
+            0xc1ad,
+            [
+                (6, [0x4f00_0012_ff99_f339, 0x3ff0_0000_0000_0047]),
+                (1, [0x3f80_000d_8080_0039, 0x18]),
+            ],
+        ),
+    ];
+    for (code, mxcsr, regs) in cases {
+        let (mut input, buf) = fixed_input(7, mxcsr);
+        for (n, v) in regs {
+            input.xmm[n] = v;
+        }
+        assert!(check_fault(code, &input, &buf), "{code:02x?} faults");
     }
 }
