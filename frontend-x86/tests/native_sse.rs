@@ -975,7 +975,9 @@ fn maskmovdqu_matches_the_host() {
 /// and an unmasked UE next to another unmasked exception in a packed op.
 #[test]
 fn regression_unmasked_underflow_cases() {
-    let cases: [(&[u8], u64, [(usize, [u64; 2]); 2]); 3] = [
+    // (code, MXCSR, two XMM registers' contents)
+    type Case = (&'static [u8], u64, [(usize, [u64; 2]); 2]);
+    let cases: [Case; 3] = [
         // addss xmm13, xmm4: denormal + denormal, exact and tiny.
         (
             &[0xf3, 0x44, 0x0f, 0x58, 0xec],
