@@ -433,8 +433,6 @@ fn sse_rounding_modes_and_mxcsr_flags_on_kvm() {
 }
 
 #[test]
-#[ignore = "TCG front end has no SSE yet (being implemented): #UD at the first \
-            ldmxcsr; unignore when SSE lands"]
 fn sse_rounding_modes_and_mxcsr_flags_on_tcg() {
     assert_guest_prints("tcg", "sse.elf", "", "sse.out");
 }
@@ -448,6 +446,7 @@ fn tcg_interpreter_agrees_on_the_cpu_feature_guests() {
         ("exceptions.elf", "exceptions.out"),
         ("smc.elf", "smc.out"),
         ("flags.elf", "flags.out"),
+        ("sse.elf", "sse.out"),
     ] {
         let result = run_guest("tcg", image, &["--tcg-engine", "interp"]);
         assert_eq!(result.status, Some(1), "{image}: {}", result.stderr);

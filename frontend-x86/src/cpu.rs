@@ -1166,6 +1166,15 @@ impl GuestCpu for X86Cpu {
         if s.efer & ctl::EFER_LMA != 0 {
             f |= tbflags::LMA;
         }
+        if s.cr4 & ctl::CR4_OSFXSR == 0 || s.cr0 & ctl::CR0_EM != 0 {
+            f |= tbflags::NO_SSE;
+        }
+        if s.cr0 & ctl::CR0_EM != 0 {
+            f |= tbflags::EM;
+        }
+        if s.cr0 & ctl::CR0_TS != 0 {
+            f |= tbflags::TS;
+        }
         f
     }
 

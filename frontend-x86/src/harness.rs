@@ -1,5 +1,6 @@
-//! A minimal exec loop over accel-tcg's IR interpreter, for this crate's
-//! tests: translate, optimize, interpret, dispatch the exit to [`X86Cpu`].
+//! A minimal exec loop over accel-tcg's IR interpreter (or, with
+//! [`Runner::use_jit`], its x86-64 JIT without chaining), for this crate's
+//! tests: translate, optimize, run, dispatch the exit to [`X86Cpu`].
 //!
 //! It is not moat's exec loop (that one, in accel-tcg, compiles blocks, chains
 //! them and tracks code pages); it exists so that the front end can be tested
@@ -9,6 +10,7 @@
 use std::collections::HashMap;
 
 use accel_tcg::ExitReason;
+use accel_tcg::backend::x86_64::{CompiledBlock, Jit};
 use accel_tcg::guest::{CodeReader, GuestCpu, GuestEvent, PageWalker, Platform};
 use accel_tcg::interp::Interpreter;
 use accel_tcg::ir::{Block, MemSize};
@@ -136,6 +138,9 @@ impl CodeReader for Code<'_> {
     }
 }
 
+/// Blocks by (pc, flags).
+type BlockMap<T> = HashMap<(u64, u64), T>;
+
 /// Runs an [`X86Cpu`] on the interpreter.
 pub struct Runner {
     /// The vCPU.
@@ -146,6 +151,7 @@ pub struct Runner {
     pub blocks: u64,
     /// Optimize blocks before running them.
     pub optimize: bool,
+    jit: Option<(Jit, BlockMap<CompiledBlock>)>,
 }
 
 impl Runner {
@@ -157,7 +163,16 @@ impl Runner {
             interp: Interpreter::new(),
             blocks: 0,
             optimize: true,
+            jit: None,
         }
+    }
+
+    /// Runs blocks as host code from accel-tcg's JIT instead of the
+    /// interpreter (no chaining: every block returns here).
+    pub fn use_jit(&mut self) -> Result<(), String> {
+        let jit = Jit::new(1 << 20, size_of::<crate::X86State>()).map_err(|e| e.to_string())?;
+        self.jit = Some((jit, HashMap::new()));
+        Ok(())
     }
 
     /// Runs until a lifecycle exit or `max_blocks` blocks (then `None`).
@@ -204,9 +219,28 @@ impl Runner {
             ram: platform.memory,
             mmio: platform.mmio,
         };
-        let r = match self.interp.run(b, &mut *self.cpu.state, &mut mem) {
-            Ok(r) => r,
-            Err(e) => panic!("interpreter error at {pc:#x}: {e}\n{b}"),
+        let r = match &mut self.jit {
+            Some((jit, compiled)) => {
+                if let std::collections::hash_map::Entry::Vacant(e) = compiled.entry((pc, flags)) {
+                    match jit.compile(b) {
+                        Ok(c) => {
+                            e.insert(c);
+                        }
+                        Err(err) => panic!("JIT error at {pc:#x}: {err}\n{b}"),
+                    }
+                }
+                let Some(code) = compiled.get(&(pc, flags)) else {
+                    return GuestEvent::Continue;
+                };
+                match jit.run(code, &mut *self.cpu.state, &mut mem) {
+                    Ok(r) => r.reason,
+                    Err(e) => panic!("JIT run error at {pc:#x}: {e}\n{b}"),
+                }
+            }
+            None => match self.interp.run(b, &mut *self.cpu.state, &mut mem) {
+                Ok(r) => r,
+                Err(e) => panic!("interpreter error at {pc:#x}: {e}\n{b}"),
+            },
         };
         match r {
             ExitReason::Chain { pc, .. } | ExitReason::Indirect { pc } => {
@@ -226,6 +260,10 @@ impl Runner {
     /// Forgets every translation (after the test rewrote guest code).
     pub fn flush(&mut self) {
         self.cache.clear();
+        if let Some((jit, compiled)) = &mut self.jit {
+            compiled.clear();
+            jit.flush();
+        }
         self.cpu.state.header.tlb.flush();
     }
 }

@@ -10,19 +10,22 @@
 //!   lazily evaluated condition codes ([`flags`]).
 //! * [`translate`]: decoding and translation to IR.
 //! * [`mmu`]: the page-table walker ([`accel_tcg::guest::PageWalker`]).
+//! * [`simd`]: the SSE/SSE2 helpers, run on the host's SSE unit under the
+//!   guest's MXCSR.
 //! * [`cpu`]: [`cpu::X86Cpu`], the [`accel_tcg::guest::GuestCpu`] the exec
 //!   loop drives.
 //!
 //! Supported: 32-bit protected mode (flat segments) and 64-bit long mode,
 //! the general-purpose integer ISA, system instructions for booting and
-//! running a kernel, paging, exceptions through the IDT. Not yet: 16-bit
-//! code, x87/MMX/SSE, interrupts from devices, task switches, call gates.
+//! running a kernel, SSE and SSE2, paging, exceptions through the IDT. Not yet: 16-bit
+//! code, x87/MMX, SSE3 and later, interrupts from devices, task switches, call gates.
 
 pub mod cpu;
 pub mod flags;
 #[doc(hidden)]
 pub mod harness;
 pub mod mmu;
+pub mod simd;
 pub mod state;
 pub mod translate;
 

@@ -27,6 +27,15 @@
 //! is `eflags | compute(cc_op, cc_dst, cc_src, cc_src2)`
 //! ([`X86State::rflags`]).
 //!
+//! # SSE
+//!
+//! The sixteen XMM registers are `[u64; 2]` pairs (low, high) so that moves
+//! are plain 8-byte `ld_env`/`st_env`s; a seventeenth slot, [`XMM_TMP`],
+//! holds a memory operand for the SSE helpers. MXCSR is a field of its own.
+//! The x87 words and ST0-ST7 exist only so that fxsave/fxrstor round-trip
+//! them. None of this is in `machine::X86CpuState`, which has no XMM state:
+//! it survives `load_machine` unchanged.
+//!
 //! # Segments
 //!
 //! Each segment register is four words: selector, base, limit and the
@@ -313,7 +322,33 @@ pub struct X86State {
     pub dr6: u64,
     /// Operands translated code leaves for an instruction finished in Rust.
     pub scratch: [u64; 4],
+    /// xmm0..xmm15 as (low, high) quadwords, then [`XMM_TMP`]: a slot the
+    /// translator loads memory operands into so that SSE helpers only ever
+    /// see register numbers.
+    pub xmm: [[u64; 2]; 17],
+    /// MXCSR (bits 0-15; reset value 0x1f80).
+    pub mxcsr: u64,
+    /// The x87 control, status and abridged tag words and ST0-ST7 (as the
+    /// 10-byte registers in 16-byte slots). moat has no x87 yet: they are
+    /// kept only so that fxsave/fxrstor round-trip them.
+    pub fpu_fcw: u64,
+    /// x87 status word (see [`X86State::fpu_fcw`]).
+    pub fpu_fsw: u64,
+    /// x87 abridged tag word (see [`X86State::fpu_fcw`]).
+    pub fpu_ftw: u64,
+    /// ST0-ST7 / MM0-MM7 (see [`X86State::fpu_fcw`]).
+    pub fpu_st: [[u64; 2]; 8],
 }
+
+/// The index of the translator's scratch XMM slot in [`X86State::xmm`].
+pub const XMM_TMP: usize = 16;
+
+/// MXCSR after reset: all exceptions masked, round to nearest.
+pub const MXCSR_RESET: u64 = 0x1f80;
+
+/// The MXCSR bits software may set (fxsave's MXCSR_MASK): flags, DAZ,
+/// masks, rounding control and FTZ. Setting any other bit is #GP(0).
+pub const MXCSR_MASK: u64 = 0xffff;
 
 // SAFETY: `X86State` is `#[repr(C)]` with the header first, and every field
 // after it is a `u64` (or an array or struct of them): any bit pattern is valid.
@@ -349,6 +384,18 @@ offs! {
     EFER_OFF = efer;
     DR6_OFF = dr6;
     SCRATCH_OFF = scratch;
+    XMM_OFF = xmm;
+    MXCSR_OFF = mxcsr;
+    FPU_FCW_OFF = fpu_fcw;
+    FPU_FSW_OFF = fpu_fsw;
+    FPU_FTW_OFF = fpu_ftw;
+    FPU_ST_OFF = fpu_st;
+}
+
+/// Offset of quadword `half` (0 low, 1 high) of XMM register `n`
+/// ([`XMM_TMP`] for the scratch slot).
+pub const fn xmm_off(n: usize, half: usize) -> u32 {
+    XMM_OFF + (16 * n + 8 * half) as u32
 }
 
 /// DR6's value at reset (its reserved bits read as ones).
@@ -383,6 +430,10 @@ const _: () = assert!(size_of::<SegCache>() == 32);
 const _: () = assert!(CC_DST_OFF == CC_OP_OFF + 8 && CC_SRC_OFF == CC_OP_OFF + 16);
 const _: () = assert!(seg_base_off(seg::GS) as usize == offset_of!(X86State, segs) + 5 * 32 + 8);
 const _: () = assert!(scratch_off(3) as usize + 8 <= size_of::<X86State>());
+const _: () = assert!(XMM_OFF.is_multiple_of(8));
+const _: () = assert!(xmm_off(XMM_TMP, 1) as usize == offset_of!(X86State, xmm) + 16 * 16 + 8);
+const _: () = assert!(MXCSR_OFF == xmm_off(XMM_TMP, 1) + 8);
+const _: () = assert!(FPU_ST_OFF as usize + 128 <= size_of::<X86State>());
 
 impl Default for X86State {
     fn default() -> Self {
@@ -434,6 +485,12 @@ impl X86State {
             cpl: 0,
             dr6: DR6_RESET,
             scratch: [0; 4],
+            xmm: [[0; 2]; 17],
+            mxcsr: MXCSR_RESET,
+            fpu_fcw: 0x37f,
+            fpu_fsw: 0,
+            fpu_ftw: 0,
+            fpu_st: [[0; 2]; 8],
         }
     }
 

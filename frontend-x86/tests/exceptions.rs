@@ -356,6 +356,10 @@ fn random_code_never_panics() {
                 }
             }
             st.gprs[4] = STACK_TOP;
+            if case % 4 == 0 {
+                // SSE enabled (CR4.OSFXSR, OSXMMEXCPT).
+                st.cr4 |= 3 << 9;
+            }
             m.runner
                 .cpu
                 .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
@@ -623,4 +627,251 @@ fn invlpg_makes_a_changed_mapping_visible() {
     let s = m.state();
     assert_eq!(s.gprs[0] & 0xff, 0x11);
     assert_eq!(s.gprs[3] & 0xff, 0x22);
+}
+
+// ---- SSE ----
+
+const OSFXSR: u64 = 1 << 9;
+const OSXMMEXCPT: u64 = 1 << 10;
+const TS: u64 = 1 << 3;
+const EM: u64 = 1 << 2;
+
+/// A machine running `code` with these CR0 and CR4 bits added.
+fn sse_machine(code: &[u8], cr0: u64, cr4: u64) -> Machine {
+    let mut m = Machine::new(code, &[], &[]);
+    let mut st = m.state();
+    st.cr0 |= cr0;
+    st.cr4 |= cr4;
+    m.runner
+        .cpu
+        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+        .unwrap();
+    m
+}
+
+const XORPS: [u8; 4] = [0x0f, 0x57, 0xc0, 0xf4]; // xorps xmm0, xmm0; hlt
+
+#[test]
+fn sse_needs_osfxsr_and_no_em() {
+    let mut m = sse_machine(&XORPS, 0, 0);
+    m.halted_in_handler(6);
+    assert_eq!(m.stack(1)[0], CODE);
+    let mut m = sse_machine(&XORPS, EM, OSFXSR);
+    m.halted_in_handler(6);
+}
+
+#[test]
+fn sse_with_ts_is_device_not_available_until_clts() {
+    let mut m = sse_machine(&XORPS, TS, OSFXSR);
+    m.halted_in_handler(7);
+    assert_eq!(m.stack(1)[0], CODE);
+    // clts; xorps xmm0, xmm0; hlt
+    let mut m = sse_machine(&[0x0f, 0x06, 0x0f, 0x57, 0xc0, 0xf4], TS, OSFXSR);
+    m.runner.cpu.state.xmm[0] = [1, 2];
+    let exit = m.run();
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    assert_eq!(m.state().rip, CODE + 6);
+    assert_eq!(m.runner.cpu.state.xmm[0], [0, 0]);
+}
+
+/// divss xmm0, xmm1 with xmm1 = 0 and ZE unmasked: #XM with OSXMMEXCPT,
+/// #UD without; the destination keeps its value, MXCSR gets ZE.
+#[test]
+fn unmasked_simd_exception_is_xm_or_ud() {
+    for (cr4, vector, jit) in [
+        (OSFXSR | OSXMMEXCPT, 19, false),
+        (OSFXSR, 6, false),
+        (OSFXSR | OSXMMEXCPT, 19, true),
+        (OSFXSR, 6, true),
+    ] {
+        let mut m = sse_machine(&[0xf3, 0x0f, 0x5e, 0xc1, 0xf4], 0, cr4);
+        if jit {
+            m.runner.use_jit().unwrap();
+        }
+        let one = 1.0f32.to_bits() as u64;
+        m.runner.cpu.state.xmm[0] = [one, 7];
+        m.runner.cpu.state.xmm[1] = [0, 0];
+        m.runner.cpu.state.mxcsr = 0x1f80 & !(1 << 9);
+        m.halted_in_handler(vector);
+        assert_eq!(m.stack(1)[0], CODE, "rip of divss");
+        assert_eq!(m.runner.cpu.state.xmm[0], [one, 7]);
+        assert_eq!(m.runner.cpu.state.mxcsr, 0x1d84);
+    }
+    // Masked: infinity and ZE, no fault.
+    let mut m = sse_machine(&[0xf3, 0x0f, 0x5e, 0xc1, 0xf4], 0, OSFXSR | OSXMMEXCPT);
+    m.runner.cpu.state.xmm[0] = [1.0f32.to_bits() as u64, 0];
+    let exit = m.run();
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    assert_eq!(m.runner.cpu.state.xmm[0][0], f32::INFINITY.to_bits() as u64);
+    assert_eq!(m.runner.cpu.state.mxcsr, 0x1f84);
+}
+
+#[test]
+fn misaligned_movaps_is_gp_and_movups_is_not() {
+    // mov eax, 0x5008; movaps xmm0, [rax]; hlt
+    let mut m = sse_machine(&[0xb8, 0x08, 0x50, 0, 0, 0x0f, 0x28, 0x00, 0xf4], 0, OSFXSR);
+    m.halted_in_handler(13);
+    assert_eq!(m.stack(2), [0, CODE + 5]);
+    // mov eax, 0x5008; movups xmm0, [rax]; hlt
+    let mut m = sse_machine(&[0xb8, 0x08, 0x50, 0, 0, 0x0f, 0x10, 0x00, 0xf4], 0, OSFXSR);
+    m.mem.write_obj(0x1122u64, GuestAddress(0x5008)).unwrap();
+    m.mem.write_obj(0x3344u64, GuestAddress(0x5010)).unwrap();
+    let exit = m.run();
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    assert_eq!(m.runner.cpu.state.xmm[0], [0x1122, 0x3344]);
+}
+
+#[test]
+fn ldmxcsr_with_a_reserved_bit_is_gp() {
+    // ldmxcsr [0x5000]; hlt
+    let code = [0x0f, 0xae, 0x14, 0x25, 0x00, 0x50, 0x00, 0x00, 0xf4];
+    let mut m = sse_machine(&code, 0, OSFXSR);
+    m.mem.write_obj(0x1_1f80u32, GuestAddress(0x5000)).unwrap();
+    m.halted_in_handler(13);
+    assert_eq!(m.runner.cpu.state.mxcsr, 0x1f80);
+    let mut m = sse_machine(&code, 0, OSFXSR);
+    m.mem.write_obj(0x7f80u32, GuestAddress(0x5000)).unwrap();
+    let exit = m.run();
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    assert_eq!(m.runner.cpu.state.mxcsr, 0x7f80);
+}
+
+/// An unaligned 16-byte store whose second half is on an unmapped page
+/// faults before writing its first half.
+#[test]
+fn page_crossing_movups_store_is_precise() {
+    // movups [UNMAPPED - 8], xmm0; hlt
+    let mut code = vec![0x0f, 0x11, 0x04, 0x25];
+    code.extend(((UNMAPPED - 8) as u32).to_le_bytes());
+    code.push(0xf4);
+    for jit in [false, true] {
+        let mut m = sse_machine(&code, 0, OSFXSR);
+        if jit {
+            m.runner.use_jit().unwrap();
+        }
+        m.runner.cpu.state.xmm[0] = [u64::MAX, u64::MAX];
+        m.mem
+            .write_obj(0x0123_4567_89ab_cdefu64, GuestAddress(UNMAPPED - 8))
+            .unwrap();
+        let s = m.halted_in_handler(14);
+        assert_eq!(s.cr2, UNMAPPED);
+        let v: u64 = m.mem.read_obj(GuestAddress(UNMAPPED - 8)).unwrap();
+        assert_eq!(v, 0x0123_4567_89ab_cdef);
+    }
+}
+
+#[test]
+fn fxsave_and_fxrstor_round_trip() {
+    // fxsave [0x5000]; pxor xmm3, xmm3; ldmxcsr [0x6000]; fxrstor [0x5000]; hlt
+    let code = [
+        0x0f, 0xae, 0x04, 0x25, 0x00, 0x50, 0x00, 0x00, // fxsave
+        0x66, 0x0f, 0xef, 0xdb, // pxor xmm3, xmm3
+        0x0f, 0xae, 0x14, 0x25, 0x00, 0x60, 0x00, 0x00, // ldmxcsr
+        0x0f, 0xae, 0x0c, 0x25, 0x00, 0x50, 0x00, 0x00, // fxrstor
+        0xf4,
+    ];
+    for jit in [false, true] {
+        let mut m = sse_machine(&code, 0, OSFXSR);
+        if jit {
+            m.runner.use_jit().unwrap();
+        }
+        m.mem.write_obj(0x9f80u32, GuestAddress(0x6000)).unwrap();
+        for (k, x) in m.runner.cpu.state.xmm[..16].iter_mut().enumerate() {
+            *x = [k as u64 * 0x1111, !(k as u64)];
+        }
+        m.runner.cpu.state.mxcsr = 0x3f81;
+        let before = m.runner.cpu.state.xmm;
+        let exit = m.run();
+        assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+        assert_eq!(m.runner.cpu.state.xmm[..16], before[..16]);
+        assert_eq!(m.runner.cpu.state.mxcsr, 0x3f81);
+        let rd = |a: u64| -> u64 { m.mem.read_obj(GuestAddress(a)).unwrap() };
+        assert_eq!(rd(0x5000) & 0xffff, 0x37f, "FCW");
+        assert_eq!(rd(0x5018), 0xffff_0000_3f81, "MXCSR and MXCSR_MASK");
+        assert_eq!(rd(0x5000 + 160 + 3 * 16), 3 * 0x1111, "xmm3");
+        assert_eq!(rd(0x5000 + 160 + 15 * 16 + 8), !15u64, "xmm15 high");
+    }
+}
+
+/// Random SSE-shaped bytes (prefixes, 0F opcodes, modrm, displacements)
+/// with random XMM contents and a random MXCSR, unmasked exceptions
+/// included, on the interpreter and on the JIT: faults, #XM and #UD, never
+/// a panic.
+#[test]
+fn random_sse_code_never_panics() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for case in 0..200 {
+        let mut code = Vec::new();
+        while code.len() < 480 {
+            let r = next();
+            if let Some(&p) = [0x66u8, 0xf2, 0xf3].get((r % 5) as usize) {
+                code.push(p);
+            }
+            if r & 0x30 == 0 {
+                code.push(0x40 | ((r >> 8) & 0xf) as u8);
+            }
+            code.push(0x0f);
+            code.extend(next().to_le_bytes()[..(2 + (r >> 12) % 5) as usize].iter());
+        }
+        let cr4 = if case % 3 == 0 {
+            OSFXSR
+        } else {
+            OSFXSR | OSXMMEXCPT
+        };
+        let mut m = sse_machine(&code, 0, cr4);
+        if case % 2 == 1 {
+            m.runner.use_jit().unwrap();
+        }
+        for v in m.runner.cpu.state.xmm.iter_mut() {
+            *v = [next(), next()];
+        }
+        m.runner.cpu.state.mxcsr = next() & 0xffff;
+        let mut st = m.state();
+        for r in st.gprs.iter_mut() {
+            *r = next() & 0x1f_ffff;
+        }
+        st.gprs[4] = STACK_TOP;
+        m.runner
+            .cpu
+            .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+            .unwrap();
+        let _ = m.run();
+    }
+}
+
+/// SSE in 32-bit protected mode (xmm0-7, 32-bit addressing).
+#[test]
+fn sse_in_protected_mode() {
+    // mov eax, 0x5000; movaps xmm1, [eax]; addps xmm1, xmm1;
+    // movups [eax+20], xmm1; cvttss2si ecx, xmm1; hlt
+    let code = [
+        0xb8, 0x00, 0x50, 0x00, 0x00, 0x0f, 0x28, 0x08, 0x0f, 0x58, 0xc9, 0x0f, 0x11, 0x48, 0x14,
+        0xf3, 0x0f, 0x2c, 0xc9, 0xf4,
+    ];
+    let mut m = Machine::new(&code, &[], &[]);
+    protected_mode(&mut m);
+    let mut st = m.state();
+    st.cr4 |= OSFXSR;
+    m.runner
+        .cpu
+        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+        .unwrap();
+    for (k, v) in [1.5f32, -2.0, 3.25, 1e30].into_iter().enumerate() {
+        m.mem
+            .write_obj(v.to_bits(), GuestAddress(0x5000 + 4 * k as u64))
+            .unwrap();
+    }
+    let exit = m.run();
+    assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
+    let out: Vec<f32> = (0..4)
+        .map(|k| f32::from_bits(m.mem.read_obj(GuestAddress(0x5014 + 4 * k)).unwrap()))
+        .collect();
+    assert_eq!(out, [3.0, -4.0, 6.5, 2e30]);
+    assert_eq!(m.state().gprs[1], 3);
 }

@@ -15,6 +15,7 @@
 //! | [`stack`]  | push/pop, enter/leave, pushf/popf                               |
 //! | [`system`] | control registers, descriptor tables, MSRs, far transfers, cpuid, rdtsc, hlt, int |
 //! | [`io`]     | in/out/ins/outs                                                 |
+//! | [`sse`]    | SSE and SSE2: moves, logic, integer SIMD, floating point, conversions, ldmxcsr, fxsave |
 //!
 //! # Conventions
 //!
@@ -37,6 +38,7 @@ pub mod branch;
 pub mod io;
 pub mod muldiv;
 pub mod shift;
+pub mod sse;
 pub mod stack;
 pub mod status;
 pub mod string;
@@ -66,8 +68,14 @@ pub mod tbflags {
     pub const SS32: u64 = 1 << 6;
     /// Long mode active.
     pub const LMA: u64 = 1 << 7;
+    /// SSE instructions raise #UD: CR4.OSFXSR = 0 or CR0.EM = 1.
+    pub const NO_SSE: u64 = 1 << 8;
+    /// CR0.EM.
+    pub const EM: u64 = 1 << 9;
+    /// CR0.TS: SSE and x87 instructions raise #NM.
+    pub const TS: u64 = 1 << 10;
     /// RFLAGS.TF: every instruction ends its block with a #DB trap.
-    pub const TF: u64 = 1 << 8;
+    pub const TF: u64 = 1 << 11;
     /// The CS base sits in the high 32 bits (outside 64-bit mode).
     pub const CS_BASE_SHIFT: u32 = 32;
 }
@@ -122,9 +130,15 @@ pub enum H {
     Cpuid,
     /// [`system::helper_rdtsc`]
     Rdtsc,
+    /// [`crate::simd::helper_sse`] for floating point (may raise #XM)
+    Sse,
+    /// [`crate::simd::helper_sse`] for integer operations (cannot fault)
+    SseInt,
+    /// [`crate::simd::helper_shuffle`]
+    Shuffle,
 }
 
-const NUM_HELPERS: usize = 4;
+const NUM_HELPERS: usize = 7;
 
 /// A register or memory operand.
 #[derive(Clone, Copy, Debug)]
@@ -518,6 +532,25 @@ impl<'a> Ctx<'a> {
             H::Rdtsc => (
                 "rdtsc",
                 HelperFn::A0(system::helper_rdtsc),
+                HelperFlags::default(),
+            ),
+            H::Sse => (
+                "sse",
+                HelperFn::A3(crate::simd::helper_sse),
+                HelperFlags {
+                    pure: false,
+                    no_env: false,
+                    may_exit: true,
+                },
+            ),
+            H::SseInt => (
+                "sse_int",
+                HelperFn::A3(crate::simd::helper_sse),
+                HelperFlags::default(),
+            ),
+            H::Shuffle => (
+                "sse_shuffle",
+                HelperFn::A3(crate::simd::helper_shuffle),
                 HelperFlags::default(),
             ),
         };
@@ -927,6 +960,9 @@ pub fn translate_block(
 fn translate_insn(c: &mut Ctx<'_>) -> Res {
     use Mnemonic as M;
     let m = c.i.mnemonic();
+    if sse::claims(&c.i) {
+        return sse::sse(c, m);
+    }
     match m {
         M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => {
             alu::arith(c, m)
@@ -1178,6 +1214,35 @@ mod tests {
         assert!(!ops.contains(&Opcode::GotoTb), "{b}");
     }
 
+    #[cfg(target_arch = "x86_64")] // where SSE is available (see crate::simd)
+    /// Moves, logic and zeroing idioms are inline loads and stores of the
+    /// XMM halves, never helper calls; arithmetic calls one helper.
+    #[test]
+    fn sse_moves_and_logic_stay_inline() {
+        // movaps xmm1, xmm2; xorps xmm0, xmm0; movups xmm3, [rdi];
+        // pand xmm3, xmm1; movq rax, xmm3; movss [rsi], xmm0; addps xmm1, xmm2
+        let code = [
+            0x0f, 0x28, 0xca, 0x0f, 0x57, 0xc0, 0x0f, 0x10, 0x1f, 0x66, 0x0f, 0xdb, 0xd9, 0x66,
+            0x48, 0x0f, 0x7e, 0xd8, 0xf3, 0x0f, 0x11, 0x06, 0x0f, 0x58, 0xca,
+        ];
+        let mut b = Block::new(0x1000);
+        let tb = tbflags::CODE64;
+        translate_block(0x1000, tb, &mut Flat(&code, 0x1000), &mut b, 7).unwrap();
+        accel_tcg::opt::optimize(&mut b);
+        use accel_tcg::ir::Opcode;
+        let calls = b
+            .insns
+            .iter()
+            .filter(|i| i.op.opcode() == Opcode::Call)
+            .count();
+        assert_eq!(calls, 1, "{b}");
+        // Without CR4.OSFXSR, the first SSE instruction is #UD.
+        let mut b = Block::new(0x1000);
+        let tb = tbflags::CODE64 | tbflags::NO_SSE;
+        translate_block(0x1000, tb, &mut Flat(&code, 0x1000), &mut b, 7).unwrap();
+        assert!(b.insns.len() < 8, "{b}");
+    }
+
     #[test]
     fn disassembly() {
         let lines = disassemble(0x1000, tbflags::CODE64, &[0x48, 0x01, 0xd8, 0xc3]);
@@ -1190,6 +1255,14 @@ mod tests {
     fn cpuid_model() {
         let v = system::cpuid(0, 0);
         assert_eq!(&v[1].to_le_bytes(), b"moat");
+        let f = system::cpuid(1, 0);
+        assert_eq!(
+            f[3] & (7 << 24),
+            if crate::simd::available() { 7 << 24 } else { 0 },
+            "FXSR, SSE, SSE2"
+        );
+        assert_eq!(f[3] & (1 << 23), 0, "no MMX");
+        assert_eq!(f[2] & 1, 0, "no SSE3");
         let ext = system::cpuid(0x8000_0001, 0);
         assert!(ext[3] & (1 << 29) != 0, "long mode");
         let brand: Vec<u8> = (0..3)

@@ -153,7 +153,8 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             let v = c.ld(state::CR0_OFF);
             let n = c.op2i(Block::and, v, !state::ctl::CR0_TS);
             c.st(n, state::CR0_OFF);
-            Ok(Flow::Next)
+            // CR0.TS is a TB flag (SSE raises #NM): continue in a new block.
+            Ok(c.exit(status::NEXT))
         }
         M::Swapgs => {
             if !c.code64() {
@@ -353,6 +354,12 @@ pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
                 | (1 << 13)
                 | (1 << 15)
                 | (1 << 16);
+            // FXSR, SSE, SSE2 (bits 24-26) where the host can run them.
+            let edx = if crate::simd::available() {
+                edx | (1 << 24) | (1 << 25) | (1 << 26)
+            } else {
+                edx
+            };
             let ecx = (1 << 13) | (1 << 23);
             [0x0005_06e3, 0x0001_0800, ecx, edx]
         }
