@@ -12,6 +12,12 @@
 //! jump on a flag it computed into a temp) tests `a cond b` directly, and
 //! the `setcond` dies unless something else (a flag store) reads it.
 //!
+//! A 64-bit temp whose upper 32 bits are known to be zero (a zero-extending
+//! load or extension, a small constant, and/or/xor/shr of such values) makes a
+//! later `ext32u` of it a copy: front ends for ISAs whose 32-bit operations
+//! zero-extend (x86-64, AArch64 `W` registers) emit that extension after every
+//! 32-bit operation, and most of them are redundant.
+//!
 //! Folding evaluates ops with the interpreter's semantics functions
 //! ([`crate::interp::eval_unary`], [`crate::interp::eval_binary`]), so folded
 //! and unfolded code cannot disagree.
@@ -40,6 +46,9 @@ struct Facts<'a> {
     konst: &'a mut Vec<(u32, u64)>,
     /// (epoch, source, source version) per temp.
     copy: &'a mut Vec<(u32, u32, u32)>,
+    /// The epoch in which the temp's current value was known to have its
+    /// upper 32 bits zero (0: not known).
+    zext: &'a mut Vec<u32>,
 }
 
 impl Facts<'_> {
@@ -60,6 +69,18 @@ impl Facts<'_> {
         }
         let ty = if f.ty_is_64 { Ty::I64 } else { Ty::I32 };
         Some((Temp(f.a), Temp(f.b), cond, ty))
+    }
+
+    /// Whether 64-bit temp `t` is known to hold a value below 2^32.
+    fn zext(&self, t: Temp) -> bool {
+        self.zext.get(t.index()) == Some(&self.epoch)
+            || self.konst(t).is_some_and(|c| c <= u64::from(u32::MAX))
+    }
+
+    fn note_zext(&mut self, t: Temp) {
+        if let Some(slot) = self.zext.get_mut(t.index()) {
+            *slot = self.epoch;
+        }
     }
 
     fn root(&self, t: Temp) -> Temp {
@@ -88,6 +109,7 @@ impl Facts<'_> {
             _ => (0, 0, 0),
         };
         self.setc[i] = SetcFact::default();
+        self.zext[i] = 0;
     }
 
     /// Records `d = setcond a, b, cond` (after `d`'s definition).
@@ -130,6 +152,7 @@ fn simplify(op: &Op, ty: Ty, f: &Facts<'_>) -> Simplified {
             None => Keep,
         },
         Op::Movi { d, c } if c != ty.mask(c) => Replace(Op::Movi { d, c: ty.mask(c) }),
+        Op::Ext32u { d, a } if ty == Ty::I64 && f.zext(a) => Replace(Op::Mov { d, a }),
         Op::Neg { d, a }
         | Op::Not { d, a }
         | Op::Ext8s { d, a }
@@ -294,12 +317,15 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
     s.copy.resize(n, (0, 0, 0));
     s.setc.clear();
     s.setc.resize(n, SetcFact::default());
+    s.zext.clear();
+    s.zext.resize(n, 0);
     let mut f = Facts {
         epoch: 1,
         version: &mut s.version,
         setc: &mut s.setc,
         konst: &mut s.konst,
         copy: &mut s.copy,
+        zext: &mut s.zext,
     };
     for i in 0..blk.insns.len() {
         let ty = blk.insns[i].ty;
@@ -334,6 +360,23 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
                 continue;
             }
         }
+        // Whether the op's result has its upper 32 bits zero, judged on the
+        // inputs before the definition replaces any of them.
+        let result_zext = ty == Ty::I64
+            && match op {
+                Op::Ext32u { .. }
+                | Op::Ext16u { .. }
+                | Op::Ext8u { .. }
+                | Op::ExtuI32I64 { .. } => true,
+                Op::QemuLd { mop, .. } | Op::LdEnv { mop, .. } => {
+                    !mop.signed && mop.size.bytes() <= 4
+                }
+                Op::Mov { a, .. } => f.zext(a),
+                Op::And { a, b, .. } => f.zext(a) || f.zext(b),
+                Op::Or { a, b, .. } | Op::Xor { a, b, .. } => f.zext(a) && f.zext(b),
+                Op::Shr { a, .. } => f.zext(a),
+                _ => false,
+            };
         match op {
             Op::Movi { d, c } => f.define(d, Some(ty.mask(c)), None),
             Op::Mov { d, a } => {
@@ -345,6 +388,9 @@ pub fn fold(blk: &mut Block, s: &mut Scratch) {
                 f.note_setcond(d, a, b, cond, ty);
             }
             _ => op.for_each_def(|t| f.define(t, None, None)),
+        }
+        if result_zext {
+            op.for_each_def(|t| f.note_zext(t));
         }
         blk.insns[i] = Insn { ty, op };
     }
@@ -372,6 +418,26 @@ mod tests {
         assert_eq!(b.insns[2].op, Op::Movi { d: z, c: 0x10 });
         assert_eq!(b.insns[3].op, Op::Movi { d: z, c: 0x10 });
         assert_eq!(b.insns[4].op, Op::Movi { d: w, c: 0x10 });
+    }
+
+    #[test]
+    fn zero_extension_of_a_zero_extended_value_is_a_copy() {
+        let mut b = Block::new(0);
+        let x = b.temp64();
+        let y = b.temp64();
+        let z = b.temp64();
+        let w = b.temp64();
+        b.ld_env(x, HEADER_SIZE as u32, MemOp::UL);
+        b.ext32u(y, x); // x is a zero-extended 32-bit load: a copy
+        b.ld_env(z, HEADER_SIZE as u32 + 8, MemOp::Q);
+        b.ext32u(w, z); // z may have upper bits: kept
+        b.add(y, y, w);
+        b.ext32u(y, y); // an add may carry into bit 32: kept
+        b.exit_indirect(y);
+        fold(&mut b, &mut Scratch::default());
+        assert_eq!(b.insns[1].op, Op::Mov { d: y, a: x });
+        assert_eq!(b.insns[3].op, Op::Ext32u { d: w, a: z });
+        assert_eq!(b.insns[5].op, Op::Ext32u { d: y, a: y });
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub struct Scratch {
     pub(crate) label_used: Vec<bool>,
     pub(crate) ends_window: Vec<bool>,
     pub(crate) setc: Vec<fold::SetcFact>,
+    pub(crate) zext: Vec<u32>,
 }
 
 /// Bytes `start..end` of the CPU state that the store at op `killer`
