@@ -143,6 +143,9 @@ pub struct RunArgs {
     /// new block), op (its IR), out_asm (host code), exec (every block entered).
     #[arg(long, value_name = "EVENTS", value_parser = parse_trace)]
     pub trace: Option<TraceFlags>,
+    /// TCG: write the --trace events to this file instead of stderr.
+    #[arg(long, value_name = "PATH", requires = "trace")]
+    pub trace_file: Option<PathBuf>,
     /// TCG: how translated blocks run: jit (host code) or interp (the IR
     /// interpreter, slow; for checking the JIT).
     #[arg(long, value_enum, default_value_t = TcgEngine::Jit)]

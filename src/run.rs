@@ -16,6 +16,7 @@ use machine::{Accelerator, Arch, RunOutcome};
 
 use crate::cli::{AccelChoice, RunArgs, SerialChoice, TcgEngine, Toggle};
 use crate::{console, gate, sandbox};
+use accel_tcg::exec::trace::TraceSink;
 use accel_tcg::exec::{EngineKind, TcgAccelerator, TcgOptions};
 
 /// Exit status for a usage or input error.
@@ -75,6 +76,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         )));
     }
     let (serial_output, serial_fd) = open_serial(&args.serial)?;
+    let (trace_sink, trace_fd) = open_trace_file(args)?;
     let uart = Arc::new(Mutex::new(Uart16550::new(
         Box::new(NoInterrupt),
         serial_output,
@@ -110,7 +112,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         (AccelChoice::Auto, IsolationMode::Required) => AccelChoice::Kvm,
         (choice, _) => choice,
     };
-    let accel = select_accelerator(choice, arch, args)?;
+    let accel = select_accelerator(choice, arch, args, trace_sink)?;
     confine(
         args,
         &decision,
@@ -118,6 +120,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         Confinement {
             stdin_uart,
             serial_fd,
+            trace_fd,
             inherited_fds,
         },
     )?;
@@ -178,6 +181,7 @@ fn select_accelerator(
     choice: AccelChoice,
     arch: Arch,
     args: &RunArgs,
+    trace_sink: Option<TraceSink>,
 ) -> Result<Box<dyn Accelerator>, Failure> {
     match choice {
         AccelChoice::Kvm => {
@@ -190,7 +194,7 @@ fn select_accelerator(
                 .map(|accel| Box::new(accel) as Box<dyn Accelerator>)
                 .map_err(|error| usage(error.to_string()))
         }
-        AccelChoice::Tcg => tcg_accelerator(arch, args),
+        AccelChoice::Tcg => tcg_accelerator(arch, args, trace_sink.clone()),
         AccelChoice::Auto => {
             if Arch::host() == Some(arch) {
                 match KvmAccelerator::open() {
@@ -198,19 +202,24 @@ fn select_accelerator(
                     Err(error) => log::info!("--accel auto: KVM unavailable, using TCG: {error}"),
                 }
             }
-            tcg_accelerator(arch, args)
+            tcg_accelerator(arch, args, trace_sink.clone())
         }
     }
 }
 
 /// The TCG accelerator with every front end moat has.
-fn tcg_accelerator(arch: Arch, args: &RunArgs) -> Result<Box<dyn Accelerator>, Failure> {
+fn tcg_accelerator(
+    arch: Arch,
+    args: &RunArgs,
+    trace_sink: Option<TraceSink>,
+) -> Result<Box<dyn Accelerator>, Failure> {
     let options = TcgOptions {
         engine: match args.tcg_engine {
             TcgEngine::Jit => EngineKind::Jit,
             TcgEngine::Interp => EngineKind::Interpreter,
         },
         trace: args.trace.unwrap_or_default(),
+        trace_sink,
         ..TcgOptions::default()
     };
     let accel = TcgAccelerator::new(vec![Arc::new(crate::tcg::X86FrontEnd)], options);
@@ -218,6 +227,22 @@ fn tcg_accelerator(arch: Arch, args: &RunArgs) -> Result<Box<dyn Accelerator>, F
         return Err(usage(format!("--accel tcg has no {arch} front end yet")));
     }
     Ok(Box::new(accel))
+}
+
+/// Opens `--trace-file` before the sandbox closes the file system; returns the
+/// sink and its descriptor (which the sandbox lets moat write).
+fn open_trace_file(args: &RunArgs) -> Result<(Option<TraceSink>, Option<RawFd>), Failure> {
+    let Some(path) = &args.trace_file else {
+        return Ok((None, None));
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .map_err(|error| usage(format!("--trace-file {}: {error}", path.display())))?;
+    let fd = file.as_raw_fd();
+    Ok((Some(TraceSink::new(Box::new(file))), Some(fd)))
 }
 
 /// Opens the serial backend; returns it with the descriptor it writes, if a file.
@@ -257,6 +282,8 @@ struct Confinement {
     stdin_uart: Option<Arc<Mutex<Uart16550>>>,
     /// The serial log's descriptor.
     serial_fd: Option<RawFd>,
+    /// The --trace-file descriptor.
+    trace_fd: Option<RawFd>,
     /// What closing inherited descriptors did (`None`: the sandbox is off).
     inherited_fds: Option<Result<String, String>>,
 }
@@ -273,6 +300,7 @@ fn confine(
     let Confinement {
         stdin_uart,
         serial_fd,
+        trace_fd,
         inherited_fds,
     } = confinement;
     let start_threads: Box<sandbox::ThreadStarter<'_>> = Box::new(move |filter| match stdin_uart {
@@ -285,6 +313,7 @@ fn confine(
     let report = if args.sandbox == Toggle::On {
         let mut write_fds = vec![libc::STDOUT_FILENO, libc::STDERR_FILENO];
         write_fds.extend(serial_fd);
+        write_fds.extend(trace_fd);
         let plan = sandbox::Plan {
             accel: accel.kind(),
             euid: gate::euid(),
@@ -297,7 +326,10 @@ fn confine(
             write_paths: match &args.serial {
                 SerialChoice::File(path) => vec![path.clone()],
                 _ => Vec::new(),
-            },
+            }
+            .into_iter()
+            .chain(args.trace_file.clone())
+            .collect(),
             write_fds,
             inherited_fds: inherited_fds.unwrap_or_else(|| Err("sandbox off".to_string())),
         };

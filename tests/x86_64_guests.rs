@@ -309,6 +309,19 @@ fn tcg_traces_guest_code_ir_and_host_code() {
     assert!(trace.contains("goto_tb"), "{trace}");
     assert!(trace.contains("OUT: 0x1000d0 ("), "{trace}");
     assert!(trace.contains("Trace: [0x00000000001000d0]"), "{trace}");
+    // The same into a file, from inside the sandbox.
+    let file = std::env::temp_dir().join(format!("moat-trace-{}", std::process::id()));
+    let path = file.to_str().unwrap();
+    let result = run_guest(
+        "tcg",
+        "hello.elf",
+        &["--trace", "in_asm,exec", "--trace-file", path],
+    );
+    assert_eq!((result.status, result.stderr.as_str()), (Some(1), ""));
+    let written = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(written.contains("IN: 0x1000d0\n"), "{written}");
+    assert!(written.contains("Trace: [0x00000000001000d0]"), "{written}");
     let bad = run_guest("tcg", "hello.elf", &["--trace", "in_asm,everything"]);
     assert_eq!(bad.status, Some(2));
     assert!(
