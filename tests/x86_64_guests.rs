@@ -150,18 +150,8 @@ fn serial_to_a_file_or_nowhere() {
 #[test]
 fn serial_input_reaches_the_guest() {
     use std::io::Write;
-    use std::process::Stdio;
     for_each_accel!("serial_input_reaches_the_guest", |accel| {
-        let mut child = moat()
-            .arg("run")
-            .args(common::accel_args(accel))
-            .arg("--kernel")
-            .arg(common::guest("echo.elf"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_guest(accel, "echo.elf");
         child
             .stdin
             .take()
@@ -180,19 +170,9 @@ fn serial_input_reaches_the_guest() {
 #[test]
 fn ctrl_c_ends_moat_cleanly() {
     use std::io::Read;
-    use std::process::Stdio;
     for_each_accel!("ctrl_c_ends_moat_cleanly", |accel| {
         // The echo guest waits for input forever; stdin stays open and silent.
-        let mut child = moat()
-            .arg("run")
-            .args(common::accel_args(accel))
-            .arg("--kernel")
-            .arg(common::guest("echo.elf"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_guest(accel, "echo.elf");
         let mut stdout = child.stdout.take().unwrap();
         let mut ready = [0u8; 6];
         stdout.read_exact(&mut ready).unwrap();
@@ -241,17 +221,8 @@ fn reset_through_either_port() {
 #[test]
 fn reset_restarts_the_machine() {
     use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     for_each_accel!("reset_restarts_the_machine", |accel| {
-        let mut child = moat()
-            .arg("run")
-            .args(common::accel_args(accel))
-            .arg("--kernel")
-            .arg(common::guest("reset.elf"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_guest(accel, "reset.elf");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // Each boot starts from a fresh machine and resets again.
         for _ in 0..3 {

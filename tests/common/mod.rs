@@ -75,6 +75,21 @@ pub fn accel_args(accel: &str) -> Vec<&str> {
     args
 }
 
+/// Starts `moat run --accel ACCEL --kernel IMAGE` with every standard stream
+/// piped, for tests that talk to the guest or signal moat.
+pub fn spawn_guest(accel: &str, image: &str) -> std::process::Child {
+    moat()
+        .arg("run")
+        .args(accel_args(accel))
+        .arg("--kernel")
+        .arg(guest(image))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 pub fn run_guest(accel: &str, image: &str, extra: &[&str]) -> Run {
     let image = guest(image);
     let mut command = moat();

@@ -363,7 +363,7 @@ pub fn setcc_cmov(c: &mut Ctx<'_>) -> Res {
 }
 
 /// Tells setcc from cmovcc.
-fn is_setcc(m: Mnemonic) -> bool {
+pub(super) fn is_setcc(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,

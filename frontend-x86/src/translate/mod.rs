@@ -1042,41 +1042,26 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
 
 fn is_setcc_cmov(m: Mnemonic) -> bool {
     use Mnemonic as M;
-    matches!(
-        m,
-        M::Seto
-            | M::Setno
-            | M::Setb
-            | M::Setae
-            | M::Sete
-            | M::Setne
-            | M::Setbe
-            | M::Seta
-            | M::Sets
-            | M::Setns
-            | M::Setp
-            | M::Setnp
-            | M::Setl
-            | M::Setge
-            | M::Setle
-            | M::Setg
-            | M::Cmovo
-            | M::Cmovno
-            | M::Cmovb
-            | M::Cmovae
-            | M::Cmove
-            | M::Cmovne
-            | M::Cmovbe
-            | M::Cmova
-            | M::Cmovs
-            | M::Cmovns
-            | M::Cmovp
-            | M::Cmovnp
-            | M::Cmovl
-            | M::Cmovge
-            | M::Cmovle
-            | M::Cmovg
-    )
+    alu::is_setcc(m)
+        || matches!(
+            m,
+            M::Cmovo
+                | M::Cmovno
+                | M::Cmovb
+                | M::Cmovae
+                | M::Cmove
+                | M::Cmovne
+                | M::Cmovbe
+                | M::Cmova
+                | M::Cmovs
+                | M::Cmovns
+                | M::Cmovp
+                | M::Cmovnp
+                | M::Cmovl
+                | M::Cmovge
+                | M::Cmovle
+                | M::Cmovg
+        )
 }
 
 fn is_jcc(m: Mnemonic) -> bool {
