@@ -81,6 +81,8 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     code_pages: CodePages,
     machine: Machine,
     block: Block,
+    /// The optimizer's buffers, kept between translations.
+    opt_scratch: crate::opt::Scratch,
     /// A chain exit whose target the next iteration may link to.
     pending_link: Option<E::Site>,
     /// Run the next instruction alone (after [`memory::SMC_RESTART`]).
@@ -106,6 +108,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             code_pages: CodePages::default(),
             machine,
             block: Block::new(0),
+            opt_scratch: crate::opt::Scratch::default(),
             pending_link: None,
             run_alone: false,
             trace: TraceFlags::default(),
@@ -279,7 +282,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         let pages = fetch.pages();
         let ranges = std::mem::take(&mut fetch.ranges);
         let code_end = fetch.end;
-        crate::opt::optimize(&mut self.block);
+        crate::opt::optimize_with(&mut self.block, &mut self.opt_scratch);
         let code = match self.engine.compile(&self.block) {
             Ok(code) => code,
             Err(EngineError::CacheFull) => {
