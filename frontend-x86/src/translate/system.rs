@@ -335,7 +335,8 @@ pub fn far_jmp(c: &mut Ctx<'_>, call: bool) -> Res {
 /// Vendor "moatmoatmoat", family 6 model 0x5e stepping 3. Features: the
 /// integer ISA moat translates: TSC, MSR, PAE, PGE, CMOV, PAT, PSE, CX8,
 /// CX16, syscall, NX, long mode, 1 GiB pages, rdtscp, lahf in 64-bit mode,
-/// lzcnt, popcnt. No x87, MMX, SSE or AVX, no local APIC. (`tzcnt` runs
+/// lzcnt, popcnt, and FXSR, SSE and SSE2 on x86-64 hosts (whose SSE unit runs
+/// the guest's floating point). No x87, MMX, SSE3 or AVX, no local APIC. (`tzcnt` runs
 /// as tzcnt, as on a BMI1 CPU, though BMI1 is not advertised: its other
 /// instructions are not implemented.)
 pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
