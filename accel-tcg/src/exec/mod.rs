@@ -140,8 +140,27 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             };
             let mut bytes = vec![0u8; end.saturating_sub(pc).min(1 << 16) as usize];
             text.push_str(&format!("IN: {pc:#x}\n"));
+            // The decoder reads ahead: show only the block's instructions,
+            // up to the last one the IR marks.
+            let last = self
+                .block
+                .insns
+                .iter()
+                .filter_map(|insn| match insn.op {
+                    crate::ir::Op::InsnStart { pc } => Some(pc),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(pc);
             if crate::guest::CodeReader::read(&mut fetch, pc, &mut bytes).is_ok() {
                 for line in self.cpu.disassemble(pc, flags, &bytes) {
+                    let addr = line
+                        .split(':')
+                        .next()
+                        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+                    if addr.is_some_and(|a| a > last) {
+                        break;
+                    }
                     text.push_str(&format!("  {line}\n"));
                 }
             }
