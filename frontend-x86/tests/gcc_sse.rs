@@ -8,13 +8,15 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 #![cfg(target_arch = "x86_64")]
 
+mod common;
+
 use std::sync::Arc;
 
 use accel_tcg::guest::{GuestCpu, Platform};
 use devices::{Bus, VmLifecycle};
 use frontend_x86::X86Cpu;
 use frontend_x86::harness::Runner;
-use machine::{Segment, VcpuExit, X86CpuState};
+use machine::VcpuExit;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 const BLOB: &[u8] = include_bytes!("data/sse_kernels.bin");
@@ -94,34 +96,8 @@ fn emulate(k: usize, out: &[u8], input: &[u8], jit: bool) -> (Vec<u8>, u32) {
     mem.write_slice(input, GuestAddress(IN)).unwrap();
     mem.write_obj(0xf4u8, GuestAddress(RET)).unwrap();
     mem.write_obj(RET, GuestAddress(STACK - 8)).unwrap();
-    let seg = |sel: u16, type_: u8, l: bool| Segment {
-        selector: sel,
-        base: 0,
-        limit: 0xffff_ffff,
-        type_,
-        present: true,
-        dpl: 0,
-        db: !l,
-        s: true,
-        l,
-        g: true,
-        avl: false,
-        unusable: false,
-    };
-    let mut st = X86CpuState {
-        rip: CODE + kernel_offset(k),
-        rflags: 2,
-        cs: seg(8, 0xb, true),
-        ds: seg(0x10, 3, false),
-        es: seg(0x10, 3, false),
-        fs: seg(0x10, 3, false),
-        gs: seg(0x10, 3, false),
-        ss: seg(0x10, 3, false),
-        cr0: 1,
-        cr4: 1 << 9,
-        efer: 0x500,
-        ..X86CpuState::default()
-    };
+    let mut st = common::flat64_state(CODE + kernel_offset(k));
+    st.cr4 = 1 << 9;
     st.gprs[4] = STACK - 8;
     st.gprs[7] = OUT;
     st.gprs[6] = IN;

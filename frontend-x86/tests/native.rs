@@ -14,6 +14,8 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 #![cfg(target_arch = "x86_64")]
 
+mod common;
+
 use std::sync::Arc;
 
 use accel_tcg::exec::engine::JitEngine;
@@ -22,7 +24,7 @@ use accel_tcg::guest::{GuestCpu, Platform};
 use devices::{Bus, VmLifecycle};
 use frontend_x86::X86Cpu;
 use frontend_x86::harness::Runner;
-use machine::{Segment, VcpuExit, X86CpuState};
+use machine::VcpuExit;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -155,33 +157,8 @@ fn emulate_mem(snippet: &[u8], input: &Regs, optimize: bool, buf: &mut [u8]) -> 
     let mut code = snippet.to_vec();
     code.push(0xf4);
     mem.write_slice(&code, GuestAddress(0x1000)).unwrap();
-    let seg = |sel: u16, type_: u8, l: bool| Segment {
-        selector: sel,
-        base: 0,
-        limit: 0xffff_ffff,
-        type_,
-        present: true,
-        dpl: 0,
-        db: !l,
-        s: true,
-        l,
-        g: true,
-        avl: false,
-        unusable: false,
-    };
-    let mut st = X86CpuState {
-        rip: 0x1000,
-        rflags: 2 | (input.flags & ALL),
-        cs: seg(8, 0xb, true),
-        ds: seg(0x10, 3, false),
-        es: seg(0x10, 3, false),
-        fs: seg(0x10, 3, false),
-        gs: seg(0x10, 3, false),
-        ss: seg(0x10, 3, false),
-        cr0: 1,
-        efer: 0x500,
-        ..X86CpuState::default()
-    };
+    let mut st = common::flat64_state(0x1000);
+    st.rflags = 2 | (input.flags & ALL);
     st.gprs = input.r;
     st.gprs[4] = 0x8000;
     let boot = machine::CpuState::X86_64(Box::new(st));
