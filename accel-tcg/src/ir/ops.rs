@@ -460,3 +460,60 @@ define_ops! {
     /// leaves the block with a status code for the exec loop
     exit_status => ExitStatus { code: Imm } [EXIT | BB_END];
 }
+
+/// Classes of ops for passes that treat a class alike (the folder). The
+/// interpreter and the backend match every op by name instead: that match is
+/// exhaustive, so a new op cannot be forgotten there.
+impl Op {
+    /// `(d, a)` for the ops whose result is [`crate::interp::eval_unary`] of one
+    /// input: negation, complement, extensions, byte swaps and bit counts (not
+    /// `mov`, which passes and the backend treat as a copy).
+    pub fn unary(&self) -> Option<(Temp, Temp)> {
+        match *self {
+            Op::Neg { d, a }
+            | Op::Not { d, a }
+            | Op::Ext8s { d, a }
+            | Op::Ext8u { d, a }
+            | Op::Ext16s { d, a }
+            | Op::Ext16u { d, a }
+            | Op::Ext32s { d, a }
+            | Op::Ext32u { d, a }
+            | Op::ExtuI32I64 { d, a }
+            | Op::ExtsI32I64 { d, a }
+            | Op::ExtrlI64I32 { d, a }
+            | Op::Bswap16 { d, a }
+            | Op::Bswap32 { d, a }
+            | Op::Bswap64 { d, a }
+            | Op::Clz { d, a }
+            | Op::Ctz { d, a }
+            | Op::Popcnt { d, a } => Some((d, a)),
+            _ => None,
+        }
+    }
+
+    /// `(d, a, b)` for the ops whose result is [`crate::interp::eval_binary`]
+    /// of two inputs: arithmetic, logic, shifts and rotates, multiplication and
+    /// division.
+    pub fn binary(&self) -> Option<(Temp, Temp, Temp)> {
+        match *self {
+            Op::Add { d, a, b }
+            | Op::Sub { d, a, b }
+            | Op::And { d, a, b }
+            | Op::Or { d, a, b }
+            | Op::Xor { d, a, b }
+            | Op::Shl { d, a, b }
+            | Op::Shr { d, a, b }
+            | Op::Sar { d, a, b }
+            | Op::Rotl { d, a, b }
+            | Op::Rotr { d, a, b }
+            | Op::Mul { d, a, b }
+            | Op::Mulsh { d, a, b }
+            | Op::Muluh { d, a, b }
+            | Op::Divs { d, a, b }
+            | Op::Divu { d, a, b }
+            | Op::Rems { d, a, b }
+            | Op::Remu { d, a, b } => Some((d, a, b)),
+            _ => None,
+        }
+    }
+}

@@ -153,72 +153,6 @@ fn simplify(op: &Op, ty: Ty, f: &Facts<'_>) -> Simplified {
         },
         Op::Movi { d, c } if c != ty.mask(c) => Replace(Op::Movi { d, c: ty.mask(c) }),
         Op::Ext32u { d, a } if ty == Ty::I64 && f.zext(a) => Replace(Op::Mov { d, a }),
-        Op::Neg { d, a }
-        | Op::Not { d, a }
-        | Op::Ext8s { d, a }
-        | Op::Ext8u { d, a }
-        | Op::Ext16s { d, a }
-        | Op::Ext16u { d, a }
-        | Op::Ext32s { d, a }
-        | Op::Ext32u { d, a }
-        | Op::ExtuI32I64 { d, a }
-        | Op::ExtsI32I64 { d, a }
-        | Op::ExtrlI64I32 { d, a }
-        | Op::Bswap16 { d, a }
-        | Op::Bswap32 { d, a }
-        | Op::Bswap64 { d, a }
-        | Op::Clz { d, a }
-        | Op::Ctz { d, a }
-        | Op::Popcnt { d, a } => {
-            let Some(c) = k(a) else { return Keep };
-            match eval_unary(opc, ty, c) {
-                Some(v) => Replace(Op::Movi { d, c: ty.mask(v) }),
-                None => Keep,
-            }
-        }
-        Op::Add { d, a, b }
-        | Op::Sub { d, a, b }
-        | Op::And { d, a, b }
-        | Op::Or { d, a, b }
-        | Op::Xor { d, a, b }
-        | Op::Shl { d, a, b }
-        | Op::Shr { d, a, b }
-        | Op::Sar { d, a, b }
-        | Op::Rotl { d, a, b }
-        | Op::Rotr { d, a, b }
-        | Op::Mul { d, a, b }
-        | Op::Mulsh { d, a, b }
-        | Op::Muluh { d, a, b }
-        | Op::Divs { d, a, b }
-        | Op::Divu { d, a, b }
-        | Op::Rems { d, a, b }
-        | Op::Remu { d, a, b } => {
-            let (ka, kb) = (k(a), k(b));
-            if let (Some(x), Some(y)) = (ka, kb) {
-                return match eval_binary(opc, ty, x, y) {
-                    Some(v) => Replace(Op::Movi { d, c: v }),
-                    None => Keep,
-                };
-            }
-            use Opcode::*;
-            let mov = |s: Temp| Replace(Op::Mov { d, a: s });
-            let movi = |c: u64| Replace(Op::Movi { d, c });
-            match (opc, ka, kb) {
-                (Add | Sub | Or | Xor | Shl | Shr | Sar | Rotl | Rotr, _, Some(0)) => mov(a),
-                (Add | Or | Xor, Some(0), _) => mov(b),
-                (Mul | Divs | Divu, _, Some(1)) => mov(a),
-                (Mul, Some(1), _) => mov(b),
-                (Mul | And | Mulsh | Muluh, _, Some(0))
-                | (Mul | And | Mulsh | Muluh, Some(0), _) => movi(0),
-                (And, _, Some(m)) if m == all_ones => mov(a),
-                (And, Some(m), _) if m == all_ones => mov(b),
-                (Or, _, Some(m)) | (Or, Some(m), _) if m == all_ones => movi(all_ones),
-                (Shl | Shr | Sar | Rotl | Rotr, Some(0), _) if opc != Sar => movi(0),
-                (Sub | Xor, _, _) if a == b => movi(0),
-                (And | Or, _, _) if a == b => mov(a),
-                _ => Keep,
-            }
-        }
         Op::Setcond { d, a, b, cond } => match (k(a), k(b)) {
             (Some(x), Some(y)) => Replace(Op::Movi {
                 d,
@@ -300,7 +234,43 @@ fn simplify(op: &Op, ty: Ty, f: &Facts<'_>) -> Simplified {
                 None => Keep,
             }
         }
-        _ => Keep,
+        _ => {
+            if let Some((d, a)) = op.unary() {
+                let Some(c) = k(a) else { return Keep };
+                match eval_unary(opc, ty, c) {
+                    Some(v) => Replace(Op::Movi { d, c: ty.mask(v) }),
+                    None => Keep,
+                }
+            } else if let Some((d, a, b)) = op.binary() {
+                let (ka, kb) = (k(a), k(b));
+                if let (Some(x), Some(y)) = (ka, kb) {
+                    return match eval_binary(opc, ty, x, y) {
+                        Some(v) => Replace(Op::Movi { d, c: v }),
+                        None => Keep,
+                    };
+                }
+                use Opcode::*;
+                let mov = |s: Temp| Replace(Op::Mov { d, a: s });
+                let movi = |c: u64| Replace(Op::Movi { d, c });
+                match (opc, ka, kb) {
+                    (Add | Sub | Or | Xor | Shl | Shr | Sar | Rotl | Rotr, _, Some(0)) => mov(a),
+                    (Add | Or | Xor, Some(0), _) => mov(b),
+                    (Mul | Divs | Divu, _, Some(1)) => mov(a),
+                    (Mul, Some(1), _) => mov(b),
+                    (Mul | And | Mulsh | Muluh, _, Some(0))
+                    | (Mul | And | Mulsh | Muluh, Some(0), _) => movi(0),
+                    (And, _, Some(m)) if m == all_ones => mov(a),
+                    (And, Some(m), _) if m == all_ones => mov(b),
+                    (Or, _, Some(m)) | (Or, Some(m), _) if m == all_ones => movi(all_ones),
+                    (Shl | Shr | Sar | Rotl | Rotr, Some(0), _) if opc != Sar => movi(0),
+                    (Sub | Xor, _, _) if a == b => movi(0),
+                    (And | Or, _, _) if a == b => mov(a),
+                    _ => Keep,
+                }
+            } else {
+                Keep
+            }
+        }
     }
 }
 
