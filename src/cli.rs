@@ -113,9 +113,14 @@ pub struct RunArgs {
     /// Guest RAM: a number with an optional K, M, G or T suffix (no suffix: MiB).
     #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_memory_size)]
     pub memory: u64,
-    /// Number of vCPUs (only 1 for now).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1))]
+    /// Number of vCPUs, 1 to 8, one host thread each; all but the first start
+    /// powered off until the guest starts them (x86 INIT/SIPI).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub cpus: u32,
+    /// The machine type; by default the one for the kernel's architecture
+    /// (pc for x86-64, virt for aarch64).
+    #[arg(long, value_enum)]
+    pub machine: Option<MachineChoice>,
     /// Serial port: stdio, null, or file:PATH.
     #[arg(long, value_name = "stdio|null|file:PATH", default_value = "stdio", value_parser = parse_serial)]
     pub serial: SerialChoice,
@@ -150,6 +155,24 @@ pub struct RunArgs {
     /// interpreter, slow; for checking the JIT).
     #[arg(long, value_enum, default_value_t = TcgEngine::Jit)]
     pub tcg_engine: TcgEngine,
+}
+
+/// `--machine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MachineChoice {
+    /// x86-64 PC (no PCI): 16550 COM1, 8259 PICs, 8254 PIT, APICs.
+    Pc,
+    /// aarch64, QEMU `virt`'s memory map.
+    Virt,
+}
+
+impl From<MachineChoice> for machine::MachineKind {
+    fn from(choice: MachineChoice) -> Self {
+        match choice {
+            MachineChoice::Pc => machine::MachineKind::Pc,
+            MachineChoice::Virt => machine::MachineKind::Virt,
+        }
+    }
 }
 
 /// How TCG runs translated blocks.

@@ -2,19 +2,20 @@
 
 use std::io::Read;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
-use devices::{Uart16550, VmLifecycle};
+use devices::{HostConsole, VmLifecycle};
 use seccompiler::BpfProgram;
 
-/// Feeds stdin to the UART from a thread of its own. The thread blocks SIGINT and
+/// Feeds stdin to the console (whichever UART the current board attached)
+/// from a thread of its own. The thread blocks SIGINT and
 /// SIGTERM so those always reach the vCPU thread, interrupting KVM_RUN. With a
 /// seccomp `filter`, the thread installs it before reading anything; this returns
 /// once the thread has, with the thread's error if it could not (the thread then
 /// ends without reading).
 pub fn spawn_stdin_reader(
-    uart: Arc<Mutex<Uart16550>>,
+    console: Arc<HostConsole>,
     filter: Option<BpfProgram>,
 ) -> Result<(), String> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -42,10 +43,7 @@ pub fn spawn_stdin_reader(
                 };
                 let mut pending = &buffer[..count];
                 while !pending.is_empty() {
-                    let taken = uart
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .enqueue_input(pending);
+                    let taken = console.push_input(pending);
                     pending = &pending[taken..];
                     if taken == 0 {
                         // The guest has not drained its receive FIFO yet.

@@ -18,6 +18,11 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() -> ExitCode {
+    // One malloc arena for every thread: a per-thread arena reads
+    // /proc/sys/vm/overcommit_memory when it shrinks, which the sandboxed
+    // vCPU threads may not open.
+    // SAFETY: mallopt takes integers, before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     logger::init();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

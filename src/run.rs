@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use accel_kvm::KvmAccelerator;
-use devices::{NoInterrupt, SerialOutput, SharedDevice, Uart16550, VmLifecycle};
+use devices::{HostConsole, SerialOutput, VmLifecycle};
+use machine::boards::{self, BoardConfig, BoardError, Host, Initrd, MachineKind};
 use machine::loader::LoadError;
 use machine::policy::{self, IsolationMode, Weakening};
-use machine::x86_64::{Board, BoardConfig, BoardError, Initrd, check_memory_size};
-use machine::{Accelerator, Arch, RunOutcome};
+use machine::{Accelerator, Arch, RunOutcome, VcpuThreads};
 
 use crate::cli::{AccelChoice, RunArgs, SerialChoice, TcgEngine, Toggle};
 use crate::{console, gate, sandbox};
@@ -60,7 +60,10 @@ pub fn run(args: &RunArgs) -> u8 {
 
 fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Result<u8, Failure> {
     let decision = policy_gate(args)?;
-    check_memory_size(args.memory).map_err(|error| usage(format!("--memory: {error}")))?;
+    if let Some(kind) = args.machine {
+        boards::check_config(kind.into(), args.memory, args.cpus)
+            .map_err(|error| config_failure(&error))?;
+    }
     let kernel = read_image("kernel", &args.kernel, args.memory)?;
     let initrd = args
         .initrd
@@ -68,24 +71,20 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         .map(|path| read_image("initrd", path, args.memory))
         .transpose()?;
 
-    let arch = machine::loader::image_arch(&kernel).unwrap_or(Arch::X86_64);
-    if arch != Arch::X86_64 {
-        return Err(usage(format!(
-            "kernel '{}' is an {arch} image; moat's {arch} board is not built yet",
-            args.kernel.display()
-        )));
-    }
+    let kind = machine_kind(args, &kernel)?;
+    let arch = kind.arch();
+    boards::check_config(kind, args.memory, args.cpus).map_err(|error| config_failure(&error))?;
     let (serial_output, serial_fd) = open_serial(&args.serial)?;
     let (trace_sink, trace_fd) = open_trace_file(args)?;
-    let uart = Arc::new(Mutex::new(Uart16550::new(
-        Box::new(NoInterrupt),
-        serial_output,
-    )));
-    let stdin_uart = (args.serial == SerialChoice::Stdio).then(|| uart.clone());
-    let uart_device: SharedDevice = uart;
+    let console = HostConsole::new(serial_output);
+    let stdin_console = (args.serial == SerialChoice::Stdio).then(|| console.clone());
 
-    let lifecycle = Arc::new(VmLifecycle::new());
+    let lifecycle = Arc::new(VmLifecycle::with_vcpus(args.cpus));
     console::install_signal_handlers(lifecycle.clone());
+    let host = Host {
+        console,
+        lifecycle: lifecycle.clone(),
+    };
 
     let kernel_name = args.kernel.to_string_lossy();
     let initrd_name = args
@@ -94,6 +93,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         .map(|path| path.to_string_lossy().into_owned());
     let config = BoardConfig {
         memory_size: args.memory,
+        cpus: args.cpus,
         kernel_name: &kernel_name,
         kernel: &kernel,
         initrd: initrd.as_ref().map(|data| Initrd {
@@ -102,7 +102,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         }),
         cmdline: &args.append,
     };
-    let build = || Board::build(&config, uart_device.clone(), lifecycle.clone());
+    let build = || boards::build(kind, &config, &host);
     // The first board is built before the accelerator is opened, so a bad image
     // is reported as such on any host.
     let board = build().map_err(|error| board_failure(error, args))?;
@@ -113,24 +113,31 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         (choice, _) => choice,
     };
     let accel = select_accelerator(choice, arch, args, trace_sink)?;
-    confine(
+    if args.verbose {
+        eprintln!(
+            "moat: machine {kind}, {} vCPU(s), kernel entered by {}",
+            args.cpus,
+            board.boot_protocol()
+        );
+    }
+    let threads = confine(
         args,
         &decision,
         accel.as_ref(),
         Confinement {
-            stdin_uart,
+            stdin_console,
             serial_fd,
             trace_fd,
             inherited_fds,
         },
     )?;
-    let outcome = machine::run(accel.as_ref(), !args.no_reboot, board, build, |board| {
-        (board.vm_spec(), board.boot.clone())
-    })
-    .map_err(|error| match error {
-        machine::run::RunError::Board(error) => board_failure(error, args),
-        machine::run::RunError::Accel(error) => failed(error.to_string()),
-    })?;
+    let outcome =
+        machine::run(accel.as_ref(), &threads, !args.no_reboot, board, build).map_err(|error| {
+            match error {
+                machine::run::RunError::Board(error) => board_failure(error, args),
+                machine::run::RunError::Accel(error) => failed(error.to_string()),
+            }
+        })?;
 
     Ok(match outcome {
         RunOutcome::Exited(status) => {
@@ -152,6 +159,29 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
             STATUS_FAILED
         }
     })
+}
+
+/// The machine to build: `--machine`, else the one for the kernel's
+/// architecture (x86-64 for images that do not say).
+fn machine_kind(args: &RunArgs, kernel: &[u8]) -> Result<MachineKind, Failure> {
+    let image_arch = machine::loader::image_arch(kernel);
+    match (args.machine.map(MachineKind::from), image_arch) {
+        (Some(kind), Some(arch)) if kind.arch() != arch => Err(usage(format!(
+            "kernel '{}' is an {arch} image; the {kind} machine runs {} guests",
+            args.kernel.display(),
+            kind.arch()
+        ))),
+        (Some(kind), _) => Ok(kind),
+        (None, arch) => Ok(MachineKind::for_arch(arch.unwrap_or(Arch::X86_64))),
+    }
+}
+
+fn config_failure(error: &BoardError) -> Failure {
+    match error {
+        BoardError::MemorySize { .. } => usage(format!("--memory: {error}")),
+        BoardError::CpuCount { .. } => usage(format!("--cpus: {error}")),
+        _ => usage(error.to_string()),
+    }
 }
 
 /// Reads a whole image, refusing before allocation one that cannot fit in RAM.
@@ -278,8 +308,8 @@ fn policy_gate(args: &RunArgs) -> Result<gate::Decision, Failure> {
 
 /// What the sandbox needs from the rest of `try_run`.
 struct Confinement {
-    /// The UART the stdin thread feeds, when the serial port is on stdio.
-    stdin_uart: Option<Arc<Mutex<Uart16550>>>,
+    /// The console the stdin thread feeds, when the serial port is on stdio.
+    stdin_console: Option<Arc<HostConsole>>,
     /// The serial log's descriptor.
     serial_fd: Option<RawFd>,
     /// The --trace-file descriptor.
@@ -288,24 +318,42 @@ struct Confinement {
     inherited_fds: Option<Result<String, String>>,
 }
 
-/// Confines moat (with the sandbox on), starts the stdin thread, and checks the
-/// verdict again now that the accelerator is open and the layers applied. Runs
-/// after every file is opened and before the first guest instruction.
+/// Confines moat (with the sandbox on), starts the stdin and vCPU threads, and
+/// checks the verdict again now that the accelerator is open and the layers
+/// applied. Runs after every file is opened and before the first guest
+/// instruction; returns the vCPU threads.
 fn confine(
     args: &RunArgs,
     decision: &gate::Decision,
     accel: &dyn Accelerator,
     confinement: Confinement,
-) -> Result<(), Failure> {
+) -> Result<VcpuThreads, Failure> {
     let Confinement {
-        stdin_uart,
+        stdin_console,
         serial_fd,
         trace_fd,
         inherited_fds,
     } = confinement;
-    let start_threads: Box<sandbox::ThreadStarter<'_>> = Box::new(move |filter| match stdin_uart {
-        Some(uart) => console::spawn_stdin_reader(uart, filter),
-        None => Ok(()),
+    let threads: Arc<Mutex<Option<VcpuThreads>>> = Arc::new(Mutex::new(None));
+    let started = threads.clone();
+    let cpus = args.cpus;
+    let start_threads: Box<sandbox::ThreadStarter<'_>> = Box::new(move |filters| {
+        let (stdin_filter, vcpu_filter) = match filters {
+            Some(filters) => (Some(filters.stdin), Some(filters.vcpu)),
+            None => (None, None),
+        };
+        if let Some(console) = stdin_console {
+            console::spawn_stdin_reader(console, stdin_filter)?;
+        }
+        let setup: machine::run::ThreadSetup = Arc::new(move |_index| match &vcpu_filter {
+            Some(filter) => sandbox::seccomp::install(filter),
+            None => Ok(()),
+        });
+        let vcpu_threads = VcpuThreads::start(cpus, setup)?;
+        *started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(vcpu_threads);
+        Ok(())
     });
     #[cfg(feature = "test-hooks")]
     let forbidden_call = std::env::var_os("MOAT_TEST_FORBIDDEN_SYSCALL").is_some();
@@ -381,7 +429,11 @@ fn confine(
             "test hook: the forbidden system call returned {fd}"
         )));
     }
-    Ok(())
+    let threads = threads
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    threads.ok_or_else(|| failed("the vCPU threads did not start"))
 }
 
 fn board_failure(error: BoardError, args: &RunArgs) -> Failure {
@@ -394,7 +446,9 @@ fn board_failure(error: BoardError, args: &RunArgs) -> Failure {
             ),
             other => format!("kernel '{}': {other}", args.kernel.display()),
         }),
-        BoardError::MemorySize { .. } => usage(format!("--memory: {error}")),
+        BoardError::MemorySize { .. } | BoardError::CpuCount { .. } | BoardError::NotBuilt(_) => {
+            config_failure(&error)
+        }
         other => failed(other.to_string()),
     }
 }

@@ -3,7 +3,7 @@
 use accel_tcg::exec::{FrontEnd, Machine, TcgOptions, make_vcpu};
 use accel_tcg::guest::GuestCpu;
 use frontend_x86::X86Cpu;
-use machine::{AccelError, Arch, BootState, Vcpu};
+use machine::{AccelError, Arch, BootState, Power, Vcpu};
 
 /// x86-64 guests.
 pub struct X86FrontEnd;
@@ -23,6 +23,9 @@ impl FrontEnd for X86FrontEnd {
         let mut cpu = X86Cpu::new();
         cpu.set_cpu_state(&boot.cpu)
             .map_err(|error| AccelError::InvalidState(format!("x86 boot state: {error}")))?;
+        if boot.power == Power::Off {
+            cpu.power_off();
+        }
         make_vcpu(cpu, machine, options)
     }
 }

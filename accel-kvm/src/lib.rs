@@ -7,21 +7,25 @@
 //! ([`exit`] holds that dispatch as a pure function).
 
 mod exit;
+mod ioctls;
 mod x86_64;
 
 use std::io;
 use std::sync::Arc;
+use std::sync::Once;
+use std::sync::atomic::AtomicU8;
 
 use devices::{Bus, VmLifecycle};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use machine::{
-    AccelError, AccelKind, Accelerator, Arch, BootState, CpuState, Isolation, Vcpu, VcpuExit, Vm,
-    VmSpec,
+    AccelError, AccelKind, Accelerator, Arch, BootState, CpuState, Isolation, Power, Vcpu,
+    VcpuExit, Vm, VmSpec,
 };
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
 pub use exit::{ExitAction, dispatch_exit};
+pub use ioctls::ALLOWED_IOCTLS;
 
 /// The path moat opens; a constant so error messages and the sandbox agree.
 pub const KVM_DEVICE: &str = "/dev/kvm";
@@ -42,6 +46,8 @@ impl KvmAccelerator {
                 kvm_bindings::KVM_API_VERSION
             )));
         }
+        // Before the sandbox, which forbids sigaction.
+        install_kick_handler();
         Ok(KvmAccelerator { kvm })
     }
 }
@@ -112,6 +118,7 @@ impl Accelerator for KvmAccelerator {
             pio_bus: spec.pio_bus,
             mmio_bus: spec.mmio_bus,
             lifecycle: spec.lifecycle,
+            cpus: spec.cpus,
             supported_cpuid,
         }))
     }
@@ -124,6 +131,7 @@ struct KvmVm {
     pio_bus: Arc<Bus>,
     mmio_bus: Arc<Bus>,
     lifecycle: Arc<VmLifecycle>,
+    cpus: u32,
     supported_cpuid: kvm_bindings::CpuId,
 }
 
@@ -136,17 +144,34 @@ impl Vm for KvmVm {
         x86_64::setup_vcpu(&fd, index, &self.supported_cpuid)?;
         let mut vcpu = KvmVcpu {
             fd,
+            index,
+            cpus: self.cpus,
             pio_bus: self.pio_bus.clone(),
             mmio_bus: self.mmio_bus.clone(),
             lifecycle: self.lifecycle.clone(),
         };
-        vcpu.set_cpu_state(&boot.cpu)?;
+        // A secondary vCPU keeps KVM's reset state: with the in-kernel APIC
+        // it waits for INIT/SIPI on its own.
+        if boot.power == Power::On {
+            vcpu.set_cpu_state(&boot.cpu)?;
+        }
+        let immediate_exit = std::ptr::addr_of_mut!(vcpu.fd.get_kvm_run().immediate_exit);
+        // SAFETY: the kvm_run page lives as long as `vcpu.fd`; `Drop` for
+        // KvmVcpu unregisters the byte before the fd is closed. AtomicU8 has
+        // the layout of u8.
+        unsafe {
+            self.lifecycle
+                .vcpu(index)
+                .set_immediate_exit(immediate_exit.cast::<AtomicU8>())
+        };
         Ok(Box::new(vcpu))
     }
 }
 
 struct KvmVcpu {
     fd: VcpuFd,
+    index: u32,
+    cpus: u32,
     pio_bus: Arc<Bus>,
     mmio_bus: Arc<Bus>,
     lifecycle: Arc<VmLifecycle>,
@@ -168,10 +193,69 @@ impl KvmVcpu {
     fn rip(&self) -> u64 {
         self.fd.get_regs().map_or(0, |regs| regs.rip)
     }
+
+    /// Whether the vCPU sits in `hlt` with nothing that could ever wake it:
+    /// interrupts masked on the only vCPU (no other CPU to send INIT or NMI,
+    /// and the board has no NMI source). KVM keeps such a vCPU inside
+    /// KVM_RUN; moat's run loop kicks it now and then to ask.
+    fn halted_for_good(&self) -> bool {
+        if self.cpus > 1 {
+            return false;
+        }
+        let halted = self
+            .fd
+            .get_mp_state()
+            .is_ok_and(|state| state.mp_state == kvm_bindings::KVM_MP_STATE_HALTED);
+        halted
+            && self
+                .fd
+                .get_regs()
+                .is_ok_and(|regs| regs.rflags & RFLAGS_IF == 0)
+    }
+}
+
+impl Drop for KvmVcpu {
+    fn drop(&mut self) {
+        let kick = self.lifecycle.vcpu(self.index);
+        kick.set_thread(0, 0);
+        // SAFETY: unregistering the kvm_run byte before the fd closes.
+        unsafe { kick.set_immediate_exit(std::ptr::null()) };
+    }
+}
+
+const RFLAGS_IF: u64 = 1 << 9;
+
+/// The signal that kicks a vCPU thread out of KVM_RUN (see
+/// [`devices::VcpuKick`]). The sandbox allows moat to send it to itself.
+pub fn kick_signal() -> i32 {
+    libc::SIGRTMIN()
+}
+
+extern "C" fn on_kick(_signal: libc::c_int) {
+    // Nothing to do: arriving is the point (KVM_RUN returns EINTR).
+}
+
+/// Installs the kick signal's handler once, without SA_RESTART.
+fn install_kick_handler() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        // SAFETY: a zeroed sigaction is valid plain data; the handler touches
+        // nothing.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_kick as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            action.sa_flags = 0;
+            libc::sigaction(kick_signal(), &action, std::ptr::null_mut());
+        }
+    });
 }
 
 impl Vcpu for KvmVcpu {
     fn run(&mut self) -> Result<VcpuExit, AccelError> {
+        self.lifecycle
+            .vcpu(self.index)
+            .set_thread(devices::kick::current_tid(), kick_signal());
         loop {
             // Checked before entering the guest, so a request made while the vCPU
             // was out (Ctrl-C, a device on another thread) is not lost. A request
@@ -200,6 +284,12 @@ impl Vcpu for KvmVcpu {
                     dispatch_exit(kvm_exit, io_size, &self.pio_bus, &self.mmio_bus)
                 }
                 Err(error) if error.errno() == libc::EINTR || error.errno() == libc::EAGAIN => {
+                    // A kick: a lifecycle request (checked at the loop's top)
+                    // or the run loop asking whether the vCPU halted for good.
+                    self.fd.set_kvm_immediate_exit(0);
+                    if self.halted_for_good() {
+                        return Ok(VcpuExit::Halted { pc: self.rip() });
+                    }
                     ExitAction::Continue
                 }
                 Err(error) => {

@@ -17,6 +17,11 @@ pub(crate) fn setup_vm(vm: &VmFd) -> Result<(), AccelError> {
     if let Err(error) = vm.set_tss_address(TSS_ADDRESS) {
         log::debug!("KVM_SET_TSS_ADDR: {error} (not needed on this host)");
     }
+    // The in-kernel 8259 pair, I/O APIC and local APICs take the board's
+    // interrupt lines (KVM_IRQ_LINE) and start secondary vCPUs on INIT/SIPI;
+    // moat's own models of them serve TCG only.
+    vm.create_irq_chip()
+        .map_err(|error| AccelError::host("creating KVM's in-kernel irqchip", error))?;
     Ok(())
 }
 

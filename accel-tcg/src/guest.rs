@@ -12,7 +12,7 @@
 //! [`PageWalker`] to guest physical addresses; guest physical RAM is a
 //! `vm_memory::GuestMemoryMmap`, everything else is MMIO on the board's bus.
 
-use devices::{Bus, VmLifecycle};
+use devices::{Bus, InterruptController, VmLifecycle};
 use machine::{CpuState as MachineCpuState, VcpuExit};
 use vm_memory::GuestMemoryMmap;
 
@@ -79,6 +79,11 @@ pub struct Platform<'a> {
     pub mmio: &'a Bus,
     /// Pending shutdown or reset requests from devices.
     pub lifecycle: &'a VmLifecycle,
+    /// The board's interrupt controllers, as this CPU sees them.
+    pub interrupts: &'a dyn InterruptController,
+    /// This vCPU's index (x86: its APIC ID) and how many the machine has.
+    pub cpu: u32,
+    pub cpus: u32,
 }
 
 /// What the exec loop does after a front end handled an exit.
@@ -86,6 +91,13 @@ pub struct Platform<'a> {
 pub enum GuestEvent {
     /// Keep running at the front end's (possibly updated) pc.
     Continue,
+    /// Run the next instruction alone, then look at interrupts (x86's
+    /// interrupt shadow after `sti`).
+    StepThenPoll,
+    /// The CPU waits for an interrupt (x86 `hlt`, Arm `wfi`) or, powered
+    /// off, for a start-up request: the exec loop sleeps until a kick, then
+    /// asks [`GuestCpu::has_work`].
+    Wait,
     /// Stop the vCPU with this lifecycle exit.
     Exit(VcpuExit),
 }
@@ -155,6 +167,16 @@ pub trait GuestCpu: Send {
 
     /// The exit request was set: deliver pending interrupts, if any.
     fn poll_interrupts(&mut self, platform: &Platform<'_>) -> GuestEvent;
+
+    /// A waiting CPU (after [`GuestEvent::Wait`], or powered off) was kicked:
+    /// whether it runs again now (an interrupt it takes, a start-up request,
+    /// which it applies). Returning `false` puts it back to sleep.
+    fn has_work(&mut self, platform: &Platform<'_>) -> bool;
+
+    /// Whether the CPU starts powered off, waiting (secondary CPUs).
+    fn powered_off(&self) -> bool {
+        false
+    }
 
     /// Guest disassembly of `bytes` (code at `pc`, decoded in mode `flags`),
     /// one line per instruction, for `--trace in_asm`.

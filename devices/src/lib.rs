@@ -7,15 +7,23 @@
 //! machine do so through the shared [`VmLifecycle`].
 
 pub mod bus;
+pub mod console;
 pub mod debug_exit;
 pub mod interrupt;
+pub mod irqchip;
+pub mod kick;
 pub mod lifecycle;
 pub mod reset;
 pub mod serial;
 
 pub use bus::{Bus, BusDevice, BusError, SharedDevice};
+pub use console::{ConsoleInput, ConsoleWriter, HostConsole, SerialOutput};
 pub use debug_exit::{DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE, DebugExit};
 pub use interrupt::{InterruptLine, NoInterrupt};
+pub use irqchip::{
+    InterruptController, NoInterruptController, Startup, current_vcpu, set_current_vcpu,
+};
+pub use kick::VcpuKick;
 pub use lifecycle::{LifecycleEvent, VmLifecycle};
 pub use reset::{CF9_PORT, I8042_PORT, ResetControl, ResetPort};
-pub use serial::{COM1_PORT, SerialOutput, UART_SIZE, Uart16550};
+pub use serial::{COM1_PORT, UART_SIZE, Uart16550};

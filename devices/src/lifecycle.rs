@@ -5,11 +5,16 @@
 //! a signal handler may use it, and TCG's generated code can poll it cheaply. The
 //! first request wins: a guest that writes debug-exit and then resets exits.
 //!
-//! An accelerator whose vCPU only looks at requests between blocks of guest code
-//! (TCG) registers a *kick* word with [`VmLifecycle::set_kick`]; every request
-//! also sets it, so a vCPU spinning in chained translated code leaves it.
+//! The lifecycle also holds the machine's vCPU [`VcpuKick`]s, one per vCPU
+//! index, made once and kept across resets: every request kicks every vCPU, so
+//! one spinning in translated code, blocked in `KVM_RUN` or asleep in `hlt`
+//! sees it. Devices and interrupt controllers kick single vCPUs through
+//! [`VmLifecycle::vcpu`].
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::kick::VcpuKick;
 
 /// What a device asked of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,17 +29,46 @@ const NONE: u32 = 0;
 const SHUTDOWN: u32 = 1;
 const RESET: u32 = 2;
 
-/// The pending lifecycle request of one machine, if any.
-#[derive(Debug, Default)]
+/// The pending lifecycle request of one machine, if any, and its vCPUs' kicks.
+#[derive(Debug)]
 pub struct VmLifecycle {
     kind: AtomicU32,
     status: AtomicU32,
-    kick: AtomicPtr<AtomicU32>,
+    vcpus: Vec<Arc<VcpuKick>>,
+}
+
+impl Default for VmLifecycle {
+    fn default() -> Self {
+        Self::with_vcpus(1)
+    }
 }
 
 impl VmLifecycle {
+    /// A machine with one vCPU.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A machine with `count` vCPUs (at least one).
+    pub fn with_vcpus(count: u32) -> Self {
+        VmLifecycle {
+            kind: AtomicU32::new(NONE),
+            status: AtomicU32::new(0),
+            vcpus: (0..count.max(1))
+                .map(|_| Arc::new(VcpuKick::new()))
+                .collect(),
+        }
+    }
+
+    /// How many vCPUs the machine has.
+    pub fn vcpu_count(&self) -> u32 {
+        self.vcpus.len() as u32
+    }
+
+    /// The kick of vCPU `index` (vCPU 0's for an index out of range, which a
+    /// board never makes).
+    pub fn vcpu(&self, index: u32) -> &Arc<VcpuKick> {
+        self.vcpus.get(index as usize).unwrap_or(&self.vcpus[0])
     }
 
     /// Asks for the VM to end with `status`. Ignored if a request is already
@@ -59,22 +93,9 @@ impl VmLifecycle {
         self.kick();
     }
 
-    /// Makes every later request also store 1 to `word` (null: no word).
-    ///
-    /// # Safety
-    ///
-    /// `word` must stay valid until `set_kick` is called again with another
-    /// word or null: requests may come from any thread, even a signal handler.
-    pub unsafe fn set_kick(&self, word: *const AtomicU32) {
-        self.kick.store(word.cast_mut(), Ordering::Release);
-    }
-
     fn kick(&self) {
-        let word = self.kick.load(Ordering::Acquire);
-        if !word.is_null() {
-            // SAFETY: `set_kick`'s caller keeps the word valid while it is
-            // registered.
-            unsafe { (*word).store(1, Ordering::Release) };
+        for vcpu in &self.vcpus {
+            vcpu.kick();
         }
     }
 
@@ -113,14 +134,18 @@ mod tests {
     }
 
     #[test]
-    fn requests_kick_the_registered_word() {
-        let lifecycle = VmLifecycle::new();
-        let word = AtomicU32::new(0);
-        // SAFETY: `word` outlives its registration, which ends below.
-        unsafe { lifecycle.set_kick(&word) };
+    fn requests_kick_every_vcpu() {
+        let lifecycle = VmLifecycle::with_vcpus(2);
+        let words = [AtomicU32::new(0), AtomicU32::new(0)];
+        for (index, word) in words.iter().enumerate() {
+            // SAFETY: `words` outlives the registration, which ends below.
+            unsafe { lifecycle.vcpu(index as u32).set_exit_word(word) };
+        }
         lifecycle.request_shutdown(3);
-        assert_eq!(word.load(Ordering::Acquire), 1);
-        // SAFETY: unregistering.
-        unsafe { lifecycle.set_kick(std::ptr::null()) };
+        for (index, word) in words.iter().enumerate() {
+            assert_eq!(word.load(Ordering::Acquire), 1);
+            // SAFETY: unregistering.
+            unsafe { lifecycle.vcpu(index as u32).set_exit_word(std::ptr::null()) };
+        }
     }
 }

@@ -3,42 +3,17 @@
 //! What the guest transmits goes to a [`SerialOutput`]; what the host types is
 //! pushed in with [`Uart16550::enqueue_input`] by whoever reads the host side.
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io::Write;
 
 use vm_superio::{Serial, Trigger};
 
 use crate::bus::BusDevice;
+use crate::console::ConsoleInput;
 use crate::interrupt::InterruptLine;
 
 /// The COM1 base port and the size of its register window.
 pub const COM1_PORT: u64 = 0x3f8;
 pub const UART_SIZE: u64 = 8;
-
-/// Where the guest's transmitted bytes go.
-pub enum SerialOutput {
-    Stdout,
-    File(File),
-    Null,
-}
-
-impl Write for SerialOutput {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            SerialOutput::Stdout => io::stdout().lock().write(buf),
-            SerialOutput::File(file) => file.write(buf),
-            SerialOutput::Null => Ok(buf.len()),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            SerialOutput::Stdout => io::stdout().lock().flush(),
-            SerialOutput::File(file) => file.flush(),
-            SerialOutput::Null => Ok(()),
-        }
-    }
-}
 
 /// Adapts a board's [`InterruptLine`] to vm-superio's trigger.
 struct LineTrigger(Box<dyn InterruptLine>);
@@ -54,13 +29,13 @@ impl Trigger for LineTrigger {
 
 /// A 16550A UART on a bus.
 pub struct Uart16550 {
-    serial: Serial<LineTrigger, vm_superio::serial::NoEvents, SerialOutput>,
+    serial: Serial<LineTrigger, vm_superio::serial::NoEvents, Box<dyn Write + Send>>,
 }
 
 impl Uart16550 {
-    pub fn new(interrupt: Box<dyn InterruptLine>, output: SerialOutput) -> Self {
+    pub fn new(interrupt: Box<dyn InterruptLine>, output: impl Write + Send + 'static) -> Self {
         Uart16550 {
-            serial: Serial::new(LineTrigger(interrupt), output),
+            serial: Serial::new(LineTrigger(interrupt), Box::new(output)),
         }
     }
 
@@ -71,6 +46,12 @@ impl Uart16550 {
             return 0;
         }
         self.serial.enqueue_raw_bytes(bytes).unwrap_or(0)
+    }
+}
+
+impl ConsoleInput for Uart16550 {
+    fn enqueue_input(&mut self, bytes: &[u8]) -> usize {
+        Uart16550::enqueue_input(self, bytes)
     }
 }
 
@@ -99,6 +80,8 @@ impl BusDevice for Uart16550 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::SerialOutput;
+    use std::fs::File;
     use std::io::{Read, Seek};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -17,7 +17,7 @@
 use accel_tcg::guest::{CodeReader, FetchFault, GuestCpu, GuestEvent, Platform};
 use accel_tcg::ir::Block;
 use accel_tcg::softmmu::{Access, CpuState as _, MemFault};
-use devices::LifecycleEvent;
+use devices::{LifecycleEvent, Startup};
 use machine::{CpuState as MachineCpuState, Crash, CrashKind, VcpuExit};
 use vm_memory::GuestMemoryMmap;
 
@@ -93,6 +93,10 @@ fn class(v: u8) -> Class {
 pub struct X86Cpu {
     /// The state translated code runs against.
     pub state: Box<X86State>,
+    /// Stopped in `hlt` until an interrupt (or NMI, INIT) arrives.
+    halted: bool,
+    /// After INIT (or powered off from the start): waits for a start-up IPI.
+    waiting_for_sipi: bool,
 }
 
 impl Default for X86Cpu {
@@ -106,7 +110,65 @@ impl X86Cpu {
     pub fn new() -> X86Cpu {
         X86Cpu {
             state: Box::new(X86State::new()),
+            halted: false,
+            waiting_for_sipi: false,
         }
+    }
+
+    /// Makes this CPU a secondary one that starts powered off: it runs only
+    /// once a start-up IPI arrives.
+    pub fn power_off(&mut self) {
+        self.waiting_for_sipi = true;
+        self.halted = false;
+    }
+
+    fn interrupts_enabled(&self) -> bool {
+        self.state.rflags() & rflags::IF != 0
+    }
+
+    /// Takes an INIT or start-up IPI addressed to this CPU. Returns whether
+    /// the CPU now runs code (a SIPI while waiting for one).
+    fn take_startup(&mut self, platform: &Platform<'_>) -> bool {
+        match platform.interrupts.take_startup(platform.cpu) {
+            Some(Startup::Init) => {
+                self.reset_to_init();
+                self.waiting_for_sipi = true;
+                self.halted = false;
+                false
+            }
+            Some(Startup::Sipi(vector)) if self.waiting_for_sipi => {
+                self.start_at_sipi(vector);
+                self.waiting_for_sipi = false;
+                self.halted = false;
+                true
+            }
+            Some(other) => {
+                log::debug!(
+                    "x86 cpu {}: start-up request {other:?} ignored",
+                    platform.cpu
+                );
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The state after INIT (SDM vol. 3, table 9-1).
+    pub fn reset_to_init(&mut self) {
+        let init = machine::boards::pc::boot::init_state();
+        self.state.load_machine(&init);
+        self.flush_tlb();
+    }
+
+    /// Starts in real mode at the start-up IPI's vector: CS = vector << 8,
+    /// IP = 0 (SDM vol. 3, 9.4.4).
+    pub fn start_at_sipi(&mut self, vector: u8) {
+        let mut init = machine::boards::pc::boot::init_state();
+        init.cs.selector = u16::from(vector) << 8;
+        init.cs.base = u64::from(vector) << 12;
+        init.rip = 0;
+        self.state.load_machine(&init);
+        self.flush_tlb();
     }
 
     /// Guest disassembly for `--trace in_asm` (see [`translate::disassemble`]).
@@ -531,9 +593,25 @@ impl X86Cpu {
             }
             status::HLT => {
                 self.state.rip = next;
-                Ok(GuestEvent::Exit(VcpuExit::Halted {
-                    pc: self.state.pc(),
-                }))
+                // With IF clear only an NMI or INIT wakes the CPU, and only
+                // another CPU can send those: a lone CPU stays halted for good.
+                if !self.interrupts_enabled() && platform.cpus <= 1 {
+                    return Ok(GuestEvent::Exit(VcpuExit::Halted {
+                        pc: self.state.pc(),
+                    }));
+                }
+                self.halted = true;
+                Ok(GuestEvent::Wait)
+            }
+            status::STI => {
+                self.state.rip = next;
+                // The interrupt shadow: the instruction after `sti` runs
+                // before any interrupt is taken (so `sti; hlt` cannot miss
+                // the wake-up it waits for).
+                if platform.interrupts.interrupt_pending(platform.cpu) {
+                    return Ok(GuestEvent::StepThenPoll);
+                }
+                Ok(GuestEvent::Continue)
             }
             status::IN | status::OUT => {
                 let bytes = f(16, 4) as usize;
@@ -1211,7 +1289,20 @@ impl GuestCpu for X86Cpu {
             }
         };
         self.state.rip = rip;
+        let was_enabled = self.interrupts_enabled();
         match self.finish(code, rip, next, platform) {
+            Ok(GuestEvent::Continue) => {
+                // popf, iret and the like may have just unmasked an interrupt
+                // that is already waiting (sti has its shadow, above).
+                if !was_enabled
+                    && status::kind(code) != status::STI
+                    && self.interrupts_enabled()
+                    && platform.interrupts.interrupt_pending(platform.cpu)
+                {
+                    self.state.header().request_exit();
+                }
+                GuestEvent::Continue
+            }
             Ok(ev) => ev,
             Err(e) => {
                 self.state.rip = rip;
@@ -1246,9 +1337,41 @@ impl GuestCpu for X86Cpu {
         self.exception(Exc::new(vector), rip, false, platform)
     }
 
-    fn poll_interrupts(&mut self, _platform: &Platform<'_>) -> GuestEvent {
-        // No interrupt controller on the board yet.
+    fn poll_interrupts(&mut self, platform: &Platform<'_>) -> GuestEvent {
+        if self.take_startup(platform) {
+            return GuestEvent::Continue;
+        }
+        if self.waiting_for_sipi {
+            return GuestEvent::Wait;
+        }
+        if self.interrupts_enabled()
+            && platform.interrupts.interrupt_pending(platform.cpu)
+            && let Some(vector) = platform.interrupts.acknowledge(platform.cpu)
+        {
+            self.halted = false;
+            let rip = self.state.rip;
+            return self.exception(Exc::new(vector), rip, false, platform);
+        }
+        if self.halted {
+            // Kicked for something that is not ours to take yet.
+            return GuestEvent::Wait;
+        }
         GuestEvent::Continue
+    }
+
+    fn has_work(&mut self, platform: &Platform<'_>) -> bool {
+        if self.take_startup(platform) {
+            return true;
+        }
+        if self.waiting_for_sipi {
+            return false;
+        }
+        !self.halted
+            || (self.interrupts_enabled() && platform.interrupts.interrupt_pending(platform.cpu))
+    }
+
+    fn powered_off(&self) -> bool {
+        self.waiting_for_sipi
     }
 
     fn cpu_state(&self) -> MachineCpuState {

@@ -586,7 +586,7 @@ mod tests {
 
     #[test]
     fn machine_state_round_trips() {
-        let mut m = machine::x86_64::boot::long_mode_entry(0x10_0000);
+        let mut m = machine::boards::pc::boot::long_mode_entry(0x10_0000);
         m.rflags = 0x2 | rflags::CF | rflags::ZF | rflags::DF;
         m.gprs[3] = 0x1234;
         let mut s = X86State::new();

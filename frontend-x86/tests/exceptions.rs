@@ -75,7 +75,7 @@ impl Machine {
             mem.write_obj(g[1], GuestAddress(IDT + v * 16 + 8)).unwrap();
         }
         mem.write_slice(code, GuestAddress(CODE)).unwrap();
-        let mut st = machine::x86_64::boot::long_mode_entry(CODE);
+        let mut st = machine::boards::pc::boot::long_mode_entry(CODE);
         st.cr3 = 0x1000;
         st.cr0 |= 1 << 16; // WP
         st.gdt.base = GDT;
@@ -108,6 +108,9 @@ impl Machine {
             pio: &pio,
             mmio: &mmio,
             lifecycle: &lifecycle,
+            interrupts: &devices::NoInterruptController,
+            cpu: 0,
+            cpus: 1,
         };
         self.runner.run(&platform, 10_000)
     }
@@ -340,7 +343,7 @@ fn random_code_never_panics() {
         let mut m = Machine::new(&code, &[], &[]);
         if case % 2 == 1 {
             // 32-bit protected mode, paging off.
-            let mut st = machine::x86_64::boot::protected_mode_entry(CODE, 0, 0);
+            let mut st = machine::boards::pc::boot::protected_mode_entry(CODE, 0, 0);
             st.gprs = std::array::from_fn(|_| next() & 0xffff_ffff);
             st.gprs[4] = STACK_TOP;
             m.runner
@@ -373,6 +376,9 @@ fn random_code_never_panics() {
             pio: &pio,
             mmio: &mmio,
             lifecycle: &lifecycle,
+            interrupts: &devices::NoInterruptController,
+            cpu: 0,
+            cpus: 1,
         };
         let _ = m.runner.run(&platform, 500);
     }
@@ -490,7 +496,7 @@ fn protected_mode(m: &mut Machine) {
         let gate = (h & 0xffff) | (0x18 << 16) | (0x8e00u64 << 32) | ((h >> 16) & 0xffff) << 48;
         m.mem.write_obj(gate, GuestAddress(0x9000 + v * 8)).unwrap();
     }
-    let mut st = machine::x86_64::boot::protected_mode_entry(CODE, 0, 0);
+    let mut st = machine::boards::pc::boot::protected_mode_entry(CODE, 0, 0);
     st.gdt.base = GDT;
     st.gdt.limit = 31;
     st.idt.base = 0x9000;

@@ -117,6 +117,9 @@ fn emulate(k: usize, out: &[u8], input: &[u8], jit: bool) -> (Vec<u8>, u32) {
         pio: &pio,
         mmio: &mmio,
         lifecycle: &lifecycle,
+        interrupts: &devices::NoInterruptController,
+        cpu: 0,
+        cpus: 1,
     };
     let exit = runner.run(&platform, 100_000);
     assert!(

@@ -7,14 +7,14 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use accel_tcg::guest::{GuestCpu, Platform};
-use devices::{NoInterrupt, SerialOutput, Uart16550, VmLifecycle};
+use devices::{HostConsole, SerialOutput, VmLifecycle};
 use frontend_x86::X86Cpu;
 use frontend_x86::harness::Runner;
-use machine::x86_64::{Board, BoardConfig, Initrd};
-use machine::{BootState, VcpuExit};
+use machine::boards::pc::PcBoard;
+use machine::{BoardConfig, Host, Initrd, VcpuExit};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -37,12 +37,13 @@ fn run_with(
     let kernel = std::fs::read(root().join("tests/guests/bin/x86_64").join(image)).unwrap();
     let out = tempfile(image);
     let file = std::fs::File::create(&out).unwrap();
-    let uart = Arc::new(Mutex::new(Uart16550::new(
-        Box::new(NoInterrupt),
-        SerialOutput::File(file),
-    )));
+    let host = Host {
+        console: HostConsole::new(SerialOutput::File(file)),
+        lifecycle: Arc::new(VmLifecycle::new()),
+    };
     let config = BoardConfig {
         memory_size,
+        cpus: 1,
         kernel_name,
         kernel: &kernel,
         initrd: initrd.map(|data| Initrd {
@@ -51,16 +52,18 @@ fn run_with(
         }),
         cmdline,
     };
-    let board = Board::build(&config, uart, Arc::new(VmLifecycle::new())).unwrap();
-    let BootState { cpu } = &board.boot;
+    let board = PcBoard::build(&config, &host).unwrap();
     let mut x86 = X86Cpu::new();
-    x86.set_cpu_state(cpu).unwrap();
+    x86.set_cpu_state(&board.boot.cpu).unwrap();
     let mut runner = Runner::new(x86);
     let platform = Platform {
         memory: &board.memory,
         pio: &board.pio_bus,
         mmio: &board.mmio_bus,
         lifecycle: &board.lifecycle,
+        interrupts: &devices::NoInterruptController,
+        cpu: 0,
+        cpus: 1,
     };
     let exit = runner.run(&platform, 20_000_000);
     let mut s = String::new();

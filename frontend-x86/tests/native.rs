@@ -182,6 +182,9 @@ fn emulate_mem(snippet: &[u8], input: &Regs, optimize: bool, buf: &mut [u8]) -> 
         pio: &pio,
         mmio: &mmio,
         lifecycle: &lifecycle,
+        interrupts: &devices::NoInterruptController,
+        cpu: 0,
+        cpus: 1,
     };
     let exit = runner.run(&platform, 1000);
     assert!(
@@ -233,6 +236,9 @@ fn run_on_jit(cpu: X86Cpu, memory: GuestMemoryMmap, buf_len: usize) -> (Regs, Ve
         pio: Arc::new(Bus::new("pio")),
         mmio: Arc::new(Bus::new("mmio")),
         lifecycle: Arc::new(VmLifecycle::new()),
+        interrupts: Arc::new(devices::NoInterruptController),
+        index: 0,
+        cpus: 1,
     };
     let mut vcpu = TcgVcpu::new(cpu, jit, machine);
     let exit = vcpu.run_guest().unwrap();

@@ -205,6 +205,9 @@ fn emulate_fault(
         pio: &pio,
         mmio: &mmio,
         lifecycle: &lifecycle,
+        interrupts: &devices::NoInterruptController,
+        cpu: 0,
+        cpus: 1,
     };
     let exit = runner.run(&platform, 1000);
     let halted = matches!(exit, Some(VcpuExit::Halted { .. }));

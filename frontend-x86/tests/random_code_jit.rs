@@ -14,7 +14,7 @@ use accel_tcg::guest::GuestCpu;
 use devices::{Bus, VmLifecycle};
 use frontend_x86::{X86Cpu, X86State};
 use machine::VcpuExit;
-use machine::x86_64::boot;
+use machine::boards::pc::boot;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 const RAM: u64 = 4 << 20;
@@ -39,6 +39,9 @@ fn run_random<E: Engine>(engine: E, code: &[u8], long_mode: bool) -> VcpuExit {
         pio: Arc::new(Bus::new("pio")),
         mmio: Arc::new(Bus::new("mmio")),
         lifecycle: lifecycle.clone(),
+        interrupts: Arc::new(devices::NoInterruptController),
+        index: 0,
+        cpus: 1,
     };
     let mut vcpu = TcgVcpu::new(cpu, engine, machine);
     let watchdog = std::thread::spawn(move || {

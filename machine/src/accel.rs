@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use devices::{Bus, VmLifecycle};
+use devices::{Bus, InterruptController, VmLifecycle};
 use vm_memory::GuestMemoryMmap;
 
 use crate::arch::{Arch, BootState, CpuState};
@@ -45,12 +45,18 @@ pub enum Isolation {
 }
 
 /// Everything an accelerator needs to build a VM.
+#[derive(Clone)]
 pub struct VmSpec {
     pub arch: Arch,
+    /// vCPUs the machine has (`lifecycle` holds one kick for each).
+    pub cpus: u32,
     pub memory: GuestMemoryMmap,
     pub pio_bus: Arc<Bus>,
     pub mmio_bus: Arc<Bus>,
     pub lifecycle: Arc<VmLifecycle>,
+    /// The board's own interrupt controller models, for accelerators that
+    /// emulate them (TCG). KVM uses its in-kernel ones instead.
+    pub interrupts: Arc<dyn InterruptController>,
 }
 
 pub trait Accelerator: Send + Sync {
@@ -128,6 +134,8 @@ pub enum AccelError {
     UnsupportedArch { accel: AccelKind, arch: Arch },
     #[error("{0}")]
     InvalidState(String),
+    #[error("no host thread to run vCPU {index} on")]
+    NoVcpuThread { index: u32 },
 }
 
 impl AccelError {

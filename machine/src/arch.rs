@@ -180,8 +180,38 @@ impl fmt::Display for CpuState {
     }
 }
 
+/// Whether a vCPU runs from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    /// The boot CPU: runs `BootState::cpu` at once.
+    On,
+    /// A secondary CPU: waits, off, until the guest starts it the
+    /// architecture's way (x86 INIT/SIPI, PSCI `CPU_ON`).
+    Off,
+}
+
 /// The state a vCPU starts in, as computed by the board for the image's boot ABI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootState {
+    /// The entry state; for a CPU that starts off, its reset state.
     pub cpu: CpuState,
+    pub power: Power,
+}
+
+impl BootState {
+    /// A CPU that runs `cpu` from the start.
+    pub fn on(cpu: CpuState) -> BootState {
+        BootState {
+            cpu,
+            power: Power::On,
+        }
+    }
+
+    /// A CPU that starts off, in reset state `cpu`.
+    pub fn off(cpu: CpuState) -> BootState {
+        BootState {
+            cpu,
+            power: Power::Off,
+        }
+    }
 }

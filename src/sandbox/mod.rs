@@ -104,16 +104,25 @@ pub fn probe(euid: u32) -> Vec<(Layer, Availability)> {
         .collect()
 }
 
-/// Starts moat's other threads, given the seccomp filter each must install before
-/// doing anything else (`None` when the sandbox has no filter for them), and
-/// returns once they have. Every thread moat will ever have starts here: once
-/// the vCPU thread's filter is on, it cannot start threads (no `clone`).
-pub type ThreadStarter<'a> = dyn FnOnce(Option<BpfProgram>) -> Result<(), String> + 'a;
+/// The seccomp filters of the threads [`ThreadStarter`] starts.
+pub struct ThreadFilters {
+    /// For the stdin reader.
+    pub stdin: BpfProgram,
+    /// For each vCPU thread (the same allow-list as the main thread).
+    pub vcpu: BpfProgram,
+}
+
+/// Starts moat's other threads (the stdin reader, the vCPU threads), given the
+/// seccomp filters each must install before doing anything else (`None` when
+/// the sandbox has none), and returns once they have. Every thread moat will
+/// ever have starts here: once the main thread's filter is on, it cannot start
+/// threads (no `clone`).
+pub type ThreadStarter<'a> = dyn FnOnce(Option<ThreadFilters>) -> Result<(), String> + 'a;
 
 /// Applies every layer to the moat process. Call it once, on the thread that
 /// will run the vCPU, while moat has no other thread, after every file is open
 /// and before the first guest instruction. `start_threads` starts the others (the
-/// stdin reader) at the point where they inherit every process-wide layer but
+/// stdin reader and the vCPU threads) at the point where they inherit every process-wide layer but
 /// not the vCPU thread's filter, and each installs its own.
 pub fn confine(plan: &Plan, start_threads: Box<ThreadStarter<'_>>) -> Report {
     let mut report = Report::default();
@@ -170,7 +179,10 @@ fn install_filters(plan: &Plan, start_threads: Box<ThreadStarter<'_>>) -> Result
     };
     // A thread whose filter fails ends without touching guest input; this one is
     // confined either way.
-    let threads = start_threads(Some(stdin));
+    let threads = start_threads(Some(ThreadFilters {
+        stdin,
+        vcpu: vcpu.clone(),
+    }));
     seccomp::install(&vcpu)?;
     threads?;
     Ok("kill on any call outside the vcpu and stdin allow-lists".to_string())

@@ -34,7 +34,7 @@ pub mod trace;
 
 use std::sync::Arc;
 
-use devices::{Bus, LifecycleEvent, VmLifecycle};
+use devices::{Bus, InterruptController, LifecycleEvent, VmLifecycle};
 use machine::{
     AccelError, AccelKind, Accelerator, Arch, BootState, CpuState as MachineCpuState, Isolation,
     Vcpu, VcpuExit, Vm, VmSpec,
@@ -59,6 +59,10 @@ pub struct Machine {
     pub pio: Arc<Bus>,
     pub mmio: Arc<Bus>,
     pub lifecycle: Arc<VmLifecycle>,
+    pub interrupts: Arc<dyn InterruptController>,
+    /// Which vCPU this is, of how many.
+    pub index: u32,
+    pub cpus: u32,
 }
 
 /// Counters for tests, traces and benchmarks.
@@ -87,6 +91,9 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     pending_link: Option<E::Site>,
     /// Run the next instruction alone (after [`memory::SMC_RESTART`]).
     run_alone: bool,
+    /// Run the next instruction alone, then poll interrupts (an interrupt
+    /// shadow); unlike `run_alone` it may not write translated code.
+    step_then_poll: bool,
     trace: TraceFlags,
     sink: Option<TraceSink>,
     /// The CPU's exit-request word: set by lifecycle requests from any thread
@@ -111,14 +118,35 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             opt_scratch: crate::opt::Scratch::default(),
             pending_link: None,
             run_alone: false,
+            step_then_poll: false,
             trace: TraceFlags::default(),
             sink: None,
             stats: ExecStats::default(),
         };
         // SAFETY: `vcpu.exit` keeps the word alive; `Drop` unregisters it
         // before `vcpu.exit` is dropped.
-        unsafe { vcpu.machine.lifecycle.set_kick(vcpu.exit.word()) };
+        unsafe { vcpu.kick().set_exit_word(vcpu.exit.word()) };
         vcpu
+    }
+
+    fn kick(&self) -> &devices::VcpuKick {
+        self.machine.lifecycle.vcpu(self.machine.index)
+    }
+
+    /// Sleeps until the waiting CPU has work or a lifecycle request comes.
+    fn wait_for_work(&mut self) -> Option<VcpuExit> {
+        loop {
+            if let Some(event) = self.machine.lifecycle.pending() {
+                return Some(lifecycle_exit(event));
+            }
+            self.cpu.state().header().clear_exit_request();
+            if self.cpu.has_work(&platform(&self.machine)) {
+                // Let the loop's interrupt check deliver what woke it.
+                self.exit.request();
+                return None;
+            }
+            self.kick().wait(None);
+        }
     }
 
     /// Turns on `--trace` events, written to `sink`.
@@ -361,17 +389,20 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
 
     /// Runs until a lifecycle event.
     pub fn run_guest(&mut self) -> Result<VcpuExit, AccelError> {
+        if self.cpu.powered_off()
+            && let Some(exit) = self.wait_for_work()
+        {
+            return Ok(exit);
+        }
         loop {
             if let Some(event) = self.machine.lifecycle.pending() {
-                return Ok(match event {
-                    LifecycleEvent::Shutdown(status) => VcpuExit::Shutdown(status),
-                    LifecycleEvent::Reset => VcpuExit::Reset,
-                });
+                return Ok(lifecycle_exit(event));
             }
             if self.exit.is_requested() {
                 self.cpu.state().header().clear_exit_request();
                 self.handle_written_code();
-                if let GuestEvent::Exit(exit) = self.cpu.poll_interrupts(&platform(&self.machine)) {
+                let event = self.cpu.poll_interrupts(&platform(&self.machine));
+                if let Some(exit) = self.settle(event) {
                     return Ok(exit);
                 }
                 continue;
@@ -379,20 +410,26 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
 
             let pc = self.cpu.pc();
             let flags = self.cpu.tb_flags();
-            let alone = std::mem::take(&mut self.run_alone);
+            let shadow = std::mem::take(&mut self.step_then_poll);
+            let allow_code_writes = std::mem::take(&mut self.run_alone);
+            let alone = allow_code_writes || shadow;
             // After a store that would have modified translated code, the
             // storing instruction runs alone, from a block nobody else enters.
             let (id, one_off) = if alone {
                 match self.translate(pc, flags, 1) {
                     Ok((code, _)) => (None, Some(code)),
-                    Err(GuestEvent::Continue) => continue,
-                    Err(GuestEvent::Exit(exit)) => return Ok(exit),
+                    Err(event) => match self.settle(event) {
+                        Some(exit) => return Ok(exit),
+                        None => continue,
+                    },
                 }
             } else {
                 match self.block_at(pc, flags) {
                     Ok(id) => (Some(id), None),
-                    Err(GuestEvent::Continue) => continue,
-                    Err(GuestEvent::Exit(exit)) => return Ok(exit),
+                    Err(event) => match self.settle(event) {
+                        Some(exit) => return Ok(exit),
+                        None => continue,
+                    },
                 }
             };
             if self.trace.exec {
@@ -423,7 +460,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 code_pages: &mut self.code_pages,
                 exit_request: &self.exit,
                 last_fault_access: Access::Read,
-                allow_code_writes: alone,
+                allow_code_writes,
                 smc_page: None,
             };
             if one_off.is_none() {
@@ -439,6 +476,9 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             if one_off.is_some() {
                 // Its chain exit belongs to no cached block.
                 self.pending_link = None;
+            }
+            if shadow {
+                self.exit.request();
             }
             self.stats.blocks_executed += 1;
 
@@ -485,10 +525,31 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 // blocks up afresh.
                 self.engine.invalidate_jump_caches();
             }
-            if let GuestEvent::Exit(exit) = event {
+            if let Some(exit) = self.settle(event) {
                 return Ok(exit);
             }
         }
+    }
+
+    /// Carries out what the front end decided: the exit that ends the run, if
+    /// it is one (a wait returns once the CPU has work again).
+    fn settle(&mut self, event: GuestEvent) -> Option<VcpuExit> {
+        match event {
+            GuestEvent::Continue => None,
+            GuestEvent::StepThenPoll => {
+                self.step_then_poll = true;
+                None
+            }
+            GuestEvent::Exit(exit) => Some(exit),
+            GuestEvent::Wait => self.wait_for_work(),
+        }
+    }
+}
+
+fn lifecycle_exit(event: LifecycleEvent) -> VcpuExit {
+    match event {
+        LifecycleEvent::Shutdown(status) => VcpuExit::Shutdown(status),
+        LifecycleEvent::Reset => VcpuExit::Reset,
     }
 }
 
@@ -498,6 +559,9 @@ fn platform(machine: &Machine) -> Platform<'_> {
         pio: &machine.pio,
         mmio: &machine.mmio,
         lifecycle: &machine.lifecycle,
+        interrupts: machine.interrupts.as_ref(),
+        cpu: machine.index,
+        cpus: machine.cpus,
     }
 }
 
@@ -505,7 +569,7 @@ impl<G: GuestCpu, E: Engine> Drop for TcgVcpu<G, E> {
     fn drop(&mut self) {
         log::debug!("TCG vCPU statistics: {:?}", self.stats);
         // SAFETY: unregistering the kick word before the CPU is freed.
-        unsafe { self.machine.lifecycle.set_kick(std::ptr::null()) };
+        unsafe { self.kick().set_exit_word(std::ptr::null()) };
     }
 }
 
@@ -628,6 +692,9 @@ impl Vm for TcgVm {
             pio: self.spec.pio_bus.clone(),
             mmio: self.spec.mmio_bus.clone(),
             lifecycle: self.spec.lifecycle.clone(),
+            interrupts: self.spec.interrupts.clone(),
+            index,
+            cpus: self.spec.cpus,
         };
         self.frontend
             .create_vcpu(machine, index, boot, &self.options)

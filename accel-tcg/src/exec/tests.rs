@@ -221,6 +221,10 @@ impl GuestCpu for Toy {
         GuestEvent::Continue
     }
 
+    fn has_work(&mut self, _platform: &Platform<'_>) -> bool {
+        true
+    }
+
     fn cpu_state(&self) -> MachineCpuState {
         MachineCpuState::X86_64(Box::default())
     }
@@ -250,6 +254,9 @@ fn machine(program: &[(u64, &[u8])]) -> (Machine, Arc<VmLifecycle>) {
             pio: Arc::new(pio),
             mmio: Arc::new(Bus::new("mmio")),
             lifecycle: lifecycle.clone(),
+            interrupts: Arc::new(devices::NoInterruptController),
+            index: 0,
+            cpus: 1,
         },
         lifecycle,
     )

@@ -3,7 +3,7 @@
 use accel_tcg::ir::{Block, Cond};
 use iced_x86::{Mnemonic, OpKind, Register};
 
-use super::{Ctx, Flow, Loc, Res, Unsupported, gpr_num, system};
+use super::{Ctx, Flow, Loc, Res, Unsupported, gpr_num, status, system};
 use crate::flags::{CcOp, kind};
 use crate::state::{self, rflags};
 
@@ -313,9 +313,8 @@ pub fn flag_op(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             };
             c.st(n, state::EFLAGS_OFF);
             if m == Mnemonic::Sti {
-                // End the block so pending interrupts are looked at.
-                c.goto(0, c.next_rip());
-                return Ok(Flow::End);
+                // Pending interrupts are looked at in Rust, after the shadow.
+                return Ok(c.exit(status::STI));
             }
         }
         Mnemonic::Sahf => {

@@ -25,6 +25,8 @@ const BOOT_GDT_ENTRIES: [u64; 5] = [
 
 const CR0_PE: u64 = 1 << 0;
 const CR0_ET: u64 = 1 << 4;
+const CR0_NW: u64 = 1 << 29;
+const CR0_CD: u64 = 1 << 30;
 const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
 const EFER_LME: u64 = 1 << 8;
@@ -137,6 +139,53 @@ pub fn long_mode_entry(entry: u64) -> X86CpuState {
     state.cr4 = CR4_PAE;
     state.efer = EFER_LME | EFER_LMA;
     state
+}
+
+/// The state after INIT (Intel SDM vol. 3, table 9-1): real mode, CS:IP at
+/// the reset vector; a secondary CPU waits here for its start-up IPI.
+pub fn init_state() -> X86CpuState {
+    let real = |selector: u16, base: u64, type_: u8| Segment {
+        selector,
+        base,
+        limit: 0xffff,
+        type_,
+        present: true,
+        s: true,
+        ..Segment::default()
+    };
+    let data = real(0, 0, 0x3);
+    X86CpuState {
+        rip: 0xfff0,
+        rflags: RFLAGS_RESERVED,
+        cs: real(0xf000, 0xffff_0000, 0xb),
+        ds: data,
+        es: data,
+        fs: data,
+        gs: data,
+        ss: data,
+        tr: Segment {
+            limit: 0xffff,
+            type_: 0xb,
+            present: true,
+            ..Segment::default()
+        },
+        ldtr: Segment {
+            limit: 0xffff,
+            type_: 0x2,
+            present: true,
+            ..Segment::default()
+        },
+        idt: TableRegister {
+            base: 0,
+            limit: 0x3ff,
+        },
+        gdt: TableRegister {
+            base: 0,
+            limit: 0xffff,
+        },
+        cr0: CR0_ET | CR0_CD | CR0_NW,
+        ..X86CpuState::default()
+    }
 }
 
 /// Identity-maps `[0, top)` with 2 MiB pages: one PML4 entry, one PDPT entry per

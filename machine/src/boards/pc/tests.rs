@@ -1,22 +1,24 @@
 use super::*;
 use crate::arch::x86_reg;
+use crate::boards::Initrd;
 use crate::loader::elf::build::{Phdr, elf64, note};
-use devices::{NoInterrupt, SerialOutput, Uart16550};
+use devices::{HostConsole, SerialOutput};
 use goblin::elf::header::EM_AARCH64;
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 
 const MIB: u64 = 1 << 20;
 
-fn uart() -> SharedDevice {
-    Arc::new(Mutex::new(Uart16550::new(
-        Box::new(NoInterrupt),
-        SerialOutput::Null,
-    )))
+fn host() -> Host {
+    Host {
+        console: HostConsole::new(SerialOutput::Null),
+        lifecycle: Arc::new(VmLifecycle::new()),
+    }
 }
 
 fn config<'a>(kernel: &'a [u8], initrd: Option<Initrd<'a>>, cmdline: &'a str) -> BoardConfig<'a> {
     BoardConfig {
         memory_size: 64 * MIB,
+        cpus: 1,
         kernel_name: "k.elf",
         kernel,
         initrd,
@@ -24,24 +26,24 @@ fn config<'a>(kernel: &'a [u8], initrd: Option<Initrd<'a>>, cmdline: &'a str) ->
     }
 }
 
-fn build(config: &BoardConfig<'_>) -> Result<Board, BoardError> {
-    Board::build(config, uart(), Arc::new(VmLifecycle::new()))
+fn build(config: &BoardConfig<'_>) -> Result<PcBoard, BoardError> {
+    PcBoard::build(config, &host())
 }
 
-fn x86(board: &Board) -> &X86CpuState {
+fn x86(board: &PcBoard) -> &X86CpuState {
     let CpuState::X86_64(state) = &board.boot.cpu;
     state
 }
 
-fn read_u32(board: &Board, addr: u64) -> u32 {
+fn read_u32(board: &PcBoard, addr: u64) -> u32 {
     board.memory.read_obj(GuestAddress(addr)).unwrap()
 }
 
-fn read_u64(board: &Board, addr: u64) -> u64 {
+fn read_u64(board: &PcBoard, addr: u64) -> u64 {
     board.memory.read_obj(GuestAddress(addr)).unwrap()
 }
 
-fn read_cstr(board: &Board, addr: u64) -> String {
+fn read_cstr(board: &PcBoard, addr: u64) -> String {
     let mut bytes = vec![0u8; 256];
     board
         .memory

@@ -1,4 +1,4 @@
-//! The x86-64 board: a PC without PCI. RAM from 0 (memory map in [`layout`]), COM1
+//! The `pc` board (x86-64): a PC without PCI. RAM from 0 (memory map in [`layout`]), COM1
 //! at 0x3f8, QEMU's debug-exit at 0xf4, reset at 0x64 and 0xcf9, and the kernel
 //! loaded by one of three boot protocols:
 //!
@@ -19,15 +19,19 @@ use std::sync::{Arc, Mutex};
 use devices::debug_exit::{DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE};
 use devices::reset::ResetPort;
 use devices::serial::{COM1_PORT, UART_SIZE};
-use devices::{Bus, BusError, DebugExit, ResetControl, SharedDevice, VmLifecycle};
+use devices::{
+    Bus, DebugExit, InterruptController, NoInterrupt, NoInterruptController, ResetControl,
+    Uart16550, VmLifecycle,
+};
 use goblin::elf::header::{EM_386, EM_X86_64};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::{Board, BoardConfig, BoardError, Host, MachineKind};
 use crate::accel::VmSpec;
 use crate::arch::{Arch, BootState, CpuState, X86CpuState};
 use crate::loader::elf::{ElfImage, machine_name};
 use crate::loader::{LoadError, multiboot};
-use crate::memory::{MemoryError, create_guest_memory};
+use crate::memory::create_guest_memory;
 use boot::PlacedModule;
 use layout::*;
 
@@ -52,54 +56,23 @@ impl BootProtocol {
     }
 }
 
-/// A file given to the guest as its first boot module.
-pub struct Initrd<'a> {
-    /// The name the multiboot module string carries (QEMU passes the path).
-    pub name: &'a str,
-    pub data: &'a [u8],
-}
-
-/// What the board is built from.
-pub struct BoardConfig<'a> {
-    pub memory_size: u64,
-    /// The kernel's path as given, for the multiboot command line.
-    pub kernel_name: &'a str,
-    pub kernel: &'a [u8],
-    pub initrd: Option<Initrd<'a>>,
-    pub cmdline: &'a str,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BoardError {
-    #[error("guest memory size {size} bytes is outside the supported range {min}..={max}")]
-    MemorySize { size: u64, min: u64, max: u64 },
-    #[error(transparent)]
-    Memory(#[from] MemoryError),
-    #[error("kernel: {0}")]
-    Kernel(LoadError),
-    #[error("{0}")]
-    Devices(#[from] BusError),
-}
-
-/// A built x86-64 machine, ready to hand to an accelerator.
-pub struct Board {
+/// A built x86-64 PC, ready to hand to an accelerator.
+pub struct PcBoard {
     pub memory: GuestMemoryMmap,
     pub pio_bus: Arc<Bus>,
     pub mmio_bus: Arc<Bus>,
     pub lifecycle: Arc<VmLifecycle>,
+    pub interrupts: Arc<dyn InterruptController>,
+    pub cpus: u32,
     pub boot: BootState,
     pub protocol: BootProtocol,
 }
 
-impl Board {
-    /// Builds the machine: RAM, devices, the kernel and its boot structures. The
-    /// UART is passed in so that it survives resets with its host side attached.
-    pub fn build(
-        config: &BoardConfig<'_>,
-        uart: SharedDevice,
-        lifecycle: Arc<VmLifecycle>,
-    ) -> Result<Board, BoardError> {
+impl PcBoard {
+    /// Builds the machine: RAM, devices, the kernel and its boot structures.
+    pub fn build(config: &BoardConfig<'_>, host: &Host) -> Result<PcBoard, BoardError> {
         check_memory_size(config.memory_size)?;
+        let lifecycle = host.lifecycle.clone();
         let regions: Vec<_> = ram_regions(config.memory_size)
             .into_iter()
             .map(|(base, size)| (GuestAddress(base), size))
@@ -107,6 +80,11 @@ impl Board {
         let memory = create_guest_memory(&regions)?;
         let (protocol, cpu) = load_kernel(&memory, config).map_err(BoardError::Kernel)?;
 
+        let uart = Arc::new(Mutex::new(Uart16550::new(
+            Box::new(NoInterrupt),
+            host.console.writer(),
+        )));
+        host.console.attach(uart.clone());
         let mut pio_bus = Bus::new("pio");
         pio_bus.insert(uart, COM1_PORT, UART_SIZE)?;
         pio_bus.insert(
@@ -131,27 +109,46 @@ impl Board {
             1,
         )?;
 
-        Ok(Board {
+        Ok(PcBoard {
             memory,
             pio_bus: Arc::new(pio_bus),
             mmio_bus: Arc::new(Bus::new("mmio")),
             lifecycle,
-            boot: BootState {
-                cpu: CpuState::X86_64(Box::new(cpu)),
-            },
+            interrupts: Arc::new(NoInterruptController),
+            cpus: config.cpus,
+            boot: BootState::on(CpuState::X86_64(Box::new(cpu))),
             protocol,
         })
     }
+}
 
-    /// The accelerator's view of this board.
-    pub fn vm_spec(&self) -> VmSpec {
+impl Board for PcBoard {
+    fn kind(&self) -> MachineKind {
+        MachineKind::Pc
+    }
+
+    fn vm_spec(&self) -> VmSpec {
         VmSpec {
             arch: Arch::X86_64,
+            cpus: self.cpus,
             memory: self.memory.clone(),
             pio_bus: self.pio_bus.clone(),
             mmio_bus: self.mmio_bus.clone(),
             lifecycle: self.lifecycle.clone(),
+            interrupts: self.interrupts.clone(),
         }
+    }
+
+    fn boot_state(&self, cpu: u32) -> BootState {
+        if cpu == 0 {
+            self.boot.clone()
+        } else {
+            BootState::off(CpuState::X86_64(Box::new(boot::init_state())))
+        }
+    }
+
+    fn boot_protocol(&self) -> &'static str {
+        self.protocol.name()
     }
 }
 

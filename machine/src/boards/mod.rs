@@ -1,0 +1,154 @@
+//! Boards: what a guest machine is made of, for each guest architecture.
+//!
+//! A board owns its memory map, its devices and their interrupt wiring, its
+//! firmware tables and its image loaders, and computes the state each vCPU
+//! starts in. The image's architecture picks the board (or `--machine`):
+//!
+//! | machine | arch | module |
+//! |---|---|---|
+//! | `pc` | x86-64 | [`pc`]: a PC without PCI |
+//! | `virt` | aarch64 | [`virt`]: QEMU `virt`'s map (not built yet) |
+//!
+//! A board is rebuilt from its [`BoardConfig`] on every guest reset (fresh RAM,
+//! images reloaded); what must outlive a reset (the host console, the
+//! lifecycle and its vCPU kicks) is passed in as [`Host`].
+
+pub mod pc;
+pub mod virt;
+
+use std::fmt;
+use std::sync::Arc;
+
+use devices::{BusError, HostConsole, VmLifecycle};
+
+use crate::accel::VmSpec;
+use crate::arch::{Arch, BootState};
+use crate::loader::LoadError;
+use crate::memory::MemoryError;
+
+/// The machine types moat builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MachineKind {
+    Pc,
+    Virt,
+}
+
+impl MachineKind {
+    /// The board for guests of `arch`.
+    pub fn for_arch(arch: Arch) -> MachineKind {
+        match arch {
+            Arch::X86_64 => MachineKind::Pc,
+            Arch::Aarch64 => MachineKind::Virt,
+        }
+    }
+
+    pub fn arch(self) -> Arch {
+        match self {
+            MachineKind::Pc => Arch::X86_64,
+            MachineKind::Virt => Arch::Aarch64,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MachineKind::Pc => "pc",
+            MachineKind::Virt => "virt",
+        }
+    }
+}
+
+impl fmt::Display for MachineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Most vCPUs a board is built with.
+pub const MAX_CPUS: u32 = 8;
+
+/// A file given to the guest as its first boot module (initrd).
+pub struct Initrd<'a> {
+    /// The name the multiboot module string carries (QEMU passes the path).
+    pub name: &'a str,
+    pub data: &'a [u8],
+}
+
+/// What a board is built from.
+pub struct BoardConfig<'a> {
+    pub memory_size: u64,
+    /// vCPUs, 1 to [`MAX_CPUS`]; all but the first start powered off.
+    pub cpus: u32,
+    /// The kernel's path as given, for the multiboot command line.
+    pub kernel_name: &'a str,
+    pub kernel: &'a [u8],
+    pub initrd: Option<Initrd<'a>>,
+    pub cmdline: &'a str,
+}
+
+/// What outlives a board: made once per moat run.
+#[derive(Clone)]
+pub struct Host {
+    /// The host side of the console; each board's UART attaches to it.
+    pub console: Arc<HostConsole>,
+    /// Lifecycle requests and the vCPU kicks (one per vCPU).
+    pub lifecycle: Arc<VmLifecycle>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    #[error("guest memory size {size} bytes is outside the supported range {min}..={max}")]
+    MemorySize { size: u64, min: u64, max: u64 },
+    #[error("{count} vCPUs asked for; the {machine} board has 1 to {max}")]
+    CpuCount {
+        count: u32,
+        machine: MachineKind,
+        max: u32,
+    },
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error("kernel: {0}")]
+    Kernel(LoadError),
+    #[error("{0}")]
+    Devices(#[from] BusError),
+    #[error("the {0} board is not built yet")]
+    NotBuilt(MachineKind),
+}
+
+/// A built machine, ready to hand to an accelerator.
+pub trait Board: Send + Sync {
+    fn kind(&self) -> MachineKind;
+    /// The accelerator's view: memory, buses, interrupt controllers.
+    fn vm_spec(&self) -> VmSpec;
+    /// The state vCPU `cpu` starts in (powered off for secondary CPUs).
+    fn boot_state(&self, cpu: u32) -> BootState;
+    /// How the kernel was entered, for `--verbose` ("pvh", "multiboot", ...).
+    fn boot_protocol(&self) -> &'static str;
+}
+
+/// Checks `--memory` and `--cpus` for a machine before anything is allocated.
+pub fn check_config(kind: MachineKind, memory_size: u64, cpus: u32) -> Result<(), BoardError> {
+    if !(1..=MAX_CPUS).contains(&cpus) {
+        return Err(BoardError::CpuCount {
+            count: cpus,
+            machine: kind,
+            max: MAX_CPUS,
+        });
+    }
+    match kind {
+        MachineKind::Pc => pc::check_memory_size(memory_size),
+        MachineKind::Virt => Ok(()),
+    }
+}
+
+/// Builds a `kind` machine.
+pub fn build(
+    kind: MachineKind,
+    config: &BoardConfig<'_>,
+    host: &Host,
+) -> Result<Box<dyn Board>, BoardError> {
+    check_config(kind, config.memory_size, config.cpus)?;
+    match kind {
+        MachineKind::Pc => Ok(Box::new(pc::PcBoard::build(config, host)?)),
+        MachineKind::Virt => Err(virt::build(config, host)),
+    }
+}
