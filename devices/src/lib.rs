@@ -9,6 +9,8 @@
 pub mod bus;
 pub mod debug_exit;
 pub mod interrupt;
+pub mod ioapic;
+pub mod lapic;
 pub mod lifecycle;
 pub mod reset;
 pub mod serial;
