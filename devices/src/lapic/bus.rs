@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use super::regs::offset;
 use super::{
     ApicBaseError, ApicEvent, DeliveryMode, Destination, Ipi, LocalApic, Startup, TimerSource,
 };
@@ -89,9 +90,12 @@ impl ApicBus {
     /// A write to the APIC page by CPU `cpu`. IPIs it sends and level EOIs are
     /// handled after the APIC's lock is released.
     pub fn mmio_write(&self, cpu: u32, offset: u64, data: &[u8]) {
+        // An EOI, a lower TPR or a software enable may unblock an interrupt: the
+        // writing CPU must look again before it goes on.
+        let may_unblock = matches!(offset, offset::TPR | offset::EOI | offset::SVR);
         let Some((event, pending)) = self.with_apic(cpu, |apic| {
             let event = apic.write(offset, data);
-            (event, apic.highest_pending().is_some())
+            (event, may_unblock && apic.highest_pending().is_some())
         }) else {
             return;
         };
@@ -105,8 +109,6 @@ impl ApicBus {
             }
             None => {}
         }
-        // An EOI or a lower TPR may have unblocked an interrupt: make the writing
-        // CPU look again before it goes on.
         if pending {
             (self.wake)(cpu);
         }

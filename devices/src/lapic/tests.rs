@@ -569,3 +569,69 @@ fn bus_reports_level_eois_and_fires_timers() {
     assert!(m.bus.lint0_accepts_extint(0));
     assert_eq!(m.bus.base_msr(1), 0xfee0_0800);
 }
+
+#[test]
+fn bus_wakes_the_cpu_an_eoi_unblocks() {
+    let m = machine(1);
+    m.bus.deliver(
+        0,
+        Ipi {
+            vector: 0x80,
+            mode: DeliveryMode::Fixed,
+            dest: Destination::SelfOnly,
+            level: true,
+            trigger_level: false,
+        },
+    );
+    assert_eq!(m.bus.acknowledge(0), Some(0x80));
+    m.bus.deliver_message(Ipi {
+        vector: 0x81,
+        mode: DeliveryMode::Fixed,
+        dest: Destination::Physical(0),
+        level: true,
+        trigger_level: false,
+    });
+    assert!(!m.bus.pending_interrupt(0));
+    m.woken();
+    m.bus.mmio_write(0, 0xb0, &[0; 4]);
+    assert_eq!(m.woken(), vec![0]);
+    assert!(m.bus.pending_interrupt(0));
+    // Other writes do not wake.
+    m.bus.mmio_write(0, 0xd0, &[0; 4]);
+    assert!(m.woken().is_empty());
+}
+
+/// The I/O APIC and the APIC bus wired both ways, as a board does: delivery
+/// from the I/O APIC and the EOI back to it run without deadlock.
+#[test]
+fn ioapic_level_interrupt_round_trip() {
+    use crate::ioapic::IoApic;
+
+    let m = machine(2);
+    let bus = m.bus.clone();
+    let ioapic = Arc::new(IoApic::new(Arc::new(move |ipi| bus.deliver_message(ipi))));
+    let resampled = Arc::new(Mutex::new(Vec::new()));
+    let weak = Arc::downgrade(&ioapic);
+    let log = resampled.clone();
+    m.bus.set_eoi_listener(Arc::new(move |vector| {
+        if let Some(ioapic) = weak.upgrade() {
+            log.lock().unwrap().extend(ioapic.end_of_interrupt(vector));
+        }
+    }));
+    // Pin 9: level-triggered, vector 0x39, physical destination CPU 1.
+    for (select, value) in [(0x23u32, 0x0100_0000u32), (0x22, 0x0000_8039)] {
+        ioapic.mmio_write(0x00, &select.to_le_bytes());
+        ioapic.mmio_write(0x10, &value.to_le_bytes());
+    }
+    ioapic.set_level(9, true);
+    assert_eq!(m.bus.acknowledge(1), Some(0x39));
+    // Still asserted at the EOI: delivered again.
+    m.bus.mmio_write(1, 0xb0, &[0; 4]);
+    assert_eq!(*resampled.lock().unwrap(), vec![9]);
+    assert_eq!(m.bus.acknowledge(1), Some(0x39));
+    ioapic.set_level(9, false);
+    m.bus.mmio_write(1, 0xb0, &[0; 4]);
+    assert_eq!(*resampled.lock().unwrap(), vec![9, 9]);
+    assert!(!m.bus.pending_interrupt(1));
+    assert_eq!(m.bus.acknowledge(0), None);
+}
