@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use accel_kvm::KvmAccelerator;
-use devices::{NoInterrupt, SerialOutput, SharedDevice, Uart16550, VmLifecycle};
+use devices::{IrqRouter, LineKind, SerialOutput, SharedDevice, Uart16550, VmLifecycle};
 use machine::loader::LoadError;
 use machine::policy::{self, IsolationMode, Weakening};
 use machine::x86_64::{Board, BoardConfig, BoardError, Initrd, check_memory_size};
@@ -77,8 +77,10 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
     }
     let (serial_output, serial_fd) = open_serial(&args.serial)?;
     let (trace_sink, trace_fd) = open_trace_file(args)?;
+    // COM1 is on ISA IRQ 4; until the board connects an interrupt controller to
+    // the router, its edges are only recorded.
     let uart = Arc::new(Mutex::new(Uart16550::new(
-        Box::new(NoInterrupt),
+        IrqRouter::new().line(4, LineKind::Edge),
         serial_output,
     )));
     let stdin_uart = (args.serial == SerialChoice::Stdio).then(|| uart.clone());

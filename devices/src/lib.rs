@@ -7,15 +7,17 @@
 //! machine do so through the shared [`VmLifecycle`].
 
 pub mod bus;
+pub mod clock;
 pub mod debug_exit;
-pub mod interrupt;
+pub mod irq;
 pub mod lifecycle;
 pub mod reset;
 pub mod serial;
 
 pub use bus::{Bus, BusDevice, BusError, SharedDevice};
+pub use clock::{Clock, ThreadSetup, Timer, TimerFn};
 pub use debug_exit::{DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE, DebugExit};
-pub use interrupt::{InterruptLine, NoInterrupt};
+pub use irq::{IrqLine, IrqRouter, IrqSink, LineKind, ResampleFn};
 pub use lifecycle::{LifecycleEvent, VmLifecycle};
 pub use reset::{CF9_PORT, I8042_PORT, ResetControl, ResetPort};
 pub use serial::{COM1_PORT, SerialOutput, UART_SIZE, Uart16550};

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use accel_tcg::guest::{GuestCpu, Platform};
-use devices::{NoInterrupt, SerialOutput, Uart16550, VmLifecycle};
+use devices::{IrqRouter, LineKind, SerialOutput, Uart16550, VmLifecycle};
 use frontend_x86::X86Cpu;
 use frontend_x86::harness::Runner;
 use machine::x86_64::{Board, BoardConfig, Initrd};
@@ -38,7 +38,7 @@ fn run_with(
     let out = tempfile(image);
     let file = std::fs::File::create(&out).unwrap();
     let uart = Arc::new(Mutex::new(Uart16550::new(
-        Box::new(NoInterrupt),
+        IrqRouter::new().line(4, LineKind::Edge),
         SerialOutput::File(file),
     )));
     let config = BoardConfig {

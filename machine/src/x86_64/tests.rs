@@ -1,7 +1,7 @@
 use super::*;
 use crate::arch::x86_reg;
 use crate::loader::elf::build::{Phdr, elf64, note};
-use devices::{NoInterrupt, SerialOutput, Uart16550};
+use devices::{IrqRouter, LineKind, SerialOutput, Uart16550};
 use goblin::elf::header::EM_AARCH64;
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 
@@ -9,7 +9,7 @@ const MIB: u64 = 1 << 20;
 
 fn uart() -> SharedDevice {
     Arc::new(Mutex::new(Uart16550::new(
-        Box::new(NoInterrupt),
+        IrqRouter::new().line(4, LineKind::Edge),
         SerialOutput::Null,
     )))
 }
