@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use accel_kvm::KvmAccelerator;
-use devices::{HostConsole, SerialOutput, VmLifecycle};
+use devices::{Clock, HostConsole, SerialOutput, VmLifecycle};
 use machine::boards::{self, BoardConfig, BoardError, Host, Initrd, MachineKind};
 use machine::loader::LoadError;
 use machine::policy::{self, IsolationMode, Weakening};
@@ -81,9 +81,11 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
 
     let lifecycle = Arc::new(VmLifecycle::with_vcpus(args.cpus));
     console::install_signal_handlers(lifecycle.clone());
+    let clock = Clock::new();
     let host = Host {
         console,
         lifecycle: lifecycle.clone(),
+        clock: clock.clone(),
     };
 
     let kernel_name = args.kernel.to_string_lossy();
@@ -126,6 +128,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         accel.as_ref(),
         Confinement {
             stdin_console,
+            clock,
             serial_fd,
             trace_fd,
             inherited_fds,
@@ -310,6 +313,8 @@ fn policy_gate(args: &RunArgs) -> Result<gate::Decision, Failure> {
 struct Confinement {
     /// The console the stdin thread feeds, when the serial port is on stdio.
     stdin_console: Option<Arc<HostConsole>>,
+    /// The VM clock, whose timer thread starts with the others.
+    clock: Arc<Clock>,
     /// The serial log's descriptor.
     serial_fd: Option<RawFd>,
     /// The --trace-file descriptor.
@@ -330,6 +335,7 @@ fn confine(
 ) -> Result<VcpuThreads, Failure> {
     let Confinement {
         stdin_console,
+        clock,
         serial_fd,
         trace_fd,
         inherited_fds,
@@ -345,6 +351,15 @@ fn confine(
         if let Some(console) = stdin_console {
             console::spawn_stdin_reader(console, stdin_filter)?;
         }
+        // Timer callbacks raise interrupt lines and kick vCPUs, as a vCPU's
+        // device accesses do: the clock thread gets the vCPU allow-list.
+        let clock_filter = vcpu_filter.clone();
+        clock
+            .start(Box::new(move || match &clock_filter {
+                Some(filter) => sandbox::seccomp::install(filter),
+                None => Ok(()),
+            }))
+            .map_err(|error| format!("cannot start the clock thread: {error}"))?;
         let setup: machine::run::ThreadSetup = Arc::new(move |_index| match &vcpu_filter {
             Some(filter) => sandbox::seccomp::install(filter),
             None => Ok(()),

@@ -76,3 +76,31 @@ pub const ALLOWED_IOCTLS: [(u64, &str); 18] = [
     // Is a kicked vCPU halted for good?
     (kvm_ioctl::GET_MP_STATE, "KVM_GET_MP_STATE"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_ioctl_numbers_match_the_kernel_headers() {
+        // Values from <linux/kvm.h> on x86-64.
+        assert_eq!(kvm_ioctl::GET_API_VERSION, 0xae00);
+        assert_eq!(kvm_ioctl::CREATE_VM, 0xae01);
+        assert_eq!(kvm_ioctl::GET_VCPU_MMAP_SIZE, 0xae04);
+        assert_eq!(kvm_ioctl::GET_SUPPORTED_CPUID, 0xc008_ae05);
+        assert_eq!(kvm_ioctl::CREATE_VCPU, 0xae41);
+        assert_eq!(kvm_ioctl::SET_USER_MEMORY_REGION, 0x4020_ae46);
+        assert_eq!(kvm_ioctl::SET_TSS_ADDR, 0xae47);
+        assert_eq!(kvm_ioctl::RUN, 0xae80);
+        assert_eq!(kvm_ioctl::GET_REGS, 0x8090_ae81);
+        assert_eq!(kvm_ioctl::SET_REGS, 0x4090_ae82);
+        assert_eq!(kvm_ioctl::GET_SREGS, 0x8138_ae83);
+        assert_eq!(kvm_ioctl::SET_SREGS, 0x4138_ae84);
+        assert_eq!(kvm_ioctl::SET_MSRS, 0x4008_ae89);
+        assert_eq!(kvm_ioctl::SET_FPU, 0x41a0_ae8d);
+        assert_eq!(kvm_ioctl::SET_CPUID2, 0x4008_ae90);
+        assert_eq!(kvm_ioctl::CREATE_IRQCHIP, 0xae60);
+        assert_eq!(kvm_ioctl::IRQ_LINE, 0x4008_ae61);
+        assert_eq!(kvm_ioctl::GET_MP_STATE, 0x8004_ae98);
+    }
+}

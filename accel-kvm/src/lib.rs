@@ -112,6 +112,10 @@ impl Accelerator for KvmAccelerator {
             .kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
             .map_err(|error| AccelError::host("reading KVM's supported CPUID", error))?;
+        let vm = Arc::new(vm);
+        // The board's lines now go to the in-kernel irqchip, replacing its
+        // own controller models.
+        spec.irq.connect(Arc::new(KvmIrqLines(vm.clone())));
         Ok(Box::new(KvmVm {
             vm,
             _memory: spec.memory,
@@ -124,8 +128,21 @@ impl Accelerator for KvmAccelerator {
     }
 }
 
+/// Device interrupt lines into the in-kernel irqchip (KVM_IRQ_LINE), which
+/// routes line n to the 8259 input n and the I/O APIC pin n, as moat's
+/// own models do.
+struct KvmIrqLines(Arc<VmFd>);
+
+impl devices::IrqSink for KvmIrqLines {
+    fn set_level(&self, line: u32, high: bool) {
+        if let Err(error) = self.0.set_irq_line(line, high) {
+            log::debug!("KVM_IRQ_LINE {line} -> {high}: {error}");
+        }
+    }
+}
+
 struct KvmVm {
-    vm: VmFd,
+    vm: Arc<VmFd>,
     /// Keeps the host mappings behind the memory slots alive.
     _memory: vm_memory::GuestMemoryMmap,
     pio_bus: Arc<Bus>,

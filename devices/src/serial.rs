@@ -1,7 +1,8 @@
 //! The 16550 UART (COM1 on the x86 board), built on vm-superio's register model.
 //!
-//! What the guest transmits goes to a [`SerialOutput`]; what the host types is
-//! pushed in with [`Uart16550::enqueue_input`] by whoever reads the host side.
+//! What the guest transmits goes to a writer (the [`crate::HostConsole`]);
+//! what the host types is pushed in with [`Uart16550::enqueue_input`] by
+//! whoever reads the host side.
 
 use std::io::Write;
 
@@ -9,20 +10,21 @@ use vm_superio::{Serial, Trigger};
 
 use crate::bus::BusDevice;
 use crate::console::ConsoleInput;
-use crate::interrupt::InterruptLine;
+use crate::irq::IrqLine;
 
 /// The COM1 base port and the size of its register window.
 pub const COM1_PORT: u64 = 0x3f8;
 pub const UART_SIZE: u64 = 8;
 
-/// Adapts a board's [`InterruptLine`] to vm-superio's trigger.
-struct LineTrigger(Box<dyn InterruptLine>);
+/// Adapts an [`IrqLine`] to vm-superio's trigger. The PC's 16550 sits on an ISA
+/// edge line, so each trigger is one pulse.
+struct LineTrigger(IrqLine);
 
 impl Trigger for LineTrigger {
     type E = std::convert::Infallible;
 
     fn trigger(&self) -> Result<(), Self::E> {
-        self.0.trigger();
+        self.0.pulse();
         Ok(())
     }
 }
@@ -33,7 +35,7 @@ pub struct Uart16550 {
 }
 
 impl Uart16550 {
-    pub fn new(interrupt: Box<dyn InterruptLine>, output: impl Write + Send + 'static) -> Self {
+    pub fn new(interrupt: IrqLine, output: impl Write + Send + 'static) -> Self {
         Uart16550 {
             serial: Serial::new(LineTrigger(interrupt), Box::new(output)),
         }
@@ -86,11 +88,21 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct CountingLine(Arc<AtomicUsize>);
-    impl InterruptLine for CountingLine {
-        fn trigger(&self) {
-            self.0.fetch_add(1, Ordering::Relaxed);
+    use crate::irq::{IrqRouter, IrqSink, LineKind};
+
+    /// Counts rising edges.
+    struct CountingSink(Arc<AtomicUsize>);
+    impl IrqSink for CountingSink {
+        fn set_level(&self, _line: u32, high: bool) {
+            if high {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// COM1's line on a router with no controller.
+    fn unconnected() -> IrqLine {
+        IrqRouter::new().line(4, LineKind::Edge)
     }
 
     const LSR: u64 = 5;
@@ -100,7 +112,7 @@ mod tests {
     fn transmits_to_a_file() {
         let path = std::env::temp_dir().join(format!("moat-uart-test-{}", std::process::id()));
         let file = File::create(&path).unwrap();
-        let mut uart = Uart16550::new(Box::new(crate::NoInterrupt), SerialOutput::File(file));
+        let mut uart = Uart16550::new(unconnected(), SerialOutput::File(file));
         for &byte in b"hi\n" {
             uart.write(0, &[byte]);
         }
@@ -115,7 +127,9 @@ mod tests {
     #[test]
     fn receives_input_and_raises_interrupts() {
         let count = Arc::new(AtomicUsize::new(0));
-        let mut uart = Uart16550::new(Box::new(CountingLine(count.clone())), SerialOutput::Null);
+        let router = IrqRouter::new();
+        router.connect(Arc::new(CountingSink(count.clone())));
+        let mut uart = Uart16550::new(router.line(4, LineKind::Edge), SerialOutput::Null);
         let mut lsr = [0u8];
         uart.read(LSR, &mut lsr);
         assert_eq!(lsr[0] & 1, 0, "no data ready yet");
@@ -137,7 +151,7 @@ mod tests {
 
     #[test]
     fn full_fifo_takes_what_fits() {
-        let mut uart = Uart16550::new(Box::new(crate::NoInterrupt), SerialOutput::Null);
+        let mut uart = Uart16550::new(unconnected(), SerialOutput::Null);
         let taken = uart.enqueue_input(&[b'x'; 100]);
         assert!(taken > 0 && taken < 100);
         assert_eq!(uart.enqueue_input(b"y"), 0);
@@ -145,7 +159,7 @@ mod tests {
 
     #[test]
     fn out_of_range_offsets_are_harmless() {
-        let mut uart = Uart16550::new(Box::new(crate::NoInterrupt), SerialOutput::Null);
+        let mut uart = Uart16550::new(unconnected(), SerialOutput::Null);
         let mut data = [0u8; 2];
         uart.read(u64::MAX, &mut data);
         assert_eq!(data, [0xff; 2]);

@@ -40,6 +40,7 @@ fn run_with(
     let host = Host {
         console: HostConsole::new(SerialOutput::File(file)),
         lifecycle: Arc::new(VmLifecycle::new()),
+        clock: devices::Clock::new(),
     };
     let config = BoardConfig {
         memory_size,

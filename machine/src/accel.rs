@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use devices::{Bus, InterruptController, VmLifecycle};
+use devices::{Bus, InterruptController, IrqRouter, VmLifecycle};
 use vm_memory::GuestMemoryMmap;
 
 use crate::arch::{Arch, BootState, CpuState};
@@ -57,6 +57,10 @@ pub struct VmSpec {
     /// The board's own interrupt controller models, for accelerators that
     /// emulate them (TCG). KVM uses its in-kernel ones instead.
     pub interrupts: Arc<dyn InterruptController>,
+    /// The board's interrupt lines. Connected to `interrupts`' models; an
+    /// accelerator with its own controllers (KVM's in-kernel irqchip)
+    /// connects those instead.
+    pub irq: Arc<IrqRouter>,
 }
 
 pub trait Accelerator: Send + Sync {

@@ -76,16 +76,9 @@ pub enum RunState {
     WaitForSipi,
 }
 
-/// A start-up event the CPU must act on, taken with [`LocalApic::take_startup`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Startup {
-    /// INIT: reset the CPU's registers. An AP then waits for a SIPI; the BSP
-    /// restarts at the reset vector.
-    Init,
-    /// Start-up IPI: begin in real mode at `vector << 12` (CS = `vector << 8`,
-    /// IP = 0).
-    Sipi(u8),
-}
+/// A start-up event the CPU must act on, taken with [`LocalApic::take_startup`]
+/// (the APIC makes only `Init` and `Sipi`).
+pub use crate::irqchip::Startup;
 
 /// What a register write asks of the rest of the machine. The APIC returns it
 /// rather than acting, so that its caller can release the APIC's lock first.

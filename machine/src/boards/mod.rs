@@ -19,7 +19,8 @@ pub mod virt;
 use std::fmt;
 use std::sync::Arc;
 
-use devices::{BusError, HostConsole, VmLifecycle};
+use devices::lapic::ApicBusError;
+use devices::{BusError, Clock, HostConsole, VmLifecycle};
 
 use crate::accel::VmSpec;
 use crate::arch::{Arch, BootState};
@@ -92,6 +93,8 @@ pub struct Host {
     pub console: Arc<HostConsole>,
     /// Lifecycle requests and the vCPU kicks (one per vCPU).
     pub lifecycle: Arc<VmLifecycle>,
+    /// The VM clock; its timer thread is started once, with the sandbox.
+    pub clock: Arc<Clock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +113,8 @@ pub enum BoardError {
     Kernel(LoadError),
     #[error("{0}")]
     Devices(#[from] BusError),
+    #[error("{0}")]
+    Apic(#[from] ApicBusError),
     #[error("the {0} board is not built yet")]
     NotBuilt(MachineKind),
 }

@@ -12,16 +12,21 @@
 //! an image boots the same way on both.
 
 pub mod boot;
+pub mod interrupts;
 pub mod layout;
 
 use std::sync::{Arc, Mutex};
 
 use devices::debug_exit::{DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE};
+use devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE, IoApic, IoApicMmio};
+use devices::lapic::{APIC_BASE, APIC_SIZE, ApicBus};
 use devices::reset::ResetPort;
 use devices::serial::{COM1_PORT, UART_SIZE};
 use devices::{
-    Bus, DebugExit, InterruptController, NoInterrupt, NoInterruptController, ResetControl,
-    Uart16550, VmLifecycle,
+    Bus, DebugExit, ELCR_PORT, ELCR_SIZE, InterruptController, IrqRouter, LineKind,
+    MASTER_PIC_PORT, PIC_SIZE, PIT_PORT, PIT_SIZE, Pic8259Pair, PicWindow, Pit, PitPorts,
+    ResetControl, SLAVE_PIC_PORT, SPEAKER_PORT, SPEAKER_SIZE, SharedPic, SpeakerPort, Uart16550,
+    VmLifecycle,
 };
 use goblin::elf::header::{EM_386, EM_X86_64};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -63,6 +68,7 @@ pub struct PcBoard {
     pub mmio_bus: Arc<Bus>,
     pub lifecycle: Arc<VmLifecycle>,
     pub interrupts: Arc<dyn InterruptController>,
+    pub irq: Arc<IrqRouter>,
     pub cpus: u32,
     pub boot: BootState,
     pub protocol: BootProtocol,
@@ -80,12 +86,57 @@ impl PcBoard {
         let memory = create_guest_memory(&regions)?;
         let (protocol, cpu) = load_kernel(&memory, config).map_err(BoardError::Kernel)?;
 
+        // Guest time starts again with each machine.
+        host.clock.reset_epoch();
+        let irq = IrqRouter::new();
+        let controllers = interrupt_controllers(config.cpus, host, &irq)?;
+        let mut pio_bus = Bus::new("pio");
+        let mut mmio_bus = Bus::new("mmio");
+        pio_bus.insert(
+            Arc::new(Mutex::new(controllers.pic.ports(PicWindow::Master))),
+            MASTER_PIC_PORT,
+            PIC_SIZE,
+        )?;
+        pio_bus.insert(
+            Arc::new(Mutex::new(controllers.pic.ports(PicWindow::Slave))),
+            SLAVE_PIC_PORT,
+            PIC_SIZE,
+        )?;
+        pio_bus.insert(
+            Arc::new(Mutex::new(controllers.pic.ports(PicWindow::Elcr))),
+            ELCR_PORT,
+            ELCR_SIZE,
+        )?;
+        mmio_bus.insert(
+            Arc::new(Mutex::new(interrupts::LocalApicPage(
+                controllers.apics.clone(),
+            ))),
+            APIC_BASE,
+            APIC_SIZE,
+        )?;
+        mmio_bus.insert(
+            Arc::new(Mutex::new(IoApicMmio(controllers.ioapic.clone()))),
+            IOAPIC_BASE,
+            IOAPIC_SIZE,
+        )?;
+
+        let pit = Pit::new(host.clock.clone(), irq.line(0, LineKind::Edge));
+        pio_bus.insert(
+            Arc::new(Mutex::new(PitPorts(pit.clone()))),
+            PIT_PORT,
+            PIT_SIZE,
+        )?;
+        pio_bus.insert(
+            Arc::new(Mutex::new(SpeakerPort(pit))),
+            SPEAKER_PORT,
+            SPEAKER_SIZE,
+        )?;
+
         let uart = Arc::new(Mutex::new(Uart16550::new(
-            Box::new(NoInterrupt),
+            irq.line(COM1_IRQ, LineKind::Edge),
             host.console.writer(),
         )));
         host.console.attach(uart.clone());
-        let mut pio_bus = Bus::new("pio");
         pio_bus.insert(uart, COM1_PORT, UART_SIZE)?;
         pio_bus.insert(
             Arc::new(Mutex::new(DebugExit::new(lifecycle.clone()))),
@@ -112,9 +163,10 @@ impl PcBoard {
         Ok(PcBoard {
             memory,
             pio_bus: Arc::new(pio_bus),
-            mmio_bus: Arc::new(Bus::new("mmio")),
+            mmio_bus: Arc::new(mmio_bus),
             lifecycle,
-            interrupts: Arc::new(NoInterruptController),
+            interrupts: Arc::new(controllers),
+            irq,
             cpus: config.cpus,
             boot: BootState::on(CpuState::X86_64(Box::new(cpu))),
             protocol,
@@ -136,6 +188,7 @@ impl Board for PcBoard {
             mmio_bus: self.mmio_bus.clone(),
             lifecycle: self.lifecycle.clone(),
             interrupts: self.interrupts.clone(),
+            irq: self.irq.clone(),
         }
     }
 
@@ -150,6 +203,56 @@ impl Board for PcBoard {
     fn boot_protocol(&self) -> &'static str {
         self.protocol.name()
     }
+}
+
+/// COM1's ISA interrupt line.
+const COM1_IRQ: u32 = 4;
+
+/// The 8259 pair, the local APICs and the I/O APIC, wired to each other, to
+/// the vCPU kicks and to `irq` (which they then serve under TCG).
+fn interrupt_controllers(
+    cpus: u32,
+    host: &Host,
+    irq: &Arc<IrqRouter>,
+) -> Result<interrupts::PcInterrupts, BoardError> {
+    let lifecycle = host.lifecycle.clone();
+    let kick_cpu0 = lifecycle.vcpu(0).clone();
+    let router = Arc::downgrade(irq);
+    let pic = SharedPic::new(Pic8259Pair::new(
+        Arc::new(move || kick_cpu0.kick()),
+        Some(Arc::new(move |line| {
+            if let Some(router) = router.upgrade() {
+                router.end_of_interrupt(line);
+            }
+        })),
+    ));
+    let clock = host.clock.clone();
+    let apics = ApicBus::new(
+        cpus,
+        Arc::new(move |cpu| lifecycle.vcpu(cpu).kick()),
+        |cpu, bus| Box::new(interrupts::ApicTimer::new(&clock, cpu, bus)),
+    )?;
+    let to_apics = Arc::downgrade(&apics);
+    let ioapic = Arc::new(IoApic::new(Arc::new(move |message| {
+        if let Some(apics) = to_apics.upgrade() {
+            apics.deliver_message(message);
+        }
+    })));
+    let eoi_ioapic = Arc::downgrade(&ioapic);
+    let router = Arc::downgrade(irq);
+    apics.set_eoi_listener(Arc::new(move |vector| {
+        let (Some(ioapic), Some(router)) = (eoi_ioapic.upgrade(), router.upgrade()) else {
+            return;
+        };
+        for pin in ioapic.end_of_interrupt(vector) {
+            router.end_of_interrupt(pin);
+        }
+    }));
+    irq.connect(Arc::new(interrupts::PcIrqSink {
+        pic: pic.clone(),
+        ioapic: ioapic.clone(),
+    }));
+    Ok(interrupts::PcInterrupts { pic, apics, ioapic })
 }
 
 /// Checks a `--memory` value before anything is allocated.

@@ -12,6 +12,7 @@ fn host() -> Host {
     Host {
         console: HostConsole::new(SerialOutput::Null),
         lifecycle: Arc::new(VmLifecycle::new()),
+        clock: devices::Clock::new(),
     }
 }
 
