@@ -14,6 +14,7 @@
  *                   wraps, less often than it goes down)
  * A failing check prints its counts instead of `ok`; the exit value is a
  * mask: 2 wakes, 4 isr, 8 latch; 16 if the IMR does not read back.
+ * verbose=1 adds a line with the raw counts first.
  *
  * If CPUID and the APIC base MSR say there is an enabled local APIC, its
  * LINT0 is set to ExtINT (and LINT1 to NMI), the virtual-wire mode a PC
@@ -117,6 +118,10 @@ int main(void)
 	}
 	outb(PIC1_DATA, 0xff);
 
+	if (cmdline_u64("verbose", 0))
+		printf("pit: %u wakes, latch %u down %u wraps %u frozen, "
+		       "%u out of range\n", wakes, down, wraps, frozen,
+		       out_of_range);
 	printf("pit: %u ticks\n", ticks);
 	if (!wakes_bad && !rip_wrong) {
 		printf("pit: wakes ok\n");

@@ -14,7 +14,9 @@
  * N-1 APIC IDs other than the BSP's), iterations=M, timeout=MS, racy=1 (a
  * second phase with plain mov/add/mov increments, which lose updates on real
  * SMP), ipi=all (INIT/STARTUP with the all-excluding-self shorthand instead
- * of one IPI per AP; CPUs beyond cpus=N then start too but only park).
+ * of one IPI per AP; CPUs beyond cpus=N then start too but only park),
+ * verbose=1 (first a line with the BSP's APIC ID and the microseconds from
+ * the INIT IPI until the last AP checked in).
  *
  * Prints `smp: N cpus, count C` (C = N*M) and with racy=1 `smp: racy count
  * R`. Exit codes: 0 ok, 2 an AP did not start, 3 a count is wrong, 4 bad
@@ -171,10 +173,13 @@ int main(void)
 	int want_racy = cmdline_u64("racy", 0) != 0;
 	const char *ipi_mode = cmdline_get("ipi");
 	int ipi_all = ipi_mode && !strncmp(ipi_mode, "all", 3);
+	int verbose = cmdline_u64("verbose", 0) != 0;
+	uint64_t t0;
 	uint32_t bsp = 0, naps = (uint32_t)ncpus - 1, missing = 0;
 	size_t tramp_size = (size_t)(ap_tramp_end - ap_tramp_start);
 
 	iterations = cmdline_u64("iterations", 1000000);
+	trap_init();
 	if (ncpus < 1 || ncpus > MAX_CPUS) {
 		printf("smp: cpus=%lu not in 1..%u\n", ncpus, MAX_CPUS);
 		return 4;
@@ -202,7 +207,6 @@ int main(void)
 			printf("smp: trampoline page 0x%x in use\n", AP_TRAMP_BASE);
 			return 5;
 		}
-		trap_init();
 		__asm__ volatile("sidt %0" : "=m"(ap_idtr));
 		for (uint32_t id = 0, n = 0; id < 256 && n < naps; id++)
 			if (id != bsp) {
@@ -216,6 +220,7 @@ int main(void)
 		/* Software-enable the local APIC (spurious vector 0xff). */
 		lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | 0x1ff);
 		pit_clock_start();
+		t0 = pit_clock_us();
 		ipi_targets(ipi_all, ICR_INIT | ICR_ASSERT);
 		delay_us(10000);
 		ipi_targets(ipi_all, ICR_STARTUP | AP_SIPI_VECTOR);
@@ -230,6 +235,9 @@ int main(void)
 			if (n == naps || pit_clock_us() >= end)
 				break;
 		}
+		if (verbose)
+			printf("smp: bsp apic id %u, aps in after %lu us\n", bsp,
+			       pit_clock_us() - t0);
 		for (uint32_t id = 0; id < 256; id++) {
 			if (target[id] && !started[id]) {
 				printf("smp: cpu %u did not start\n", id);
