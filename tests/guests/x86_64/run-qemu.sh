@@ -98,4 +98,16 @@ else
 	filter=
 	echo "SKIP sse (QEMU's TCG is not the CPU there)"
 fi
+
+# Interrupts and SMP. The PIT runs at 100 Hz: pit takes 0.5 s of real time.
+# smp: the APs (-smp 4) started with INIT/STARTUP IPIs; nested KVM is slow
+# at contended memory, so fewer iterations there. smp-missing: cpus=4 on a
+# 2-CPU machine waits 1 s for CPUs 2 and 3, then exits with 2.
+run pit                $E/pit.out                1  -kernel $B/pit.elf
+if [ "$ACCEL" = kvm ]; then
+	run smp-4          $E/smp-4-kvm.out          1  -smp 4 -kernel $B/smp.elf -append "cpus=4 iterations=1000"
+else
+	run smp-4          $E/smp-4.out              1  -smp 4 -kernel $B/smp.elf -append "cpus=4 iterations=100000"
+fi
+run smp-missing        $E/smp-missing.out        5  -smp 2 -kernel $B/smp.elf -append "cpus=4 iterations=1000"
 exit $fail
