@@ -103,6 +103,32 @@ fn every_atomic_matches_the_interpreter() {
 }
 
 #[test]
+fn the_optimizer_keeps_atomics_whose_result_is_unused_and_their_order() {
+    let mut b = Block::new(0x1000);
+    b.insn_start(0x1000);
+    let a = b.const_temp(Ty::I64, RAM_BASE);
+    let one = b.const_temp(Ty::I64, 1);
+    let d = b.temp64();
+    let e = b.temp64();
+    b.qemu_st(one, a, MemOp::Q);
+    b.atomic_rmw(d, a, one, MemOp::Q, AtomicOp::Add);
+    b.atomic_cmpxchg(e, a, one, one, MemOp::Q);
+    b.qemu_ld(d, a, MemOp::Q);
+    b.st_env(d, reg(0), MemOp::Q);
+    b.exit_status(0);
+    accel_tcg::opt::optimize(&mut b);
+    let mem: Vec<_> = b
+        .insns
+        .iter()
+        .map(|i| i.op.opcode())
+        .filter(|o| o.flags().has(accel_tcg::ir::OpFlags::MEM))
+        .collect();
+    use accel_tcg::ir::Opcode::*;
+    assert_eq!(mem, [QemuSt, AtomicRmw, AtomicCmpxchg, QemuLd], "{b}");
+    assert!(b.to_string().contains("atomic_rmw"), "{b}");
+}
+
+#[test]
 fn compare_and_swap_stores_only_on_a_match() {
     let mut jit = jit();
     for hit in [false, true] {
