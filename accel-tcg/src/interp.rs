@@ -211,6 +211,26 @@ impl Interpreter {
                 *vals.get_mut($t.index()).ok_or(InterpError::BadTemp(i))? = v;
             }};
         }
+        // Atomics leave like loads when they fault.
+        macro_rules! atomic {
+            ($ty:expr, $d:expr, $addr:expr, $mop:expr, $op:expr, $x:expr, $y:expr) => {{
+                let a = get!($addr);
+                let (x, y) = ($x, $y);
+                // SAFETY: as for loads.
+                match softmmu::atomic(unsafe { &mut *hdr }, a, $mop, $ty, $op, x, y) {
+                    Ok(v) => set!($d, $ty, v),
+                    Err(fault) => {
+                        // SAFETY: as for loads.
+                        unsafe { flush_pending(pending, env) };
+                        return Ok(ExitReason::Fault {
+                            pc: insn_pc,
+                            vaddr: a,
+                            fault,
+                        });
+                    }
+                }
+            }};
+        }
         while let Some(insn) = blk.insns.get(i) {
             let ty = insn.ty;
             let opc = insn.op.opcode();
@@ -309,6 +329,20 @@ impl Interpreter {
                         });
                     }
                 }
+                Op::AtomicRmw {
+                    d,
+                    addr,
+                    v,
+                    mop,
+                    op,
+                } => atomic!(ty, d, addr, mop, Some(op), get!(v), 0),
+                Op::AtomicCmpxchg {
+                    d,
+                    addr,
+                    cmp,
+                    new,
+                    mop,
+                } => atomic!(ty, d, addr, mop, None, get!(cmp), get!(new)),
                 Op::LdEnv { d, off, mop } => {
                     let n = mop.size.bytes() as usize;
                     let off = off as usize;

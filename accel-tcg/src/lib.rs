@@ -14,7 +14,10 @@
 //! `#[repr(C)]` CPU state, which starts with a [`softmmu::TcgContextHeader`]
 //! (see [`softmmu::CpuState`]). Guest memory goes through `qemu_ld`/`qemu_st`,
 //! which the backend turns into an inline soft-MMU TLB lookup with a slow
-//! path into the embedder's [`softmmu::MemoryHandler`]. Helpers are plain
+//! path into the embedder's [`softmmu::MemoryHandler`]; `atomic_rmw` and
+//! `atomic_cmpxchg` do guest atomics the same way with lock-prefixed host
+//! instructions (see [`softmmu`]), so vCPU threads may share guest RAM.
+//! Helpers are plain
 //! `extern "C"` functions ([`ir::HelperFn`] documents the ABI).
 //!
 //! [`opt::optimize`] folds constants, propagates copies, keeps guest

@@ -29,6 +29,22 @@
 //! stay out of the TLB so every access reaches the device bus) and performs
 //! the access, or returns a [`MemFault`].
 //!
+//! # Atomics
+//!
+//! `atomic_rmw` and `atomic_cmpxchg` are translated like stores (the write
+//! tag must match). On a hit generated code uses a lock-prefixed
+//! instruction on the host address (`lock xadd`, `xchg`, `lock cmpxchg`, a
+//! `lock cmpxchg` loop for and/or/xor), so vCPU threads sharing guest RAM
+//! see them as indivisible. The slow path ([`atomic`]) does the same on the
+//! host pointer when the TLB maps the page, and otherwise asks
+//! [`MemoryHandler::atomic`], which for RAM does it on the host pointer and
+//! for MMIO reads, computes and writes on the bus. On x86-64 hosts the host
+//! operation is a `lock cmpxchg` loop in inline assembly, which is atomic
+//! for unaligned addresses too (a split lock: slow, but correct). Other
+//! hosts use `std::sync::atomic` for aligned addresses and fall back to one
+//! process-wide lock for unaligned ones, which is atomic only against other
+//! slow-path atomics, not against plain stores.
+//!
 //! # Precise faults
 //!
 //! A fault leaves the block with the pc of the most recent `insn_start`. The
@@ -43,7 +59,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::ir::{MemOp, MemSize, Ty};
+use crate::ir::{AtomicOp, MemOp, MemSize, Ty};
 
 /// log2 of the guest page size the TLB maps.
 pub const PAGE_BITS: u32 = 12;
@@ -264,6 +280,73 @@ pub trait MemoryHandler {
         size: MemSize,
         value: u64,
     ) -> Result<(), MemFault>;
+    /// Performs `rmw` at `vaddr` as one indivisible access, translated for
+    /// a write, and returns the old contents (little-endian value order).
+    /// Handlers of memory other threads share must override this: the
+    /// default is a [`MemoryHandler::load`] then, unless `rmw` leaves memory
+    /// alone, a [`MemoryHandler::store`], which is atomic only for a single
+    /// vCPU (enough for MMIO and single-threaded tests).
+    fn atomic(&mut self, tlb: &mut Tlb, vaddr: u64, rmw: &Rmw) -> Result<u64, MemFault> {
+        let old = self.load(tlb, vaddr, rmw.size)?;
+        if let Some(new) = rmw.apply(old) {
+            self.store(tlb, vaddr, rmw.size, new)?;
+        }
+        Ok(old)
+    }
+}
+
+/// An atomic read-modify-write as the slow path hands it to a
+/// [`MemoryHandler`]: what to store given the old value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rmw {
+    /// What to do.
+    pub kind: RmwKind,
+    /// Access size.
+    pub size: MemSize,
+    /// The operands and the result are big-endian in guest memory: the
+    /// operation works on byte-swapped values (see [`Rmw::apply`]).
+    pub big_endian: bool,
+}
+
+/// The operation of an [`Rmw`], with its operands (guest values, not yet
+/// truncated to the access size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RmwKind {
+    /// `atomic_rmw`: store `op(old, v)`.
+    Op(AtomicOp, u64),
+    /// `atomic_cmpxchg`: store `new` if the old value equals `expected`.
+    Cmpxchg {
+        /// the value memory must hold
+        expected: u64,
+        /// the value stored if it does
+        new: u64,
+    },
+}
+
+impl Rmw {
+    /// Given the old memory contents `raw` (little-endian value order, as
+    /// [`MemoryHandler`] exchanges them), the contents to store, or `None`
+    /// when memory stays as it is (a failed compare-and-swap).
+    pub fn apply(&self, raw: u64) -> Option<u64> {
+        let mop = MemOp {
+            size: self.size,
+            signed: false,
+            big_endian: self.big_endian,
+            aligned: false,
+        };
+        let mask = self.size.value_mask();
+        let old = mop.to_le(raw & mask);
+        let new = match self.kind {
+            RmwKind::Op(op, v) => op.apply(old, v),
+            RmwKind::Cmpxchg { expected, new } => {
+                if old != expected & mask {
+                    return None;
+                }
+                new
+            }
+        };
+        Some(mop.to_le(new & mask))
+    }
 }
 
 /// The translator's part of a CPU state: the first field of every front
@@ -577,6 +660,178 @@ pub fn store(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, value: u64) -> 
     h.store(&mut hdr.tlb, vaddr, mop.size, raw)
 }
 
+/// An atomic read-modify-write through the TLB (write tags), falling back
+/// to the handler's [`MemoryHandler::atomic`]. `a` is the `atomic_rmw`
+/// operand or the `atomic_cmpxchg` expected value, `b` the new value of a
+/// compare-and-swap (`op` `None`). Returns the old value, extended as `mop`
+/// says, to type `ty`.
+pub fn atomic(
+    hdr: &mut TcgContextHeader,
+    vaddr: u64,
+    mop: MemOp,
+    ty: Ty,
+    op: Option<AtomicOp>,
+    a: u64,
+    b: u64,
+) -> MemResult<u64> {
+    let size = mop.size.bytes();
+    if mop.aligned && !vaddr.is_multiple_of(size as u64) {
+        return Err(unaligned(hdr, vaddr, mop.size, Access::Write));
+    }
+    let rmw = Rmw {
+        kind: match op {
+            Some(op) => RmwKind::Op(op, a),
+            None => RmwKind::Cmpxchg {
+                expected: a,
+                new: b,
+            },
+        },
+        size: mop.size,
+        big_endian: mop.big_endian,
+    };
+    let raw = if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Write) {
+        // SAFETY: a TLB write hit means `fill`'s caller promised `size`
+        // readable and writable bytes of guest RAM at `p`.
+        unsafe { atomic_host(p, &rmw) }
+    } else {
+        let Some(mut h) = hdr.mem else {
+            return Err(MemFault::NO_HANDLER);
+        };
+        // SAFETY: as in `load`.
+        let h = unsafe { h.as_mut() };
+        h.atomic(&mut hdr.tlb, vaddr, &rmw)?
+    };
+    Ok(mop.extend(ty, mop.to_le(raw)))
+}
+
+/// Performs `rmw` on the `rmw.size` bytes at `p` atomically with respect to
+/// every other thread's atomic (and, on x86-64, plain) accesses; returns the
+/// old contents.
+///
+/// # Safety
+///
+/// `p` must be valid for reads and writes of `rmw.size` bytes (any
+/// alignment) that other threads only access atomically or with plain
+/// loads and stores of guest RAM.
+pub unsafe fn atomic_host(p: *mut u8, rmw: &Rmw) -> u64 {
+    // SAFETY: the caller's contract.
+    let mut old = unsafe { read_host(p, rmw.size) };
+    // Each failed attempt means another thread changed the value: the loop
+    // ends as soon as this thread wins a race, as any lock-free RMW does.
+    loop {
+        let Some(new) = rmw.apply(old) else {
+            return old;
+        };
+        // SAFETY: the caller's contract.
+        let seen = unsafe { cas_host(p, rmw.size, old, new) };
+        if seen == old {
+            return old;
+        }
+        old = seen;
+    }
+}
+
+/// One compare-and-swap of `size` bytes at `p`: stores `new` if memory
+/// holds `expected`; returns what memory held. `lock cmpxchg` is atomic for
+/// any alignment on x86.
+///
+/// # Safety
+///
+/// As [`atomic_host`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn cas_host(p: *mut u8, size: MemSize, expected: u64, new: u64) -> u64 {
+    let mut seen = expected;
+    // SAFETY: the caller guarantees `size` bytes at `p`; `cmpxchg` only
+    // touches those and rax, which is declared.
+    unsafe {
+        match size {
+            MemSize::B1 => core::arch::asm!(
+                "lock cmpxchg byte ptr [{p}], {n}",
+                p = in(reg) p, n = in(reg_byte) new as u8, inout("rax") seen,
+                options(nostack)
+            ),
+            MemSize::B2 => core::arch::asm!(
+                "lock cmpxchg word ptr [{p}], {n:x}",
+                p = in(reg) p, n = in(reg) new, inout("rax") seen,
+                options(nostack)
+            ),
+            MemSize::B4 => core::arch::asm!(
+                "lock cmpxchg dword ptr [{p}], {n:e}",
+                p = in(reg) p, n = in(reg) new, inout("rax") seen,
+                options(nostack)
+            ),
+            MemSize::B8 => core::arch::asm!(
+                "lock cmpxchg qword ptr [{p}], {n}",
+                p = in(reg) p, n = in(reg) new, inout("rax") seen,
+                options(nostack)
+            ),
+        }
+    }
+    seen & size.value_mask()
+}
+
+/// One compare-and-swap of `size` bytes at `p` (see the x86-64 version):
+/// `std::sync::atomic` when aligned, else under a process-wide lock, which
+/// only excludes other unaligned slow-path atomics.
+///
+/// # Safety
+///
+/// As [`atomic_host`].
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn cas_host(p: *mut u8, size: MemSize, expected: u64, new: u64) -> u64 {
+    use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
+    static UNALIGNED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let n = size.bytes() as usize;
+    // SAFETY (all arms): the caller guarantees `size` valid bytes at `p`;
+    // the atomic types are only used at their natural alignment.
+    unsafe {
+        if (p as usize).is_multiple_of(n) {
+            let r = match size {
+                MemSize::B1 => AtomicU8::from_ptr(p)
+                    .compare_exchange(
+                        expected as u8,
+                        new as u8,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .map(u64::from)
+                    .map_err(u64::from),
+                MemSize::B2 => AtomicU16::from_ptr(p.cast())
+                    .compare_exchange(
+                        expected as u16,
+                        new as u16,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .map(u64::from)
+                    .map_err(u64::from),
+                MemSize::B4 => AtomicU32::from_ptr(p.cast())
+                    .compare_exchange(
+                        expected as u32,
+                        new as u32,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .map(u64::from)
+                    .map_err(u64::from),
+                MemSize::B8 => AtomicU64::from_ptr(p.cast()).compare_exchange(
+                    expected,
+                    new,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ),
+            };
+            return r.unwrap_or_else(|v| v);
+        }
+        let _g = UNALIGNED.lock().unwrap_or_else(|e| e.into_inner());
+        let cur = read_host(p, size);
+        if cur == expected & size.value_mask() {
+            write_host(p, size, new);
+        }
+        cur
+    }
+}
+
 fn unaligned(hdr: &mut TcgContextHeader, vaddr: u64, size: MemSize, access: Access) -> MemFault {
     match hdr.mem {
         // SAFETY: as in `load`.
@@ -639,7 +894,8 @@ unsafe fn write_host(p: *mut u8, size: MemSize, v: u64) {
 
 /// Packs what the slow path needs to know about an access into one integer
 /// argument: size log2 in bits 0-1, signed in bit 2, big-endian in bit 3,
-/// 64-bit result in bit 4, aligned in bit 5.
+/// 64-bit result in bit 4, aligned in bit 5 (atomics add their operation in
+/// bits 8-11, see [`pack_atomic`]).
 pub(crate) const fn pack_mop(mop: MemOp, ty: Ty) -> u64 {
     mop.size.log2() as u64
         | (mop.signed as u64) << 2
@@ -663,6 +919,25 @@ const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
     };
     let ty = if bits & 16 != 0 { Ty::I64 } else { Ty::I32 };
     (mop, ty)
+}
+
+/// [`pack_mop`] plus the atomic operation (`None`: compare-and-swap) in
+/// bits 8-11.
+pub(crate) const fn pack_atomic(mop: MemOp, ty: Ty, op: Option<AtomicOp>) -> u64 {
+    let code = match op {
+        Some(op) => op.code(),
+        None => 15,
+    };
+    pack_mop(mop, ty) | code << 8
+}
+
+const fn unpack_atomic(bits: u64) -> (MemOp, Ty, Option<AtomicOp>) {
+    let (mop, ty) = unpack_mop(bits & 0xff);
+    let op = match (bits >> 8) & 15 {
+        15 => None,
+        c => Some(AtomicOp::from_code(c)),
+    };
+    (mop, ty, op)
 }
 
 /// Two-register return of the load slow path (`rax`, `rdx` in SysV).
@@ -714,6 +989,30 @@ pub(crate) extern "C" fn slow_store(
         Err(f) => {
             hdr.fault_addr = vaddr;
             fault_status(f)
+        }
+    }
+}
+
+/// Slow path of `atomic_rmw`/`atomic_cmpxchg` in generated code (`a`, `b`
+/// as for [`atomic`]).
+pub(crate) extern "C" fn slow_atomic(
+    env: *mut TcgContextHeader,
+    vaddr: u64,
+    a: u64,
+    b: u64,
+    bits: u64,
+) -> SlowLoadRet {
+    // SAFETY: as in `slow_load`.
+    let hdr = unsafe { &mut *env };
+    let (mop, ty, op) = unpack_atomic(bits);
+    match atomic(hdr, vaddr, mop, ty, op, a, b) {
+        Ok(value) => SlowLoadRet { value, status: 0 },
+        Err(f) => {
+            hdr.fault_addr = vaddr;
+            SlowLoadRet {
+                value: 0,
+                status: fault_status(f),
+            }
         }
     }
 }

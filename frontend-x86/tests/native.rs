@@ -1123,6 +1123,87 @@ fn generate_mem(seed: u64) -> Gen {
     }
 }
 
+/// One random `lock`-prefixed instruction with a memory destination at
+/// [r15 + disp8] (the forms the lock prefix is valid with).
+fn generate_locked(seed: u64) -> Gen {
+    const LOCK: &[u8] = &[0xf0];
+    let mut p = Pick(seed | 1);
+    let size = p.size();
+    let reg = p.reg();
+    let d = p.next(121) as u8;
+    let wide = |s: u32| if s == 1 { 2 } else { s };
+    // add, or, adc, sbb, and, sub, xor (not cmp)
+    let n = p.next(7) as u8;
+    let (r, def, undef) = match n {
+        1 | 4 | 6 => (0, CF | OF | SZP, AF),
+        2 | 3 => (CF, ALL, 0),
+        _ => (0, ALL, 0),
+    };
+    let op1 = if size == 1 { 0 } else { 1 };
+    match p.next(8) {
+        0 => g(
+            enc_mem(size, LOCK, &[(n << 3) + op1], reg, d, &[]),
+            r,
+            def,
+            undef,
+        ),
+        1 => {
+            let v = p.next(u64::MAX);
+            let b = match size {
+                1 => enc_mem(1, LOCK, &[0x80], n as usize, d, &imm(v, 1)),
+                2 => enc_mem(2, LOCK, &[0x81], n as usize, d, &imm(v, 2)),
+                _ => enc_mem(size, LOCK, &[0x83], n as usize, d, &imm(v, 1)),
+            };
+            g(b, r, def, undef)
+        }
+        2 => {
+            let k = p.next(2) as usize;
+            g(
+                enc_mem(size, LOCK, &[0xfe + op1], k, d, &[]),
+                0,
+                OF | SZP | AF,
+                0,
+            )
+        }
+        3 => {
+            // not (no flags), neg
+            let k = 2 + p.next(2) as usize;
+            let def = if k == 2 { 0 } else { ALL };
+            g(enc_mem(size, LOCK, &[0xf6 + op1], k, d, &[]), 0, def, 0)
+        }
+        4 => g(enc_mem(size, LOCK, &[0x86 + op1], reg, d, &[]), 0, 0, 0),
+        5 => g(
+            enc_mem(size, LOCK, &[0x0f, 0xc0 + op1], reg, d, &[]),
+            0,
+            ALL,
+            0,
+        ),
+        6 => g(
+            enc_mem(size, LOCK, &[0x0f, 0xb0 + op1], reg, d, &[]),
+            0,
+            ALL,
+            0,
+        ),
+        _ => {
+            // bts, btr, btc with an immediate bit offset
+            let k = 1 + p.next(3) as usize;
+            g(
+                enc_mem(
+                    wide(size),
+                    LOCK,
+                    &[0x0f, 0xba],
+                    4 + k,
+                    d,
+                    &[p.next(256) as u8],
+                ),
+                0,
+                CF,
+                OF | SF | AF | PF,
+            )
+        }
+    }
+}
+
 /// Flags condition code `cc` reads.
 fn cond_reads(cc: u8) -> u64 {
     match cc >> 1 {
@@ -1224,6 +1305,68 @@ proptest! {
     ) {
         let (code, mask) = mem_sequence(&seeds);
         check_mem(&code, &regs_from(&vals, flags), mask, &buf);
+    }
+}
+
+/// A sequence of locked and plain memory instructions, as [`sequence`].
+fn locked_sequence(seeds: &[u64]) -> (Vec<u8>, u64) {
+    let mut code = Vec::new();
+    let mut undef = 0u64;
+    for &s in seeds {
+        let i = if s % 2 == 0 {
+            generate_mem(s / 2)
+        } else {
+            generate_locked(s)
+        };
+        if i.reads & undef != 0 {
+            continue;
+        }
+        code.extend_from_slice(&i.bytes);
+        undef = (undef & !i.defines) | i.undefines;
+    }
+    (code, ALL & !undef)
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 400,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0x6c6f_636b),
+        ..Config::default()
+    })]
+
+    #[test]
+    fn random_locked_sequences_match_the_host(
+        seeds in prop::collection::vec(any::<u64>(), 1..8),
+        vals in any::<[u64; 16]>(),
+        flags in any::<u64>(),
+        buf in prop::collection::vec(any::<u8>(), 136),
+    ) {
+        let (code, mask) = locked_sequence(&seeds);
+        check_mem(&code, &regs_from(&vals, flags), mask, &buf);
+    }
+}
+
+/// Every locked form over many seeds, each on its own.
+#[test]
+fn every_locked_instruction_matches_the_host() {
+    let mut x = 0x0bad_cafe_f00d_1234u64;
+    let buf: Vec<u8> = (0..136u32).map(|i| (i * 37 + 11) as u8).collect();
+    for k in 0..400u64 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let i = generate_locked(x);
+        let mut vals = [0u64; 16];
+        for (n, v) in vals.iter_mut().enumerate() {
+            *v = x.rotate_left(n as u32 * 7) ^ k;
+        }
+        check_mem(
+            &i.bytes,
+            &regs_from(&vals, x >> 9),
+            ALL & !i.undefines,
+            &buf,
+        );
     }
 }
 
@@ -1450,30 +1593,32 @@ fn cmpxchg8b_and_cmpxchg16b_match_the_host() {
     }
     for wide in [false, true] {
         let size = if wide { 8 } else { 4 };
-        // cmpxchg8b/16b [r15 + 16]
-        let code = enc_mem(size, &[], &[0x0f, 0xc7], 1, 16, &[]);
-        let (lo, hi) = if wide {
-            (
-                u64::from_le_bytes(buf[16..24].try_into().unwrap()),
-                u64::from_le_bytes(buf[24..32].try_into().unwrap()),
-            )
-        } else {
-            (
-                u32::from_le_bytes(buf[16..20].try_into().unwrap()) as u64,
-                u32::from_le_bytes(buf[20..24].try_into().unwrap()) as u64,
-            )
-        };
-        for equal in [false, true] {
-            let mut r = Regs {
-                r: [0; 16],
-                flags: CF | OF,
+        // cmpxchg8b/16b [r15 + 16], plain and locked
+        for lock in [&[][..], &[0xf0]] {
+            let code = enc_mem(size, lock, &[0x0f, 0xc7], 1, 16, &[]);
+            let (lo, hi) = if wide {
+                (
+                    u64::from_le_bytes(buf[16..24].try_into().unwrap()),
+                    u64::from_le_bytes(buf[24..32].try_into().unwrap()),
+                )
+            } else {
+                (
+                    u32::from_le_bytes(buf[16..20].try_into().unwrap()) as u64,
+                    u32::from_le_bytes(buf[20..24].try_into().unwrap()) as u64,
+                )
             };
-            let upper = if wide { 0 } else { 0xdead_0000_0000_0000 };
-            r.r[0] = if equal { lo } else { lo ^ 1 } | upper;
-            r.r[2] = hi;
-            r.r[3] = 0x1111_2222_3333_4444;
-            r.r[1] = 0x5555_6666_7777_8888;
-            check_mem(&code, &r, ALL, &buf);
+            for equal in [false, true] {
+                let mut r = Regs {
+                    r: [0; 16],
+                    flags: CF | OF,
+                };
+                let upper = if wide { 0 } else { 0xdead_0000_0000_0000 };
+                r.r[0] = if equal { lo } else { lo ^ 1 } | upper;
+                r.r[2] = hi;
+                r.r[3] = 0x1111_2222_3333_4444;
+                r.r[1] = 0x5555_6666_7777_8888;
+                check_mem(&code, &r, ALL, &buf);
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use crate::guest::{CodeReader, PageWalker};
 use crate::ir::MemSize;
 use crate::softmmu::{
-    Access, ExitRequest, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, Tlb,
+    self, Access, ExitRequest, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms, Rmw, Tlb,
 };
 
 /// Which bytes of guest physical memory hold translated code, by page, and the
@@ -181,6 +181,58 @@ impl<W: PageWalker> SoftMmu<'_, W> {
     }
 }
 
+impl<W: PageWalker> SoftMmu<'_, W> {
+    /// An atomic within one page: on the host pointer for RAM (so it is
+    /// indivisible against other vCPU threads), read-compute-write on the
+    /// bus for MMIO. Translated as a store, with the same code-page rules.
+    fn atomic_within_page(
+        &mut self,
+        tlb: &mut Tlb,
+        vaddr: u64,
+        rmw: &Rmw,
+    ) -> Result<u64, MemFault> {
+        let (paddr, perms) = self.translate(vaddr, Access::Write)?;
+        let len = rmw.size.bytes() as usize;
+        match resolve(self.memory, paddr) {
+            Target::Ram(host) => {
+                let page = paddr & PAGE_MASK;
+                let modifies_code = self.code_pages.overlaps(paddr, len as u64);
+                if modifies_code && !self.allow_code_writes {
+                    self.smc_page = Some(page);
+                    self.last_fault_access = Access::Write;
+                    return Err(MemFault { code: SMC_RESTART });
+                }
+                // The last byte must be RAM of the same host mapping.
+                let last = paddr + len as u64 - 1;
+                match self.memory.get_host_address(GuestAddress(last)) {
+                    Ok(h) if h as usize == host as usize + len - 1 => {}
+                    _ => return Err(MemFault { code: BUS_ERROR }),
+                }
+                // SAFETY: `host..host + len` is guest RAM owned by `memory`
+                // (checked above), which other vCPUs access only with plain
+                // or atomic guest accesses.
+                let old = unsafe { softmmu::atomic_host(host, rmw) };
+                if modifies_code {
+                    self.code_pages.written.push(page);
+                    self.exit_request.request();
+                } else if !self.code_pages.contains(page) {
+                    self.fill(tlb, vaddr, paddr, perms);
+                }
+                Ok(old)
+            }
+            Target::Mmio => {
+                let mut bytes = [0u8; 8];
+                self.mmio.read(paddr, &mut bytes[..len]);
+                let old = u64::from_le_bytes(bytes);
+                if let Some(new) = rmw.apply(old) {
+                    self.mmio.write(paddr, &new.to_le_bytes()[..len]);
+                }
+                Ok(old)
+            }
+        }
+    }
+}
+
 /// Caches the page of `vaddr` in the TLB if it is RAM. Code pages are never
 /// writable through the TLB, so stores to them reach the slow path.
 pub(crate) fn fill_tlb(
@@ -264,6 +316,38 @@ impl<W: PageWalker> MemoryHandler for SoftMmu<'_, W> {
             self.store_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1, value >> (8 * i))?;
         }
         Ok(())
+    }
+
+    fn atomic(&mut self, tlb: &mut Tlb, vaddr: u64, rmw: &Rmw) -> Result<u64, MemFault> {
+        if crosses_page(vaddr, rmw.size) {
+            self.atomic_crossing(tlb, vaddr, rmw)
+        } else {
+            self.atomic_within_page(tlb, vaddr, rmw)
+        }
+    }
+}
+
+impl<W: PageWalker> SoftMmu<'_, W> {
+    /// A page-crossing atomic: both pages are translated for a write first
+    /// (a fault has no effect), then the bytes are read and written one at
+    /// a time. Indivisible only for a single vCPU: x86 guests rarely split
+    /// locked accesses across pages (Linux treats it as a bug), and no host
+    /// instruction covers two unrelated host pages.
+    fn atomic_crossing(&mut self, tlb: &mut Tlb, vaddr: u64, rmw: &Rmw) -> Result<u64, MemFault> {
+        let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
+        self.translate(vaddr, Access::Write)?;
+        self.translate(second, Access::Write)?;
+        let mut old = 0u64;
+        for i in 0..u64::from(rmw.size.bytes()) {
+            let byte = self.load_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1)?;
+            old |= byte << (8 * i);
+        }
+        if let Some(new) = rmw.apply(old) {
+            for i in 0..u64::from(rmw.size.bytes()) {
+                self.store_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1, new >> (8 * i))?;
+            }
+        }
+        Ok(old)
     }
 }
 

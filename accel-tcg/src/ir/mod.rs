@@ -32,6 +32,7 @@ mod verify;
 use std::fmt;
 
 pub use ops::{Op, OpFlags, Opcode};
+
 pub use verify::{VerifyError, verify};
 
 /// Width of a temp and of the ops on it.
@@ -357,12 +358,87 @@ impl fmt::Display for MemOp {
     }
 }
 
+/// The operation of an `atomic_rmw`: what it stores, given the old value
+/// in memory and the operand `v`. Every kind returns the old value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AtomicOp {
+    /// `old + v` (wrapping at the access size)
+    Add,
+    /// `v`
+    Xchg,
+    /// `old & v`
+    And,
+    /// `old | v`
+    Or,
+    /// `old ^ v`
+    Xor,
+}
+
+impl AtomicOp {
+    /// Every kind.
+    pub const ALL: [AtomicOp; 5] = [
+        AtomicOp::Add,
+        AtomicOp::Xchg,
+        AtomicOp::And,
+        AtomicOp::Or,
+        AtomicOp::Xor,
+    ];
+
+    /// The value stored, given the old value and the operand (not truncated).
+    #[inline]
+    pub const fn apply(self, old: u64, v: u64) -> u64 {
+        match self {
+            AtomicOp::Add => old.wrapping_add(v),
+            AtomicOp::Xchg => v,
+            AtomicOp::And => old & v,
+            AtomicOp::Or => old | v,
+            AtomicOp::Xor => old ^ v,
+        }
+    }
+
+    pub(crate) const fn code(self) -> u64 {
+        match self {
+            AtomicOp::Add => 0,
+            AtomicOp::Xchg => 1,
+            AtomicOp::And => 2,
+            AtomicOp::Or => 3,
+            AtomicOp::Xor => 4,
+        }
+    }
+
+    pub(crate) const fn from_code(c: u64) -> AtomicOp {
+        match c {
+            0 => AtomicOp::Add,
+            1 => AtomicOp::Xchg,
+            2 => AtomicOp::And,
+            3 => AtomicOp::Or,
+            _ => AtomicOp::Xor,
+        }
+    }
+}
+
+impl fmt::Display for AtomicOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AtomicOp::Add => "add",
+            AtomicOp::Xchg => "xchg",
+            AtomicOp::And => "and",
+            AtomicOp::Or => "or",
+            AtomicOp::Xor => "xor",
+        })
+    }
+}
+
 /// `mb` kind: loads before the barrier happen before loads after it.
 pub const MB_LD_LD: u64 = 1;
 /// `mb` kind: loads before happen before stores after.
 pub const MB_LD_ST: u64 = 2;
-/// `mb` kind: stores before happen before loads after (the one x86 hosts
-/// need a fence for).
+/// `mb` kind: stores before happen before loads after. This is the only
+/// kind an x86 host needs code for (`mfence`): TSO already keeps loads
+/// ordered with loads, loads before later stores, and stores with stores,
+/// and locked instructions (the JIT's atomics) are full barriers anyway. The
+/// other kinds only stop the optimizer and backend from moving guest memory
+/// accesses across the barrier, which neither does today.
 pub const MB_ST_LD: u64 = 4;
 /// `mb` kind: stores before happen before stores after.
 pub const MB_ST_ST: u64 = 8;

@@ -24,11 +24,12 @@
 //! | `Lbl`   | [`Label`]          | a label inside the block                             |
 //! | `Slot`  | `u8`               | a chaining slot (0 or 1)                             |
 //! | `Hlp`   | [`HelperId`]       | a registered helper function                         |
+//! | `Aop`   | [`AtomicOp`]       | operation of an atomic read-modify-write             |
 //!
 //! The op's type ([`Ty`]) is the type of its first temp operand, so a builder
 //! call never repeats it: `b.add(d, x, y)` is a 64-bit add when `d` is.
 
-use super::{Block, CallArgs, Cond, HelperId, Label, MemOp, Temp, Ty};
+use super::{AtomicOp, Block, CallArgs, Cond, HelperId, Label, MemOp, Temp, Ty};
 
 /// Properties of an op that passes and the backend rely on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,7 @@ macro_rules! kind_ty {
     (Lbl) => { Label };
     (Slot) => { u8 };
     (Hlp) => { HelperId };
+    (Aop) => { AtomicOp };
 }
 
 /// Calls `$f` on every temp an operand reads.
@@ -428,8 +430,22 @@ define_ops! {
     qemu_ld => QemuLd { d: Def, addr: U64, mop: Mop } [MEM];
     /// `guest_memory[addr] = v` through the soft-MMU; may fault
     qemu_st => QemuSt { v: Use, addr: U64, mop: Mop } [MEM];
-    /// memory barrier: orders the guest memory accesses before it against
-    /// those after it, for the kinds in `kind` ([`crate::ir::MB_LD_LD`]...)
+    /// atomic read-modify-write of guest memory through the soft-MMU:
+    /// `d = old = guest_memory[addr]; guest_memory[addr] = op(old, v)` as one
+    /// indivisible access (translated as a store: it needs write
+    /// permission). `d` is the old value extended as `mop` says; `v` is
+    /// truncated to the access size. May fault; a full barrier.
+    atomic_rmw => AtomicRmw { d: Def, addr: U64, v: Use, mop: Mop, op: Aop } [MEM];
+    /// atomic compare-and-swap of guest memory through the soft-MMU:
+    /// `d = old = guest_memory[addr]; if old == cmp { guest_memory[addr] = new }`
+    /// (compared at the access size) as one indivisible access, translated
+    /// as a store. `d` is the old value extended as `mop` says. May fault; a
+    /// full barrier.
+    atomic_cmpxchg => AtomicCmpxchg { d: Def, addr: U64, cmp: Use, new: Use, mop: Mop } [MEM];
+    /// memory barrier (fence): orders the guest memory accesses before it
+    /// against those after it, for the kinds in `kind`
+    /// ([`crate::ir::MB_LD_LD`]...; only [`crate::ir::MB_ST_LD`] costs code
+    /// on x86 hosts)
     mb => Mb { kind: Imm } [NONE];
     /// `d = cpu_state[off]` (host byte order; `mop` gives size and signedness)
     ld_env => LdEnv { d: Def, off: Off, mop: Mop } [PURE | ENV_READ];

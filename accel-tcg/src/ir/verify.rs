@@ -168,7 +168,10 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
             });
         }
         match *op {
-            Op::QemuLd { mop, .. } | Op::QemuSt { mop, .. }
+            Op::QemuLd { mop, .. }
+            | Op::QemuSt { mop, .. }
+            | Op::AtomicRmw { mop, .. }
+            | Op::AtomicCmpxchg { mop, .. }
                 if insn.ty == Ty::I32 && mop.size.bytes() == 8 =>
             {
                 return Err(VerifyError::AccessTooWide { op: i });

@@ -7,7 +7,9 @@
 use accel_tcg::ExitReason;
 use accel_tcg::backend::x86_64::{CompileError, Jit};
 use accel_tcg::interp::Interpreter;
-use accel_tcg::ir::{Block, Cond, HelperFlags, HelperFn, HelperId, MemOp, MemSize, Temp, Ty};
+use accel_tcg::ir::{
+    AtomicOp, Block, Cond, HelperFlags, HelperFn, HelperId, MemOp, MemSize, Temp, Ty,
+};
 use accel_tcg::softmmu::{
     CpuState, HEADER_SIZE, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms,
     TcgContextHeader, Tlb,
@@ -459,10 +461,22 @@ pub fn random_block(seed: u64, len: usize) -> Block {
             62..=73 => {
                 let addr = random_addr(&mut b, &mut r, &t64);
                 let mop = random_mem_mop(&mut r, ty);
-                if r.chance(50) {
-                    b.qemu_ld(d, addr, mop);
-                } else {
-                    b.qemu_st(x, addr, mop);
+                match r.below(8) {
+                    0..=2 => b.qemu_ld(d, addr, mop),
+                    3..=5 => b.qemu_st(x, addr, mop),
+                    6 => b.atomic_rmw(d, addr, x, mop, r.pick(&AtomicOp::ALL)),
+                    _ => {
+                        // Half the time the expected value is what memory
+                        // holds, so the swap happens.
+                        let cmp = if r.chance(50) {
+                            let c = b.temp(ty);
+                            b.qemu_ld(c, addr, mop);
+                            c
+                        } else {
+                            y
+                        };
+                        b.atomic_cmpxchg(d, addr, cmp, x, mop);
+                    }
                 }
             }
             74..=77 => {

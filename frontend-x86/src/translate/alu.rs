@@ -1,6 +1,6 @@
 //! Integer arithmetic, logic, data movement and condition-code consumers.
 
-use accel_tcg::ir::{Block, Cond};
+use accel_tcg::ir::{AtomicOp, Block, Cond};
 use iced_x86::{Mnemonic, OpKind, Register};
 
 use super::{Ctx, Flow, Loc, Res, Unsupported, gpr_num, status, system};
@@ -11,9 +11,40 @@ use crate::state::{self, rflags};
 pub fn arith(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
     let bytes = c.op_size(0);
     let dl = c.loc(0)?;
-    let a = c.load(dl, bytes);
-    let b = c.read_op(1, bytes)?;
-    let carry = matches!(m, Mnemonic::Adc | Mnemonic::Sbb).then(|| c.carry());
+    let lock = c
+        .lock_addr(dl)
+        .filter(|_| !matches!(m, Mnemonic::Cmp | Mnemonic::Test));
+    let (a, b, carry) = match lock {
+        // The atomic add (of the negated operand for sub and sbb, plus the
+        // carry for adc and sbb) yields the old value; the result and flags
+        // are then computed from it exactly as below.
+        Some(addr) => {
+            let b = c.read_op(1, bytes)?;
+            let carry = matches!(m, Mnemonic::Adc | Mnemonic::Sbb).then(|| c.carry());
+            let b_cf = match carry {
+                Some(cf) => c.op2(Block::add, b, cf),
+                None => b,
+            };
+            let (op, v) = match m {
+                Mnemonic::Add | Mnemonic::Adc => (AtomicOp::Add, b_cf),
+                Mnemonic::Sub | Mnemonic::Sbb => {
+                    let n = c.t();
+                    c.b.neg(n, b_cf);
+                    (AtomicOp::Add, n)
+                }
+                Mnemonic::And => (AtomicOp::And, b),
+                Mnemonic::Or => (AtomicOp::Or, b),
+                _ => (AtomicOp::Xor, b),
+            };
+            (c.qrmw(addr, bytes, v, op), b, carry)
+        }
+        None => {
+            let a = c.load(dl, bytes);
+            let b = c.read_op(1, bytes)?;
+            let carry = matches!(m, Mnemonic::Adc | Mnemonic::Sbb).then(|| c.carry());
+            (a, b, carry)
+        }
+    };
     let raw = c.t();
     match m {
         Mnemonic::Add | Mnemonic::Adc => c.b.add(raw, a, b),
@@ -30,7 +61,7 @@ pub fn arith(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         }
     }
     let res = c.zext(raw, bytes);
-    if !matches!(m, Mnemonic::Cmp | Mnemonic::Test) {
+    if !matches!(m, Mnemonic::Cmp | Mnemonic::Test) && lock.is_none() {
         c.store(dl, bytes, res);
     }
     let k = match m {
@@ -52,11 +83,20 @@ pub fn arith(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
 pub fn inc_dec(c: &mut Ctx<'_>, inc: bool) -> Res {
     let bytes = c.op_size(0);
     let l = c.loc(0)?;
-    let a = c.load(l, bytes);
+    let lock = c.lock_addr(l);
+    let a = match lock {
+        Some(addr) => {
+            let step = c.k(if inc { 1 } else { u64::MAX });
+            c.qrmw(addr, bytes, step, AtomicOp::Add)
+        }
+        None => c.load(l, bytes),
+    };
     let cf = c.carry();
     let raw = c.op2i(if inc { Block::add } else { Block::sub }, a, 1);
     let res = c.zext(raw, bytes);
-    c.store(l, bytes, res);
+    if lock.is_none() {
+        c.store(l, bytes, res);
+    }
     c.set_cc(
         CcOp::new(if inc { kind::INC } else { kind::DEC }, bytes),
         res,
@@ -74,7 +114,11 @@ pub fn neg(c: &mut Ctx<'_>) -> Res {
     let raw = c.t();
     c.b.neg(raw, a);
     let res = c.zext(raw, bytes);
-    c.store(l, bytes, res);
+    match c.lock_addr(l) {
+        // No atomic kind negates: compare-and-swap, retried on a race.
+        Some(addr) => c.store_if_unchanged(addr, bytes, a, res),
+        None => c.store(l, bytes, res),
+    }
     c.set_cc(CcOp::new(kind::SUB, bytes), res, Some(a), None);
     Ok(Flow::Next)
 }
@@ -83,6 +127,11 @@ pub fn neg(c: &mut Ctx<'_>) -> Res {
 pub fn not(c: &mut Ctx<'_>) -> Res {
     let bytes = c.op_size(0);
     let l = c.loc(0)?;
+    if let Some(addr) = c.lock_addr(l) {
+        let ones = c.k(u64::MAX);
+        c.qrmw(addr, bytes, ones, AtomicOp::Xor);
+        return Ok(Flow::Next);
+    }
     let a = c.load(l, bytes);
     let r = c.t();
     c.b.not(r, a);
@@ -134,11 +183,21 @@ pub fn lea(c: &mut Ctx<'_>) -> Res {
     Ok(Flow::Next)
 }
 
-/// xchg (memory forms are atomic on hardware; one vCPU makes them plain).
+/// xchg (memory forms are atomic, lock prefix or not).
 pub fn xchg(c: &mut Ctx<'_>) -> Res {
     let bytes = c.op_size(0);
     let l0 = c.loc(0)?;
     let l1 = c.loc(1)?;
+    let mem = match (l0, l1) {
+        (Loc::Mem(a), r) | (r, Loc::Mem(a)) => Some((a, r)),
+        _ => None,
+    };
+    if let Some((addr, r)) = mem {
+        let v = c.load(r, bytes);
+        let old = c.qrmw(addr, bytes, v, AtomicOp::Xchg);
+        c.store(r, bytes, old);
+        return Ok(Flow::Next);
+    }
     let a = c.load(l0, bytes);
     let b = c.load(l1, bytes);
     // Memory first, so a fault leaves the registers untouched.
@@ -159,10 +218,19 @@ pub fn xchg(c: &mut Ctx<'_>) -> Res {
 pub fn cmpxchg(c: &mut Ctx<'_>) -> Res {
     let bytes = c.op_size(0);
     let dl = c.loc(0)?;
-    let old = c.load(dl, bytes);
+    let lock = c.lock_addr(dl);
+    let old = match lock {
+        Some(_) => c.t(),
+        None => c.load(dl, bytes),
+    };
     let src = c.read_op(1, bytes)?;
     let acc = c.read_reg(0, bytes, false);
-    if let Loc::Mem(_) = dl {
+    if let Some(addr) = lock {
+        // The compare-and-swap yields the old value the compare, flags and
+        // accumulator update below use.
+        let seen = c.qcmpxchg(addr, bytes, acc, src);
+        c.b.mov(old, seen);
+    } else if let Loc::Mem(_) = dl {
         // Memory is written either way (the old value back on a mismatch).
         let new = c.t();
         c.b.movcond(new, acc, old, src, old, Cond::Eq);
@@ -204,23 +272,44 @@ pub fn cmpxchg_wide(c: &mut Ctx<'_>, wide: bool) -> Res {
         c.raise(super::status::GP, Some(0));
         c.b.set_label(ok);
     }
-    let a_hi = c.op2i(Block::add, a, half as u64);
-    let lo = c.qld(a, half, false);
-    let hi = c.qld(a_hi, half, false);
-    let rax = c.read_reg(0, half, false);
-    let rdx = c.read_reg(2, half, false);
-    let rbx = c.read_reg(3, half, false);
-    let rcx = c.read_reg(1, half, false);
-    let x0 = c.op2(Block::xor, lo, rax);
-    let x1 = c.op2(Block::xor, hi, rdx);
-    let diff = c.op2(Block::or, x0, x1);
+    let (lo, hi, diff) = if !wide && c.i.has_lock_prefix() {
+        // One 8-byte compare-and-swap of edx:eax against ecx:ebx.
+        let rax = c.read_reg(0, 4, false);
+        let rdx = c.read_reg(2, 4, false);
+        let rbx = c.read_reg(3, 4, false);
+        let rcx = c.read_reg(1, 4, false);
+        let hi_x = c.op2i(Block::shl, rdx, 32);
+        let expected = c.op2(Block::or, hi_x, rax);
+        let hi_n = c.op2i(Block::shl, rcx, 32);
+        let new = c.op2(Block::or, hi_n, rbx);
+        let old = c.qcmpxchg(a, 8, expected, new);
+        let lo = c.zext(old, 4);
+        let hi = c.op2i(Block::shr, old, 32);
+        let diff = c.op2(Block::xor, old, expected);
+        (lo, hi, diff)
+    } else {
+        // cmpxchg16b stays two plain accesses: the IR has no 16-byte
+        // atomic, so it is indivisible only for a single vCPU.
+        let a_hi = c.op2i(Block::add, a, half as u64);
+        let lo = c.qld(a, half, false);
+        let hi = c.qld(a_hi, half, false);
+        let rax = c.read_reg(0, half, false);
+        let rdx = c.read_reg(2, half, false);
+        let rbx = c.read_reg(3, half, false);
+        let rcx = c.read_reg(1, half, false);
+        let x0 = c.op2(Block::xor, lo, rax);
+        let x1 = c.op2(Block::xor, hi, rdx);
+        let diff = c.op2(Block::or, x0, x1);
+        let zero = c.k(0);
+        let new_lo = c.t();
+        c.b.movcond(new_lo, diff, zero, rbx, lo, Cond::Eq);
+        let new_hi = c.t();
+        c.b.movcond(new_hi, diff, zero, rcx, hi, Cond::Eq);
+        c.qst(a, half, new_lo);
+        c.qst(a_hi, half, new_hi);
+        (lo, hi, diff)
+    };
     let zero = c.k(0);
-    let new_lo = c.t();
-    c.b.movcond(new_lo, diff, zero, rbx, lo, Cond::Eq);
-    let new_hi = c.t();
-    c.b.movcond(new_hi, diff, zero, rcx, hi, Cond::Eq);
-    c.qst(a, half, new_lo);
-    c.qst(a_hi, half, new_hi);
     let f = c.eflags_arith();
     let keep = c.op2i(Block::and, f, !rflags::ZF);
     let eq = c.t();
@@ -241,6 +330,15 @@ pub fn xadd(c: &mut Ctx<'_>) -> Res {
     let bytes = c.op_size(0);
     let dl = c.loc(0)?;
     let sl = c.loc(1)?;
+    if let Some(addr) = c.lock_addr(dl) {
+        let b = c.load(sl, bytes);
+        let a = c.qrmw(addr, bytes, b, AtomicOp::Add);
+        let raw = c.op2(Block::add, a, b);
+        let res = c.zext(raw, bytes);
+        c.store(sl, bytes, a);
+        c.set_cc(CcOp::new(kind::ADD, bytes), res, Some(b), None);
+        return Ok(Flow::Next);
+    }
     let a = c.load(dl, bytes);
     let b = c.load(sl, bytes);
     let raw = c.op2(Block::add, a, b);

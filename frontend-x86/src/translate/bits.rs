@@ -1,6 +1,6 @@
 //! Bit tests, bit scans, population count and byte swaps.
 
-use accel_tcg::ir::{Block, Cond};
+use accel_tcg::ir::{AtomicOp, Block, Cond};
 use iced_x86::{Mnemonic, OpKind};
 
 use super::{Ctx, Flow, Loc, Res, Unsupported, alu::reg_of};
@@ -24,10 +24,28 @@ pub fn bt(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         l = Loc::Mem(na);
     }
     let n = c.op2i(Block::and, off, bits - 1);
-    let v = c.load(l, bytes);
+    let lock = c.lock_addr(l).filter(|_| m != Mnemonic::Bt);
+    let v = match lock {
+        // The old word from an atomic or/and/xor with the bit's mask.
+        Some(addr) => {
+            let one = c.k(1);
+            let mask = c.op2(Block::shl, one, n);
+            let (op, v) = match m {
+                Mnemonic::Bts => (AtomicOp::Or, mask),
+                Mnemonic::Btc => (AtomicOp::Xor, mask),
+                _ => {
+                    let inv = c.t();
+                    c.b.not(inv, mask);
+                    (AtomicOp::And, inv)
+                }
+            };
+            c.qrmw(addr, bytes, v, op)
+        }
+        None => c.load(l, bytes),
+    };
     let sh = c.op2(Block::shr, v, n);
     let bit = c.op2i(Block::and, sh, 1);
-    if m != Mnemonic::Bt {
+    if m != Mnemonic::Bt && lock.is_none() {
         let one = c.k(1);
         let mask = c.op2(Block::shl, one, n);
         let nv = match m {

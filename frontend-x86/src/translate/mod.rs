@@ -45,7 +45,9 @@ pub mod string;
 pub mod system;
 
 use accel_tcg::guest::{CodeReader, FetchFault};
-use accel_tcg::ir::{Block, Cond, HelperFlags, HelperFn, HelperId, MemOp, MemSize, Temp, Ty};
+use accel_tcg::ir::{
+    AtomicOp, Block, Cond, HelperFlags, HelperFn, HelperId, MemOp, MemSize, Temp, Ty,
+};
 use accel_tcg::softmmu::PAGE_MASK;
 use iced_x86::{ConditionCode, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
@@ -475,6 +477,46 @@ impl<'a> Ctx<'a> {
     /// Guest memory store of the low `bytes` of `v` at linear `a`.
     pub fn qst(&mut self, a: Temp, bytes: u32, v: Temp) {
         self.b.qemu_st(v, a, MemOp::new(mem_size(bytes)));
+    }
+
+    /// The memory address of operand 0 if the instruction must update it
+    /// atomically: a `lock` prefix with a memory destination. Other vCPU
+    /// threads may share guest RAM, so these become `atomic_*` ops.
+    pub fn lock_addr(&self, dl: Loc) -> Option<Temp> {
+        match dl {
+            Loc::Mem(a) if self.i.has_lock_prefix() => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Atomic read-modify-write of `bytes` at linear `a` (translated as a
+    /// store); returns the old value, zero-extended.
+    pub fn qrmw(&mut self, a: Temp, bytes: u32, v: Temp, op: AtomicOp) -> Temp {
+        let d = self.t();
+        self.b.atomic_rmw(d, a, v, MemOp::new(mem_size(bytes)), op);
+        d
+    }
+
+    /// Atomic compare-and-swap of `bytes` at linear `a`: stores `new` if
+    /// memory holds `cmp`; returns the old value, zero-extended.
+    pub fn qcmpxchg(&mut self, a: Temp, bytes: u32, cmp: Temp, new: Temp) -> Temp {
+        let d = self.t();
+        self.b
+            .atomic_cmpxchg(d, a, cmp, new, MemOp::new(mem_size(bytes)));
+        d
+    }
+
+    /// Stores `new` at `a` if memory still holds `old` (zero-extended), or
+    /// else leaves the block to run this instruction again: an atomic
+    /// read-modify-write for operations no `atomic_rmw` kind computes. The
+    /// retry happens before anything of the instruction is written.
+    pub fn store_if_unchanged(&mut self, a: Temp, bytes: u32, old: Temp, new: Temp) {
+        let seen = self.qcmpxchg(a, bytes, old, new);
+        let ok = self.b.label();
+        self.b.brcond(seen, old, Cond::Eq, ok);
+        let pc = self.k(self.pc);
+        self.b.exit_indirect(pc);
+        self.b.set_label(ok);
     }
 
     /// Reads operand `op` of `bytes`: register, memory or immediate.
@@ -1226,6 +1268,33 @@ mod tests {
         let tb = tbflags::CODE64 | tbflags::NO_SSE;
         translate_block(0x1000, tb, &mut Flat(&code, 0x1000), &mut b, 7).unwrap();
         assert!(b.insns.len() < 8, "{b}");
+    }
+
+    /// Locked read-modify-writes (and xchg with memory) become atomic ops,
+    /// never a plain load and store.
+    #[test]
+    fn locked_instructions_are_atomic() {
+        use accel_tcg::ir::Opcode;
+        let cases: [&[u8]; 7] = [
+            &[0xf0, 0x01, 0x07],             // lock add [rdi], eax
+            &[0xf0, 0x48, 0x83, 0x1f, 0x05], // lock sbb qword [rdi], 5
+            &[0xf0, 0x48, 0xf7, 0x1f],       // lock neg qword [rdi]
+            &[0x48, 0x87, 0x07],             // xchg [rdi], rax
+            &[0xf0, 0x0f, 0xba, 0x2f, 0x03], // lock bts dword [rdi], 3
+            &[0xf0, 0x0f, 0xc7, 0x0f],       // lock cmpxchg8b [rdi]
+            &[0xf0, 0x0f, 0xb1, 0x0f],       // lock cmpxchg [rdi], ecx
+        ];
+        for code in cases {
+            let mut b = Block::new(0x1000);
+            translate_block(0x1000, tbflags::CODE64, &mut Flat(code, 0x1000), &mut b, 1).unwrap();
+            let ops: Vec<_> = b.insns.iter().map(|i| i.op.opcode()).collect();
+            let atomics = ops
+                .iter()
+                .filter(|o| matches!(o, Opcode::AtomicRmw | Opcode::AtomicCmpxchg))
+                .count();
+            assert_eq!(atomics, 1, "{code:02x?}: {b}");
+            assert!(!ops.contains(&Opcode::QemuSt), "{code:02x?}: {b}");
+        }
     }
 
     #[test]

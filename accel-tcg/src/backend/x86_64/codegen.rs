@@ -31,7 +31,7 @@
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi};
 
 use super::{Asm, CompileError, SAVE_AREA, SPILL_SLOTS, asm, exit_kind};
-use crate::ir::{Block, Cond, HelperId, MemOp, MemSize, Op, Opcode, Temp, Ty};
+use crate::ir::{AtomicOp, Block, Cond, HelperId, MemOp, MemSize, Op, Opcode, Temp, Ty};
 use crate::softmmu::{
     self, EXIT_AUX_OFFSET, EXIT_KIND_OFFSET, EXIT_PC_OFFSET, EXIT_REQUEST_OFFSET, EXIT_SLOT_OFFSET,
     HEADER_SIZE, HELPER_EXIT_OFFSET, JMP_CACHE_ENTRY_BITS, JMP_CACHE_OFFSET, JMP_CACHE_SIZE,
@@ -137,6 +137,14 @@ enum StubKind {
         bits: u64,
         save: u16,
     },
+    /// `atomic_rmw`/`atomic_cmpxchg`: the result goes to rax.
+    Atomic {
+        addr: u8,
+        x: u8,
+        y: u8,
+        bits: u64,
+        save: u16,
+    },
     HelperExit,
     Interrupt,
 }
@@ -205,7 +213,10 @@ pub(crate) fn compile(
         // point: keep the temp live past each of them.
         let flags = insn.op.opcode().flags();
         let fault_point = match insn.op {
-            Op::QemuLd { .. } | Op::QemuSt { .. } => true,
+            Op::QemuLd { .. }
+            | Op::QemuSt { .. }
+            | Op::AtomicRmw { .. }
+            | Op::AtomicCmpxchg { .. } => true,
             Op::Call { helper, .. } => blk.get_helper(helper).is_some_and(|h| h.flags.may_exit),
             _ => false,
         };
@@ -907,6 +918,20 @@ impl Gen<'_> {
             }
             Op::QemuLd { d, addr, mop } => self.qemu_ld(ty, d, addr, mop),
             Op::QemuSt { v, addr, mop } => self.qemu_st(ty, v, addr, mop),
+            Op::AtomicRmw {
+                d,
+                addr,
+                v,
+                mop,
+                op,
+            } => self.atomic(ty, d, addr, v, None, mop, Some(op)),
+            Op::AtomicCmpxchg {
+                d,
+                addr,
+                cmp,
+                new,
+                mop,
+            } => self.atomic(ty, d, addr, cmp, Some(new), mop, None),
             Op::LdEnv { d, off, mop } => {
                 let rd = self.dest_fresh();
                 let off = off as i32;
@@ -1371,6 +1396,132 @@ impl Gen<'_> {
         });
     }
 
+    /// `atomic_rmw` (`op` given, operand `x`) and `atomic_cmpxchg` (`op`
+    /// `None`, expected `x`, new `y`): on a TLB write hit one lock-prefixed
+    /// instruction (a `lock cmpxchg` loop for and/or/xor, which have no
+    /// instruction returning the old value) on the host address, result in
+    /// rax. Big-endian accesses always take the slow path.
+    #[allow(clippy::too_many_arguments)]
+    fn atomic(
+        &mut self,
+        ty: Ty,
+        d: Temp,
+        addr: Temp,
+        x: Temp,
+        y: Option<Temp>,
+        mop: MemOp,
+        op: Option<AtomicOp>,
+    ) {
+        // rax is cmpxchg's implicit operand and the result register.
+        self.evict(RAX);
+        self.lock(RAX);
+        let ra = self.use_reg(addr);
+        let rx = self.use_reg(x);
+        let ry = match y {
+            Some(t) => self.use_reg(t),
+            None => rx,
+        };
+        let slow = self.a.new_dynamic_label();
+        let back = self.a.new_dynamic_label();
+        if mop.big_endian && mop.size != MemSize::B1 {
+            asm!(self.a ; jmp =>slow);
+        } else {
+            self.tlb_lookup(ra, mop, 8, slow);
+            macro_rules! sized {
+                ($($t:tt)*) => {
+                    match mop.size {
+                        MemSize::B1 => asm!(self.a ; $($t)* BYTE [r10 + Rq(ra)], al),
+                        MemSize::B2 => asm!(self.a ; $($t)* WORD [r10 + Rq(ra)], ax),
+                        MemSize::B4 => asm!(self.a ; $($t)* DWORD [r10 + Rq(ra)], eax),
+                        MemSize::B8 => asm!(self.a ; $($t)* QWORD [r10 + Rq(ra)], rax),
+                    }
+                };
+            }
+            match op {
+                Some(AtomicOp::Add) => {
+                    asm!(self.a ; mov rax, Rq(rx));
+                    sized!(lock xadd);
+                }
+                Some(AtomicOp::Xchg) => {
+                    // xchg with memory is always locked.
+                    asm!(self.a ; mov rax, Rq(rx));
+                    sized!(xchg);
+                }
+                Some(bitop) => {
+                    match mop.size {
+                        MemSize::B1 => asm!(self.a ; movzx eax, BYTE [r10 + Rq(ra)]),
+                        MemSize::B2 => asm!(self.a ; movzx eax, WORD [r10 + Rq(ra)]),
+                        MemSize::B4 => asm!(self.a ; mov eax, DWORD [r10 + Rq(ra)]),
+                        MemSize::B8 => asm!(self.a ; mov rax, QWORD [r10 + Rq(ra)]),
+                    }
+                    asm!(self.a ; retry: ; mov r11, rax);
+                    match bitop {
+                        AtomicOp::And => asm!(self.a ; and r11, Rq(rx)),
+                        AtomicOp::Or => asm!(self.a ; or r11, Rq(rx)),
+                        _ => asm!(self.a ; xor r11, Rq(rx)),
+                    }
+                    // A failed cmpxchg reloads rax with what memory holds.
+                    match mop.size {
+                        MemSize::B1 => asm!(self.a ; lock cmpxchg BYTE [r10 + Rq(ra)], r11b),
+                        MemSize::B2 => asm!(self.a ; lock cmpxchg WORD [r10 + Rq(ra)], r11w),
+                        MemSize::B4 => asm!(self.a ; lock cmpxchg DWORD [r10 + Rq(ra)], r11d),
+                        MemSize::B8 => asm!(self.a ; lock cmpxchg QWORD [r10 + Rq(ra)], r11),
+                    }
+                    asm!(self.a ; jne <retry);
+                }
+                None => {
+                    asm!(self.a ; mov rax, Rq(rx));
+                    match mop.size {
+                        MemSize::B1 => {
+                            asm!(self.a ; lock cmpxchg BYTE [r10 + Rq(ra)], Rb(ry))
+                        }
+                        MemSize::B2 => {
+                            asm!(self.a ; lock cmpxchg WORD [r10 + Rq(ra)], Rw(ry))
+                        }
+                        MemSize::B4 => {
+                            asm!(self.a ; lock cmpxchg DWORD [r10 + Rq(ra)], Rd(ry))
+                        }
+                        MemSize::B8 => {
+                            asm!(self.a ; lock cmpxchg QWORD [r10 + Rq(ra)], Rq(ry))
+                        }
+                    }
+                }
+            }
+            // The old value is in the low bytes of rax; extend it as the
+            // access says.
+            let w = ty == Ty::I64;
+            match (mop.size, mop.signed, w) {
+                (MemSize::B1, false, _) => asm!(self.a ; movzx eax, al),
+                (MemSize::B1, true, false) => asm!(self.a ; movsx eax, al),
+                (MemSize::B1, true, true) => asm!(self.a ; movsx rax, al),
+                (MemSize::B2, false, _) => asm!(self.a ; movzx eax, ax),
+                (MemSize::B2, true, false) => asm!(self.a ; movsx eax, ax),
+                (MemSize::B2, true, true) => asm!(self.a ; movsx rax, ax),
+                (MemSize::B4, true, true) => asm!(self.a ; movsxd rax, eax),
+                (MemSize::B4, _, _) | (MemSize::B8, _, false) => asm!(self.a ; mov eax, eax),
+                (MemSize::B8, _, true) => {}
+            }
+        }
+        self.a.dynamic_label(back);
+        let save = self.live_caller_saved(RAX);
+        let bits = softmmu::pack_atomic(mop, ty, op);
+        let deferred = self.snapshot_pending();
+        self.s.stubs.push(Stub {
+            entry: slow,
+            back,
+            pc: self.pc,
+            kind: StubKind::Atomic {
+                addr: ra,
+                x: rx,
+                y: ry,
+                bits,
+                save,
+            },
+            deferred,
+        });
+        self.def_reg(d, RAX);
+    }
+
     fn call(
         &mut self,
         ret: Option<Temp>,
@@ -1535,6 +1686,39 @@ impl Gen<'_> {
                 if dst != RAX {
                     asm!(self.a ; mov Rq(dst), rax);
                 }
+                self.restore_regs(save);
+                let back = stub.back;
+                asm!(self.a ; jmp =>back ; fault: ; mov QWORD [r14 + EXIT_AUX_OFFSET as i32], rdx);
+                self.emit_deferred(stub.deferred);
+                self.set_exit(exit_kind::FAULT, stub.pc);
+                self.jmp_exit();
+            }
+            StubKind::Atomic {
+                addr,
+                x,
+                y,
+                bits,
+                save,
+            } => {
+                let f = softmmu::slow_atomic as *const () as usize as i64;
+                self.save_regs(save);
+                // The operands may sit in the argument registers: move them
+                // through the stack (two pushes and a third keep rsp
+                // 16-aligned again once popped).
+                asm!(self.a
+                    ; push Rq(addr)
+                    ; push Rq(x)
+                    ; push Rq(y)
+                    ; pop rcx
+                    ; pop rdx
+                    ; pop rsi
+                    ; mov rdi, r14
+                    ; mov r8d, bits as i32
+                    ; mov rax, QWORD f
+                    ; call rax
+                    ; test rdx, rdx
+                    ; jnz >fault
+                );
                 self.restore_regs(save);
                 let back = stub.back;
                 asm!(self.a ; jmp =>back ; fault: ; mov QWORD [r14 + EXIT_AUX_OFFSET as i32], rdx);
