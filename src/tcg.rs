@@ -16,13 +16,14 @@ impl FrontEnd for X86FrontEnd {
     fn create_vcpu(
         &self,
         machine: Machine,
-        _index: u32,
+        index: u32,
         boot: &BootState,
         options: &TcgOptions,
     ) -> Result<Box<dyn Vcpu>, AccelError> {
         let mut cpu = X86Cpu::new();
         cpu.set_cpu_state(&boot.cpu)
             .map_err(|error| AccelError::InvalidState(format!("x86 boot state: {error}")))?;
+        cpu.attach(index, machine.clock.clone());
         if boot.power == Power::Off {
             cpu.power_off();
         }

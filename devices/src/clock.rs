@@ -136,6 +136,14 @@ pub struct Clock {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clock")
+            .field("now_ns", &self.now_ns())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Clock {
     /// A clock whose epoch is now. Timers fire only once [`Clock::start`] runs.
     pub fn new() -> Arc<Clock> {

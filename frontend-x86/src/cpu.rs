@@ -89,6 +89,10 @@ fn class(v: u8) -> Class {
     }
 }
 
+/// IA32_APIC_BASE at reset: enabled (bit 11) at 0xfee0_0000, BSP (bit 8).
+const APIC_BASE_BSP: u64 = 0xfee0_0900;
+const APIC_BASE_AP: u64 = 0xfee0_0800;
+
 /// An x86-64 vCPU for the translator.
 pub struct X86Cpu {
     /// The state translated code runs against.
@@ -113,6 +117,18 @@ impl X86Cpu {
             halted: false,
             waiting_for_sipi: false,
         }
+    }
+
+    /// Makes this CPU number `index` of the machine, ticking with `clock`:
+    /// its APIC ID, its APIC base (the BSP flag on CPU 0) and its TSC.
+    pub fn attach(&mut self, index: u32, clock: std::sync::Arc<devices::Clock>) {
+        self.state.cpu_index = u64::from(index);
+        self.state.apic_base = if index == 0 {
+            APIC_BASE_BSP
+        } else {
+            APIC_BASE_AP
+        };
+        self.state.clock = Some(clock);
     }
 
     /// Makes this CPU a secondary one that starts powered off: it runs only
@@ -891,7 +907,7 @@ impl X86Cpu {
     fn rdmsr(&self, idx: u32) -> Result<u64, Exc> {
         let s = &*self.state;
         Ok(match idx {
-            0x10 => translate::system::tsc(s.tsc_offset),
+            0x10 => translate::system::tsc(s.clock.as_deref(), s.tsc_offset),
             0x1b => s.apic_base,
             0x1a0 => s.misc_enable,
             0x277 => s.pat,
@@ -912,7 +928,7 @@ impl X86Cpu {
         let canonical = ((v << 16) as i64 >> 16) as u64 == v;
         let s = &mut *self.state;
         match idx {
-            0x10 => s.tsc_offset = v.wrapping_sub(translate::system::tsc(0)),
+            0x10 => s.tsc_offset = v.wrapping_sub(translate::system::tsc(s.clock.as_deref(), 0)),
             0x1b => s.apic_base = v,
             0x1a0 => s.misc_enable = v,
             0x277 => s.pat = v,

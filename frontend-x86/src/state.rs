@@ -310,7 +310,8 @@ pub struct X86State {
     pub tsc_aux: u64,
     /// Added to the host-derived time stamp counter (written by wrmsr TSC).
     pub tsc_offset: u64,
-    /// IA32_APIC_BASE (no local APIC is modelled; the value is kept).
+    /// IA32_APIC_BASE, as this CPU's local APIC starts (enabled at
+    /// 0xfee0_0000, BSP flag on CPU 0); writes are kept, not forwarded.
     pub apic_base: u64,
     /// IA32_PAT.
     pub pat: u64,
@@ -338,6 +339,11 @@ pub struct X86State {
     pub fpu_ftw: u64,
     /// ST0-ST7 / MM0-MM7 (see [`X86State::fpu_fcw`]).
     pub fpu_st: [[u64; 2]; 8],
+    /// This CPU's index, its initial APIC ID (CPUID leaf 1, EBX[31:24]).
+    pub cpu_index: u64,
+    /// The VM clock the time stamp counter counts from (1 GHz: one tick per
+    /// nanosecond since the clock's epoch). Generated code never reads it.
+    pub clock: Option<std::sync::Arc<devices::Clock>>,
 }
 
 /// The index of the translator's scratch XMM slot in [`X86State::xmm`].
@@ -491,6 +497,8 @@ impl X86State {
             fpu_fsw: 0,
             fpu_ftw: 0,
             fpu_st: [[0; 2]; 8],
+            cpu_index: 0,
+            clock: None,
         }
     }
 

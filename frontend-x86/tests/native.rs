@@ -237,6 +237,7 @@ fn run_on_jit(cpu: X86Cpu, memory: GuestMemoryMmap, buf_len: usize) -> (Regs, Ve
         mmio: Arc::new(Bus::new("mmio")),
         lifecycle: Arc::new(VmLifecycle::new()),
         interrupts: Arc::new(devices::NoInterruptController),
+        clock: devices::Clock::new(),
         index: 0,
         cpus: 1,
     };

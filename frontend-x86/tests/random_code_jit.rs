@@ -40,6 +40,7 @@ fn run_random<E: Engine>(engine: E, code: &[u8], long_mode: bool) -> VcpuExit {
         mmio: Arc::new(Bus::new("mmio")),
         lifecycle: lifecycle.clone(),
         interrupts: Arc::new(devices::NoInterruptController),
+        clock: devices::Clock::new(),
         index: 0,
         cpus: 1,
     };

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use devices::{Bus, InterruptController, IrqRouter, VmLifecycle};
+use devices::{Bus, Clock, InterruptController, IrqRouter, VmLifecycle};
 use vm_memory::GuestMemoryMmap;
 
 use crate::arch::{Arch, BootState, CpuState};
@@ -61,6 +61,8 @@ pub struct VmSpec {
     /// accelerator with its own controllers (KVM's in-kernel irqchip)
     /// connects those instead.
     pub irq: Arc<IrqRouter>,
+    /// The VM clock: guest time counters and timer deadlines.
+    pub clock: Arc<Clock>,
 }
 
 pub trait Accelerator: Send + Sync {

@@ -60,6 +60,8 @@ pub struct Machine {
     pub mmio: Arc<Bus>,
     pub lifecycle: Arc<VmLifecycle>,
     pub interrupts: Arc<dyn InterruptController>,
+    /// The VM clock guest time counters derive from.
+    pub clock: Arc<devices::Clock>,
     /// Which vCPU this is, of how many.
     pub index: u32,
     pub cpus: u32,
@@ -693,6 +695,7 @@ impl Vm for TcgVm {
             mmio: self.spec.mmio_bus.clone(),
             lifecycle: self.spec.lifecycle.clone(),
             interrupts: self.spec.interrupts.clone(),
+            clock: self.spec.clock.clone(),
             index,
             cpus: self.spec.cpus,
         };

@@ -255,6 +255,7 @@ fn machine(program: &[(u64, &[u8])]) -> (Machine, Arc<VmLifecycle>) {
             mmio: Arc::new(Bus::new("mmio")),
             lifecycle: lifecycle.clone(),
             interrupts: Arc::new(devices::NoInterruptController),
+            clock: devices::Clock::new(),
             index: 0,
             cpus: 1,
         },

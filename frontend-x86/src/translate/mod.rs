@@ -1307,9 +1307,9 @@ mod tests {
 
     #[test]
     fn cpuid_model() {
-        let v = system::cpuid(0, 0);
+        let v = system::cpuid(0, 0, 0);
         assert_eq!(&v[1].to_le_bytes(), b"moat");
-        let f = system::cpuid(1, 0);
+        let f = system::cpuid(1, 0, 0);
         assert_eq!(
             f[3] & (7 << 24),
             if crate::simd::available() { 7 << 24 } else { 0 },
@@ -1317,10 +1317,10 @@ mod tests {
         );
         assert_eq!(f[3] & (1 << 23), 0, "no MMX");
         assert_eq!(f[2] & 1, 0, "no SSE3");
-        let ext = system::cpuid(0x8000_0001, 0);
+        let ext = system::cpuid(0x8000_0001, 0, 0);
         assert!(ext[3] & (1 << 29) != 0, "long mode");
         let brand: Vec<u8> = (0..3)
-            .flat_map(|k| system::cpuid(0x8000_0002 + k, 0))
+            .flat_map(|k| system::cpuid(0x8000_0002 + k, 0, 0))
             .flat_map(u32::to_le_bytes)
             .collect();
         assert!(brand.starts_with(b"moat TCG x86-64 CPU\0"));

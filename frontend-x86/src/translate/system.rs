@@ -335,23 +335,29 @@ pub fn far_jmp(c: &mut Ctx<'_>, call: bool) -> Res {
 /// Vendor "moatmoatmoat", family 6 model 0x5e stepping 3. Features: the
 /// integer ISA moat translates: TSC, MSR, PAE, PGE, CMOV, PAT, PSE, CX8,
 /// CX16, syscall, NX, long mode, 1 GiB pages, rdtscp, lahf in 64-bit mode,
-/// lzcnt, popcnt, and FXSR, SSE and SSE2 on x86-64 hosts (whose SSE unit runs
-/// the guest's floating point). No x87, MMX, SSE3 or AVX, no local APIC. (`tzcnt` runs
-/// as tzcnt, as on a BMI1 CPU, though BMI1 is not advertised: its other
+/// lzcnt, popcnt, the local APIC (xAPIC; its ID is `cpu_index`), and FXSR,
+/// SSE and SSE2 on x86-64 hosts (whose SSE unit runs the guest's floating
+/// point). No x87, MMX, SSE3 or AVX, no x2APIC or TSC-deadline timer. (`tzcnt`
+/// runs as tzcnt, as on a BMI1 CPU, though BMI1 is not advertised: its other
 /// instructions are not implemented.)
-pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
+///
+/// Time: the TSC runs at [`TSC_HZ`], invariant, as leaves 0x15 (crystal
+/// ratio 1/1 at 1 GHz) and 0x16 (1000 MHz base) report, so a guest needs
+/// no calibration against the PIT.
+pub fn cpuid(leaf: u32, sub: u32, cpu_index: u64) -> [u32; 4] {
     let _ = sub;
     let s = |b: &[u8; 4]| u32::from_le_bytes(*b);
     let text = b"moat TCG x86-64 CPU";
     let brand: [u8; 48] = std::array::from_fn(|i| text.get(i).copied().unwrap_or(0));
     match leaf {
-        0 => [7, s(b"moat"), s(b"moat"), s(b"moat")],
+        0 => [0x16, s(b"moat"), s(b"moat"), s(b"moat")],
         1 => {
             let edx = (1 << 3)
                 | (1 << 4)
                 | (1 << 5)
                 | (1 << 6)
                 | (1 << 8)
+                | (1 << 9)
                 | (1 << 13)
                 | (1 << 15)
                 | (1 << 16);
@@ -362,9 +368,20 @@ pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
                 edx
             };
             let ecx = (1 << 13) | (1 << 23);
-            [0x0005_06e3, 0x0001_0800, ecx, edx]
+            // Initial APIC ID, logical processor count 1, clflush 64 bytes.
+            let ebx = ((cpu_index as u32 & 0xff) << 24) | 0x0001_0800;
+            [0x0005_06e3, ebx, ecx, edx]
         }
+        0x15 => [1, 1, TSC_HZ as u32, 0],
+        0x16 => [
+            (TSC_HZ / 1_000_000) as u32,
+            (TSC_HZ / 1_000_000) as u32,
+            100,
+            0,
+        ],
         0x8000_0000 => [0x8000_0008, 0, 0, 0],
+        // Invariant TSC.
+        0x8000_0007 => [0, 0, 0, 1 << 8],
         0x8000_0001 => [
             0,
             0,
@@ -389,18 +406,27 @@ pub extern "C" fn helper_cpuid(env: *mut u8) -> u64 {
     // SAFETY: translated code passes its CPU-state pointer, an X86State not
     // otherwise borrowed while the helper runs.
     let s = unsafe { &mut *(env as *mut X86State) };
-    let r = cpuid(s.regs[0] as u32, s.regs[1] as u32);
+    let r = cpuid(s.regs[0] as u32, s.regs[1] as u32, s.cpu_index);
     for (reg, v) in [0usize, 3, 1, 2].into_iter().zip(r) {
         s.regs[reg] = v as u64;
     }
     0
 }
 
-/// The time stamp counter: host monotonic nanoseconds since the first
-/// use (a 1 GHz TSC) plus the guest's offset.
-pub fn tsc(offset: u64) -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let ns = START.get_or_init(Instant::now).elapsed().as_nanos() as u64;
+/// The guest TSC's frequency: one tick per nanosecond of the VM clock.
+pub const TSC_HZ: u64 = 1_000_000_000;
+
+/// The time stamp counter: the VM clock's nanoseconds (host monotonic time
+/// since the machine started) plus the guest's offset. A CPU with no VM
+/// clock (unit tests) counts from its first use.
+pub fn tsc(clock: Option<&devices::Clock>, offset: u64) -> u64 {
+    let ns = match clock {
+        Some(clock) => clock.now_ns(),
+        None => {
+            static START: OnceLock<Instant> = OnceLock::new();
+            START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+        }
+    };
     ns.wrapping_add(offset)
 }
 
@@ -408,7 +434,7 @@ pub fn tsc(offset: u64) -> u64 {
 pub extern "C" fn helper_rdtsc(env: *mut u8) -> u64 {
     // SAFETY: as in `helper_cpuid`.
     let s = unsafe { &mut *(env as *mut X86State) };
-    let t = tsc(s.tsc_offset);
+    let t = tsc(s.clock.as_deref(), s.tsc_offset);
     s.regs[0] = t & 0xffff_ffff;
     s.regs[2] = t >> 32;
     0

@@ -23,7 +23,7 @@ use devices::lapic::{APIC_BASE, APIC_SIZE, ApicBus};
 use devices::reset::ResetPort;
 use devices::serial::{COM1_PORT, UART_SIZE};
 use devices::{
-    Bus, DebugExit, ELCR_PORT, ELCR_SIZE, InterruptController, IrqRouter, LineKind,
+    Bus, Clock, DebugExit, ELCR_PORT, ELCR_SIZE, InterruptController, IrqRouter, LineKind,
     MASTER_PIC_PORT, PIC_SIZE, PIT_PORT, PIT_SIZE, Pic8259Pair, PicWindow, Pit, PitPorts,
     ResetControl, SLAVE_PIC_PORT, SPEAKER_PORT, SPEAKER_SIZE, SharedPic, SpeakerPort, Uart16550,
     VmLifecycle,
@@ -69,6 +69,7 @@ pub struct PcBoard {
     pub lifecycle: Arc<VmLifecycle>,
     pub interrupts: Arc<dyn InterruptController>,
     pub irq: Arc<IrqRouter>,
+    pub clock: Arc<Clock>,
     pub cpus: u32,
     pub boot: BootState,
     pub protocol: BootProtocol,
@@ -167,6 +168,7 @@ impl PcBoard {
             lifecycle,
             interrupts: Arc::new(controllers),
             irq,
+            clock: host.clock.clone(),
             cpus: config.cpus,
             boot: BootState::on(CpuState::X86_64(Box::new(cpu))),
             protocol,
@@ -189,6 +191,7 @@ impl Board for PcBoard {
             lifecycle: self.lifecycle.clone(),
             interrupts: self.interrupts.clone(),
             irq: self.irq.clone(),
+            clock: self.clock.clone(),
         }
     }
 
