@@ -244,6 +244,8 @@ pub struct MemFault {
 impl MemFault {
     /// Reported when a block accesses memory while no handler is installed.
     pub const NO_HANDLER: MemFault = MemFault { code: u32::MAX };
+    /// An access that had to be aligned was not.
+    pub const UNALIGNED: MemFault = MemFault { code: u32::MAX - 3 };
 }
 
 /// Guest memory behind the TLB: what the embedder provides.
@@ -259,11 +261,11 @@ impl MemFault {
 /// where a panic aborts the process.
 pub trait MemoryHandler {
     /// The fault for an access that must be aligned and is not (the access
-    /// did not happen). The default is code 0x11, the x86 `#AC` vector;
-    /// front ends override it with their own.
+    /// did not happen). The default, [`MemFault::UNALIGNED`], reaches the
+    /// front end's `memory_fault`, which raises its architecture's fault.
     fn unaligned(&mut self, vaddr: u64, size: MemSize, access: Access) -> MemFault {
         let _ = (vaddr, size, access);
-        MemFault { code: 0x11 }
+        MemFault::UNALIGNED
     }
     /// Fetches `size` bytes of guest code at `vaddr` (front ends' decoders,
     /// through [`fetch`]); the default reads like a load.

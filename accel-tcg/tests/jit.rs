@@ -534,7 +534,7 @@ fn aligned_accesses_fault_when_misaligned_and_hit_inline_otherwise() {
                 ExitReason::Fault {
                     pc: 0x900,
                     vaddr,
-                    fault: MemFault { code: 0x11 }
+                    fault: MemFault::UNALIGNED
                 }
             );
         } else {

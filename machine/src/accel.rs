@@ -140,6 +140,13 @@ pub enum AccelError {
     UnsupportedArch { accel: AccelKind, arch: Arch },
     #[error("{0}")]
     InvalidState(String),
+    /// moat's translator failed (not the guest): a bug to report.
+    #[error("moat's TCG translator failed with the guest at pc {pc:#x}: {source}")]
+    Translator {
+        pc: u64,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("no host thread to run vCPU {index} on")]
     NoVcpuThread { index: u32 },
 }

@@ -283,9 +283,9 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         }
     }
 
-    fn block_at(&mut self, pc: u64, flags: u64) -> Result<TbId, GuestEvent> {
+    fn block_at(&mut self, pc: u64, flags: u64) -> Result<TbId, Leave> {
         let walker = self.cpu.walker();
-        let phys_pc = self.code_phys(pc, &walker)?;
+        let phys_pc = self.code_phys(pc, &walker).map_err(Leave::Guest)?;
         let key = TbKey { pc, phys_pc, flags };
         if let Some(id) = self.cache.lookup(&key) {
             return Ok(id);
@@ -307,7 +307,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         pc: u64,
         flags: u64,
         max_insns: usize,
-    ) -> Result<(E::Code, Vec<u64>), GuestEvent> {
+    ) -> Result<(E::Code, Vec<u64>), Leave> {
         let walker = self.cpu.walker();
         self.block.clear(pc);
         let mut fetch = CodeFetch {
@@ -320,13 +320,13 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             .cpu
             .translate(pc, flags, &mut fetch, &mut self.block, max_insns)
         {
-            return Err(self.cpu.memory_fault(
+            return Err(Leave::Guest(self.cpu.memory_fault(
                 pc,
                 fault.vaddr,
                 Access::Exec,
                 fault.fault,
                 &platform(&self.machine),
-            ));
+            )));
         }
         let pages = fetch.pages();
         let ranges = std::mem::take(&mut fetch.ranges);
@@ -336,12 +336,11 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             Ok(code) => code,
             Err(EngineError::CacheFull) => {
                 self.flush_all();
-                match self.engine.compile(&self.block) {
-                    Ok(code) => code,
-                    Err(error) => return Err(self.internal_error(&error.to_string())),
-                }
+                self.engine
+                    .compile(&self.block)
+                    .map_err(|error| self.internal_error(error))?
             }
-            Err(error) => return Err(self.internal_error(&error.to_string())),
+            Err(error) => return Err(self.internal_error(error)),
         };
         let mut new_code_page = false;
         for (paddr, len) in ranges {
@@ -358,12 +357,13 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         Ok((code, pages))
     }
 
-    fn internal_error(&self, what: &str) -> GuestEvent {
-        log::error!("TCG: {what}");
-        GuestEvent::Exit(VcpuExit::Crashed(machine::Crash {
-            kind: machine::CrashKind::TripleFault,
+    /// moat's own failure, not the guest's: the run ends with an error that
+    /// says so (and where the guest was).
+    fn internal_error(&self, error: EngineError) -> Leave {
+        Leave::Failed(AccelError::Translator {
             pc: self.cpu.pc(),
-        }))
+            source: Box::new(error),
+        })
     }
 
     /// Links the previous block's chain exit to `target` when both are on the
@@ -420,7 +420,8 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             let (id, one_off) = if alone {
                 match self.translate(pc, flags, 1) {
                     Ok((code, _)) => (None, Some(code)),
-                    Err(event) => match self.settle(event) {
+                    Err(Leave::Failed(error)) => return Err(error),
+                    Err(Leave::Guest(event)) => match self.settle(event) {
                         Some(exit) => return Ok(exit),
                         None => continue,
                     },
@@ -428,7 +429,8 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             } else {
                 match self.block_at(pc, flags) {
                     Ok(id) => (Some(id), None),
-                    Err(event) => match self.settle(event) {
+                    Err(Leave::Failed(error)) => return Err(error),
+                    Err(Leave::Guest(event)) => match self.settle(event) {
                         Some(exit) => return Ok(exit),
                         None => continue,
                     },
@@ -472,7 +474,10 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             let exit = self
                 .engine
                 .run(code, self.cpu.state(), &mut mmu)
-                .map_err(|error| AccelError::InvalidState(format!("TCG: {error}")))?;
+                .map_err(|error| AccelError::Translator {
+                    pc,
+                    source: Box::new(error),
+                })?;
             let fault_access = mmu.last_fault_access;
             let smc_page = mmu.smc_page;
             if one_off.is_some() {
@@ -546,6 +551,14 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             GuestEvent::Wait => self.wait_for_work(),
         }
     }
+}
+
+/// Why a step of the loop did not produce code to run.
+enum Leave {
+    /// The front end handled the guest's side of it (a fault, an exit).
+    Guest(GuestEvent),
+    /// moat itself failed.
+    Failed(AccelError),
 }
 
 fn lifecycle_exit(event: LifecycleEvent) -> VcpuExit {
