@@ -1,9 +1,10 @@
 //! The stack: push, pop, enter, leave, pushf, popf, and the stack-pointer
 //! arithmetic call and ret share.
 //!
-//! The stack width is 64 bits in 64-bit mode, else 32 (SS.B; 16-bit stacks
-//! are not supported and treated as 32-bit). Every push or pop stores to
-//! memory before it writes rsp, so a fault leaves rsp untouched.
+//! The stack width is 64 bits in 64-bit mode, else 32 or 16 as SS.B says
+//! (a 16-bit stack pointer wraps at 64 KiB and writes leave the upper half
+//! of esp alone). Every push or pop stores to memory before it writes rsp,
+//! so a fault leaves rsp untouched.
 
 use accel_tcg::ir::{Block, Temp};
 use iced_x86::{OpKind, Register};
@@ -15,9 +16,16 @@ const RSP: usize = 4;
 const RBP: usize = 5;
 
 impl Ctx<'_> {
-    /// True when the stack pointer is 32 bits wide.
-    pub fn stack32(&self) -> bool {
-        !self.code64()
+    /// The width of the stack pointer in bytes: 8 in 64-bit mode, else 4
+    /// or 2 by SS.B.
+    pub fn stack_bytes(&self) -> u32 {
+        if self.code64() {
+            8
+        } else if self.tb & tbflags::SS32 != 0 {
+            4
+        } else {
+            2
+        }
     }
 
     /// The linear address of stack offset `sp`.
@@ -25,7 +33,7 @@ impl Ctx<'_> {
         if self.code64() {
             return sp;
         }
-        let z = self.zext(sp, 4);
+        let z = self.zext(sp, self.stack_bytes());
         if self.tb & tbflags::ADDSEG != 0 {
             let base = self.ld(state::seg_base_off(state::seg::SS));
             let s = self.op2(Block::add, z, base);
@@ -36,8 +44,7 @@ impl Ctx<'_> {
 
     /// Writes the stack pointer at the stack width.
     pub fn write_sp(&mut self, sp: Temp) {
-        let bytes = if self.stack32() { 4 } else { 8 };
-        self.write_reg(RSP, bytes, false, sp);
+        self.write_reg(RSP, self.stack_bytes(), false, sp);
     }
 
     /// Stores `vals` (each `bytes` wide) pushed in order below rsp, then
@@ -132,7 +139,13 @@ pub fn enter(c: &mut Ctx<'_>) -> Res {
     if level != 0 {
         return Err(super::Unsupported);
     }
-    let bytes = c.stack_size();
+    // stack_pointer_increment includes the frame size: take the operand
+    // size from the form.
+    let bytes = match c.i.code() {
+        iced_x86::Code::Enterw_imm16_imm8 => 2,
+        iced_x86::Code::Enterd_imm16_imm8 => 4,
+        _ => 8,
+    };
     let rbp = c.read_reg(RBP, bytes, false);
     let frame = c.push_many(&[rbp], bytes);
     let nsp = c.op2i(Block::sub, frame, size);
