@@ -2,11 +2,22 @@
 //! in Rust: exception and interrupt delivery, port I/O, segment loads, far
 //! transfers, control registers and MSRs.
 //!
+//! # Real mode
+//!
+//! With CR0.PE = 0, segment loads (`mov sreg`, `pop sreg`, `lds` and
+//! friends, far jumps, calls and returns, `iret`, interrupts) set the
+//! selector and base = selector << 4 and keep the cached limit and
+//! attributes. Switching modes (`mov cr0`, a far jump) leaves translated
+//! code, so the next block is looked up with the new mode's TB flags.
+//! [`X86Cpu::reset_to_init`] and [`X86Cpu::start_at_sipi`] give the INIT and
+//! start-up-IPI states.
+//!
 //! # Exceptions
 //!
 //! [`X86Cpu::exception`] delivers through the IDT: 32-bit interrupt and trap
 //! gates in protected mode, 64-bit gates (with IST) in long mode, with a
-//! stack switch through the TSS when the privilege level changes. Delivery
+//! stack switch through the TSS when the privilege level changes; in real
+//! mode through the IVT (4-byte IP, CS entries, a FLAGS, CS, IP frame). Delivery
 //! builds the whole frame before it writes anything, so a fault while
 //! delivering leaves the state as it was and becomes the next exception by
 //! the manual's table: benign then anything is handled serially;
@@ -109,8 +120,8 @@ impl X86Cpu {
         }
     }
 
-    /// The state after an INIT (SDM Vol. 3A, 9.1.1, Table 9-1, "INIT"
-    /// column): real mode at CS:IP = F000:FFF0 with the CS base FFFF0000
+    /// The state after an INIT (SDM Vol. 3A, "Processor State After Reset", Table 9-1,
+    /// "INIT" column): real mode at CS:IP = F000:FFF0 with the CS base FFFF0000
     /// (the reset vector, linear FFFFFFF0), EFLAGS 2, every other segment
     /// selector 0 base 0 limit FFFF, GDTR and IDTR base 0 limit FFFF,
     /// CR2-CR4 and EFER 0, general registers 0 except EDX = the processor
@@ -161,7 +172,8 @@ impl X86Cpu {
     }
 
     /// Starts the vCPU as an application processor receiving a start-up IPI
-    /// with `vector` after INIT (SDM Vol. 3A, 9.4.4 and 11.6.1, "Start-Up"):
+    /// with `vector` after INIT (SDM Vol. 3A, "MP Initialization
+    /// Protocol Algorithm" and the ICR's "Start-Up" delivery mode):
     /// the [`X86Cpu::reset_to_init`] state with CS selector `vector << 8`,
     /// base `vector << 12`, limit FFFF and IP 0, so the first instruction is
     /// at physical `vector << 12`.
@@ -229,7 +241,7 @@ impl X86Cpu {
     }
 
     /// The bits of rsp the stack uses: all in 64-bit mode, else esp or sp
-    /// by SS.B (SDM Vol. 1, 6.2.3: a 16-bit stack wraps at 64 KiB).
+    /// by SS.B (SDM Vol. 1, "Stack": a 16-bit stack wraps at 64 KiB).
     fn stack_mask(&self) -> u64 {
         if self.state.code64() {
             u64::MAX
@@ -247,7 +259,8 @@ impl X86Cpu {
 
     /// A segment register loaded in real mode: selector and base =
     /// selector << 4; the limit and attributes stay as cached, as on
-    /// hardware (SDM Vol. 3A, 20.1.1), so "unreal mode" keeps a 4 GiB limit.
+    /// hardware (SDM Vol. 3, "8086 Emulation", "Address Translation in
+    /// Real-Address Mode"), so "unreal mode" keeps a 4 GiB limit.
     fn real_seg(old: SegCache, sel: u16) -> SegCache {
         SegCache {
             selector: sel as u64,
@@ -493,7 +506,8 @@ impl X86Cpu {
         Ok(())
     }
 
-    /// Delivery in real-address mode (SDM Vol. 3A, 20.1.4, and Vol. 2A,
+    /// Delivery in real-address mode (SDM Vol. 3, "8086 Emulation", "Interrupt and
+    /// Exception Handling", and Vol. 2A,
     /// INT n, "REAL-ADDRESS-MODE"): the IVT at IDTR.base holds 4-byte
     /// entries (IP, then CS); FLAGS, CS and IP are pushed as words, IF, TF
     /// and AC are cleared, and no error code is pushed.
@@ -504,8 +518,13 @@ impl X86Cpu {
             return Err(Exc::gp(0));
         }
         let mut b = [0u8; 4];
-        mmu::read_virt(&self.sys_walker(), mem, s.idt_base.wrapping_add(v * 4), &mut b)
-            .map_err(|f| Exc::from_fault(f, s.idt_base.wrapping_add(v * 4)))?;
+        mmu::read_virt(
+            &self.sys_walker(),
+            mem,
+            s.idt_base.wrapping_add(v * 4),
+            &mut b,
+        )
+        .map_err(|f| Exc::from_fault(f, s.idt_base.wrapping_add(v * 4)))?;
         let entry = u32::from_le_bytes(b);
         let old_cs = s.segs[seg::CS].selector;
         let nsp = self.push_frame(mem, &[s.rflags() & 0xffff, old_cs, ret_rip & 0xffff], 2)?;
@@ -711,7 +730,11 @@ impl X86Cpu {
                 }
                 if f(21, 1) != 0 {
                     let reg = f(32, 4) as usize;
-                    write_reg(&mut self.state.regs[reg], self.state.scratch[1], f(24, 4) as u32);
+                    write_reg(
+                        &mut self.state.regs[reg],
+                        self.state.scratch[1],
+                        f(24, 4) as u32,
+                    );
                 }
                 self.state.rip = next;
                 Ok(GuestEvent::Continue)

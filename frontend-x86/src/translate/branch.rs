@@ -66,7 +66,7 @@ pub fn loop_(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
     let rcx = c.read_reg(1, bytes, false);
     let zero = c.k(0);
     let taken = c.b.label();
-    if matches!(m, Mnemonic::Jrcxz | Mnemonic::Jecxz) {
+    if matches!(m, Mnemonic::Jrcxz | Mnemonic::Jecxz | Mnemonic::Jcxz) {
         c.b.brcond(rcx, zero, Cond::Eq, taken);
     } else {
         let dec = c.op2i(Block::sub, rcx, 1);

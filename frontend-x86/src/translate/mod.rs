@@ -386,7 +386,7 @@ impl<'a> Ctx<'a> {
 
     /// The effective address (offset) of the memory operand, masked to the
     /// address size, and whether the address size is 32 bits. A 16-bit
-    /// offset wraps at 64 KiB (SDM Vol. 1, 3.7.5: base + index + displacement
+    /// offset wraps at 64 KiB (SDM Vol. 1, "Specifying an Offset": base + index + displacement
     /// is computed at the address size).
     pub fn ea_offset(&mut self) -> (Temp, bool) {
         let i = self.i;

@@ -213,7 +213,13 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         M::Xlatb => {
             // rbx, ebx or bx by the address size.
             let bytes = match super::gpr_num(c.i.memory_base()).1 {
-                0 => if c.code64() { 8 } else { 4 },
+                0 => {
+                    if c.code64() {
+                        8
+                    } else {
+                        4
+                    }
+                }
                 n => n,
             };
             let rbx = c.read_reg(3, bytes, false);
