@@ -231,14 +231,22 @@ fn real_mode_segments() {
         0xbf, 0x00, 0x01,                   // 22: mov di, 0x100
         0xb9, 0x02, 0x00,                   // 25: mov cx, 2
         0xf3, 0xa4,                         // 28: rep movsb        ; DS:SI -> ES:DI, cx times
-        0xf4,                               // 2a: hlt
+        0x9a, 0x00, 0x00, 0x00, 0x02,       // 2a: call 0x0200:0x0000 ; pushes CS, IP
+        0xf4,                               // 2f: hlt
+    ];
+    #[rustfmt::skip]
+    let far: &[u8] = &[
+        0x42,                               // inc dx
+        0xcb,                               // retf
     ];
     // The far pointer 0x2000:0x5678 at DS:0x20.
     let ptr: &[u8] = &[0x78, 0x56, 0x00, 0x20];
     both(
-        || Machine::sipi(0x01, &[(0x1000, code), (0x1_2360, ptr)]),
+        || Machine::sipi(0x01, &[(0x1000, code), (0x1_2360, ptr), (0x2000, far)]),
         |m, exit| {
-            assert_eq!(halted_at(exit), 0x102b);
+            assert_eq!(halted_at(exit), 0x1030);
+            // The far call's frame below SS:0xfe: IP 0x2f, then CS 0x100.
+            assert_eq!((m.word(0x3_00fa), m.word(0x3_00fc)), (0x2f, 0x100));
             assert_eq!(m.read::<2>(0x1_2440), [0x77, 0]);
             assert_eq!(m.read::<1>(0x1_2350), [0x77]);
             assert_eq!(m.read::<1>(0x2_5678), [0x77], "through es:di from les");
@@ -250,7 +258,12 @@ fn real_mode_segments() {
             );
             assert_eq!((s.es.selector, s.es.base), (0x1234, 0x1_2340));
             assert_eq!((s.ss.selector, s.ss.base), (0x3000, 0x3_0000));
-            assert_eq!(s.gprs[2] & 0xffff, 0x1234, "dx = es");
+            assert_eq!(
+                s.gprs[2] & 0xffff,
+                0x1235,
+                "dx = es, plus one in the far procedure"
+            );
+            assert_eq!((s.cs.selector, s.cs.base), (0x100, 0x1000));
             assert_eq!(
                 (s.gprs[6], s.gprs[7], s.gprs[1]),
                 (0x12, 0x102, 0),
@@ -417,6 +430,63 @@ fn ap_trampoline_to_long_mode() {
                 (0x10, 0, 0xffff_ffff)
             );
             assert_eq!(s.gprs[4], 0x8ffc);
+        },
+    );
+}
+
+/// pusha/popa on a 16-bit stack, then the older way into protected mode:
+/// `lmsw` sets CR0.PE (and cannot clear it again), a 16-bit `ljmp`.
+#[test]
+fn pusha_popa_and_lmsw() {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0xb8, 0x11, 0x11,                   // 00: mov ax, 0x1111
+        0xb9, 0x22, 0x22,                   // 03: mov cx, 0x2222
+        0xbc, 0x00, 0x40,                   // 06: mov sp, 0x4000
+        0x60,                               // 09: pusha            ; 16 bytes at 0x3ff0
+        0x31, 0xc0,                         // 0a: xor ax, ax
+        0x31, 0xc9,                         // 0c: xor cx, cx
+        0x61,                               // 0e: popa             ; ax, cx back, sp 0x4000
+        0x89, 0xc3,                         // 0f: mov bx, ax
+        0x0f, 0x01, 0x16, 0xf0, 0x80,       // 11: lgdt [0x80f0]
+        0xb8, 0x01, 0x00,                   // 16: mov ax, 1
+        0x0f, 0x01, 0xf0,                   // 19: lmsw ax          ; CR0.PE
+        0xea, 0x00, 0x82, 0x08, 0x00,       // 1c: ljmp 0x0008:0x8200 (ptr16:16)
+    ];
+    #[rustfmt::skip]
+    let prot: &[u8] = &[
+        0x31, 0xc0,                         // xor eax, eax
+        0x0f, 0x01, 0xf0,                   // lmsw ax              ; PE stays set
+        0xf4,                               // hlt
+    ];
+    let gdt_desc: &[u8] = &[0x17, 0x00, 0x00, 0x81, 0x00, 0x00];
+    let gdt: Vec<u8> = [0u64, 0x00cf_9a00_0000_ffff, 0x00cf_9200_0000_ffff]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    both(
+        || {
+            Machine::sipi(
+                0x01,
+                &[
+                    (0x1000, code),
+                    (0x80f0, gdt_desc),
+                    (0x8100, &gdt),
+                    (0x8200, prot),
+                ],
+            )
+        },
+        |m, exit| {
+            assert_eq!(halted_at(exit), 0x8206);
+            let s = m.state();
+            assert_eq!(s.cr0 & 1, 1, "PE set by lmsw and kept");
+            assert!(s.cs.db && s.cs.selector == 8);
+            assert_eq!((s.gprs[1], s.gprs[3], s.gprs[4]), (0x2222, 0x1111, 0x4000));
+            // pusha's frame: ax at the top, then cx, dx, bx, the original
+            // sp, bp, si, di.
+            assert_eq!(m.word(0x3ffe), 0x1111);
+            assert_eq!(m.word(0x3ffc), 0x2222);
+            assert_eq!(m.word(0x3ff6), 0x4000);
         },
     );
 }

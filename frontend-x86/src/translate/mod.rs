@@ -1063,6 +1063,8 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
         M::Push => stack::push(c),
         M::Pop => stack::pop(c),
         M::Enter => stack::enter(c),
+        M::Pusha | M::Pushad => stack::pusha(c),
+        M::Popa | M::Popad => stack::popa(c),
         M::Leave => stack::leave(c),
         M::Pushf | M::Pushfd | M::Pushfq => stack::pushf(c),
         M::Popf | M::Popfd | M::Popfq => stack::popf(c),

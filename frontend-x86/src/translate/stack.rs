@@ -1,5 +1,5 @@
-//! The stack: push, pop, enter, leave, pushf, popf, and the stack-pointer
-//! arithmetic call and ret share.
+//! The stack: push, pop, pusha, popa, enter, leave, pushf, popf, and the
+//! stack-pointer arithmetic call and ret share.
 //!
 //! The stack width is 64 bits in 64-bit mode, else 32 or 16 as SS.B says
 //! (a 16-bit stack pointer wraps at 64 KiB and writes leave the upper half
@@ -127,6 +127,43 @@ pub fn pop(c: &mut Ctx<'_>) -> Res {
             }
             c.qst(a, bytes, v);
             c.write_sp(nsp);
+        }
+    }
+    Ok(Flow::Next)
+}
+
+/// pusha/pushad (16- and 32-bit code): ax, cx, dx, bx, the original sp,
+/// bp, si, di.
+pub fn pusha(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.i.stack_pointer_increment().unsigned_abs() / 8;
+    if bytes != 2 && bytes != 4 {
+        return Err(super::Unsupported);
+    }
+    let vals: Vec<Temp> = (0..8).map(|n| c.read_reg(n, bytes, false)).collect();
+    c.push_many(&vals, bytes);
+    Ok(Flow::Next)
+}
+
+/// popa/popad: di, si, bp, (sp skipped), bx, dx, cx, ax; all eight loads
+/// happen before any register is written.
+pub fn popa(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.i.stack_pointer_increment().unsigned_abs() / 8;
+    if bytes != 2 && bytes != 4 {
+        return Err(super::Unsupported);
+    }
+    let sp = c.reg64(RSP);
+    let mut vals = Vec::with_capacity(8);
+    for k in 0..8u64 {
+        let off = c.op2i(Block::add, sp, k * bytes as u64);
+        let a = c.stack_addr(off);
+        vals.push(c.qld(a, bytes, false));
+    }
+    let nsp = c.op2i(Block::add, sp, 8 * bytes as u64);
+    c.write_sp(nsp);
+    for (k, v) in vals.into_iter().enumerate() {
+        let n = 7 - k;
+        if n != RSP {
+            c.write_reg(n, bytes, false, v);
         }
     }
     Ok(Flow::Next)

@@ -125,6 +125,20 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             c.store(l, bytes, v);
             Ok(Flow::Next)
         }
+        M::Lmsw => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            // SDM Vol. 2A, LMSW: only CR0.PE, MP, EM and TS are loaded, and
+            // PE can be set but not cleared. Finished as a CR0 write.
+            let v = c.read_op(0, 2)?;
+            let low = c.op2i(Block::and, v, 0xf);
+            let cr0 = c.ld(state::CR0_OFF);
+            let keep = c.op2i(Block::and, cr0, !0xe);
+            let n = c.op2(Block::or, keep, low);
+            c.st(n, state::scratch_off(0));
+            Ok(c.exit(status::MOV_TO_CR))
+        }
         M::Invlpg => {
             if c.need_cpl0() {
                 return Ok(Flow::End);
