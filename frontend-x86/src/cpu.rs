@@ -17,8 +17,8 @@
 //! [`X86Cpu::exception`] delivers through the IDT: 32-bit interrupt and trap
 //! gates in protected mode, 64-bit gates (with IST) in long mode, with a
 //! stack switch through the TSS when the privilege level changes; in real
-//! mode through the IVT (4-byte IP, CS entries, a FLAGS, CS, IP frame). Delivery
-//! builds the whole frame before it writes anything, so a fault while
+//! mode through the IVT (4-byte IP, CS entries, a FLAGS, CS, IP frame).
+//! Delivery builds the whole frame before it writes anything, so a fault while
 //! delivering leaves the state as it was and becomes the next exception by
 //! the manual's table: benign then anything is handled serially;
 //! contributory after contributory, and contributory or #PF after #PF, is a
@@ -120,9 +120,9 @@ impl X86Cpu {
         }
     }
 
-    /// The state after an INIT (SDM Vol. 3A, "Processor State After Reset", Table 9-1,
-    /// "INIT" column): real mode at CS:IP = F000:FFF0 with the CS base FFFF0000
-    /// (the reset vector, linear FFFFFFF0), EFLAGS 2, every other segment
+    /// The state after an INIT (SDM Vol. 3A, "Processor State After Reset",
+    /// Table 9-1, "INIT" column): real mode at CS:IP = F000:FFF0 with the CS
+    /// base FFFF0000 (the reset vector, linear FFFFFFF0), EFLAGS 2, every other segment
     /// selector 0 base 0 limit FFFF, GDTR and IDTR base 0 limit FFFF,
     /// CR2-CR4 and EFER 0, general registers 0 except EDX = the processor
     /// signature (cpuid leaf 1's EAX), DR6 FFFF0FF0. CR0 is 60000010 (CD,
