@@ -2,12 +2,23 @@
 //! in Rust: exception and interrupt delivery, port I/O, segment loads, far
 //! transfers, control registers and MSRs.
 //!
+//! # Real mode
+//!
+//! With CR0.PE = 0, segment loads (`mov sreg`, `pop sreg`, `lds` and
+//! friends, far jumps, calls and returns, `iret`, interrupts) set the
+//! selector and base = selector << 4 and keep the cached limit and
+//! attributes. Switching modes (`mov cr0`, a far jump) leaves translated
+//! code, so the next block is looked up with the new mode's TB flags.
+//! [`X86Cpu::reset_to_init`] and [`X86Cpu::start_at_sipi`] give the INIT and
+//! start-up-IPI states.
+//!
 //! # Exceptions
 //!
 //! [`X86Cpu::exception`] delivers through the IDT: 32-bit interrupt and trap
 //! gates in protected mode, 64-bit gates (with IST) in long mode, with a
-//! stack switch through the TSS when the privilege level changes. Delivery
-//! builds the whole frame before it writes anything, so a fault while
+//! stack switch through the TSS when the privilege level changes; in real
+//! mode through the IVT (4-byte IP, CS entries, a FLAGS, CS, IP frame).
+//! Delivery builds the whole frame before it writes anything, so a fault while
 //! delivering leaves the state as it was and becomes the next exception by
 //! the manual's table: benign then anything is handled serially;
 //! contributory after contributory, and contributory or #PF after #PF, is a
@@ -169,22 +180,70 @@ impl X86Cpu {
         }
     }
 
-    /// The state after INIT (SDM vol. 3, table 9-1).
+    /// The state after an INIT (SDM Vol. 3A, "Processor State After Reset",
+    /// Table 9-1, "INIT" column): real mode at CS:IP = F000:FFF0 with the CS
+    /// base FFFF0000 (the reset vector, linear FFFFFFF0), EFLAGS 2, every other segment
+    /// selector 0 base 0 limit FFFF, GDTR and IDTR base 0 limit FFFF,
+    /// CR2-CR4 and EFER 0, general registers 0 except EDX = the processor
+    /// signature (cpuid leaf 1's EAX), DR6 FFFF0FF0. CR0 is 60000010 (CD,
+    /// NW and ET; moat has no caches, so "CD and NW unchanged" is not
+    /// modelled). The x87/SSE state, the TSC and the other MSRs are kept, as
+    /// INIT keeps them. Waiting for a SIPI is the board's business.
     pub fn reset_to_init(&mut self) {
-        let init = machine::boards::pc::boot::init_state();
-        self.state.load_machine(&init);
-        self.flush_tlb();
+        let s = &mut *self.state;
+        let data = SegCache {
+            selector: 0,
+            base: 0,
+            limit: 0xffff,
+            attrs: attr::P | attr::S | 0x3,
+        };
+        s.segs = [data; 6];
+        s.segs[seg::CS] = SegCache {
+            selector: 0xf000,
+            base: 0xffff_0000,
+            limit: 0xffff,
+            attrs: attr::P | attr::S | 0xb,
+        };
+        s.ldtr = SegCache {
+            attrs: attr::P | 0x2,
+            ..data
+        };
+        s.tr = SegCache {
+            attrs: attr::P | 0xb,
+            ..data
+        };
+        s.gdt_base = 0;
+        s.gdt_limit = 0xffff;
+        s.idt_base = 0;
+        s.idt_limit = 0xffff;
+        s.regs = [0; 16];
+        s.regs[2] = translate::system::cpuid(1, 0, s.cpu_index)[0] as u64;
+        s.rip = 0xfff0;
+        s.set_rflags(rflags::FIXED);
+        s.cr0 = ctl::CR0_CD | ctl::CR0_NW | ctl::CR0_ET;
+        s.cr2 = 0;
+        s.cr3 = 0;
+        s.cr4 = 0;
+        s.cr8 = 0;
+        s.efer = 0;
+        s.cpl = 0;
+        s.dr6 = crate::state::DR6_RESET;
+        s.header.tlb.flush();
     }
 
-    /// Starts in real mode at the start-up IPI's vector: CS = vector << 8,
-    /// IP = 0 (SDM vol. 3, 9.4.4).
+    /// Starts the vCPU as an application processor receiving a start-up IPI
+    /// with `vector` after INIT (SDM Vol. 3A, "MP Initialization
+    /// Protocol Algorithm" and the ICR's "Start-Up" delivery mode):
+    /// the [`X86Cpu::reset_to_init`] state with CS selector `vector << 8`,
+    /// base `vector << 12`, limit FFFF and IP 0, so the first instruction is
+    /// at physical `vector << 12`.
     pub fn start_at_sipi(&mut self, vector: u8) {
-        let mut init = machine::boards::pc::boot::init_state();
-        init.cs.selector = u16::from(vector) << 8;
-        init.cs.base = u64::from(vector) << 12;
-        init.rip = 0;
-        self.state.load_machine(&init);
-        self.flush_tlb();
+        self.reset_to_init();
+        let cs = &mut self.state.segs[seg::CS];
+        cs.selector = (vector as u64) << 8;
+        cs.base = (vector as u64) << 12;
+        cs.limit = 0xffff;
+        self.state.rip = 0;
     }
 
     /// Guest disassembly for `--trace in_asm` (see [`translate::disassemble`]).
@@ -237,7 +296,37 @@ impl X86Cpu {
         if self.state.code64() {
             sp
         } else {
-            (sp & 0xffff_ffff).wrapping_add(self.state.segs[seg::SS].base) & 0xffff_ffff
+            (sp & self.stack_mask()).wrapping_add(self.state.segs[seg::SS].base) & 0xffff_ffff
+        }
+    }
+
+    /// The bits of rsp the stack uses: all in 64-bit mode, else esp or sp
+    /// by SS.B (SDM Vol. 1, "Stack": a 16-bit stack wraps at 64 KiB).
+    fn stack_mask(&self) -> u64 {
+        if self.state.code64() {
+            u64::MAX
+        } else if self.state.segs[seg::SS].attrs & attr::DB != 0 {
+            0xffff_ffff
+        } else {
+            0xffff
+        }
+    }
+
+    /// Real-address mode (CR0.PE = 0); virtual-8086 mode is not modelled.
+    fn real_mode(&self) -> bool {
+        self.state.cr0 & ctl::CR0_PE == 0
+    }
+
+    /// A segment register loaded in real mode: selector and base =
+    /// selector << 4; the limit and attributes stay as cached, as on
+    /// hardware (SDM Vol. 3, "8086 Emulation", "Address Translation in
+    /// Real-Address Mode"), so "unreal mode" keeps a 4 GiB limit.
+    fn real_seg(old: SegCache, sel: u16) -> SegCache {
+        SegCache {
+            selector: sel as u64,
+            base: (sel as u64) << 4,
+            limit: old.limit,
+            attrs: (old.attrs & !attr::UNUSABLE) | attr::P | attr::S,
         }
     }
 
@@ -327,8 +416,7 @@ impl X86Cpu {
         let idt_err = (v * 8 + 2 + ext) as u32;
         let long = s.efer & ctl::EFER_LMA != 0;
         if s.cr0 & ctl::CR0_PE == 0 {
-            // Real mode is not modelled: nothing can take the exception.
-            return Err(Exc::gp(idt_err));
+            return self.deliver_real(exc.vector, ret_rip, mem);
         }
         let esize = if long { 16 } else { 8 };
         if v * esize + esize - 1 > s.idt_limit {
@@ -478,8 +566,44 @@ impl X86Cpu {
         Ok(())
     }
 
+    /// Delivery in real-address mode (SDM Vol. 3, "8086 Emulation", "Interrupt and
+    /// Exception Handling", and Vol. 2A,
+    /// INT n, "REAL-ADDRESS-MODE"): the IVT at IDTR.base holds 4-byte
+    /// entries (IP, then CS); FLAGS, CS and IP are pushed as words, IF, TF
+    /// and AC are cleared, and no error code is pushed.
+    fn deliver_real(&mut self, vector: u8, ret_rip: u64, mem: &GuestMemoryMmap) -> Result<(), Exc> {
+        let s = &*self.state;
+        let v = vector as u64;
+        if v * 4 + 3 > s.idt_limit {
+            return Err(Exc::gp(0));
+        }
+        let mut b = [0u8; 4];
+        mmu::read_virt(
+            &self.sys_walker(),
+            mem,
+            s.idt_base.wrapping_add(v * 4),
+            &mut b,
+        )
+        .map_err(|f| Exc::from_fault(f, s.idt_base.wrapping_add(v * 4)))?;
+        let entry = u32::from_le_bytes(b);
+        let old_cs = s.segs[seg::CS].selector;
+        let nsp = self.push_frame(mem, &[s.rflags() & 0xffff, old_cs, ret_rip & 0xffff], 2)?;
+        self.write_sp(nsp);
+        self.set_cs(Self::real_seg(
+            self.state.segs[seg::CS],
+            (entry >> 16) as u16,
+        ));
+        self.state.rip = (entry & 0xffff) as u64;
+        self.state.eflags &= !(rflags::IF | rflags::TF | rflags::AC);
+        Ok(())
+    }
+
     /// Loads a data or stack segment register with `sel`.
     fn load_seg(&mut self, sidx: usize, sel: u16, mem: &GuestMemoryMmap) -> Result<(), Exc> {
+        if self.real_mode() {
+            self.state.segs[sidx] = Self::real_seg(self.state.segs[sidx], sel);
+            return Ok(());
+        }
         let s = &*self.state;
         let rpl = (sel & 3) as u64;
         if sel & !3 == 0 {
@@ -523,6 +647,11 @@ impl X86Cpu {
 
     /// Loads CS for a far transfer to `sel:off` at the same privilege level.
     fn far_target(&self, sel: u16, mem: &GuestMemoryMmap) -> Result<SegCache, Exc> {
+        if self.real_mode() {
+            // SDM Vol. 2A, JMP: in real-address mode CS is loaded with the
+            // selector, its base with selector << 4; no descriptor is read.
+            return Ok(Self::real_seg(self.state.segs[seg::CS], sel));
+        }
         let s = &*self.state;
         if sel & !3 == 0 {
             return Err(Exc::gp(0));
@@ -555,7 +684,7 @@ impl X86Cpu {
     fn push_frame(&mut self, mem: &GuestMemoryMmap, vals: &[u64], bytes: u32) -> Result<u64, Exc> {
         let sp = self.state.regs[4];
         let len = vals.len() as u64 * bytes as u64;
-        let nsp = sp.wrapping_sub(len);
+        let nsp = sp.wrapping_sub(len) & self.stack_mask();
         let mut data = Vec::with_capacity(len as usize);
         for v in vals.iter().rev() {
             data.extend_from_slice(&v.to_le_bytes()[..bytes as usize]);
@@ -567,11 +696,12 @@ impl X86Cpu {
     }
 
     fn write_sp(&mut self, sp: u64) {
-        if self.state.code64() {
-            self.state.regs[4] = sp;
+        let m = self.stack_mask();
+        self.state.regs[4] = if m == 0xffff {
+            (self.state.regs[4] & !m) | (sp & m)
         } else {
-            self.state.regs[4] = sp & 0xffff_ffff;
-        }
+            sp & m
+        };
     }
 
     fn set_flags_from(&mut self, v: u64, bytes: u32) {
@@ -672,8 +802,15 @@ impl X86Cpu {
                 let sel = self.state.scratch[0] as u16;
                 self.load_seg(sidx, sel, mem)?;
                 if f(20, 1) != 0 {
-                    self.state.regs[4] = self.state.scratch[1];
                     self.write_sp(self.state.scratch[1]);
+                }
+                if f(21, 1) != 0 {
+                    let reg = f(32, 4) as usize;
+                    write_reg(
+                        &mut self.state.regs[reg],
+                        self.state.scratch[1],
+                        f(24, 4) as u32,
+                    );
                 }
                 self.state.rip = next;
                 Ok(GuestEvent::Continue)
@@ -691,7 +828,11 @@ impl X86Cpu {
                 }
                 let long_target = self.state.efer & ctl::EFER_LMA != 0 && cs.attrs & attr::L != 0;
                 self.set_cs(cs);
-                self.state.rip = if long_target { off } else { off & 0xffff_ffff };
+                self.state.rip = match size {
+                    _ if long_target => off,
+                    2 => off & 0xffff,
+                    _ => off & 0xffff_ffff,
+                };
                 Ok(GuestEvent::Continue)
             }
             status::FAR_RET => {
@@ -702,7 +843,7 @@ impl X86Cpu {
                 let sel = self.read_stack(mem, sp.wrapping_add(size as u64), size)? as u16;
                 let mut sp2 = sp.wrapping_add(2 * size as u64 + imm);
                 let rpl = (sel & 3) as u64;
-                if rpl > self.state.cpl {
+                if rpl > self.state.cpl && !self.real_mode() {
                     // Return to an outer level: also pop rsp and ss.
                     let nsp = self.read_stack(mem, sp2, size)?;
                     let nss = self.read_stack(mem, sp2.wrapping_add(size as u64), size)? as u16;
@@ -731,7 +872,7 @@ impl X86Cpu {
                 self.state.rip = if self.state.code64() {
                     nrip
                 } else {
-                    nrip & 0xffff_ffff
+                    nrip & crate::flags::mask(size * 8)
                 };
                 Ok(GuestEvent::Continue)
             }
@@ -1025,6 +1166,9 @@ impl X86Cpu {
     }
 
     fn iret(&mut self, size: u32, mem: &GuestMemoryMmap) -> Result<(), Exc> {
+        if self.real_mode() {
+            return self.iret_real(size, mem);
+        }
         let long = self.state.efer & ctl::EFER_LMA != 0;
         let sp = self.state.regs[4];
         let sz = size as u64;
@@ -1086,6 +1230,22 @@ impl X86Cpu {
         if rpl != old_cpl {
             self.flush_tlb();
         }
+        Ok(())
+    }
+
+    /// iret in real-address mode (SDM Vol. 2A, IRET, "REAL-ADDRESS-MODE"):
+    /// pops IP, CS and FLAGS at the operand size. A 32-bit iret keeps VM,
+    /// VIF and VIP; a 16-bit one loads FLAGS[15:0] only.
+    fn iret_real(&mut self, size: u32, mem: &GuestMemoryMmap) -> Result<(), Exc> {
+        let sz = size as u64;
+        let sp = self.state.regs[4];
+        let nrip = self.read_stack(mem, sp, size)?;
+        let sel = self.read_stack(mem, sp.wrapping_add(sz), size)? as u16;
+        let fl = self.read_stack(mem, sp.wrapping_add(2 * sz), size)?;
+        self.set_cs(Self::real_seg(self.state.segs[seg::CS], sel));
+        self.set_flags_from(fl, size);
+        self.write_sp(sp.wrapping_add(3 * sz));
+        self.state.rip = nrip & crate::flags::mask(size * 8);
         Ok(())
     }
 

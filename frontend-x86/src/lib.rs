@@ -15,10 +15,13 @@
 //! * [`cpu`]: [`cpu::X86Cpu`], the [`accel_tcg::guest::GuestCpu`] the exec
 //!   loop drives.
 //!
-//! Supported: 32-bit protected mode (flat segments) and 64-bit long mode,
-//! the general-purpose integer ISA, system instructions for booting and
-//! running a kernel, SSE and SSE2, paging, exceptions through the IDT. Not yet: 16-bit
-//! code, x87/MMX, SSE3 and later, interrupts from devices, task switches, call gates.
+//! Supported: real mode and 16-bit code (IVT interrupts, 16-bit addressing
+//! and stacks, the INIT/SIPI start-up state), 32-bit protected mode and
+//! 64-bit long mode, the general-purpose integer ISA, system instructions
+//! for booting and running a kernel, SSE and SSE2, paging, exceptions
+//! through the IDT. Not yet: virtual-8086 mode, segment limit checks, the
+//! A20 gate, x87/MMX, SSE3 and later, interrupts from devices, task
+//! switches, call gates.
 
 pub mod cpu;
 pub mod flags;

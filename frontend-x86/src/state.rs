@@ -41,6 +41,11 @@
 //! Each segment register is four words: selector, base, limit and the
 //! descriptor's attribute bits (see [`SegCache`]). Linear addresses are
 //! formed by the translator from the base (only FS and GS in 64-bit mode).
+//! In real mode (CR0.PE = 0) a segment load sets the selector and base =
+//! selector << 4 and keeps the cached limit and attributes, so the same
+//! fields describe real, protected and long mode, and
+//! `machine::X86CpuState` (which holds CR0 and the segment caches) round-trips
+//! all three.
 
 use accel_tcg::softmmu::{CpuState, TcgContextHeader};
 use machine::{Segment, TableRegister, X86CpuState};
@@ -448,9 +453,9 @@ impl Default for X86State {
 }
 
 impl X86State {
-    /// The state after reset, as far as moat models it (real mode is not
-    /// supported by the translator; boards set a protected- or long-mode
-    /// entry state before running).
+    /// moat's initial state: real mode with every base 0 (boards set a
+    /// protected- or long-mode entry state before running, and
+    /// [`crate::X86Cpu::reset_to_init`] gives the architectural INIT state).
     pub fn new() -> X86State {
         X86State {
             header: TcgContextHeader::new(),
@@ -552,7 +557,12 @@ impl X86State {
         self.cr3 = s.cr3;
         self.cr4 = s.cr4;
         self.efer = s.efer;
-        self.cpl = self.segs[seg::CS].dpl();
+        // Real mode runs at CPL 0 whatever the CS cache says.
+        self.cpl = if s.cr0 & ctl::CR0_PE == 0 {
+            0
+        } else {
+            self.segs[seg::CS].dpl()
+        };
         self.header.tlb.flush();
     }
 

@@ -52,20 +52,21 @@ pub fn jcc(c: &mut Ctx<'_>) -> Res {
 
 /// loop, loope, loopne, jrcxz/jecxz.
 pub fn loop_(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
-    // The counter's width is the address size: rcx, ecx (cx is refused).
+    // The counter's width is the address size: rcx, ecx or cx.
     let name = format!("{:?}", c.i.code());
     let bytes = match m {
         Mnemonic::Jrcxz => 8,
         Mnemonic::Jecxz => 4,
-        Mnemonic::Jcxz => return Err(super::Unsupported),
+        Mnemonic::Jcxz => 2,
         _ if name.ends_with("RCX") => 8,
         _ if name.ends_with("ECX") => 4,
+        _ if name.ends_with("_CX") => 2,
         _ => return Err(super::Unsupported),
     };
     let rcx = c.read_reg(1, bytes, false);
     let zero = c.k(0);
     let taken = c.b.label();
-    if matches!(m, Mnemonic::Jrcxz | Mnemonic::Jecxz) {
+    if matches!(m, Mnemonic::Jrcxz | Mnemonic::Jecxz | Mnemonic::Jcxz) {
         c.b.brcond(rcx, zero, Cond::Eq, taken);
     } else {
         let dec = c.op2i(Block::sub, rcx, 1);
@@ -126,12 +127,15 @@ pub fn call(c: &mut Ctx<'_>) -> Res {
 
 /// ret, ret imm16.
 pub fn ret(c: &mut Ctx<'_>) -> Res {
-    let bytes = c.stack_size();
     let bytes = if c.i.op_count() == 1 {
         // stack_pointer_increment includes the immediate.
-        if c.code64() { 8 } else { 4 }
+        let inc = c.i.stack_pointer_increment().unsigned_abs();
+        match inc.wrapping_sub((c.i.immediate(0) & 0xffff) as u32) {
+            b @ (2 | 4 | 8) => b,
+            _ => return Err(super::Unsupported),
+        }
     } else {
-        bytes
+        c.stack_size()
     };
     let (v, mut nsp) = c.pop_val(bytes);
     if c.i.op_count() == 1 {

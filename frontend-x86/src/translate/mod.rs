@@ -58,15 +58,19 @@ use crate::state::{self, rflags, seg};
 pub mod tbflags {
     /// 64-bit code (long mode and CS.L).
     pub const CODE64: u64 = 1 << 0;
-    /// 32-bit default operand size (CS.D).
+    /// 32-bit default operand size (CS.D). With neither this nor
+    /// [`CODE64`] the code is 16-bit: real mode (CR0.PE = 0), or a
+    /// protected-mode code segment with D = 0, decoded with bitness 16.
     pub const CODE32: u64 = 1 << 1;
     /// Current privilege level (2 bits).
     pub const CPL_SHIFT: u32 = 2;
     /// Some of ES/CS/SS/DS has a nonzero base (32-bit mode).
     pub const ADDSEG: u64 = 1 << 4;
-    /// Protected mode.
+    /// Protected mode (CR0.PE): segment loads read descriptors; without
+    /// it they set base = selector << 4.
     pub const PE: u64 = 1 << 5;
-    /// 32-bit stack (SS.B).
+    /// 32-bit stack (SS.B); outside 64-bit mode without it the stack
+    /// pointer is SP, wrapping at 64 KiB.
     pub const SS32: u64 = 1 << 6;
     /// Long mode active.
     pub const LMA: u64 = 1 << 7;
@@ -353,19 +357,46 @@ impl<'a> Ctx<'a> {
             inc
         } else if self.code64() {
             8
+        } else if self.code16() {
+            2
         } else {
             4
         }
     }
 
+    /// 16-bit default operand and address size: real mode, or a protected-mode
+    /// code segment with D = 0 (and L = 0).
+    pub fn code16(&self) -> bool {
+        self.tb & (tbflags::CODE64 | tbflags::CODE32) == 0
+    }
+
+    /// True when the memory operand uses 16-bit addressing (`[bx+si+disp]`,
+    /// or a bare 16-bit displacement): the default in 16-bit code, or after
+    /// an address-size prefix in 32-bit code.
+    pub fn mem_addr16(&self) -> bool {
+        if self.code64() {
+            return false;
+        }
+        let (base, index) = (self.i.memory_base(), self.i.memory_index());
+        if base == Register::None && index == Register::None {
+            return self.i.memory_displ_size() == 2;
+        }
+        [base, index]
+            .iter()
+            .any(|&r| r != Register::None && gpr_num(r).1 == 2)
+    }
+
     /// The effective address (offset) of the memory operand, masked to the
-    /// address size, and whether the address size is 32 bits.
+    /// address size, and whether the address size is 32 bits. A 16-bit
+    /// offset wraps at 64 KiB (SDM Vol. 1, "Specifying an Offset": base + index + displacement
+    /// is computed at the address size).
     pub fn ea_offset(&mut self) -> (Temp, bool) {
         let i = self.i;
         let base = i.memory_base();
         let index = i.memory_index();
         let disp = i.memory_displacement64();
-        let mut addr32 = !self.code64();
+        let addr16 = self.mem_addr16();
+        let mut addr32 = !self.code64() && !addr16;
         let a = self.t();
         self.b.movi(a, disp);
         if base == Register::EIP {
@@ -393,7 +424,9 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        if addr32 {
+        if addr16 {
+            self.b.ext16u(a, a);
+        } else if addr32 {
             self.b.ext32u(a, a);
         }
         (a, addr32)
@@ -967,7 +1000,7 @@ pub fn translate_block(
         ctx.b.insn_start(cur);
         ctx.pc = cur;
         n += 1;
-        let Some(i) = decoded.filter(|_| bitness != 16) else {
+        let Some(i) = decoded else {
             ctx.i = Instruction::default();
             ctx.b.exit_status(status::exception(status::UD, None));
             return Ok(());
@@ -1072,6 +1105,8 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
         M::Push => stack::push(c),
         M::Pop => stack::pop(c),
         M::Enter => stack::enter(c),
+        M::Pusha | M::Pushad => stack::pusha(c),
+        M::Popa | M::Popad => stack::popa(c),
         M::Leave => stack::leave(c),
         M::Pushf | M::Pushfd | M::Pushfq => stack::pushf(c),
         M::Popf | M::Popfd | M::Popfq => stack::popf(c),

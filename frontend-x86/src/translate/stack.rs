@@ -1,9 +1,10 @@
-//! The stack: push, pop, enter, leave, pushf, popf, and the stack-pointer
-//! arithmetic call and ret share.
+//! The stack: push, pop, pusha, popa, enter, leave, pushf, popf, and the
+//! stack-pointer arithmetic call and ret share.
 //!
-//! The stack width is 64 bits in 64-bit mode, else 32 (SS.B; 16-bit stacks
-//! are not supported and treated as 32-bit). Every push or pop stores to
-//! memory before it writes rsp, so a fault leaves rsp untouched.
+//! The stack width is 64 bits in 64-bit mode, else 32 or 16 as SS.B says
+//! (a 16-bit stack pointer wraps at 64 KiB and writes leave the upper half
+//! of esp alone). Every push or pop stores to memory before it writes rsp,
+//! so a fault leaves rsp untouched.
 
 use accel_tcg::ir::{Block, Temp};
 use iced_x86::{OpKind, Register};
@@ -15,9 +16,16 @@ const RSP: usize = 4;
 const RBP: usize = 5;
 
 impl Ctx<'_> {
-    /// True when the stack pointer is 32 bits wide.
-    pub fn stack32(&self) -> bool {
-        !self.code64()
+    /// The width of the stack pointer in bytes: 8 in 64-bit mode, else 4
+    /// or 2 by SS.B.
+    pub fn stack_bytes(&self) -> u32 {
+        if self.code64() {
+            8
+        } else if self.tb & tbflags::SS32 != 0 {
+            4
+        } else {
+            2
+        }
     }
 
     /// The linear address of stack offset `sp`.
@@ -25,7 +33,7 @@ impl Ctx<'_> {
         if self.code64() {
             return sp;
         }
-        let z = self.zext(sp, 4);
+        let z = self.zext(sp, self.stack_bytes());
         if self.tb & tbflags::ADDSEG != 0 {
             let base = self.ld(state::seg_base_off(state::seg::SS));
             let s = self.op2(Block::add, z, base);
@@ -36,8 +44,7 @@ impl Ctx<'_> {
 
     /// Writes the stack pointer at the stack width.
     pub fn write_sp(&mut self, sp: Temp) {
-        let bytes = if self.stack32() { 4 } else { 8 };
-        self.write_reg(RSP, bytes, false, sp);
+        self.write_reg(RSP, self.stack_bytes(), false, sp);
     }
 
     /// Stores `vals` (each `bytes` wide) pushed in order below rsp, then
@@ -125,6 +132,43 @@ pub fn pop(c: &mut Ctx<'_>) -> Res {
     Ok(Flow::Next)
 }
 
+/// pusha/pushad (16- and 32-bit code): ax, cx, dx, bx, the original sp,
+/// bp, si, di.
+pub fn pusha(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.i.stack_pointer_increment().unsigned_abs() / 8;
+    if bytes != 2 && bytes != 4 {
+        return Err(super::Unsupported);
+    }
+    let vals: Vec<Temp> = (0..8).map(|n| c.read_reg(n, bytes, false)).collect();
+    c.push_many(&vals, bytes);
+    Ok(Flow::Next)
+}
+
+/// popa/popad: di, si, bp, (sp skipped), bx, dx, cx, ax; all eight loads
+/// happen before any register is written.
+pub fn popa(c: &mut Ctx<'_>) -> Res {
+    let bytes = c.i.stack_pointer_increment().unsigned_abs() / 8;
+    if bytes != 2 && bytes != 4 {
+        return Err(super::Unsupported);
+    }
+    let sp = c.reg64(RSP);
+    let mut vals = Vec::with_capacity(8);
+    for k in 0..8u64 {
+        let off = c.op2i(Block::add, sp, k * bytes as u64);
+        let a = c.stack_addr(off);
+        vals.push(c.qld(a, bytes, false));
+    }
+    let nsp = c.op2i(Block::add, sp, 8 * bytes as u64);
+    c.write_sp(nsp);
+    for (k, v) in vals.into_iter().enumerate() {
+        let n = 7 - k;
+        if n != RSP {
+            c.write_reg(n, bytes, false, v);
+        }
+    }
+    Ok(Flow::Next)
+}
+
 /// enter (nesting level 0 only; other levels raise #UD).
 pub fn enter(c: &mut Ctx<'_>) -> Res {
     let size = c.i.immediate(0) & 0xffff;
@@ -132,7 +176,13 @@ pub fn enter(c: &mut Ctx<'_>) -> Res {
     if level != 0 {
         return Err(super::Unsupported);
     }
-    let bytes = c.stack_size();
+    // stack_pointer_increment includes the frame size: take the operand
+    // size from the form.
+    let bytes = match c.i.code() {
+        iced_x86::Code::Enterw_imm16_imm8 => 2,
+        iced_x86::Code::Enterd_imm16_imm8 => 4,
+        _ => 8,
+    };
     let rbp = c.read_reg(RBP, bytes, false);
     let frame = c.push_many(&[rbp], bytes);
     let nsp = c.op2i(Block::sub, frame, size);

@@ -23,8 +23,10 @@ pub const STRING_IO: u64 = 6;
 /// Kind: `mov crN, value` (CR number bits 16-19, value in scratch 0).
 pub const MOV_TO_CR: u64 = 7;
 /// Kind: load segment register (number bits 16-19) with the selector in
-/// scratch 0 (`mov sreg`, `pop sreg`: bit 20 says pop, operand size in
-/// bits 24-27).
+/// scratch 0 (`mov sreg`, `pop sreg`: bit 20 says pop, with the new stack
+/// pointer in scratch 1; `lds` and friends: bit 21, then general register
+/// bits 32-35 gets the offset in scratch 1 at the operand size in bits
+/// 24-27).
 pub const LOAD_SEG: u64 = 8;
 /// Kind: far jump or call: selector in scratch 0, offset in scratch 1;
 /// bit 16 for call, operand size in bits 24-27.

@@ -56,15 +56,13 @@ fn elem(m: Mnemonic) -> (Kind, u32) {
     }
 }
 
-/// Address size of the string operands (4 or 8 bytes; 16-bit is refused).
+/// Address size of the string operands (2, 4 or 8 bytes).
 pub fn addr_size(c: &Ctx<'_>) -> Result<u32, Unsupported> {
     for op in 0..c.i.op_count() {
         match c.i.op_kind(op) {
             OpKind::MemorySegESI | OpKind::MemorySegEDI | OpKind::MemoryESEDI => return Ok(4),
             OpKind::MemorySegRSI | OpKind::MemorySegRDI | OpKind::MemoryESRDI => return Ok(8),
-            OpKind::MemorySegSI | OpKind::MemorySegDI | OpKind::MemoryESDI => {
-                return Err(Unsupported);
-            }
+            OpKind::MemorySegSI | OpKind::MemorySegDI | OpKind::MemoryESDI => return Ok(2),
             _ => {}
         }
     }

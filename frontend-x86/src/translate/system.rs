@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use accel_tcg::ir::{Block, Cond};
-use iced_x86::{Mnemonic, OpKind};
+use iced_x86::{Code, Mnemonic, OpKind};
 
 use super::{Ctx, Flow, H, Res, Unsupported, alu::reg_of, stack::seg_index, status};
 use crate::state::{self, X86State};
@@ -60,7 +60,13 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             let a = c.ea();
             let limit = c.qld(a, 2, false);
             let a2 = c.op2i(Block::add, a, 2);
-            let base = c.qld(a2, if c.code64() { 8 } else { 4 }, false);
+            let mut base = c.qld(a2, if c.code64() { 8 } else { 4 }, false);
+            if matches!(c.i.code(), Code::Lgdt_m1632_16 | Code::Lidt_m1632_16) {
+                // SDM Vol. 2A, LGDT/LIDT: with a 16-bit operand size only a
+                // 24-bit base is loaded (the fourth byte is read, then
+                // ignored).
+                base = c.op2i(Block::and, base, 0xff_ffff);
+            }
             let (b_off, l_off) = if m == M::Lgdt {
                 (state::GDT_BASE_OFF, state::GDT_LIMIT_OFF)
             } else {
@@ -118,6 +124,20 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             let l = c.loc(0)?;
             c.store(l, bytes, v);
             Ok(Flow::Next)
+        }
+        M::Lmsw => {
+            if c.need_cpl0() {
+                return Ok(Flow::End);
+            }
+            // SDM Vol. 2A, LMSW: only CR0.PE, MP, EM and TS are loaded, and
+            // PE can be set but not cleared. Finished as a CR0 write.
+            let v = c.read_op(0, 2)?;
+            let low = c.op2i(Block::and, v, 0xf);
+            let cr0 = c.ld(state::CR0_OFF);
+            let keep = c.op2i(Block::and, cr0, !0xe);
+            let n = c.op2(Block::or, keep, low);
+            c.st(n, state::scratch_off(0));
+            Ok(c.exit(status::MOV_TO_CR))
         }
         M::Invlpg => {
             if c.need_cpl0() {
@@ -203,8 +223,19 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             };
             Ok(c.exit(status::FAR_RET | size << 24 | imm << 32))
         }
+        M::Lds | M::Les | M::Lss | M::Lfs | M::Lgs => load_far_pointer(c, m),
         M::Xlatb => {
-            let bytes = if c.code64() { 8 } else { 4 };
+            // rbx, ebx or bx by the address size.
+            let bytes = match super::gpr_num(c.i.memory_base()).1 {
+                0 => {
+                    if c.code64() {
+                        8
+                    } else {
+                        4
+                    }
+                }
+                n => n,
+            };
             let rbx = c.read_reg(3, bytes, false);
             let al = c.read_reg(0, 1, false);
             let off = c.op2(Block::add, rbx, al);
@@ -216,6 +247,34 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         }
         _ => Err(Unsupported),
     }
+}
+
+/// lds, les, lss, lfs, lgs: the offset and the selector are read here; the
+/// segment load (which may fault) and then the register write are finished
+/// in Rust, so a faulting load leaves the register as it was.
+fn load_far_pointer(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
+    use state::seg;
+    if c.i.op_kind(1) != OpKind::Memory {
+        return Err(Unsupported);
+    }
+    let Some(d) = reg_of(c, 0) else {
+        return Err(Unsupported);
+    };
+    let bytes = c.op_size(0);
+    let a = c.ea();
+    let off = c.qld(a, bytes, false);
+    let a2 = c.op2i(Block::add, a, bytes as u64);
+    let sel = c.qld(a2, 2, false);
+    c.st(sel, state::scratch_off(0));
+    c.st(off, state::scratch_off(1));
+    let s = match m {
+        Mnemonic::Lds => seg::DS,
+        Mnemonic::Les => seg::ES,
+        Mnemonic::Lss => seg::SS,
+        Mnemonic::Lfs => seg::FS,
+        _ => seg::GS,
+    } as u64;
+    Ok(c.exit(status::LOAD_SEG | s << 16 | 1 << 21 | (bytes as u64) << 24 | (d as u64) << 32))
 }
 
 /// mov to a segment, control or debug register.
