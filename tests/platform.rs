@@ -14,6 +14,8 @@ use common::{accel_args, expected, guest, kvm_usable, moat, run_guest};
 
 /// Runs `moat run` on `image` and returns its serial output, exit status, and
 /// the wall time and CPU time (user + system) the process took.
+// The child is reaped with wait4, which also returns its resource usage.
+#[allow(clippy::zombie_processes)]
 fn run_timed(
     accel: &str,
     image: &str,
