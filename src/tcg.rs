@@ -21,8 +21,7 @@ impl FrontEnd for X86FrontEnd {
         options: &TcgOptions,
     ) -> Result<Box<dyn Vcpu>, AccelError> {
         let mut cpu = X86Cpu::new();
-        cpu.set_cpu_state(&boot.cpu)
-            .map_err(|error| AccelError::InvalidState(format!("x86 boot state: {error}")))?;
+        cpu.set_cpu_state(&boot.cpu)?;
         cpu.attach(index, machine.clock.clone());
         if boot.power == Power::Off {
             cpu.power_off();

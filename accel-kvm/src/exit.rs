@@ -5,6 +5,8 @@ use devices::{Bus, LifecycleEvent};
 use kvm_ioctls::VcpuExit as KvmExit;
 use machine::VcpuExit;
 
+use crate::error::KvmFailure;
+
 /// The run loop's next step after an exit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExitAction {
@@ -20,7 +22,7 @@ pub enum ExitAction {
     /// KVM_EXIT_INTERNAL_ERROR; the caller reads the suberror.
     InternalError,
     /// Anything else: moat cannot continue.
-    Fail(String),
+    Fail(KvmFailure),
 }
 
 /// Handles one exit. `io_size` is the width of one port access, which KVM
@@ -55,12 +57,12 @@ pub fn dispatch_exit(exit: KvmExit<'_>, io_size: usize, pio: &Bus, mmio: &Bus) -
         KvmExit::SystemEvent(kind, _) => match kind {
             kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN => ExitAction::Exit(VcpuExit::Shutdown(0)),
             kvm_bindings::KVM_SYSTEM_EVENT_RESET => ExitAction::Exit(VcpuExit::Reset),
-            other => ExitAction::Fail(format!("unhandled KVM system event {other}")),
+            other => ExitAction::Fail(KvmFailure::SystemEvent(other)),
         },
-        KvmExit::FailEntry(reason, cpu) => ExitAction::Fail(format!(
-            "KVM could not enter the guest: hardware entry failure reason {reason:#x} on host CPU {cpu}"
-        )),
-        other => ExitAction::Fail(format!("unexpected KVM exit {other:?}")),
+        KvmExit::FailEntry(reason, cpu) => ExitAction::Fail(KvmFailure::FailEntry { reason, cpu }),
+        other => ExitAction::Fail(KvmFailure::UnexpectedExit {
+            exit: format!("{other:?}"),
+        }),
     }
 }
 
@@ -69,25 +71,6 @@ pub(crate) fn lifecycle_exit(event: LifecycleEvent) -> VcpuExit {
     match event {
         LifecycleEvent::Shutdown(status) => VcpuExit::Shutdown(status),
         LifecycleEvent::Reset => VcpuExit::Reset,
-    }
-}
-
-/// A sentence for KVM's internal-error suberrors (`KVM_INTERNAL_ERROR_*`).
-pub(crate) fn describe_internal_error(suberror: u32) -> String {
-    match suberror {
-        kvm_bindings::KVM_INTERNAL_ERROR_EMULATION => {
-            "KVM internal error: emulation failure (the host's instruction emulator could not \
-             run the guest instruction at rip)"
-                .to_string()
-        }
-        kvm_bindings::KVM_INTERNAL_ERROR_SIMUL_EX => {
-            "KVM internal error: an exception occurred while delivering another exception"
-                .to_string()
-        }
-        kvm_bindings::KVM_INTERNAL_ERROR_DELIVERY_EV => {
-            "KVM internal error: an event could not be delivered to the guest".to_string()
-        }
-        other => format!("KVM internal error (suberror {other})"),
     }
 }
 
@@ -194,7 +177,10 @@ mod tests {
         );
         assert!(matches!(
             dispatch_exit(KvmExit::FailEntry(0x21, 1), 0, &pio, &mmio),
-            ExitAction::Fail(message) if message.contains("0x21")
+            ExitAction::Fail(KvmFailure::FailEntry {
+                reason: 0x21,
+                cpu: 1
+            })
         ));
         assert!(matches!(
             dispatch_exit(KvmExit::Unknown, 0, &pio, &mmio),

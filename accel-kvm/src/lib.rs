@@ -6,11 +6,11 @@
 //! registers), and runs them, dispatching port and MMIO exits to the board's buses
 //! ([`exit`] holds that dispatch as a pure function).
 
+mod error;
 mod exit;
 mod ioctls;
 mod x86_64;
 
-use std::io;
 use std::sync::Arc;
 use std::sync::Once;
 use std::sync::atomic::AtomicU8;
@@ -24,6 +24,7 @@ use machine::{
 };
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
+pub use error::{KvmFailure, KvmUnavailable};
 pub use exit::{ExitAction, dispatch_exit};
 pub use ioctls::ALLOWED_IOCTLS;
 
@@ -38,35 +39,21 @@ pub struct KvmAccelerator {
 impl KvmAccelerator {
     /// Opens `/dev/kvm`, explaining what to do when that is impossible.
     pub fn open() -> Result<Self, AccelError> {
-        let kvm = Kvm::new().map_err(|error| AccelError::Unavailable(open_failure_hint(&error)))?;
+        let kvm = Kvm::new().map_err(|error| {
+            AccelError::Unavailable(Box::new(KvmUnavailable::from_open(&error)))
+        })?;
         let version = kvm.get_api_version();
         if version != kvm_bindings::KVM_API_VERSION as i32 {
-            return Err(AccelError::Unavailable(format!(
-                "{KVM_DEVICE} speaks KVM API version {version}, moat needs {}",
-                kvm_bindings::KVM_API_VERSION
+            return Err(AccelError::Unavailable(Box::new(
+                KvmUnavailable::ApiVersion {
+                    found: version,
+                    needed: kvm_bindings::KVM_API_VERSION,
+                },
             )));
         }
         // Before the sandbox, which forbids sigaction.
         install_kick_handler();
         Ok(KvmAccelerator { kvm })
-    }
-}
-
-/// What to tell a user whose `/dev/kvm` cannot be opened.
-fn open_failure_hint(error: &kvm_ioctls::Error) -> String {
-    match error.errno() {
-        libc::ENOENT => format!(
-            "{KVM_DEVICE} does not exist: this host has no KVM (enable virtualization in the \
-             firmware and load kvm_intel or kvm_amd), or use --accel tcg to emulate"
-        ),
-        libc::EACCES | libc::EPERM => format!(
-            "permission denied opening {KVM_DEVICE}: add your user to the kvm group \
-             (sudo usermod -aG kvm \"$USER\", then log in again), or use --accel tcg to emulate"
-        ),
-        _ => format!(
-            "cannot open {KVM_DEVICE}: {}",
-            io::Error::from_raw_os_error(error.errno())
-        ),
     }
 }
 
@@ -195,15 +182,10 @@ struct KvmVcpu {
 }
 
 impl KvmVcpu {
-    fn failed(&self, reason: String) -> AccelError {
-        match self.cpu_state() {
-            Ok(state) => AccelError::VcpuFailed {
-                reason,
-                state: Box::new(state),
-            },
-            Err(error) => AccelError::InvalidState(format!(
-                "{reason} (the registers could not be read: {error})"
-            )),
+    fn failed(&self, reason: KvmFailure) -> AccelError {
+        AccelError::VcpuFailed {
+            reason: Box::new(reason),
+            state: self.cpu_state().ok().map(Box::new),
         }
     }
 
@@ -310,7 +292,7 @@ impl Vcpu for KvmVcpu {
                     ExitAction::Continue
                 }
                 Err(error) => {
-                    return Err(self.failed(format!("KVM_RUN failed: {error}")));
+                    return Err(self.failed(KvmFailure::Run(error)));
                 }
             };
             match action {
@@ -332,7 +314,7 @@ impl Vcpu for KvmVcpu {
                         // KVM fills the `internal` member of the union.
                         unsafe { self.fd.get_kvm_run().__bindgen_anon_1.internal }
                     };
-                    return Err(self.failed(exit::describe_internal_error(internal.suberror)));
+                    return Err(self.failed(KvmFailure::internal(internal.suberror)));
                 }
                 ExitAction::Fail(reason) => return Err(self.failed(reason)),
             }

@@ -82,7 +82,7 @@ pub(crate) fn setup_vcpu(vcpu: &VcpuFd, index: u32, supported: &CpuId) -> Result
     })
     .collect();
     let msrs = Msrs::from_entries(&entries)
-        .map_err(|error| AccelError::InvalidState(format!("building the MSR list: {error:?}")))?;
+        .map_err(|error| AccelError::host("building the MSR list", error))?;
     let written = vcpu
         .set_msrs(&msrs)
         .map_err(|error| AccelError::host("setting the vCPU's MSRs", error))?;

@@ -189,5 +189,5 @@ pub trait GuestCpu: Send {
     fn cpu_state(&self) -> MachineCpuState;
 
     /// Replaces the architectural state.
-    fn set_cpu_state(&mut self, state: &MachineCpuState) -> Result<(), String>;
+    fn set_cpu_state(&mut self, state: &MachineCpuState) -> Result<(), machine::AccelError>;
 }

@@ -1554,7 +1554,7 @@ impl GuestCpu for X86Cpu {
         MachineCpuState::X86_64(Box::new(self.state.to_machine()))
     }
 
-    fn set_cpu_state(&mut self, state: &MachineCpuState) -> Result<(), String> {
+    fn set_cpu_state(&mut self, state: &MachineCpuState) -> Result<(), machine::AccelError> {
         match state {
             MachineCpuState::X86_64(s) => {
                 self.state.load_machine(s);

@@ -122,24 +122,26 @@ impl fmt::Display for Crash {
 /// errors are what moat or the host could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum AccelError {
+    /// The accelerator cannot be used here; the reason says what to do.
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
     #[error("{operation} failed: {source}")]
     Host {
         operation: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The vCPU could not continue; the register dump says where it stood.
-    #[error("{reason}\n{state}")]
+    /// The vCPU could not continue; the register dump (when the registers
+    /// could still be read) says where it stood.
+    #[error("{reason}{}", state.as_ref().map(|state| format!("\n{state}")).unwrap_or_else(|| " (the registers could not be read)".to_string()))]
     VcpuFailed {
-        reason: String,
-        state: Box<CpuState>,
+        reason: Box<dyn std::error::Error + Send + Sync>,
+        state: Option<Box<CpuState>>,
     },
     #[error("the {accel} accelerator cannot run {arch} guests")]
     UnsupportedArch { accel: AccelKind, arch: Arch },
-    #[error("{0}")]
-    InvalidState(String),
+    #[error("a vCPU for {expected} guests was given a {found} CPU state")]
+    WrongArch { expected: Arch, found: Arch },
     /// moat's translator failed (not the guest): a bug to report.
     #[error("moat's TCG translator failed with the guest at pc {pc:#x}: {source}")]
     Translator {

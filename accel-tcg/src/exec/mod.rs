@@ -598,9 +598,7 @@ impl<G: GuestCpu + 'static, E: Engine + Send + 'static> Vcpu for TcgVcpu<G, E> {
     }
 
     fn set_cpu_state(&mut self, state: &MachineCpuState) -> Result<(), AccelError> {
-        self.cpu
-            .set_cpu_state(state)
-            .map_err(AccelError::InvalidState)?;
+        self.cpu.set_cpu_state(state)?;
         // Translations depend on the mode; the simplest correct answer.
         self.flush_all();
         Ok(())
@@ -734,10 +732,8 @@ where
             options,
         )),
         EngineKind::Jit => {
-            let jit =
-                engine::JitEngine::new(options.code_cache_size, env_size).map_err(|error| {
-                    AccelError::Unavailable(format!("the TCG JIT cannot start: {error}"))
-                })?;
+            let jit = engine::JitEngine::new(options.code_cache_size, env_size)
+                .map_err(|error| AccelError::host("starting the TCG JIT", error))?;
             Box::new(traced(TcgVcpu::new(cpu, jit, machine), options))
         }
     })

@@ -229,8 +229,12 @@ impl GuestCpu for Toy {
         MachineCpuState::X86_64(Box::default())
     }
 
-    fn set_cpu_state(&mut self, _state: &MachineCpuState) -> Result<(), String> {
-        Err("the toy CPU has no architectural state".into())
+    fn set_cpu_state(&mut self, _state: &MachineCpuState) -> Result<(), machine::AccelError> {
+        // The toy has no architectural state to take.
+        Err(machine::AccelError::WrongArch {
+            expected: machine::Arch::Aarch64,
+            found: machine::Arch::X86_64,
+        })
     }
 }
 
