@@ -10,7 +10,6 @@ mod gate;
 mod logger;
 mod run;
 mod sandbox;
-mod tcg;
 
 use std::process::ExitCode;
 

@@ -25,6 +25,7 @@
 
 pub mod cpu;
 pub mod flags;
+pub mod frontend;
 #[doc(hidden)]
 pub mod harness;
 pub mod mmu;
@@ -33,4 +34,5 @@ pub mod state;
 pub mod translate;
 
 pub use cpu::X86Cpu;
+pub use frontend::X86FrontEnd;
 pub use state::X86State;

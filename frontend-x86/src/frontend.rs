@@ -1,11 +1,13 @@
-//! The front ends moat's TCG accelerator is built with.
+//! The x86 front end as TCG's accelerator sees it: makes vCPUs.
 
 use accel_tcg::exec::{FrontEnd, Machine, TcgOptions, make_vcpu};
 use accel_tcg::guest::GuestCpu;
-use frontend_x86::X86Cpu;
 use machine::{AccelError, Arch, BootState, Power, Vcpu};
 
-/// x86-64 guests.
+use crate::X86Cpu;
+
+/// x86-64 guests: each vCPU an [`X86Cpu`] with its APIC ID and the VM
+/// clock; secondary CPUs wait for their start-up IPI.
 pub struct X86FrontEnd;
 
 impl FrontEnd for X86FrontEnd {
