@@ -180,3 +180,20 @@ fn machine_pc_runs_an_x86_image() {
     assert_eq!(result.stdout, "Hello from moat guest!\n");
     assert_eq!(result.status, Some(1), "{}", result.stderr);
 }
+
+#[test]
+fn a_machine_whose_cpus_all_wait_for_good_ends_as_halted() {
+    // halt.elf: the boot CPU does `cli; hlt`; the others were never started.
+    // Nothing can wake any of them: the run ends with status 0 and says so.
+    for cpus in ["1", "3"] {
+        let result = run_guest("tcg", "halt.elf", &["--cpus", cpus]);
+        assert_eq!(result.stdout, "halting\n", "--cpus {cpus}");
+        assert_eq!(result.status, Some(0), "--cpus {cpus}: {}", result.stderr);
+        assert!(
+            result.stderr.contains("halted at 0x")
+                && result.stderr.contains("nothing left to wake it"),
+            "--cpus {cpus}: {}",
+            result.stderr
+        );
+    }
+}

@@ -169,9 +169,10 @@ pub trait GuestCpu: Send {
     fn poll_interrupts(&mut self, platform: &Platform<'_>) -> GuestEvent;
 
     /// A waiting CPU (after [`GuestEvent::Wait`], or powered off) was kicked:
-    /// whether it runs again now (an interrupt it takes, a start-up request,
-    /// which it applies). Returning `false` puts it back to sleep.
-    fn has_work(&mut self, platform: &Platform<'_>) -> bool;
+    /// `Continue` if it runs again now (an interrupt it takes, a start-up
+    /// request, which it applies), `Wait` to sleep on, or `Exit` (nothing can
+    /// ever wake it, nor any other CPU).
+    fn has_work(&mut self, platform: &Platform<'_>) -> GuestEvent;
 
     /// Whether the CPU starts powered off, waiting (secondary CPUs).
     fn powered_off(&self) -> bool {

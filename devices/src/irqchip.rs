@@ -41,6 +41,13 @@ pub trait InterruptController: Send + Sync {
         false
     }
 
+    /// Whether something that wakes even a CPU with interrupts masked (an
+    /// NMI, a start-up request) waits for CPU `cpu`, without taking it.
+    fn wake_pending(&self, cpu: u32) -> bool {
+        let _ = cpu;
+        false
+    }
+
     /// A start-up request for CPU `cpu`, taken once.
     fn take_startup(&self, cpu: u32) -> Option<Startup> {
         let _ = cpu;

@@ -12,7 +12,7 @@
 //! [`VmLifecycle::vcpu`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::kick::VcpuKick;
 
@@ -35,6 +35,9 @@ pub struct VmLifecycle {
     kind: AtomicU32,
     status: AtomicU32,
     vcpus: Vec<Arc<VcpuKick>>,
+    /// Per vCPU: stopped in a state only another CPU can end (halted with
+    /// interrupts masked, waiting for a start-up IPI, powered off).
+    parked: Vec<AtomicBool>,
 }
 
 impl Default for VmLifecycle {
@@ -57,6 +60,23 @@ impl VmLifecycle {
             vcpus: (0..count.max(1))
                 .map(|_| Arc::new(VcpuKick::new()))
                 .collect(),
+            parked: (0..count.max(1)).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    /// Marks vCPU `index` as parked (only another CPU can wake it) or not.
+    /// Returns whether every vCPU is parked now.
+    pub fn set_parked(&self, index: u32, parked: bool) -> bool {
+        if let Some(flag) = self.parked.get(index as usize) {
+            flag.store(parked, Ordering::SeqCst);
+        }
+        self.parked.iter().all(|flag| flag.load(Ordering::SeqCst))
+    }
+
+    /// Forgets who was parked: a new machine starts with every vCPU awake.
+    pub fn clear_parked(&self) {
+        for flag in &self.parked {
+            flag.store(false, Ordering::SeqCst);
         }
     }
 

@@ -104,6 +104,9 @@ fn class(v: u8) -> Class {
 const APIC_BASE_BSP: u64 = 0xfee0_0900;
 const APIC_BASE_AP: u64 = 0xfee0_0800;
 
+/// The non-maskable interrupt's vector.
+const NMI_VECTOR: u8 = 2;
+
 /// An x86-64 vCPU for the translator.
 pub struct X86Cpu {
     /// The state translated code runs against.
@@ -151,6 +154,25 @@ impl X86Cpu {
 
     fn interrupts_enabled(&self) -> bool {
         self.state.rflags() & rflags::IF != 0
+    }
+
+    /// Waits, parked if only another CPU could end the wait (halted with IF
+    /// clear, or waiting for a start-up IPI). When every CPU is parked and
+    /// none has an INIT, SIPI or NMI on its way, nothing can ever wake the
+    /// machine (its board has no NMI source): the run ends as halted.
+    fn park_if_stuck(&mut self, platform: &Platform<'_>) -> GuestEvent {
+        let stuck = self.waiting_for_sipi || (self.halted && !self.interrupts_enabled());
+        if !stuck {
+            platform.lifecycle.set_parked(platform.cpu, false);
+            return GuestEvent::Wait;
+        }
+        let all_parked = platform.lifecycle.set_parked(platform.cpu, true);
+        if all_parked && (0..platform.cpus).all(|cpu| !platform.interrupts.wake_pending(cpu)) {
+            return GuestEvent::Exit(VcpuExit::Halted {
+                pc: self.state.pc(),
+            });
+        }
+        GuestEvent::Wait
     }
 
     /// Takes an INIT or start-up IPI addressed to this CPU. Returns whether
@@ -739,15 +761,8 @@ impl X86Cpu {
             }
             status::HLT => {
                 self.state.rip = next;
-                // With IF clear only an NMI or INIT wakes the CPU, and only
-                // another CPU can send those: a lone CPU stays halted for good.
-                if !self.interrupts_enabled() && platform.cpus <= 1 {
-                    return Ok(GuestEvent::Exit(VcpuExit::Halted {
-                        pc: self.state.pc(),
-                    }));
-                }
                 self.halted = true;
-                Ok(GuestEvent::Wait)
+                Ok(self.park_if_stuck(platform))
             }
             status::STI => {
                 self.state.rip = next;
@@ -1520,6 +1535,12 @@ impl GuestCpu for X86Cpu {
         if self.waiting_for_sipi {
             return GuestEvent::Wait;
         }
+        if platform.interrupts.take_nmi(platform.cpu) {
+            // NMI blocking until the handler's iret is not modelled.
+            self.halted = false;
+            let rip = self.state.rip;
+            return self.exception(Exc::new(NMI_VECTOR), rip, false, platform);
+        }
         if self.interrupts_enabled()
             && platform.interrupts.interrupt_pending(platform.cpu)
             && let Some(vector) = platform.interrupts.acknowledge(platform.cpu)
@@ -1535,15 +1556,18 @@ impl GuestCpu for X86Cpu {
         GuestEvent::Continue
     }
 
-    fn has_work(&mut self, platform: &Platform<'_>) -> bool {
-        if self.take_startup(platform) {
-            return true;
+    fn has_work(&mut self, platform: &Platform<'_>) -> GuestEvent {
+        let runs = self.take_startup(platform)
+            || (!self.waiting_for_sipi
+                && (!self.halted
+                    || platform.interrupts.wake_pending(platform.cpu)
+                    || (self.interrupts_enabled()
+                        && platform.interrupts.interrupt_pending(platform.cpu))));
+        if runs {
+            platform.lifecycle.set_parked(platform.cpu, false);
+            return GuestEvent::Continue;
         }
-        if self.waiting_for_sipi {
-            return false;
-        }
-        !self.halted
-            || (self.interrupts_enabled() && platform.interrupts.interrupt_pending(platform.cpu))
+        self.park_if_stuck(platform)
     }
 
     fn powered_off(&self) -> bool {

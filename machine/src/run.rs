@@ -148,6 +148,7 @@ fn run_machine(
             index: threads.count(),
         });
     }
+    lifecycle.clear_parked();
     let vm = accel.create_vm(spec)?;
     let mut vcpus: Vec<Box<dyn Vcpu>> = Vec::new();
     for index in 0..cpus {
@@ -173,8 +174,11 @@ fn run_machine(
 
     // KVM keeps a halted vCPU inside KVM_RUN; only a kick lets it look at
     // whether it halted for good (interrupts masked, nothing to wake it).
-    // TCG decides that at the `hlt` itself and sleeps without a timeout.
-    let probe = (accel.kind() == AccelKind::Kvm).then_some(HALT_PROBE_INTERVAL);
+    // With several vCPUs KVM's own state cannot tell that race-free (a
+    // wake-up IPI may be in flight between two vCPUs' looks), so only a
+    // one-vCPU KVM machine is probed. TCG decides at the `hlt` itself, for
+    // any number of vCPUs, and sleeps without a timeout.
+    let probe = (accel.kind() == AccelKind::Kvm && cpus == 1).then_some(HALT_PROBE_INTERVAL);
     let mut first: Option<Result<VcpuExit, AccelError>> = None;
     while running > 0 {
         let received = match probe {

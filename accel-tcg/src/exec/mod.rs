@@ -142,12 +142,17 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 return Some(lifecycle_exit(event));
             }
             self.cpu.state().header().clear_exit_request();
-            if self.cpu.has_work(&platform(&self.machine)) {
-                // Let the loop's interrupt check deliver what woke it.
-                self.exit.request();
-                return None;
+            match self.cpu.has_work(&platform(&self.machine)) {
+                GuestEvent::Continue | GuestEvent::StepThenPoll => {
+                    // Let the loop's interrupt check deliver what woke it.
+                    self.exit.request();
+                    return None;
+                }
+                GuestEvent::Exit(exit) => return Some(exit),
+                GuestEvent::Wait => {
+                    self.kick().wait(None);
+                }
             }
-            self.kick().wait(None);
         }
     }
 

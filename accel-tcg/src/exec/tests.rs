@@ -221,8 +221,8 @@ impl GuestCpu for Toy {
         GuestEvent::Continue
     }
 
-    fn has_work(&mut self, _platform: &Platform<'_>) -> bool {
-        true
+    fn has_work(&mut self, _platform: &Platform<'_>) -> GuestEvent {
+        GuestEvent::Continue
     }
 
     fn cpu_state(&self) -> MachineCpuState {

@@ -194,6 +194,12 @@ impl ApicBus {
         self.with_apic(cpu, LocalApic::acknowledge).flatten()
     }
 
+    /// See [`LocalApic::wake_pending`].
+    pub fn wake_pending(&self, cpu: u32) -> bool {
+        self.with_apic(cpu, |apic| apic.wake_pending())
+            .unwrap_or(false)
+    }
+
     pub fn take_nmi(&self, cpu: u32) -> bool {
         self.with_apic(cpu, LocalApic::take_nmi) == Some(true)
     }

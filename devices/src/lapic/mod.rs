@@ -530,6 +530,12 @@ impl LocalApic {
         std::mem::take(&mut self.pending_nmi)
     }
 
+    /// Whether an INIT, a start-up IPI or an NMI waits to be taken: what can
+    /// wake a CPU halted with interrupts masked or waiting for a SIPI.
+    pub fn wake_pending(&self) -> bool {
+        self.pending_init || self.pending_sipi.is_some() || self.pending_nmi
+    }
+
     pub fn run_state(&self) -> RunState {
         self.run_state
     }

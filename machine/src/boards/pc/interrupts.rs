@@ -51,6 +51,10 @@ impl InterruptController for PcInterrupts {
         self.apics.take_nmi(cpu)
     }
 
+    fn wake_pending(&self, cpu: u32) -> bool {
+        self.apics.wake_pending(cpu)
+    }
+
     fn take_startup(&self, cpu: u32) -> Option<Startup> {
         self.apics.take_startup(cpu)
     }
