@@ -93,9 +93,18 @@ pub fn decide(args: &RunArgs) -> Result<Decision, String> {
     let input = PolicyInput {
         accel,
         accel_isolation: isolation_of(accel),
-        // The one board there is; the x86-64 PC board is meant for virtualization.
+        // Decided before any image is read: `--machine`, else the board of the
+        // host's architecture (what KVM would run). Both boards are meant for
+        // the virtualization use case.
         board: BoardFacts {
-            name: "x86_64-pc".to_string(),
+            name: args
+                .machine
+                .map(machine::MachineKind::from)
+                .unwrap_or(machine::MachineKind::for_arch(
+                    machine::Arch::host().unwrap_or(machine::Arch::X86_64),
+                ))
+                .name()
+                .to_string(),
             virtualization_supported: true,
         },
         sandbox,
