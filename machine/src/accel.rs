@@ -149,6 +149,8 @@ pub enum AccelError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("vCPU {index} stopped on an internal error in moat (a panic; see the message above)")]
+    VcpuPanicked { index: u32 },
     #[error("no host thread to run vCPU {index} on")]
     NoVcpuThread { index: u32 },
 }

@@ -161,7 +161,10 @@ fn run_machine(
         threads.submit(
             index,
             Box::new(move || {
-                let exit = vcpu.run();
+                // A panic is a bug in moat; it ends the run like any other
+                // failure instead of leaving the other vCPUs running alone.
+                let exit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| vcpu.run()))
+                    .unwrap_or(Err(AccelError::VcpuPanicked { index }));
                 // The vCPU is dropped here, on its own thread, before the
                 // caller hears of the exit.
                 drop(vcpu);
