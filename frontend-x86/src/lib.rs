@@ -25,8 +25,6 @@
 
 pub mod cpu;
 pub mod flags;
-#[doc(hidden)]
-pub mod harness;
 pub mod mmu;
 pub mod simd;
 pub mod state;
