@@ -20,14 +20,16 @@
 //! 64-bit long mode, the general-purpose integer ISA, system instructions
 //! for booting and running a kernel, SSE and SSE2, paging, exceptions
 //! through the IDT. Not yet: virtual-8086 mode, segment limit checks, the
-//! A20 gate, x87/MMX, SSE3 and later, interrupts from devices, task
-//! switches, call gates.
+//! A20 gate, x87/MMX, SSE3 and later, task switches, call gates.
+//!
+//! Interrupts come from the board's controllers through
+//! [`devices::InterruptController`] (the local APIC, the 8259 through
+//! LINT0); `hlt` waits, asleep, for them; secondary CPUs wait for INIT and
+//! a start-up IPI ([`frontend::X86FrontEnd`]).
 
 pub mod cpu;
 pub mod flags;
 pub mod frontend;
-#[doc(hidden)]
-pub mod harness;
 pub mod mmu;
 pub mod simd;
 pub mod state;

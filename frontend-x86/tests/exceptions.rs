@@ -1,5 +1,6 @@
 //! Exceptions through the IDT in long mode, paging faults, and precise
-//! fault state, on the front end with the interpreter harness.
+//! fault state, on the front end run by moat's exec loop (the interpreter
+//! unless a test says otherwise).
 //!
 //! Each test builds a small long-mode machine: identity-mapped 4 KiB pages
 //! for the first 2 MiB (one page left unmapped to fault on), a flat GDT, an
@@ -10,10 +11,14 @@
 
 use std::sync::Arc;
 
-use accel_tcg::guest::{GuestCpu, Platform};
-use devices::{Bus, VmLifecycle};
+mod common;
+
+use std::time::Duration;
+
+use accel_tcg::guest::GuestCpu;
+use common::{Engine, TestVm};
+use devices::Bus;
 use frontend_x86::X86Cpu;
-use frontend_x86::harness::Runner;
 use machine::{CrashKind, VcpuExit, X86CpuState};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -26,7 +31,7 @@ const HANDLERS: u64 = 0x2_0000;
 
 struct Machine {
     mem: GuestMemoryMmap,
-    runner: Runner,
+    vm: TestVm,
 }
 
 fn gate(offset: u64) -> [u64; 2] {
@@ -91,36 +96,26 @@ impl Machine {
         cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
             .unwrap();
         Machine {
+            vm: TestVm::new(cpu, mem.clone()),
             mem,
-            runner: Runner::new(cpu),
         }
     }
 
     fn run(&mut self) -> Option<VcpuExit> {
-        self.run_with_pio(Bus::new("pio"))
+        self.vm.run(10_000)
     }
 
+    /// Runs with `pio` as the port bus (on a machine that has not run yet).
     fn run_with_pio(&mut self, pio: Bus) -> Option<VcpuExit> {
-        let mmio = Bus::new("mmio");
-        let lifecycle = Arc::new(VmLifecycle::new());
-        let platform = Platform {
-            memory: &self.mem,
-            pio: &pio,
-            mmio: &mmio,
-            lifecycle: &lifecycle,
-            interrupts: &devices::NoInterruptController,
-            cpu: 0,
-            cpus: 1,
-        };
-        self.runner.run(&platform, 10_000)
+        self.vm.pio = Arc::new(pio);
+        self.run()
     }
 
-    fn state(&self) -> X86CpuState {
-        let machine::CpuState::X86_64(s) = self.runner.cpu.cpu_state();
-        *s
+    fn state(&mut self) -> X86CpuState {
+        self.vm.state()
     }
 
-    fn stack(&self, n: usize) -> Vec<u64> {
+    fn stack(&mut self, n: usize) -> Vec<u64> {
         let sp = self.state().gprs[4];
         (0..n)
             .map(|i| {
@@ -325,10 +320,14 @@ fn string_instructions_with_direction_and_repeat_conditions() {
     assert_eq!(s.rflags & 0x40, 0, "ZF clear");
 }
 
+/// How long a random guest may run: the block budget does not bound a loop
+/// the JIT chains to itself, nor a halt with interrupts enabled.
+const RANDOM_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Random bytes as code, in 64-bit and 32-bit mode: whatever the guest
 /// does (faults, wild jumps, writes over its page tables and IDT), the
-/// front end neither panics nor produces invalid IR (the harness verifies
-/// every block).
+/// front end neither panics nor produces invalid IR (the interpreter engine
+/// verifies every block).
 #[test]
 fn random_code_never_panics() {
     let mut x = 0x2545_f491_4f6c_dd1du64;
@@ -346,10 +345,7 @@ fn random_code_never_panics() {
             let mut st = machine::boards::pc::boot::protected_mode_entry(CODE, 0, 0);
             st.gprs = std::array::from_fn(|_| next() & 0xffff_ffff);
             st.gprs[4] = STACK_TOP;
-            m.runner
-                .cpu
-                .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
-                .unwrap();
+            m.vm.set_state(st);
         } else {
             let mut st = m.state();
             for r in st.gprs.iter_mut() {
@@ -363,24 +359,11 @@ fn random_code_never_panics() {
                 // SSE enabled (CR4.OSFXSR, OSXMMEXCPT).
                 st.cr4 |= 3 << 9;
             }
-            m.runner
-                .cpu
-                .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
-                .unwrap();
+            m.vm.set_state(st);
         }
-        let pio = Bus::new("pio");
-        let mmio = Bus::new("mmio");
-        let lifecycle = Arc::new(VmLifecycle::new());
-        let platform = Platform {
-            memory: &m.mem,
-            pio: &pio,
-            mmio: &mmio,
-            lifecycle: &lifecycle,
-            interrupts: &devices::NoInterruptController,
-            cpu: 0,
-            cpus: 1,
-        };
-        let _ = m.runner.run(&platform, 500);
+        // A guest may also halt with interrupts enabled, for good.
+        m.vm.deadline = RANDOM_DEADLINE;
+        let _ = m.vm.run(500);
     }
 }
 
@@ -464,10 +447,7 @@ fn user_mode_syscall_and_page_fault_with_stack_switch() {
     m.mem.write_obj(RSP0, GuestAddress(TSS + 4)).unwrap();
     let mut st = m.state();
     st.gdt.limit = 63;
-    m.runner
-        .cpu
-        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
-        .unwrap();
+    m.vm.set_state(st);
 
     let s = m.halted_in_handler(14);
     assert_eq!(s.gprs[12], 7, "user code ran");
@@ -503,13 +483,10 @@ fn protected_mode(m: &mut Machine) {
     st.idt.limit = 0x7ff;
     st.cs.selector = 0x18;
     st.gprs[4] = STACK_TOP;
-    m.runner
-        .cpu
-        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
-        .unwrap();
+    m.vm.set_state(st);
 }
 
-fn stack32(m: &Machine, n: usize) -> Vec<u32> {
+fn stack32(m: &mut Machine, n: usize) -> Vec<u32> {
     let sp = m.state().gprs[4];
     (0..n)
         .map(|i| {
@@ -527,7 +504,7 @@ fn protected_mode_exceptions_use_32_bit_gates() {
     protected_mode(&mut m);
     let s = m.halted_in_handler(6);
     assert_eq!(s.gprs[4], STACK_TOP - 12);
-    let f = stack32(&m, 3);
+    let f = stack32(&mut m, 3);
     assert_eq!(f[0] as u64, CODE);
     assert_eq!(f[1], 0x18);
     assert_eq!(f[2] & 2, 2, "eflags");
@@ -536,7 +513,7 @@ fn protected_mode_exceptions_use_32_bit_gates() {
     let mut m = Machine::new(&[0x66, 0xb8, 0x28, 0x00, 0x8e, 0xd8, 0xf4], &[], &[]);
     protected_mode(&mut m);
     m.halted_in_handler(13);
-    assert_eq!(stack32(&m, 2), vec![0x28, CODE as u32 + 4]);
+    assert_eq!(stack32(&mut m, 2), vec![0x28, CODE as u32 + 4]);
 }
 
 /// Collects port writes and answers reads with a counter.
@@ -614,7 +591,7 @@ fn protected_mode_int_iret_far_call_and_return() {
 
 #[test]
 fn invlpg_makes_a_changed_mapping_visible() {
-    // mov al, [0x6000]; <page 6 remapped to 0x7000 by the test harness below>
+    // mov al, [0x6000]; <page 6 remapped to 0x7000 by the stores below>
     // invlpg [0x6000]; mov bl, [0x6000]
     let code = [
         0x8a, 0x04, 0x25, 0x00, 0x60, 0x00, 0x00, // mov al, [0x6000]
@@ -648,10 +625,7 @@ fn sse_machine(code: &[u8], cr0: u64, cr4: u64) -> Machine {
     let mut st = m.state();
     st.cr0 |= cr0;
     st.cr4 |= cr4;
-    m.runner
-        .cpu
-        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
-        .unwrap();
+    m.vm.set_state(st);
     m
 }
 
@@ -673,11 +647,11 @@ fn sse_with_ts_is_device_not_available_until_clts() {
     assert_eq!(m.stack(1)[0], CODE);
     // clts; xorps xmm0, xmm0; hlt
     let mut m = sse_machine(&[0x0f, 0x06, 0x0f, 0x57, 0xc0, 0xf4], TS, OSFXSR);
-    m.runner.cpu.state.xmm[0] = [1, 2];
+    m.vm.cpu().state.xmm[0] = [1, 2];
     let exit = m.run();
     assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
     assert_eq!(m.state().rip, CODE + 6);
-    assert_eq!(m.runner.cpu.state.xmm[0], [0, 0]);
+    assert_eq!(m.vm.cpu().state.xmm[0], [0, 0]);
 }
 
 /// divss xmm0, xmm1 with xmm1 = 0 and ZE unmasked: #XM with OSXMMEXCPT,
@@ -692,24 +666,24 @@ fn unmasked_simd_exception_is_xm_or_ud() {
     ] {
         let mut m = sse_machine(&[0xf3, 0x0f, 0x5e, 0xc1, 0xf4], 0, cr4);
         if jit {
-            m.runner.use_jit().unwrap();
+            m.vm.engine = Engine::Jit;
         }
         let one = 1.0f32.to_bits() as u64;
-        m.runner.cpu.state.xmm[0] = [one, 7];
-        m.runner.cpu.state.xmm[1] = [0, 0];
-        m.runner.cpu.state.mxcsr = 0x1f80 & !(1 << 9);
+        m.vm.cpu().state.xmm[0] = [one, 7];
+        m.vm.cpu().state.xmm[1] = [0, 0];
+        m.vm.cpu().state.mxcsr = 0x1f80 & !(1 << 9);
         m.halted_in_handler(vector);
         assert_eq!(m.stack(1)[0], CODE, "rip of divss");
-        assert_eq!(m.runner.cpu.state.xmm[0], [one, 7]);
-        assert_eq!(m.runner.cpu.state.mxcsr, 0x1d84);
+        assert_eq!(m.vm.cpu().state.xmm[0], [one, 7]);
+        assert_eq!(m.vm.cpu().state.mxcsr, 0x1d84);
     }
     // Masked: infinity and ZE, no fault.
     let mut m = sse_machine(&[0xf3, 0x0f, 0x5e, 0xc1, 0xf4], 0, OSFXSR | OSXMMEXCPT);
-    m.runner.cpu.state.xmm[0] = [1.0f32.to_bits() as u64, 0];
+    m.vm.cpu().state.xmm[0] = [1.0f32.to_bits() as u64, 0];
     let exit = m.run();
     assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
-    assert_eq!(m.runner.cpu.state.xmm[0][0], f32::INFINITY.to_bits() as u64);
-    assert_eq!(m.runner.cpu.state.mxcsr, 0x1f84);
+    assert_eq!(m.vm.cpu().state.xmm[0][0], f32::INFINITY.to_bits() as u64);
+    assert_eq!(m.vm.cpu().state.mxcsr, 0x1f84);
 }
 
 #[test]
@@ -724,7 +698,7 @@ fn misaligned_movaps_is_gp_and_movups_is_not() {
     m.mem.write_obj(0x3344u64, GuestAddress(0x5010)).unwrap();
     let exit = m.run();
     assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
-    assert_eq!(m.runner.cpu.state.xmm[0], [0x1122, 0x3344]);
+    assert_eq!(m.vm.cpu().state.xmm[0], [0x1122, 0x3344]);
 }
 
 #[test]
@@ -734,12 +708,12 @@ fn ldmxcsr_with_a_reserved_bit_is_gp() {
     let mut m = sse_machine(&code, 0, OSFXSR);
     m.mem.write_obj(0x1_1f80u32, GuestAddress(0x5000)).unwrap();
     m.halted_in_handler(13);
-    assert_eq!(m.runner.cpu.state.mxcsr, 0x1f80);
+    assert_eq!(m.vm.cpu().state.mxcsr, 0x1f80);
     let mut m = sse_machine(&code, 0, OSFXSR);
     m.mem.write_obj(0x7f80u32, GuestAddress(0x5000)).unwrap();
     let exit = m.run();
     assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
-    assert_eq!(m.runner.cpu.state.mxcsr, 0x7f80);
+    assert_eq!(m.vm.cpu().state.mxcsr, 0x7f80);
 }
 
 /// An unaligned 16-byte store whose second half is on an unmapped page
@@ -753,9 +727,9 @@ fn page_crossing_movups_store_is_precise() {
     for jit in [false, true] {
         let mut m = sse_machine(&code, 0, OSFXSR);
         if jit {
-            m.runner.use_jit().unwrap();
+            m.vm.engine = Engine::Jit;
         }
-        m.runner.cpu.state.xmm[0] = [u64::MAX, u64::MAX];
+        m.vm.cpu().state.xmm[0] = [u64::MAX, u64::MAX];
         m.mem
             .write_obj(0x0123_4567_89ab_cdefu64, GuestAddress(UNMAPPED - 8))
             .unwrap();
@@ -779,18 +753,18 @@ fn fxsave_and_fxrstor_round_trip() {
     for jit in [false, true] {
         let mut m = sse_machine(&code, 0, OSFXSR);
         if jit {
-            m.runner.use_jit().unwrap();
+            m.vm.engine = Engine::Jit;
         }
         m.mem.write_obj(0x9f80u32, GuestAddress(0x6000)).unwrap();
-        for (k, x) in m.runner.cpu.state.xmm[..16].iter_mut().enumerate() {
+        for (k, x) in m.vm.cpu().state.xmm[..16].iter_mut().enumerate() {
             *x = [k as u64 * 0x1111, !(k as u64)];
         }
-        m.runner.cpu.state.mxcsr = 0x3f81;
-        let before = m.runner.cpu.state.xmm;
+        m.vm.cpu().state.mxcsr = 0x3f81;
+        let before = m.vm.cpu().state.xmm;
         let exit = m.run();
         assert!(matches!(exit, Some(VcpuExit::Halted { .. })), "{exit:?}");
-        assert_eq!(m.runner.cpu.state.xmm[..16], before[..16]);
-        assert_eq!(m.runner.cpu.state.mxcsr, 0x3f81);
+        assert_eq!(m.vm.cpu().state.xmm[..16], before[..16]);
+        assert_eq!(m.vm.cpu().state.mxcsr, 0x3f81);
         let rd = |a: u64| -> u64 { m.mem.read_obj(GuestAddress(a)).unwrap() };
         assert_eq!(rd(0x5000) & 0xffff, 0x37f, "FCW");
         assert_eq!(rd(0x5018), 0xffff_0000_3f81, "MXCSR and MXCSR_MASK");
@@ -832,21 +806,19 @@ fn random_sse_code_never_panics() {
         };
         let mut m = sse_machine(&code, 0, cr4);
         if case % 2 == 1 {
-            m.runner.use_jit().unwrap();
+            m.vm.engine = Engine::Jit;
         }
-        for v in m.runner.cpu.state.xmm.iter_mut() {
+        for v in m.vm.cpu().state.xmm.iter_mut() {
             *v = [next(), next()];
         }
-        m.runner.cpu.state.mxcsr = next() & 0xffff;
+        m.vm.cpu().state.mxcsr = next() & 0xffff;
         let mut st = m.state();
         for r in st.gprs.iter_mut() {
             *r = next() & 0x1f_ffff;
         }
         st.gprs[4] = STACK_TOP;
-        m.runner
-            .cpu
-            .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
-            .unwrap();
+        m.vm.set_state(st);
+        m.vm.deadline = RANDOM_DEADLINE;
         let _ = m.run();
     }
 }
@@ -864,10 +836,7 @@ fn sse_in_protected_mode() {
     protected_mode(&mut m);
     let mut st = m.state();
     st.cr4 |= OSFXSR;
-    m.runner
-        .cpu
-        .set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
-        .unwrap();
+    m.vm.set_state(st);
     for (k, v) in [1.5f32, -2.0, 3.25, 1e30].into_iter().enumerate() {
         m.mem
             .write_obj(v.to_bits(), GuestAddress(0x5000 + 4 * k as u64))

@@ -10,12 +10,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use accel_tcg::guest::{GuestCpu, Platform};
-use devices::{Bus, VmLifecycle};
+use accel_tcg::guest::GuestCpu;
+use common::{Engine, TestVm};
 use frontend_x86::X86Cpu;
-use frontend_x86::harness::Runner;
 use machine::VcpuExit;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -105,31 +102,17 @@ fn emulate(k: usize, out: &[u8], input: &[u8], jit: bool) -> (Vec<u8>, u32) {
     let mut cpu = X86Cpu::new();
     cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
         .unwrap();
-    let mut runner = Runner::new(cpu);
-    if jit {
-        runner.use_jit().unwrap();
-    }
-    let pio = Bus::new("pio");
-    let mmio = Bus::new("mmio");
-    let lifecycle = Arc::new(VmLifecycle::new());
-    let platform = Platform {
-        memory: &mem,
-        pio: &pio,
-        mmio: &mmio,
-        lifecycle: &lifecycle,
-        interrupts: &devices::NoInterruptController,
-        cpu: 0,
-        cpus: 1,
-    };
-    let exit = runner.run(&platform, 100_000);
+    let engine = if jit { Engine::Jit } else { Engine::Interp };
+    let mut vm = TestVm::with_engine(cpu, mem.clone(), engine);
+    let exit = vm.run(100_000);
     assert!(
         matches!(exit, Some(VcpuExit::Halted { .. })),
         "kernel {k}: {exit:?}"
     );
-    assert_eq!(runner.cpu.state.rip, RET + 1, "kernel {k} returned");
+    assert_eq!(vm.cpu().state.rip, RET + 1, "kernel {k} returned");
     let mut o = vec![0u8; LEN];
     mem.read_slice(&mut o, GuestAddress(OUT)).unwrap();
-    (o, runner.cpu.state.mxcsr as u32)
+    (o, vm.cpu().state.mxcsr as u32)
 }
 
 /// Input words: small integers, ordinary floats, denormals, NaNs,

@@ -1,7 +1,7 @@
 //! The x86-64 test guests (tests/guests/bin/x86_64) on the front end alone:
-//! moat's board, the IR interpreter and a minimal exec loop (the crate's
-//! `harness`), with the serial output and exit compared to what KVM and QEMU
-//! produce (tests/guests/x86_64/expected).
+//! moat's board and exec loop with the IR interpreter (no accelerator or VMM
+//! around them), with the serial output and exit compared to what KVM and
+//! QEMU produce (tests/guests/x86_64/expected).
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
@@ -9,10 +9,12 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use accel_tcg::guest::{GuestCpu, Platform};
+mod common;
+
+use accel_tcg::guest::GuestCpu;
+use common::TestVm;
 use devices::{HostConsole, SerialOutput, VmLifecycle};
 use frontend_x86::X86Cpu;
-use frontend_x86::harness::Runner;
 use machine::boards::pc::PcBoard;
 use machine::{BoardConfig, Host, Initrd, VcpuExit};
 
@@ -56,17 +58,12 @@ fn run_with(
     let board = PcBoard::build(&config, &host).unwrap();
     let mut x86 = X86Cpu::new();
     x86.set_cpu_state(&board.boot.cpu).unwrap();
-    let mut runner = Runner::new(x86);
-    let platform = Platform {
-        memory: &board.memory,
-        pio: &board.pio_bus,
-        mmio: &board.mmio_bus,
-        lifecycle: &board.lifecycle,
-        interrupts: &devices::NoInterruptController,
-        cpu: 0,
-        cpus: 1,
-    };
-    let exit = runner.run(&platform, 20_000_000);
+    let mut vm = TestVm::new(x86, board.memory.clone());
+    vm.pio = board.pio_bus.clone();
+    vm.mmio = board.mmio_bus.clone();
+    vm.lifecycle = board.lifecycle.clone();
+    vm.clock = board.clock.clone();
+    let exit = vm.run(20_000_000);
     let mut s = String::new();
     std::fs::File::open(&out)
         .unwrap()

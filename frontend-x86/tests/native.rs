@@ -1,9 +1,9 @@
 //! The host CPU as the oracle: the same user-mode instruction bytes run
 //! natively in-process (through a small trampoline in an mmap'd page that
 //! loads registers and RFLAGS from a struct, runs the snippet and stores them
-//! back) and through the front end on the IR interpreter (with and without
-//! the optimizer); registers must match, and flags must match where the
-//! manual defines them.
+//! back) and through the front end on moat's exec loop, with the IR
+//! interpreter (with and without the optimizer) and the JIT; registers must
+//! match, and flags must match where the manual defines them.
 //!
 //! The property test draws random sequences of register-only integer
 //! instructions (fixed seed, bounded cases) over random register and flag
@@ -16,14 +16,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use accel_tcg::exec::engine::JitEngine;
-use accel_tcg::exec::{Machine, TcgVcpu};
-use accel_tcg::guest::{GuestCpu, Platform};
-use devices::{Bus, VmLifecycle};
+use accel_tcg::guest::GuestCpu;
+use common::{Engine, TestVm};
 use frontend_x86::X86Cpu;
-use frontend_x86::harness::Runner;
 use machine::VcpuExit;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -172,26 +167,14 @@ fn emulate_mem(snippet: &[u8], input: &Regs, optimize: bool, buf: &mut [u8]) -> 
         jit_cpu.set_cpu_state(&boot).unwrap();
         run_on_jit(jit_cpu, jit_mem, buf.len())
     });
-    let mut runner = Runner::new(cpu);
-    runner.optimize = optimize;
-    let pio = Bus::new("pio");
-    let mmio = Bus::new("mmio");
-    let lifecycle = Arc::new(VmLifecycle::new());
-    let platform = Platform {
-        memory: &mem,
-        pio: &pio,
-        mmio: &mmio,
-        lifecycle: &lifecycle,
-        interrupts: &devices::NoInterruptController,
-        cpu: 0,
-        cpus: 1,
-    };
-    let exit = runner.run(&platform, 1000);
+    let mut vm = TestVm::new(cpu, mem.clone());
+    vm.optimize = optimize;
+    let exit = vm.run(1000);
     assert!(
         matches!(exit, Some(VcpuExit::Halted { .. })),
         "{exit:?} for {snippet:02x?}"
     );
-    let machine::CpuState::X86_64(out) = runner.cpu.cpu_state();
+    let out = vm.state();
     let mut r = Regs {
         r: out.gprs,
         flags: out.rflags,
@@ -230,21 +213,13 @@ impl CloneContents for GuestMemoryMmap {
 /// Runs a prepared CPU to its `hlt` on accel-tcg's exec loop and JIT; returns
 /// the registers and the buffer at [`BUF`].
 fn run_on_jit(cpu: X86Cpu, memory: GuestMemoryMmap, buf_len: usize) -> (Regs, Vec<u8>) {
-    let jit = JitEngine::new(1 << 20, size_of::<frontend_x86::X86State>()).unwrap();
-    let machine = Machine {
-        memory: memory.clone(),
-        pio: Arc::new(Bus::new("pio")),
-        mmio: Arc::new(Bus::new("mmio")),
-        lifecycle: Arc::new(VmLifecycle::new()),
-        interrupts: Arc::new(devices::NoInterruptController),
-        clock: devices::Clock::new(),
-        index: 0,
-        cpus: 1,
-    };
-    let mut vcpu = TcgVcpu::new(cpu, jit, machine);
-    let exit = vcpu.run_guest().unwrap();
-    assert!(matches!(exit, VcpuExit::Halted { .. }), "JIT: {exit:?}");
-    let machine::CpuState::X86_64(out) = vcpu.cpu().cpu_state();
+    let mut vm = TestVm::with_engine(cpu, memory.clone(), Engine::Jit);
+    let exit = vm.run(1000);
+    assert!(
+        matches!(exit, Some(VcpuExit::Halted { .. })),
+        "JIT: {exit:?}"
+    );
+    let out = vm.state();
     let mut r = Regs {
         r: out.gprs,
         flags: out.rflags,

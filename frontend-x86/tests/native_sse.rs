@@ -1,8 +1,9 @@
 //! SSE/SSE2 against the host CPU: the same instruction bytes run natively
 //! in-process (a trampoline that also loads and saves xmm0-15 and MXCSR)
-//! and through the front end on the IR interpreter, with and without the
-//! optimizer, and on the JIT. XMM registers, MXCSR, general-purpose registers, RFLAGS and a
-//! memory buffer must agree bit for bit.
+//! and through the front end on moat's exec loop, with the IR interpreter
+//! (with and without the optimizer) and the JIT. XMM registers, MXCSR,
+//! general-purpose registers, RFLAGS and a memory buffer must agree bit for
+//! bit.
 //!
 //! The property test draws random sequences of SSE instructions (register
 //! and `[r15 + disp8]` memory forms) over XMM contents built from the values
@@ -17,12 +18,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use accel_tcg::guest::{GuestCpu, Platform};
-use devices::{Bus, VmLifecycle};
+use accel_tcg::guest::GuestCpu;
+use common::{Engine, TestVm};
 use frontend_x86::X86Cpu;
-use frontend_x86::harness::Runner;
 use machine::VcpuExit;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -192,37 +190,27 @@ fn emulate_fault(
         .unwrap();
     cpu.state.xmm[..16].copy_from_slice(&input.xmm);
     cpu.state.mxcsr = input.mxcsr;
-    let mut runner = Runner::new(cpu);
-    runner.optimize = !matches!(mode, Mode::Interp);
-    if matches!(mode, Mode::Jit) {
-        runner.use_jit().unwrap();
-    }
-    let pio = Bus::new("pio");
-    let mmio = Bus::new("mmio");
-    let lifecycle = Arc::new(VmLifecycle::new());
-    let platform = Platform {
-        memory: &mem,
-        pio: &pio,
-        mmio: &mmio,
-        lifecycle: &lifecycle,
-        interrupts: &devices::NoInterruptController,
-        cpu: 0,
-        cpus: 1,
+    let engine = if matches!(mode, Mode::Jit) {
+        Engine::Jit
+    } else {
+        Engine::Interp
     };
-    let exit = runner.run(&platform, 1000);
+    let mut vm = TestVm::with_engine(cpu, mem.clone(), engine);
+    vm.optimize = !matches!(mode, Mode::Interp);
+    let exit = vm.run(1000);
     let halted = matches!(exit, Some(VcpuExit::Halted { .. }));
     assert!(
         halted || (allow_fault && matches!(exit, Some(VcpuExit::Crashed(_)))),
         "{exit:?} for {snippet:02x?}"
     );
-    let machine::CpuState::X86_64(out) = runner.cpu.cpu_state();
+    let out = vm.state();
     mem.read_slice(buf, GuestAddress(BUF)).unwrap();
     let mut xmm = [[0u64; 2]; 16];
-    xmm.copy_from_slice(&runner.cpu.state.xmm[..16]);
+    xmm.copy_from_slice(&vm.cpu().state.xmm[..16]);
     let regs = Regs {
         r: out.gprs,
         flags: out.rflags,
-        mxcsr: runner.cpu.state.mxcsr,
+        mxcsr: vm.cpu().state.mxcsr,
         xmm,
     };
     (regs, halted)

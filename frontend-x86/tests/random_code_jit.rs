@@ -1,18 +1,18 @@
 //! Random bytes as guest code, run by moat's real exec loop on the JIT and on
 //! the interpreter: whatever the bytes do (fault, loop, jump into the weeds,
 //! overwrite themselves), moat must end with a guest-visible outcome and never
-//! panic. A watchdog ends guests that loop forever, as Ctrl-C would.
+//! panic. A block budget, or for loops the JIT chains to itself a watchdog
+//! (as Ctrl-C would), ends guests that run forever.
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use accel_tcg::exec::engine::{Engine, InterpEngine, JitEngine};
-use accel_tcg::exec::{Machine, TcgVcpu};
 use accel_tcg::guest::GuestCpu;
-use devices::{Bus, VmLifecycle};
-use frontend_x86::{X86Cpu, X86State};
+use common::{Engine, TestVm};
+use frontend_x86::X86Cpu;
 use machine::VcpuExit;
 use machine::boards::pc::boot;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -20,7 +20,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 const RAM: u64 = 4 << 20;
 const CODE: u64 = 0x10_0000;
 
-fn run_random<E: Engine>(engine: E, code: &[u8], long_mode: bool) -> VcpuExit {
+/// `None` when the block budget ran out.
+fn run_random(engine: Engine, code: &[u8], long_mode: bool) -> Option<VcpuExit> {
     let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), RAM as usize)]).unwrap();
     memory.write_slice(code, GuestAddress(CODE)).unwrap();
     boot::write_gdt(&memory).unwrap();
@@ -33,25 +34,9 @@ fn run_random<E: Engine>(engine: E, code: &[u8], long_mode: bool) -> VcpuExit {
     let mut cpu = X86Cpu::new();
     cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(state)))
         .unwrap();
-    let lifecycle = Arc::new(VmLifecycle::new());
-    let machine = Machine {
-        memory,
-        pio: Arc::new(Bus::new("pio")),
-        mmio: Arc::new(Bus::new("mmio")),
-        lifecycle: lifecycle.clone(),
-        interrupts: Arc::new(devices::NoInterruptController),
-        clock: devices::Clock::new(),
-        index: 0,
-        cpus: 1,
-    };
-    let mut vcpu = TcgVcpu::new(cpu, engine, machine);
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(40));
-        lifecycle.request_shutdown(130);
-    });
-    let exit = vcpu.run_guest().unwrap();
-    watchdog.join().unwrap();
-    exit
+    let mut vm = TestVm::with_engine(cpu, memory, engine);
+    vm.deadline = Duration::from_millis(40);
+    vm.run(1_000_000)
 }
 
 #[test]
@@ -63,23 +48,24 @@ fn random_code_ends_cleanly_on_both_engines() {
         x ^= x << 17;
         x
     };
-    let env_size = size_of::<X86State>();
     for case in 0..40 {
         let code: Vec<u8> = (0..256).map(|_| next() as u8).collect();
         let long_mode = case % 2 == 0;
         for exit in [
-            run_random(InterpEngine::new(env_size), &code, long_mode),
-            run_random(JitEngine::new(1 << 20, env_size).unwrap(), &code, long_mode),
+            run_random(Engine::Interp, &code, long_mode),
+            run_random(Engine::Jit, &code, long_mode),
         ] {
             // No IDT: the first exception is a triple fault. Or the guest halts,
-            // resets, or is stopped by the watchdog.
+            // resets, or is stopped by the block budget or the watchdog.
             assert!(
                 matches!(
                     exit,
-                    VcpuExit::Crashed(_)
-                        | VcpuExit::Halted { .. }
-                        | VcpuExit::Shutdown(_)
-                        | VcpuExit::Reset
+                    None | Some(
+                        VcpuExit::Crashed(_)
+                            | VcpuExit::Halted { .. }
+                            | VcpuExit::Shutdown(_)
+                            | VcpuExit::Reset
+                    )
                 ),
                 "case {case}: {exit:?}"
             );

@@ -1,7 +1,7 @@
-//! Real mode and 16-bit code on the front end with the interpreter (and JIT)
-//! harness: 16-bit arithmetic and addressing with operand- and address-size
-//! prefixes, real-mode segment arithmetic, interrupts and exceptions through
-//! the IVT, and an SMP application-processor trampoline from the SIPI state
+//! Real mode and 16-bit code on the front end, run by moat's exec loop on
+//! the interpreter and on the JIT: 16-bit arithmetic and addressing with
+//! operand- and address-size prefixes, real-mode segment arithmetic,
+//! interrupts and exceptions through the IVT, and an SMP application-processor trampoline from the SIPI state
 //! through protected mode into long mode.
 //!
 //! The code is hand-assembled; each byte sequence carries its assembly. The
@@ -15,18 +15,16 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
-use std::sync::Arc;
+mod common;
 
-use accel_tcg::guest::{GuestCpu, Platform};
-use devices::{Bus, VmLifecycle};
+use accel_tcg::guest::GuestCpu;
+use common::{Engine, TestVm};
 use frontend_x86::X86Cpu;
-use frontend_x86::harness::Runner;
 use machine::{VcpuExit, X86CpuState};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 struct Machine {
-    mem: GuestMemoryMmap,
-    runner: Runner,
+    vm: TestVm,
 }
 
 impl Machine {
@@ -40,35 +38,21 @@ impl Machine {
         let mut cpu = X86Cpu::new();
         cpu.start_at_sipi(vector);
         Machine {
-            mem,
-            runner: Runner::new(cpu),
+            vm: TestVm::new(cpu, mem),
         }
     }
 
     fn run(&mut self) -> Option<VcpuExit> {
-        let pio = Bus::new("pio");
-        let mmio = Bus::new("mmio");
-        let lifecycle = Arc::new(VmLifecycle::new());
-        let platform = Platform {
-            memory: &self.mem,
-            pio: &pio,
-            mmio: &mmio,
-            lifecycle: &lifecycle,
-            interrupts: &devices::NoInterruptController,
-            cpu: 0,
-            cpus: 1,
-        };
-        self.runner.run(&platform, 1000)
+        self.vm.run(1000)
     }
 
-    fn state(&self) -> X86CpuState {
-        let machine::CpuState::X86_64(s) = self.runner.cpu.cpu_state();
-        *s
+    fn state(&mut self) -> X86CpuState {
+        self.vm.state()
     }
 
     fn read<const N: usize>(&self, at: u64) -> [u8; N] {
         let mut b = [0u8; N];
-        self.mem.read_slice(&mut b, GuestAddress(at)).unwrap();
+        self.vm.memory.read_slice(&mut b, GuestAddress(at)).unwrap();
         b
     }
 
@@ -79,15 +63,15 @@ impl Machine {
 
 /// Runs `m` on the interpreter, then again from scratch on the JIT (where
 /// the host is x86-64), checking both with `check`.
-fn both(make: impl Fn() -> Machine, check: impl Fn(&Machine, Option<VcpuExit>)) {
+fn both(make: impl Fn() -> Machine, check: impl Fn(&mut Machine, Option<VcpuExit>)) {
     let mut m = make();
     let exit = m.run();
-    check(&m, exit);
+    check(&mut m, exit);
     if cfg!(target_arch = "x86_64") {
         let mut m = make();
-        m.runner.use_jit().unwrap();
+        m.vm.engine = Engine::Jit;
         let exit = m.run();
-        check(&m, exit);
+        check(&mut m, exit);
     }
 }
 

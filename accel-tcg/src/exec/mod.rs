@@ -89,6 +89,8 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     block: Block,
     /// The optimizer's buffers, kept between translations.
     opt_scratch: crate::opt::Scratch,
+    /// Whether blocks go through the optimizer ([`TcgVcpu::set_optimize`]).
+    optimize: bool,
     /// A chain exit whose target the next iteration may link to.
     pending_link: Option<E::Site>,
     /// Run the next instruction alone (after [`memory::SMC_RESTART`]).
@@ -118,6 +120,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             machine,
             block: Block::new(0),
             opt_scratch: crate::opt::Scratch::default(),
+            optimize: true,
             pending_link: None,
             run_alone: false,
             step_then_poll: false,
@@ -212,6 +215,13 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         if !text.is_empty() {
             sink.write(&text);
         }
+    }
+
+    /// Turns the IR optimizer off (or back on) for blocks translated from now
+    /// on, so tests can check the front end's IR as it is against the
+    /// optimized IR. On by default.
+    pub fn set_optimize(&mut self, optimize: bool) {
+        self.optimize = optimize;
     }
 
     /// The front end's CPU, for tests.
@@ -336,7 +346,9 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         let pages = fetch.pages();
         let ranges = std::mem::take(&mut fetch.ranges);
         let code_end = fetch.end;
-        crate::opt::optimize_with(&mut self.block, &mut self.opt_scratch);
+        if self.optimize {
+            crate::opt::optimize_with(&mut self.block, &mut self.opt_scratch);
+        }
         let code = match self.engine.compile(&self.block) {
             Ok(code) => code,
             Err(EngineError::CacheFull) => {
@@ -396,21 +408,45 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
 
     /// Runs until a lifecycle event.
     pub fn run_guest(&mut self) -> Result<VcpuExit, AccelError> {
+        loop {
+            // Only returns `None` after 2^64 loop iterations.
+            if let Some(exit) = self.run_blocks(u64::MAX)? {
+                return Ok(exit);
+            }
+        }
+    }
+
+    /// Runs until a lifecycle event or until the loop has gone round
+    /// `max_blocks` times (then `None`; a later call carries on where this one
+    /// stopped), so a test guest that never stops cannot hang its test.
+    ///
+    /// The budget counts the loop's iterations: entries into translated code
+    /// from the loop, and faults or interrupt checks handled without running a
+    /// block. Blocks the JIT reaches through a chain link or its indirect-jump
+    /// cache do not come back to the loop and are not counted; such a chain
+    /// runs until something requests an exit (a lifecycle request, a kick).
+    /// Waiting for work (a halted CPU) sleeps as in [`TcgVcpu::run_guest`].
+    pub fn run_blocks(&mut self, max_blocks: u64) -> Result<Option<VcpuExit>, AccelError> {
         if self.cpu.powered_off()
             && let Some(exit) = self.wait_for_work()
         {
-            return Ok(exit);
+            return Ok(Some(exit));
         }
+        let mut budget = max_blocks;
         loop {
             if let Some(event) = self.machine.lifecycle.pending() {
-                return Ok(lifecycle_exit(event));
+                return Ok(Some(lifecycle_exit(event)));
             }
+            if budget == 0 {
+                return Ok(None);
+            }
+            budget -= 1;
             if self.exit.is_requested() {
                 self.cpu.state().header().clear_exit_request();
                 self.handle_written_code();
                 let event = self.cpu.poll_interrupts(&platform(&self.machine));
                 if let Some(exit) = self.settle(event) {
-                    return Ok(exit);
+                    return Ok(Some(exit));
                 }
                 continue;
             }
@@ -427,7 +463,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                     Ok((code, _)) => (None, Some(code)),
                     Err(Leave::Failed(error)) => return Err(error),
                     Err(Leave::Guest(event)) => match self.settle(event) {
-                        Some(exit) => return Ok(exit),
+                        Some(exit) => return Ok(Some(exit)),
                         None => continue,
                     },
                 }
@@ -436,7 +472,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                     Ok(id) => (Some(id), None),
                     Err(Leave::Failed(error)) => return Err(error),
                     Err(Leave::Guest(event)) => match self.settle(event) {
-                        Some(exit) => return Ok(exit),
+                        Some(exit) => return Ok(Some(exit)),
                         None => continue,
                     },
                 }
@@ -538,7 +574,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 self.engine.invalidate_jump_caches();
             }
             if let Some(exit) = self.settle(event) {
-                return Ok(exit);
+                return Ok(Some(exit));
             }
         }
     }

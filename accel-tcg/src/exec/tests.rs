@@ -396,6 +396,38 @@ fn lifecycle_requests_stop_the_loop_before_the_next_block() {
     assert_eq!(v.run_guest().unwrap(), VcpuExit::Shutdown(9));
 }
 
+#[test]
+fn bounded_runs_end_when_the_budget_is_spent() {
+    // `02 fe` jumps to itself forever: each call runs exactly its budget of
+    // blocks on the interpreter (no chaining) and returns.
+    let mut v = vcpu(&[(0x1000, &[0x02, 0xfe])], 0x1000);
+    assert_eq!(v.run_blocks(100).unwrap(), None);
+    assert_eq!(v.stats.blocks_executed, 100);
+    assert_eq!(v.run_blocks(0).unwrap(), None);
+    assert_eq!(v.run_blocks(7).unwrap(), None);
+    assert_eq!(v.stats.blocks_executed, 107);
+    assert_eq!(v.stats.blocks_translated, 1);
+    // A guest that stops within its budget reports how.
+    let mut v = vcpu(&[(0x1000, LOOP)], 0x1000);
+    v.cpu().state.count = 4;
+    assert_eq!(
+        v.run_blocks(1000).unwrap(),
+        Some(VcpuExit::Halted { pc: 0x1005 })
+    );
+}
+
+#[test]
+fn unoptimized_blocks_compute_the_same() {
+    for optimize in [false, true] {
+        let mut v = vcpu(&[(0x1000, LOOP)], 0x1000);
+        v.set_optimize(optimize);
+        run_loop(&mut v);
+        let mut v = jit_vcpu(&[(0x1000, LOOP)], 0x1000);
+        v.set_optimize(optimize);
+        run_loop(&mut v);
+    }
+}
+
 /// A `Write` that keeps what it is given, for trace tests.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
