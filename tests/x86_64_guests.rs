@@ -74,7 +74,7 @@ fn triple_fault_is_a_crash_with_a_one_line_report() {
         assert!(
             result
                 .stderr
-                .starts_with("moat: guest triple fault at rip 0x"),
+                .starts_with("moat: guest crashed (triple fault) at pc 0x"),
             "{}",
             result.stderr
         );

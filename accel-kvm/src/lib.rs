@@ -303,7 +303,7 @@ impl Vcpu for KvmVcpu {
                 }
                 ExitAction::TripleFault => {
                     return Ok(VcpuExit::Crashed(machine::Crash {
-                        kind: machine::CrashKind::TripleFault,
+                        cause: "triple fault",
                         pc: self.rip(),
                     }));
                 }

@@ -23,13 +23,13 @@
 //! the manual's table: benign then anything is handled serially;
 //! contributory after contributory, and contributory or #PF after #PF, is a
 //! double fault; a fault while delivering a double fault is a triple fault,
-//! which ends the run with [`CrashKind::TripleFault`].
+//! which ends the run with a [`Crash`] (cause "triple fault").
 
 use accel_tcg::guest::{CodeReader, FetchFault, GuestCpu, GuestEvent, Platform};
 use accel_tcg::ir::Block;
 use accel_tcg::softmmu::{Access, CpuState as _, MemFault};
 use devices::{LifecycleEvent, Startup};
-use machine::{CpuState as MachineCpuState, Crash, CrashKind, VcpuExit};
+use machine::{CpuState as MachineCpuState, Crash, VcpuExit};
 use vm_memory::GuestMemoryMmap;
 
 use crate::mmu::{self, Fault, X86Walker};
@@ -419,7 +419,7 @@ impl X86Cpu {
         }
         let pc = self.state.pc();
         GuestEvent::Exit(VcpuExit::Crashed(Crash {
-            kind: CrashKind::TripleFault,
+            cause: "triple fault",
             pc: pc_of(self, ret_rip, pc),
         }))
     }

@@ -19,7 +19,7 @@ use accel_tcg::guest::GuestCpu;
 use common::{Engine, TestVm};
 use devices::Bus;
 use frontend_x86::X86Cpu;
-use machine::{CrashKind, VcpuExit, X86CpuState};
+use machine::{VcpuExit, X86CpuState};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 const CODE: u64 = 0x10_0000;
@@ -245,7 +245,7 @@ fn fault_while_delivering_a_double_fault_is_a_triple_fault() {
     let mut m = Machine::new(&code, &[], &[14, 8]);
     let exit = m.run();
     assert!(
-        matches!(exit, Some(VcpuExit::Crashed(machine::Crash { kind: CrashKind::TripleFault, pc })) if pc == CODE),
+        matches!(exit, Some(VcpuExit::Crashed(machine::Crash { cause: "triple fault", pc })) if pc == CODE),
         "{exit:?}"
     );
 }

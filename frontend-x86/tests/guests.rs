@@ -118,7 +118,7 @@ fn triple_fault_crashes() {
         matches!(
             exit,
             Some(VcpuExit::Crashed(machine::Crash {
-                kind: machine::CrashKind::TripleFault,
+                cause: "triple fault",
                 ..
             }))
         ),

@@ -97,24 +97,20 @@ pub enum VcpuExit {
     Crashed(Crash),
 }
 
-/// A fatal guest failure.
+/// A fatal guest failure: the CPU stopped itself in a way its architecture
+/// defines as the end (x86: a triple fault shuts the CPU down).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crash {
-    pub kind: CrashKind,
+    /// The architecture's name for what happened, for the one-line report
+    /// (the front end or accelerator that saw it says: "triple fault").
+    pub cause: &'static str,
+    /// The program counter of the instruction that crashed.
     pub pc: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashKind {
-    /// x86: an exception while delivering a double fault; the CPU shuts down.
-    TripleFault,
 }
 
 impl fmt::Display for Crash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            CrashKind::TripleFault => write!(f, "guest triple fault at rip {:#x}", self.pc),
-        }
+        write!(f, "guest crashed ({}) at pc {:#x}", self.cause, self.pc)
     }
 }
 

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use devices::{Bus, DebugExit, VmLifecycle};
-use machine::{CpuState as MachineCpuState, Crash, CrashKind, VcpuExit};
+use machine::{CpuState as MachineCpuState, Crash, VcpuExit};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::engine::{Engine, InterpEngine, JitEngine};
@@ -208,7 +208,7 @@ impl GuestCpu for Toy {
     ) -> GuestEvent {
         self.faults.push((pc, vaddr));
         GuestEvent::Exit(VcpuExit::Crashed(Crash {
-            kind: CrashKind::TripleFault,
+            cause: "triple fault",
             pc,
         }))
     }
