@@ -43,6 +43,7 @@ pub mod lifecycle;
 pub mod pic;
 pub mod pit;
 pub mod reset;
+pub mod rtc;
 pub mod serial;
 
 pub use bus::{Bus, BusDevice, BusError, SharedDevice};
@@ -61,4 +62,5 @@ pub use pic::{
 };
 pub use pit::{PIT_HZ, PIT_PORT, PIT_SIZE, Pit, PitPorts, SPEAKER_PORT, SPEAKER_SIZE, SpeakerPort};
 pub use reset::{CF9_PORT, I8042_PORT, ResetControl, ResetPort};
+pub use rtc::{RTC_IRQ, RTC_PORT, RTC_SIZE, Rtc, RtcPorts, pc_memory_bytes};
 pub use serial::{COM1_PORT, UART_SIZE, Uart16550};
