@@ -794,12 +794,9 @@ impl BusDevice for RtcPorts {
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
-/// The PC board's RAM below 4 GiB ends here at most; the rest starts at 4 GiB.
-const LOW_RAM_LIMIT: u64 = 0xc000_0000;
-
 /// The CMOS bytes that tell firmware and old guests how much memory a `pc`
-/// machine of `memory_size` bytes has, as `(index, value)` pairs for
-/// [`Rtc::set_cmos`]:
+/// machine has (`low` bytes of RAM from 0 below 4 GiB, `high` bytes from 4
+/// GiB), as `(index, value)` pairs for [`Rtc::set_cmos`]:
 ///
 /// - 0x15/0x16: base memory in KiB (640);
 /// - 0x17/0x18 and 0x30/0x31: memory above 1 MiB below 4 GiB, in KiB, at most
@@ -807,9 +804,7 @@ const LOW_RAM_LIMIT: u64 = 0xc000_0000;
 /// - 0x34/0x35: memory above 16 MiB below 4 GiB, in 64 KiB units, at most
 ///   65535;
 /// - 0x5b-0x5d: memory above 4 GiB, in 64 KiB units.
-pub fn pc_memory_bytes(memory_size: u64) -> Vec<(u8, u8)> {
-    let low = memory_size.min(LOW_RAM_LIMIT);
-    let high = memory_size - low;
+pub fn pc_memory_bytes(low: u64, high: u64) -> Vec<(u8, u8)> {
     let base_kib = (low / KIB).min(640);
     let extended_kib = (low.saturating_sub(MIB) / KIB).min(0xffff);
     let above_16m = (low.saturating_sub(16 * MIB) / (64 * KIB)).min(0xffff);
@@ -1185,12 +1180,14 @@ mod tests {
     #[test]
     fn memory_size_bytes() {
         let bytes = |size| {
-            pc_memory_bytes(size)
+            // The pc board's RAM: below 3 GiB from 0, the rest from 4 GiB.
+            let low = u64::min(size, 0xc000_0000);
+            pc_memory_bytes(low, size - low)
                 .into_iter()
                 .map(|(_, v)| v)
                 .collect::<Vec<_>>()
         };
-        let indices: Vec<u8> = pc_memory_bytes(0).into_iter().map(|(i, _)| i).collect();
+        let indices: Vec<u8> = pc_memory_bytes(0, 0).into_iter().map(|(i, _)| i).collect();
         assert_eq!(
             indices,
             [

@@ -15,7 +15,8 @@
 //!   0x0010_0000 ├──────────────────────────────────────────────┤
 //!               │ kernel image, then RAM; initrd at its top    │  RAM
 //!   0xc000_0000 ├──────────────────────────────────────────────┤
-//!               │ 32-bit device hole (LAPIC, IOAPIC later)     │  not RAM
+//!               │ 32-bit device hole: I/O APIC 0xfec0_0000,    │  not RAM
+//!               │ local APIC 0xfee0_0000                       │
 //!   1_0000_0000 ├──────────────────────────────────────────────┤
 //!               │ the rest of RAM, when more than 3 GiB        │  RAM
 //!               └──────────────────────────────────────────────┘

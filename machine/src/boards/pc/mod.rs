@@ -1,6 +1,8 @@
 //! The `pc` board (x86-64): a PC without PCI. RAM from 0 (memory map in [`layout`]), COM1
-//! at 0x3f8, QEMU's debug-exit at 0xf4, reset at 0x64 and 0xcf9, and the kernel
-//! loaded by one of three boot protocols:
+//! at 0x3f8 (IRQ 4), QEMU's debug-exit at 0xf4, reset at 0x64 and 0xcf9, the 8259
+//! pair (0x20, 0xa0, ELCR 0x4d0), the 8254 PIT (0x40, IRQ 0, port 0x61), the CMOS
+//! RTC (0x70, IRQ 8), the I/O APIC and a local APIC per vCPU (wiring in
+//! [`interrupts`]), and the kernel loaded by one of three boot protocols:
 //!
 //! - Multiboot v1 (ELF32 or ELF64 with a multiboot header, or the a.out kludge):
 //!   32-bit entry, `eax` = 0x2BADB002, `ebx` → multiboot info.
@@ -21,12 +23,13 @@ use devices::debug_exit::{DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE};
 use devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE, IoApic, IoApicMmio};
 use devices::lapic::{APIC_BASE, APIC_SIZE, ApicBus};
 use devices::reset::ResetPort;
+use devices::rtc::pc_memory_bytes;
 use devices::serial::{COM1_PORT, UART_SIZE};
 use devices::{
     Bus, Clock, DebugExit, ELCR_PORT, ELCR_SIZE, InterruptController, IrqRouter, LineKind,
-    MASTER_PIC_PORT, PIC_SIZE, PIT_PORT, PIT_SIZE, Pic8259Pair, PicWindow, Pit, PitPorts,
-    ResetControl, SLAVE_PIC_PORT, SPEAKER_PORT, SPEAKER_SIZE, SharedPic, SpeakerPort, Uart16550,
-    VmLifecycle,
+    MASTER_PIC_PORT, PIC_SIZE, PIT_PORT, PIT_SIZE, Pic8259Pair, PicWindow, Pit, PitPorts, RTC_IRQ,
+    RTC_PORT, RTC_SIZE, ResetControl, Rtc, RtcPorts, SLAVE_PIC_PORT, SPEAKER_PORT, SPEAKER_SIZE,
+    SharedPic, SpeakerPort, Uart16550, VmLifecycle,
 };
 use goblin::elf::header::{EM_386, EM_X86_64};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -132,6 +135,23 @@ impl PcBoard {
             SPEAKER_PORT,
             SPEAKER_SIZE,
         )?;
+
+        let rtc = Rtc::with_host_time(host.clock.clone(), irq.line(RTC_IRQ, LineKind::Edge));
+        {
+            let mut rtc = rtc.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (mut low, mut high) = (0, 0);
+            for (base, size) in ram_regions(config.memory_size) {
+                if base < FOUR_GIB {
+                    low += size;
+                } else {
+                    high += size;
+                }
+            }
+            for (index, value) in pc_memory_bytes(low, high) {
+                rtc.set_cmos(index, value);
+            }
+        }
+        pio_bus.insert(Arc::new(Mutex::new(RtcPorts(rtc))), RTC_PORT, RTC_SIZE)?;
 
         let uart = Arc::new(Mutex::new(Uart16550::new(
             irq.line(COM1_IRQ, LineKind::Edge),

@@ -382,3 +382,30 @@ fn corrupted_images_never_panic() {
         let _ = build(&config(&corrupt, None, ""));
     }
 }
+
+#[test]
+fn the_cmos_rtc_tells_the_time_of_day_and_the_memory_size() {
+    let image = pvh_image(0x10_0000);
+    let board = build(&config(&image, None, "")).unwrap();
+    let cmos = |index: u8| {
+        board.pio_bus.write(0x70, &[index]);
+        let mut value = [0u8];
+        board.pio_bus.read(0x71, &mut value);
+        value[0]
+    };
+    // 64 MiB: 63 MiB = 64512 KiB above 1 MiB, 48 MiB = 768 × 64 KiB above 16 MiB.
+    assert_eq!(u16::from_le_bytes([cmos(0x17), cmos(0x18)]), 64512);
+    assert_eq!(u16::from_le_bytes([cmos(0x34), cmos(0x35)]), 768);
+    assert_eq!([cmos(0x5b), cmos(0x5c), cmos(0x5d)], [0, 0, 0]);
+    // Register B: 24-hour BCD; the year is the host's, in BCD.
+    assert_eq!(cmos(0x0b) & 0x06, 0x02);
+    let bcd = |value: u8| u64::from(value >> 4) * 10 + u64::from(value & 0xf);
+    let year = bcd(cmos(0x32)) * 100 + bcd(cmos(0x09));
+    let host_year = 1970
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 31_556_952;
+    assert!(year.abs_diff(host_year) <= 1, "{year} vs {host_year}");
+}
