@@ -28,11 +28,13 @@
 mod cache;
 pub mod engine;
 pub mod memory;
+mod shared;
 #[cfg(test)]
 mod tests;
 pub mod trace;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use devices::{Bus, InterruptController, LifecycleEvent, VmLifecycle};
 use machine::{
@@ -48,6 +50,7 @@ use crate::softmmu::{Access, CpuState, ExitRequest, PAGE_MASK};
 pub use cache::{TbCache, TbId, TbKey};
 use engine::{Engine, EngineError};
 use memory::{CodeFetch, CodePages, SoftMmu};
+pub use shared::{MAX_VCPUS, SharedCodePages};
 use trace::{TraceFlags, TraceSink, disassemble_host};
 
 /// Most guest instructions in one block.
@@ -65,6 +68,9 @@ pub struct Machine {
     /// Which vCPU this is, of how many.
     pub index: u32,
     pub cpus: u32,
+    /// Which vCPUs have code on which pages, shared by all of the VM's
+    /// vCPUs (one per VM: [`SharedCodePages::new`]).
+    pub shared_code: Arc<SharedCodePages>,
 }
 
 /// Counters for tests, traces and benchmarks.
@@ -101,8 +107,19 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     /// The CPU's exit-request word: set by lifecycle requests from any thread
     /// and by stores to code pages.
     exit: ExitRequest,
+    /// What other vCPUs posted, taken out of the shared inbox.
+    posted: shared::Posted,
     pub stats: ExecStats,
 }
+
+/// How long a vCPU that made a page code waits for the others to drop
+/// writable TLB entries for it before it goes on regardless (with a
+/// warning): a vCPU stuck outside translated code must not hang moat.
+const SHOOTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Translations of one block made before giving up for one loop iteration
+/// because another vCPU keeps rewriting the bytes while they are read.
+const TRANSLATE_ATTEMPTS: usize = 4;
 
 impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
     pub fn new(cpu: G, engine: E, machine: Machine) -> Self {
@@ -123,6 +140,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             step_then_poll: false,
             trace: TraceFlags::default(),
             sink: None,
+            posted: shared::Posted::default(),
             stats: ExecStats::default(),
         };
         // SAFETY: `vcpu.exit` keeps the word alive; `Drop` unregisters it
@@ -143,11 +161,68 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             }
             self.cpu.state().header().clear_exit_request();
             if self.cpu.has_work(&platform(&self.machine)) {
-                // Let the loop's interrupt check deliver what woke it.
+                // Let the loop's interrupt check deliver what woke it (and
+                // look at what other vCPUs posted meanwhile).
                 self.exit.request();
                 return None;
             }
+            // Asleep, this vCPU answers no shootdowns: it flushes its TLB
+            // when it wakes instead.
+            self.machine.shared_code.deactivate(self.machine.index);
             self.kick().wait(None);
+            self.activate();
+        }
+    }
+
+    /// Starts taking part in shootdowns: from now on other vCPUs wait for
+    /// this one, whose TLB holds no entry from before.
+    fn activate(&mut self) {
+        let shared = &self.machine.shared_code;
+        shared.activate(self.machine.index);
+        let generation = shared.generation();
+        self.cpu.state().header().tlb.flush();
+        shared.ack(self.machine.index, generation);
+    }
+
+    /// Flushes the TLB if another vCPU asked, since it last did, for
+    /// writable entries to go (a page became code).
+    fn answer_shootdown(&mut self) {
+        let shared = &self.machine.shared_code;
+        if let Some(generation) = shared.pending_shootdown(self.machine.index) {
+            self.cpu.state().header().tlb.flush();
+            shared.ack(self.machine.index, generation);
+        }
+    }
+
+    /// Makes every other running vCPU drop TLB entries that allow writes to
+    /// a page that just became code, and waits until they have (or
+    /// [`SHOOTDOWN_TIMEOUT`] passed), answering their shootdowns meanwhile
+    /// so two vCPUs shooting at each other both go on.
+    fn shootdown(&mut self) {
+        let me = self.machine.index;
+        let generation = self.machine.shared_code.shootdown_begin(me);
+        // This vCPU's own entries go too (after the bump, so an earlier
+        // generation is covered as well).
+        self.cpu.state().header().tlb.flush();
+        self.machine.shared_code.ack(me, generation);
+        let start = Instant::now();
+        let mut polls = 0u32;
+        while !self.machine.shared_code.shootdown_done(me, generation) {
+            self.answer_shootdown();
+            if start.elapsed() > SHOOTDOWN_TIMEOUT {
+                log::warn!(
+                    "TCG vCPU {me}: vCPUs {:?} did not drop writable TLB entries for new code \
+                     within {SHOOTDOWN_TIMEOUT:?}; going on (their stores to it may go unseen)",
+                    self.machine.shared_code.shootdown_late(me, generation)
+                );
+                return;
+            }
+            polls += 1;
+            if polls < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
         }
     }
 
@@ -166,6 +241,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 memory: &self.machine.memory,
                 walker: &walker,
                 ranges: Vec::new(),
+                bytes: Vec::new(),
                 end: 0,
             };
             let mut bytes = vec![0u8; end.saturating_sub(pc).min(1 << 16) as usize];
@@ -220,19 +296,39 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         self.cache.clear();
         self.site_owner.clear();
         self.code_pages.clear();
+        self.machine
+            .shared_code
+            .unregister_all(self.machine.index);
         self.cpu.state().header().tlb.flush();
         self.pending_link = None;
         self.stats.cache_flushes += 1;
     }
 
-    /// Invalidates the blocks on pages guest stores have hit.
+    /// Invalidates the blocks on pages guest stores have hit: this vCPU's
+    /// own (recorded by its slow path), and those other vCPUs posted.
     fn handle_written_code(&mut self) {
+        self.machine
+            .shared_code
+            .take_posted(self.machine.index, &mut self.posted);
+        if self.posted.overflow {
+            log::debug!("TCG vCPU {}: too many cross-vCPU code writes; dropping every translation", self.machine.index);
+            self.flush_all();
+            return;
+        }
+        for &(paddr, len) in &self.posted.writes {
+            if self.code_pages.overlaps(paddr, len) {
+                self.code_pages.written.push(paddr & PAGE_MASK);
+            }
+        }
         let written = std::mem::take(&mut self.code_pages.written);
         for page in written {
             if !self.code_pages.contains(page) {
                 continue;
             }
             self.code_pages.remove(page);
+            self.machine
+                .shared_code
+                .unregister(page, self.machine.index);
             self.stats.pages_invalidated += 1;
             for id in self.cache.invalidate_page(page) {
                 let incoming = self
@@ -268,6 +364,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 memory::fill_tlb(
                     &self.machine.memory,
                     &self.code_pages,
+                    &self.machine.shared_code,
                     tlb,
                     pc,
                     t.paddr,
@@ -308,12 +405,32 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         flags: u64,
         max_insns: usize,
     ) -> Result<(E::Code, Vec<u64>), Leave> {
+        for _ in 0..TRANSLATE_ATTEMPTS {
+            if let Some(done) = self.translate_once(pc, flags, max_insns)? {
+                return Ok(done);
+            }
+        }
+        // Another vCPU keeps rewriting this code while it is read: go round
+        // the loop (which sees lifecycle requests) and try again.
+        log::debug!("TCG vCPU {}: code at {pc:#x} keeps changing while translated", self.machine.index);
+        Err(Leave::Guest(GuestEvent::Continue))
+    }
+
+    /// One attempt of [`Self::translate`]: `None` if the bytes changed
+    /// before their pages were registered (the translation is dropped).
+    fn translate_once(
+        &mut self,
+        pc: u64,
+        flags: u64,
+        max_insns: usize,
+    ) -> Result<Option<(E::Code, Vec<u64>)>, Leave> {
         let walker = self.cpu.walker();
         self.block.clear(pc);
         let mut fetch = CodeFetch {
             memory: &self.machine.memory,
             walker: &walker,
             ranges: Vec::with_capacity(2),
+            bytes: Vec::new(),
             end: pc,
         };
         if let Err(fault) = self
@@ -330,6 +447,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         }
         let pages = fetch.pages();
         let ranges = std::mem::take(&mut fetch.ranges);
+        let bytes = std::mem::take(&mut fetch.bytes);
         let code_end = fetch.end;
         crate::opt::optimize_with(&mut self.block, &mut self.opt_scratch);
         let code = match self.engine.compile(&self.block) {
@@ -343,18 +461,35 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             Err(error) => return Err(self.internal_error(error)),
         };
         let mut new_code_page = false;
-        for (paddr, len) in ranges {
+        for &(paddr, len) in &ranges {
             new_code_page |= self.code_pages.mark(paddr, len);
         }
-        if new_code_page {
-            // TLB entries may still allow writes to the new code page.
+        // Registering takes each page's lock, so a store another vCPU is
+        // making there has finished (and later ones are posted here).
+        let mut new_for_vm = false;
+        for &page in &pages {
+            new_for_vm |= self
+                .machine
+                .shared_code
+                .register(page, self.machine.index);
+        }
+        if new_for_vm {
+            // Any vCPU's TLB may still allow writes to the new code page.
+            self.shootdown();
+        } else if new_code_page {
             self.cpu.state().header().tlb.flush();
+        }
+        // A store made before registration (or through a TLB entry the
+        // shootdown removed) may have changed the bytes after they were
+        // read: then this translation mixes old and new code.
+        if !memory::code_unchanged(&self.machine.memory, &ranges, &bytes) {
+            return Ok(None);
         }
         self.stats.blocks_translated += 1;
         if self.trace.in_asm || self.trace.op || self.trace.out_asm {
             self.trace_translation(pc, flags, code_end, &code);
         }
-        Ok((code, pages))
+        Ok(Some((code, pages)))
     }
 
     /// moat's own failure, not the guest's: the run ends with an error that
@@ -391,6 +526,17 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
 
     /// Runs until a lifecycle event.
     pub fn run_guest(&mut self) -> Result<VcpuExit, AccelError> {
+        self.activate();
+        // Stores other vCPUs made while this one was not running.
+        self.handle_written_code();
+        let result = self.run_loop();
+        // Ended: nobody waits for this vCPU's shootdown answers (it flushes
+        // its TLB when it runs again).
+        self.machine.shared_code.deactivate(self.machine.index);
+        result
+    }
+
+    fn run_loop(&mut self) -> Result<VcpuExit, AccelError> {
         if self.cpu.powered_off()
             && let Some(exit) = self.wait_for_work()
         {
@@ -402,6 +548,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             }
             if self.exit.is_requested() {
                 self.cpu.state().header().clear_exit_request();
+                self.answer_shootdown();
                 self.handle_written_code();
                 let event = self.cpu.poll_interrupts(&platform(&self.machine));
                 if let Some(exit) = self.settle(event) {
@@ -462,6 +609,8 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 mmio: &self.machine.mmio,
                 walker,
                 code_pages: &mut self.code_pages,
+                shared: &self.machine.shared_code,
+                cpu: self.machine.index,
                 exit_request: &self.exit,
                 last_fault_access: Access::Read,
                 allow_code_writes,
@@ -583,6 +732,9 @@ fn platform(machine: &Machine) -> Platform<'_> {
 impl<G: GuestCpu, E: Engine> Drop for TcgVcpu<G, E> {
     fn drop(&mut self) {
         log::debug!("TCG vCPU statistics: {:?}", self.stats);
+        let shared = &self.machine.shared_code;
+        shared.deactivate(self.machine.index);
+        shared.unregister_all(self.machine.index);
         // SAFETY: unregistering the kick word before the CPU is freed.
         unsafe { self.kick().set_exit_word(std::ptr::null()) };
     }
@@ -689,6 +841,7 @@ impl Accelerator for TcgAccelerator {
         Ok(Box::new(TcgVm {
             frontend,
             options: self.options.clone(),
+            shared_code: SharedCodePages::new(spec.lifecycle.clone()),
             spec,
         }))
     }
@@ -697,11 +850,19 @@ impl Accelerator for TcgAccelerator {
 struct TcgVm {
     frontend: Arc<dyn FrontEnd>,
     options: TcgOptions,
+    /// One registry for all the VM's vCPUs.
+    shared_code: Arc<SharedCodePages>,
     spec: VmSpec,
 }
 
 impl Vm for TcgVm {
     fn create_vcpu(&self, index: u32, boot: &BootState) -> Result<Box<dyn Vcpu>, AccelError> {
+        if index >= self.shared_code.capacity() {
+            return Err(AccelError::Unavailable(format!(
+                "TCG cannot run vCPU {index}: it runs at most {} on this machine (at most {MAX_VCPUS})",
+                self.shared_code.capacity()
+            )));
+        }
         let machine = Machine {
             memory: self.spec.memory.clone(),
             pio: self.spec.pio_bus.clone(),
@@ -711,6 +872,7 @@ impl Vm for TcgVm {
             clock: self.spec.clock.clone(),
             index,
             cpus: self.spec.cpus,
+            shared_code: self.shared_code.clone(),
         };
         self.frontend
             .create_vcpu(machine, index, boot, &self.options)

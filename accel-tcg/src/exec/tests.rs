@@ -258,6 +258,7 @@ fn machine(program: &[(u64, &[u8])]) -> (Machine, Arc<VmLifecycle>) {
             clock: devices::Clock::new(),
             index: 0,
             cpus: 1,
+            shared_code: super::SharedCodePages::new(lifecycle.clone()),
         },
         lifecycle,
     )
