@@ -240,6 +240,7 @@ fn run_on_jit(cpu: X86Cpu, memory: GuestMemoryMmap, buf_len: usize) -> (Regs, Ve
         clock: devices::Clock::new(),
         index: 0,
         cpus: 1,
+        shared_code: accel_tcg::exec::SharedCodePages::new(Arc::new(VmLifecycle::new())),
     };
     let mut vcpu = TcgVcpu::new(cpu, jit, machine);
     let exit = vcpu.run_guest().unwrap();

@@ -43,6 +43,7 @@ fn run_random<E: Engine>(engine: E, code: &[u8], long_mode: bool) -> VcpuExit {
         clock: devices::Clock::new(),
         index: 0,
         cpus: 1,
+        shared_code: accel_tcg::exec::SharedCodePages::new(lifecycle.clone()),
     };
     let mut vcpu = TcgVcpu::new(cpu, engine, machine);
     let watchdog = std::thread::spawn(move || {
