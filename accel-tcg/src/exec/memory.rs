@@ -374,7 +374,11 @@ impl<W: PageWalker> SoftMmu<'_, W> {
 
 /// Whether guest memory still holds `bytes` at `ranges` (as [`CodeFetch`]
 /// recorded them).
-pub(crate) fn code_unchanged(memory: &GuestMemoryMmap, ranges: &[(u64, u64)], bytes: &[u8]) -> bool {
+pub(crate) fn code_unchanged(
+    memory: &GuestMemoryMmap,
+    ranges: &[(u64, u64)],
+    bytes: &[u8],
+) -> bool {
     let mut now = Vec::new();
     let mut at = 0;
     ranges.iter().all(|&(paddr, len)| {

@@ -24,7 +24,66 @@
 //! block finishes first, so a block that rewrites instructions later in itself
 //! sees the change only from the next block on (x86 requires a branch or a
 //! serializing instruction between cross-modification and execution anyway).
-
+//!
+//! # Cross-modifying code between vCPUs
+//!
+//! Each vCPU has its own code cache and TLB, so a store by vCPU A into code
+//! vCPU B translated must reach B. The VM's [`SharedCodePages`] (one per VM,
+//! in every vCPU's [`Machine`]) records, per guest physical page, which vCPUs
+//! have code there; the protocol keeps one invariant: *while any vCPU has
+//! code on a page, no vCPU's TLB lets stores to it take the fast path*.
+//!
+//! - TLB fills ([`memory::fill_tlb`]) drop write permission for a page that
+//!   is code for any vCPU, so every store to it reaches the slow path.
+//! - A slow-path store (or atomic) to RAM runs under the page's registry
+//!   lock: it posts the written range to the inbox of every *other* vCPU
+//!   with code on the page and kicks it, and only then writes. The writer's
+//!   own code is handled as before (`SMC_RESTART`, the instruction run
+//!   alone). A kicked vCPU leaves translated code at its next block entry,
+//!   takes its inbox, and drops its blocks on pages whose translated bytes
+//!   the ranges overlap (`handle_written_code`), before it enters another
+//!   block. Stores to a page with no code anywhere stay on the fast path.
+//! - When a translation makes a page code for the first vCPU (no vCPU had
+//!   code there), TLB entries filled writable before may exist in any vCPU.
+//!   The translating vCPU runs a *shootdown*: it bumps the VM's generation,
+//!   kicks every other *active* vCPU and waits until each has flushed its
+//!   TLB and acknowledged a generation at least as new (they do so at the
+//!   exit-request check before their next block). While it waits it answers
+//!   shootdowns aimed at itself, so two vCPUs translating at once both go on.
+//! - *Active* means inside `run_guest` and not asleep. A vCPU going to sleep
+//!   in `wait_for_work`, or whose run ends, marks itself inactive and is not
+//!   waited for (so a shootdown never wakes idle or powered-off CPUs); it
+//!   flushes its TLB and acknowledges the current generation whenever it
+//!   becomes active again. Both sides use `SeqCst` fences around the active
+//!   flag (a Dekker pattern): either the shooter sees the vCPU active and
+//!   waits for it, or the vCPU's later TLB fills see the page registered.
+//! - The wait is bounded ([`SHOOTDOWN_TIMEOUT`], one second): a vCPU stuck
+//!   outside translated code (a device access that blocks) must not hang
+//!   moat; the shooter logs a warning and goes on, and that vCPU's stores
+//!   through its stale entry may then go unseen until its next flush.
+//! - Translation reads guest bytes without a lock, so a concurrent store may
+//!   land between the read and the registration. After registering (which
+//!   takes each page's lock, so an in-flight slow-path store has finished)
+//!   and the shootdown (after which no fast-path store to the page remains),
+//!   the translator compares the bytes it read with memory and translates
+//!   again if they differ. Every store after that point is posted. So a
+//!   translation never mixes old and new instructions, and the code B runs
+//!   is at worst stale until its next block entry.
+//!
+//! Memory ordering: x86's cross-modifying-code rule makes the executing CPU
+//! responsible for serializing (a serializing instruction such as `cpuid`,
+//! in practice after seeing a flag the modifier set after its store) before
+//! it runs the new code. Here the modifier's post and kick happen before its
+//! store, the kick's exit-request store is a release, and the host is x86-64
+//! (TSO): an executing vCPU that has seen the store (or the flag after it)
+//! sees its exit request at its next block entry and drops the stale blocks
+//! first. A block boundary is at least what x86 requires, since a branch or
+//! serializing instruction ends a block (or comes before the next check).
+//! What a vCPU runs between the store and its next block entry is the old
+//! code, which x86 also allows until the executing CPU serializes.
+//!
+//! Not covered: stores that do not come from a vCPU (device DMA, loaders)
+//! are not checked against translated code.
 mod cache;
 pub mod engine;
 pub mod memory;
@@ -296,9 +355,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         self.cache.clear();
         self.site_owner.clear();
         self.code_pages.clear();
-        self.machine
-            .shared_code
-            .unregister_all(self.machine.index);
+        self.machine.shared_code.unregister_all(self.machine.index);
         self.cpu.state().header().tlb.flush();
         self.pending_link = None;
         self.stats.cache_flushes += 1;
@@ -311,7 +368,10 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             .shared_code
             .take_posted(self.machine.index, &mut self.posted);
         if self.posted.overflow {
-            log::debug!("TCG vCPU {}: too many cross-vCPU code writes; dropping every translation", self.machine.index);
+            log::debug!(
+                "TCG vCPU {}: too many cross-vCPU code writes; dropping every translation",
+                self.machine.index
+            );
             self.flush_all();
             return;
         }
@@ -412,7 +472,10 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         }
         // Another vCPU keeps rewriting this code while it is read: go round
         // the loop (which sees lifecycle requests) and try again.
-        log::debug!("TCG vCPU {}: code at {pc:#x} keeps changing while translated", self.machine.index);
+        log::debug!(
+            "TCG vCPU {}: code at {pc:#x} keeps changing while translated",
+            self.machine.index
+        );
         Err(Leave::Guest(GuestEvent::Continue))
     }
 
@@ -423,7 +486,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         pc: u64,
         flags: u64,
         max_insns: usize,
-    ) -> Result<Option<(E::Code, Vec<u64>)>, Leave> {
+    ) -> Result<Option<Translation<E::Code>>, Leave> {
         let walker = self.cpu.walker();
         self.block.clear(pc);
         let mut fetch = CodeFetch {
@@ -468,10 +531,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         // making there has finished (and later ones are posted here).
         let mut new_for_vm = false;
         for &page in &pages {
-            new_for_vm |= self
-                .machine
-                .shared_code
-                .register(page, self.machine.index);
+            new_for_vm |= self.machine.shared_code.register(page, self.machine.index);
         }
         if new_for_vm {
             // Any vCPU's TLB may still allow writes to the new code page.
@@ -701,6 +761,9 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         }
     }
 }
+
+/// A block's compiled code and the physical pages its bytes came from.
+type Translation<C> = (C, Vec<u64>);
 
 /// Why a step of the loop did not produce code to run.
 enum Leave {

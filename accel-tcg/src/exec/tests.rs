@@ -520,11 +520,7 @@ fn two_vcpus<E: Engine>(
     program: &[(u64, &[u8])],
     engine: impl Fn() -> E,
     pcs: [u64; 2],
-) -> (
-    [TcgVcpu<Toy, E>; 2],
-    GuestMemoryMmap,
-    Arc<VmLifecycle>,
-) {
+) -> ([TcgVcpu<Toy, E>; 2], GuestMemoryMmap, Arc<VmLifecycle>) {
     let memory =
         GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM_SIZE as usize)]).unwrap();
     for &(addr, bytes) in program {
@@ -657,7 +653,11 @@ fn store_by_another_vcpu<E: Engine + Send>(engine: impl Fn() -> E) {
     patcher.extend(le32(CONSTANT as u32));
     patcher.push(0xff);
     let (vcpus, memory, lifecycle) = two_vcpus(
-        &[(0x1000, &caller()), (0x4000, &function()), (0x2000, &patcher)],
+        &[
+            (0x1000, &caller()),
+            (0x4000, &function()),
+            (0x2000, &patcher),
+        ],
         engine,
         [0x1000, 0x2000],
     );
