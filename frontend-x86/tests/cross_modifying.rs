@@ -47,14 +47,15 @@ const DONE: u64 = 0x10_0033;
 /// `mov eax, 0x11111111; ret`
 const FUNCTION_CODE: &[u8] = &[0xb8, 0x11, 0x11, 0x11, 0x11, 0xc3];
 
-/// Rewrites the function's constant 2 * 20000 times, then to 0x22222222.
+/// Rewrites the function's constant (at P+1) 2 * 20000 times, then to
+/// 0x22222222.
 const WRITER_CODE: &[u8] = &[
     0xb9, 0x20, 0x4e, 0x00, 0x00, // mov ecx, 20000
-    0xc7, 0x04, 0x25, 0x01, 0x00, 0x14, 0x00, 0x33, 0x33, 0x33, 0x33, // mov dword [0x140001], 0x33333333
-    0xc7, 0x04, 0x25, 0x01, 0x00, 0x14, 0x00, 0x11, 0x11, 0x11, 0x11, // mov dword [0x140001], 0x11111111
+    0xc7, 0x04, 0x25, 0x01, 0x00, 0x14, 0x00, 0x33, 0x33, 0x33, 0x33, // mov [P+1], 0x33333333
+    0xc7, 0x04, 0x25, 0x01, 0x00, 0x14, 0x00, 0x11, 0x11, 0x11, 0x11, // mov [P+1], 0x11111111
     0xff, 0xc9, // dec ecx
     0x75, 0xe6, // jnz 0x120005
-    0xc7, 0x04, 0x25, 0x01, 0x00, 0x14, 0x00, 0x22, 0x22, 0x22, 0x22, // mov dword [0x140001], 0x22222222
+    0xc7, 0x04, 0x25, 0x01, 0x00, 0x14, 0x00, 0x22, 0x22, 0x22, 0x22, // mov [P+1], 0x22222222
     0xf4, // hlt
 ];
 
@@ -67,9 +68,9 @@ fn vcpu<E: Engine>(
     entry: u64,
 ) -> TcgVcpu<X86Cpu, E> {
     let mut cpu = X86Cpu::new();
-    cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(
-        boot::long_mode_entry(entry),
-    )))
+    cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(boot::long_mode_entry(
+        entry,
+    ))))
     .unwrap();
     let machine = Machine {
         memory: memory.clone(),
@@ -91,8 +92,12 @@ fn cross_modify<E: Engine + Send>(engine: impl Fn() -> E) {
     let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), RAM as usize)]).unwrap();
     boot::write_gdt(&memory).unwrap();
     boot::write_identity_page_tables(&memory, RAM).unwrap();
-    memory.write_slice(CALLER_CODE, GuestAddress(CALLER)).unwrap();
-    memory.write_slice(WRITER_CODE, GuestAddress(WRITER)).unwrap();
+    memory
+        .write_slice(CALLER_CODE, GuestAddress(CALLER))
+        .unwrap();
+    memory
+        .write_slice(WRITER_CODE, GuestAddress(WRITER))
+        .unwrap();
     memory
         .write_slice(FUNCTION_CODE, GuestAddress(FUNCTION))
         .unwrap();
@@ -105,7 +110,10 @@ fn cross_modify<E: Engine + Send>(engine: impl Fn() -> E) {
         let caller = scope.spawn(move || caller.run_guest().unwrap());
         let start = Instant::now();
         while calls() == 0 {
-            assert!(start.elapsed() < Duration::from_secs(10), "the caller never ran");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the caller never ran"
+            );
             std::thread::yield_now();
         }
         let writer = scope.spawn(move || writer.run_guest().unwrap());
