@@ -147,6 +147,8 @@ pub enum AccelError {
     },
     #[error("vCPU {index} stopped on an internal error in moat (a panic; see the message above)")]
     VcpuPanicked { index: u32 },
+    #[error("vCPU {index} is one too many: this machine runs at most {max}")]
+    TooManyVcpus { index: u32, max: u32 },
     #[error("no host thread to run vCPU {index} on")]
     NoVcpuThread { index: u32 },
 }

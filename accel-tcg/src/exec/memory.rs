@@ -4,6 +4,7 @@
 //! translator.
 
 use super::cache::FastMap;
+use super::shared::SharedCodePages;
 
 use devices::Bus;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -80,6 +81,11 @@ pub(crate) struct SoftMmu<'a, W: PageWalker> {
     pub mmio: &'a Bus,
     pub walker: W,
     pub code_pages: &'a mut CodePages,
+    /// The VM-wide registry: stores into other vCPUs' code are posted to
+    /// them, and pages that are code anywhere are never TLB-writable.
+    pub shared: &'a SharedCodePages,
+    /// This vCPU's index.
+    pub cpu: u32,
     /// Set when a store hit a code page: the exec loop must invalidate
     /// translations before running more code.
     pub exit_request: &'a ExitRequest,
@@ -117,7 +123,15 @@ impl<W: PageWalker> SoftMmu<'_, W> {
     }
 
     fn fill(&self, tlb: &mut Tlb, vaddr: u64, paddr: u64, perms: PagePerms) {
-        fill_tlb(self.memory, self.code_pages, tlb, vaddr, paddr, perms);
+        fill_tlb(
+            self.memory,
+            self.code_pages,
+            self.shared,
+            tlb,
+            vaddr,
+            paddr,
+            perms,
+        );
     }
 
     fn load_within_page(
@@ -162,14 +176,17 @@ impl<W: PageWalker> SoftMmu<'_, W> {
                     self.last_fault_access = Access::Write;
                     return Err(MemFault { code: SMC_RESTART });
                 }
-                self.memory
-                    .write_slice(&bytes[..len], GuestAddress(paddr))
+                self.shared
+                    .store(paddr, len as u64, self.cpu, || {
+                        self.memory.write_slice(&bytes[..len], GuestAddress(paddr))
+                    })
                     .map_err(|_| MemFault { code: BUS_ERROR })?;
                 if modifies_code {
                     // The instruction ran alone: invalidate before the next.
                     self.code_pages.written.push(page);
                     self.exit_request.request();
-                } else if !self.code_pages.contains(page) {
+                } else {
+                    // Not writable if the page is code for any vCPU.
                     self.fill(tlb, vaddr, paddr, perms);
                 }
             }
@@ -208,14 +225,16 @@ impl<W: PageWalker> SoftMmu<'_, W> {
                     Ok(h) if h as usize == host as usize + len - 1 => {}
                     _ => return Err(MemFault { code: BUS_ERROR }),
                 }
-                // SAFETY: `host..host + len` is guest RAM owned by `memory`
-                // (checked above), which other vCPUs access only with plain
-                // or atomic guest accesses.
-                let old = unsafe { softmmu::atomic_host(host, rmw) };
+                let old = self.shared.store(paddr, len as u64, self.cpu, || {
+                    // SAFETY: `host..host + len` is guest RAM owned by
+                    // `memory` (checked above), which other vCPUs access only
+                    // with plain or atomic guest accesses.
+                    unsafe { softmmu::atomic_host(host, rmw) }
+                });
                 if modifies_code {
                     self.code_pages.written.push(page);
                     self.exit_request.request();
-                } else if !self.code_pages.contains(page) {
+                } else {
                     self.fill(tlb, vaddr, paddr, perms);
                 }
                 Ok(old)
@@ -233,18 +252,20 @@ impl<W: PageWalker> SoftMmu<'_, W> {
     }
 }
 
-/// Caches the page of `vaddr` in the TLB if it is RAM. Code pages are never
-/// writable through the TLB, so stores to them reach the slow path.
+/// Caches the page of `vaddr` in the TLB if it is RAM. Pages holding code
+/// (this vCPU's, or any other's) are never writable through the TLB, so
+/// stores to them reach the slow path.
 pub(crate) fn fill_tlb(
     memory: &GuestMemoryMmap,
     code_pages: &CodePages,
+    shared: &SharedCodePages,
     tlb: &mut Tlb,
     vaddr: u64,
     paddr: u64,
     mut perms: PagePerms,
 ) {
     let page = paddr & PAGE_MASK;
-    if code_pages.contains(page) {
+    if perms.write && (code_pages.contains(page) || shared.is_code(page)) {
         perms.write = false;
     }
     if let Target::Ram(host) = resolve(memory, page) {
@@ -351,6 +372,24 @@ impl<W: PageWalker> SoftMmu<'_, W> {
     }
 }
 
+/// Whether guest memory still holds `bytes` at `ranges` (as [`CodeFetch`]
+/// recorded them).
+pub(crate) fn code_unchanged(
+    memory: &GuestMemoryMmap,
+    ranges: &[(u64, u64)],
+    bytes: &[u8],
+) -> bool {
+    let mut now = Vec::new();
+    let mut at = 0;
+    ranges.iter().all(|&(paddr, len)| {
+        now.resize(len as usize, 0);
+        let same = memory.read_slice(&mut now, GuestAddress(paddr)).is_ok()
+            && bytes.get(at..at + len as usize) == Some(&now[..]);
+        at += len as usize;
+        same
+    })
+}
+
 /// Fetches code for the translator and remembers the physical pages it came
 /// from.
 pub(crate) struct CodeFetch<'a, W: PageWalker> {
@@ -358,6 +397,9 @@ pub(crate) struct CodeFetch<'a, W: PageWalker> {
     pub walker: &'a W,
     /// Physical byte ranges read, each within one page, in order.
     pub ranges: Vec<(u64, u64)>,
+    /// The bytes of `ranges`, concatenated: what the translation was made
+    /// from, to check against memory once the pages are registered.
+    pub bytes: Vec<u8>,
     /// End (exclusive) of the furthest byte read, for disassembly traces.
     pub end: u64,
 }
@@ -390,6 +432,7 @@ impl<W: PageWalker> CodeReader for CodeFetch<'_, W> {
                 .read_slice(&mut buf[done..done + chunk], GuestAddress(t.paddr))
                 .map_err(|_| MemFault { code: BUS_ERROR })?;
             self.ranges.push((t.paddr, chunk as u64));
+            self.bytes.extend_from_slice(&buf[done..done + chunk]);
             done += chunk;
         }
         self.end = self.end.max(vaddr.wrapping_add(buf.len() as u64));

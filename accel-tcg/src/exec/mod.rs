@@ -24,15 +24,76 @@
 //! block finishes first, so a block that rewrites instructions later in itself
 //! sees the change only from the next block on (x86 requires a branch or a
 //! serializing instruction between cross-modification and execution anyway).
-
+//!
+//! # Cross-modifying code between vCPUs
+//!
+//! Each vCPU has its own code cache and TLB, so a store by vCPU A into code
+//! vCPU B translated must reach B. The VM's [`SharedCodePages`] (one per VM,
+//! in every vCPU's [`Machine`]) records, per guest physical page, which vCPUs
+//! have code there; the protocol keeps one invariant: *while any vCPU has
+//! code on a page, no vCPU's TLB lets stores to it take the fast path*.
+//!
+//! - TLB fills ([`memory::fill_tlb`]) drop write permission for a page that
+//!   is code for any vCPU, so every store to it reaches the slow path.
+//! - A slow-path store (or atomic) to RAM runs under the page's registry
+//!   lock: it posts the written range to the inbox of every *other* vCPU
+//!   with code on the page and kicks it, and only then writes. The writer's
+//!   own code is handled as before (`SMC_RESTART`, the instruction run
+//!   alone). A kicked vCPU leaves translated code at its next block entry,
+//!   takes its inbox, and drops its blocks on pages whose translated bytes
+//!   the ranges overlap (`handle_written_code`), before it enters another
+//!   block. Stores to a page with no code anywhere stay on the fast path.
+//! - When a translation makes a page code for the first vCPU (no vCPU had
+//!   code there), TLB entries filled writable before may exist in any vCPU.
+//!   The translating vCPU runs a *shootdown*: it bumps the VM's generation,
+//!   kicks every other *active* vCPU and waits until each has flushed its
+//!   TLB and acknowledged a generation at least as new (they do so at the
+//!   exit-request check before their next block). While it waits it answers
+//!   shootdowns aimed at itself, so two vCPUs translating at once both go on.
+//! - *Active* means inside `run_guest` and not asleep. A vCPU going to sleep
+//!   in `wait_for_work`, or whose run ends, marks itself inactive and is not
+//!   waited for (so a shootdown never wakes idle or powered-off CPUs); it
+//!   flushes its TLB and acknowledges the current generation whenever it
+//!   becomes active again. Both sides use `SeqCst` fences around the active
+//!   flag (a Dekker pattern): either the shooter sees the vCPU active and
+//!   waits for it, or the vCPU's later TLB fills see the page registered.
+//! - The wait is bounded ([`SHOOTDOWN_TIMEOUT`], one second): a vCPU stuck
+//!   outside translated code (a device access that blocks) must not hang
+//!   moat; the shooter logs a warning and goes on, and that vCPU's stores
+//!   through its stale entry may then go unseen until its next flush.
+//! - Translation reads guest bytes without a lock, so a concurrent store may
+//!   land between the read and the registration. After registering (which
+//!   takes each page's lock, so an in-flight slow-path store has finished)
+//!   and the shootdown (after which no fast-path store to the page remains),
+//!   the translator compares the bytes it read with memory and translates
+//!   again if they differ. Every store after that point is posted. So a
+//!   translation never mixes old and new instructions, and the code B runs
+//!   is at worst stale until its next block entry.
+//!
+//! Memory ordering: x86's cross-modifying-code rule makes the executing CPU
+//! responsible for serializing (a serializing instruction such as `cpuid`,
+//! in practice after seeing a flag the modifier set after its store) before
+//! it runs the new code. Here the modifier's post and kick happen before its
+//! store, the kick's exit-request store is a release, and the host is x86-64
+//! (TSO): an executing vCPU that has seen the store (or the flag after it)
+//! sees its exit request at its next block entry and drops the stale blocks
+//! first. A block boundary is at least what x86 requires, since a branch or
+//! serializing instruction ends a block (or comes before the next check).
+//! What a vCPU runs between the store and its next block entry is the old
+//! code, which x86 also allows until the executing CPU serializes.
+//!
+//! Not covered: stores that do not come from a vCPU (device DMA, loaders)
+//! are not checked against translated code.
 mod cache;
 pub mod engine;
 pub mod memory;
+mod shared;
 #[cfg(test)]
 mod tests;
 pub mod trace;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use devices::{Bus, InterruptController, LifecycleEvent, VmLifecycle};
 use machine::{
@@ -48,6 +109,7 @@ use crate::softmmu::{Access, CpuState, ExitRequest, PAGE_MASK};
 pub use cache::{TbCache, TbId, TbKey};
 use engine::{Engine, EngineError};
 use memory::{CodeFetch, CodePages, SoftMmu};
+pub use shared::{MAX_VCPUS, SharedCodePages};
 use trace::{TraceFlags, TraceSink, disassemble_host};
 
 /// Most guest instructions in one block.
@@ -65,6 +127,9 @@ pub struct Machine {
     /// Which vCPU this is, of how many.
     pub index: u32,
     pub cpus: u32,
+    /// Which vCPUs have code on which pages, shared by all of the VM's
+    /// vCPUs (one per VM: [`SharedCodePages::new`]).
+    pub shared_code: Arc<SharedCodePages>,
 }
 
 /// Counters for tests, traces and benchmarks.
@@ -103,8 +168,19 @@ pub struct TcgVcpu<G: GuestCpu, E: Engine> {
     /// The CPU's exit-request word: set by lifecycle requests from any thread
     /// and by stores to code pages.
     exit: ExitRequest,
+    /// What other vCPUs posted, taken out of the shared inbox.
+    posted: shared::Posted,
     pub stats: ExecStats,
 }
+
+/// How long a vCPU that made a page code waits for the others to drop
+/// writable TLB entries for it before it goes on regardless (with a
+/// warning): a vCPU stuck outside translated code must not hang moat.
+const SHOOTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Translations of one block made before giving up for one loop iteration
+/// because another vCPU keeps rewriting the bytes while they are read.
+const TRANSLATE_ATTEMPTS: usize = 4;
 
 impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
     pub fn new(cpu: G, engine: E, machine: Machine) -> Self {
@@ -126,6 +202,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             step_then_poll: false,
             trace: TraceFlags::default(),
             sink: None,
+            posted: shared::Posted::default(),
             stats: ExecStats::default(),
         };
         // SAFETY: `vcpu.exit` keeps the word alive; `Drop` unregisters it
@@ -147,14 +224,71 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             self.cpu.state().header().clear_exit_request();
             match self.cpu.has_work(&platform(&self.machine)) {
                 GuestEvent::Continue | GuestEvent::StepThenPoll => {
-                    // Let the loop's interrupt check deliver what woke it.
+                    // Let the loop's interrupt check deliver what woke it (and
+                    // look at what other vCPUs posted meanwhile).
                     self.exit.request();
                     return None;
                 }
                 GuestEvent::Exit(exit) => return Some(exit),
                 GuestEvent::Wait => {
+                    // Asleep, this vCPU answers no shootdowns: it flushes its
+                    // TLB when it wakes instead.
+                    self.machine.shared_code.deactivate(self.machine.index);
                     self.kick().wait(None);
+                    self.activate();
                 }
+            }
+        }
+    }
+
+    /// Starts taking part in shootdowns: from now on other vCPUs wait for
+    /// this one, whose TLB holds no entry from before.
+    fn activate(&mut self) {
+        let shared = &self.machine.shared_code;
+        shared.activate(self.machine.index);
+        let generation = shared.generation();
+        self.cpu.state().header().tlb.flush();
+        shared.ack(self.machine.index, generation);
+    }
+
+    /// Flushes the TLB if another vCPU asked, since it last did, for
+    /// writable entries to go (a page became code).
+    fn answer_shootdown(&mut self) {
+        let shared = &self.machine.shared_code;
+        if let Some(generation) = shared.pending_shootdown(self.machine.index) {
+            self.cpu.state().header().tlb.flush();
+            shared.ack(self.machine.index, generation);
+        }
+    }
+
+    /// Makes every other running vCPU drop TLB entries that allow writes to
+    /// a page that just became code, and waits until they have (or
+    /// [`SHOOTDOWN_TIMEOUT`] passed), answering their shootdowns meanwhile
+    /// so two vCPUs shooting at each other both go on.
+    fn shootdown(&mut self) {
+        let me = self.machine.index;
+        let generation = self.machine.shared_code.shootdown_begin(me);
+        // This vCPU's own entries go too (after the bump, so an earlier
+        // generation is covered as well).
+        self.cpu.state().header().tlb.flush();
+        self.machine.shared_code.ack(me, generation);
+        let start = Instant::now();
+        let mut polls = 0u32;
+        while !self.machine.shared_code.shootdown_done(me, generation) {
+            self.answer_shootdown();
+            if start.elapsed() > SHOOTDOWN_TIMEOUT {
+                log::warn!(
+                    "TCG vCPU {me}: vCPUs {:?} did not drop writable TLB entries for new code \
+                     within {SHOOTDOWN_TIMEOUT:?}; going on (their stores to it may go unseen)",
+                    self.machine.shared_code.shootdown_late(me, generation)
+                );
+                return;
+            }
+            polls += 1;
+            if polls < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
             }
         }
     }
@@ -174,6 +308,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 memory: &self.machine.memory,
                 walker: &walker,
                 ranges: Vec::new(),
+                bytes: Vec::new(),
                 end: 0,
             };
             let mut bytes = vec![0u8; end.saturating_sub(pc).min(1 << 16) as usize];
@@ -235,19 +370,40 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         self.cache.clear();
         self.site_owner.clear();
         self.code_pages.clear();
+        self.machine.shared_code.unregister_all(self.machine.index);
         self.cpu.state().header().tlb.flush();
         self.pending_link = None;
         self.stats.cache_flushes += 1;
     }
 
-    /// Invalidates the blocks on pages guest stores have hit.
+    /// Invalidates the blocks on pages guest stores have hit: this vCPU's
+    /// own (recorded by its slow path), and those other vCPUs posted.
     fn handle_written_code(&mut self) {
+        self.machine
+            .shared_code
+            .take_posted(self.machine.index, &mut self.posted);
+        if self.posted.overflow {
+            log::debug!(
+                "TCG vCPU {}: too many cross-vCPU code writes; dropping every translation",
+                self.machine.index
+            );
+            self.flush_all();
+            return;
+        }
+        for &(paddr, len) in &self.posted.writes {
+            if self.code_pages.overlaps(paddr, len) {
+                self.code_pages.written.push(paddr & PAGE_MASK);
+            }
+        }
         let written = std::mem::take(&mut self.code_pages.written);
         for page in written {
             if !self.code_pages.contains(page) {
                 continue;
             }
             self.code_pages.remove(page);
+            self.machine
+                .shared_code
+                .unregister(page, self.machine.index);
             self.stats.pages_invalidated += 1;
             for id in self.cache.invalidate_page(page) {
                 let incoming = self
@@ -283,6 +439,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 memory::fill_tlb(
                     &self.machine.memory,
                     &self.code_pages,
+                    &self.machine.shared_code,
                     tlb,
                     pc,
                     t.paddr,
@@ -323,12 +480,35 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         flags: u64,
         max_insns: usize,
     ) -> Result<(E::Code, Vec<u64>), Leave> {
+        for _ in 0..TRANSLATE_ATTEMPTS {
+            if let Some(done) = self.translate_once(pc, flags, max_insns)? {
+                return Ok(done);
+            }
+        }
+        // Another vCPU keeps rewriting this code while it is read: go round
+        // the loop (which sees lifecycle requests) and try again.
+        log::debug!(
+            "TCG vCPU {}: code at {pc:#x} keeps changing while translated",
+            self.machine.index
+        );
+        Err(Leave::Guest(GuestEvent::Continue))
+    }
+
+    /// One attempt of [`Self::translate`]: `None` if the bytes changed
+    /// before their pages were registered (the translation is dropped).
+    fn translate_once(
+        &mut self,
+        pc: u64,
+        flags: u64,
+        max_insns: usize,
+    ) -> Result<Option<Translation<E::Code>>, Leave> {
         let walker = self.cpu.walker();
         self.block.clear(pc);
         let mut fetch = CodeFetch {
             memory: &self.machine.memory,
             walker: &walker,
             ranges: Vec::with_capacity(2),
+            bytes: Vec::new(),
             end: pc,
         };
         if let Err(fault) = self
@@ -345,6 +525,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         }
         let pages = fetch.pages();
         let ranges = std::mem::take(&mut fetch.ranges);
+        let bytes = std::mem::take(&mut fetch.bytes);
         let code_end = fetch.end;
         if self.optimize {
             crate::opt::optimize_with(&mut self.block, &mut self.opt_scratch);
@@ -360,18 +541,32 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             Err(error) => return Err(self.internal_error(error)),
         };
         let mut new_code_page = false;
-        for (paddr, len) in ranges {
+        for &(paddr, len) in &ranges {
             new_code_page |= self.code_pages.mark(paddr, len);
         }
-        if new_code_page {
-            // TLB entries may still allow writes to the new code page.
+        // Registering takes each page's lock, so a store another vCPU is
+        // making there has finished (and later ones are posted here).
+        let mut new_for_vm = false;
+        for &page in &pages {
+            new_for_vm |= self.machine.shared_code.register(page, self.machine.index);
+        }
+        if new_for_vm {
+            // Any vCPU's TLB may still allow writes to the new code page.
+            self.shootdown();
+        } else if new_code_page {
             self.cpu.state().header().tlb.flush();
+        }
+        // A store made before registration (or through a TLB entry the
+        // shootdown removed) may have changed the bytes after they were
+        // read: then this translation mixes old and new code.
+        if !memory::code_unchanged(&self.machine.memory, &ranges, &bytes) {
+            return Ok(None);
         }
         self.stats.blocks_translated += 1;
         if self.trace.in_asm || self.trace.op || self.trace.out_asm {
             self.trace_translation(pc, flags, code_end, &code);
         }
-        Ok((code, pages))
+        Ok(Some((code, pages)))
     }
 
     /// moat's own failure, not the guest's: the run ends with an error that
@@ -427,6 +622,17 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
     /// runs until something requests an exit (a lifecycle request, a kick).
     /// Waiting for work (a halted CPU) sleeps as in [`TcgVcpu::run_guest`].
     pub fn run_blocks(&mut self, max_blocks: u64) -> Result<Option<VcpuExit>, AccelError> {
+        self.activate();
+        // Stores other vCPUs made while this one was not running.
+        self.handle_written_code();
+        let result = self.run_loop(max_blocks);
+        // Stopped: nobody waits for this vCPU's shootdown answers (it
+        // flushes its TLB when it runs again).
+        self.machine.shared_code.deactivate(self.machine.index);
+        result
+    }
+
+    fn run_loop(&mut self, max_blocks: u64) -> Result<Option<VcpuExit>, AccelError> {
         if self.cpu.powered_off()
             && let Some(exit) = self.wait_for_work()
         {
@@ -443,6 +649,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             budget -= 1;
             if self.exit.is_requested() {
                 self.cpu.state().header().clear_exit_request();
+                self.answer_shootdown();
                 self.handle_written_code();
                 let event = self.cpu.poll_interrupts(&platform(&self.machine));
                 if let Some(exit) = self.settle(event) {
@@ -503,6 +710,8 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
                 mmio: &self.machine.mmio,
                 walker,
                 code_pages: &mut self.code_pages,
+                shared: &self.machine.shared_code,
+                cpu: self.machine.index,
                 exit_request: &self.exit,
                 last_fault_access: Access::Read,
                 allow_code_writes,
@@ -594,6 +803,9 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
     }
 }
 
+/// A block's compiled code and the physical pages its bytes came from.
+type Translation<C> = (C, Vec<u64>);
+
 /// Why a step of the loop did not produce code to run.
 enum Leave {
     /// The front end handled the guest's side of it (a fault, an exit).
@@ -624,6 +836,9 @@ fn platform(machine: &Machine) -> Platform<'_> {
 impl<G: GuestCpu, E: Engine> Drop for TcgVcpu<G, E> {
     fn drop(&mut self) {
         log::debug!("TCG vCPU statistics: {:?}", self.stats);
+        let shared = &self.machine.shared_code;
+        shared.deactivate(self.machine.index);
+        shared.unregister_all(self.machine.index);
         // SAFETY: unregistering the kick word before the CPU is freed.
         unsafe { self.kick().set_exit_word(std::ptr::null()) };
     }
@@ -728,6 +943,7 @@ impl Accelerator for TcgAccelerator {
         Ok(Box::new(TcgVm {
             frontend,
             options: self.options.clone(),
+            shared_code: SharedCodePages::new(spec.lifecycle.clone()),
             spec,
         }))
     }
@@ -736,11 +952,19 @@ impl Accelerator for TcgAccelerator {
 struct TcgVm {
     frontend: Arc<dyn FrontEnd>,
     options: TcgOptions,
+    /// One registry for all the VM's vCPUs.
+    shared_code: Arc<SharedCodePages>,
     spec: VmSpec,
 }
 
 impl Vm for TcgVm {
     fn create_vcpu(&self, index: u32, boot: &BootState) -> Result<Box<dyn Vcpu>, AccelError> {
+        if index >= self.shared_code.capacity() {
+            return Err(AccelError::TooManyVcpus {
+                index,
+                max: self.shared_code.capacity().min(MAX_VCPUS),
+            });
+        }
         let machine = Machine {
             memory: self.spec.memory.clone(),
             pio: self.spec.pio_bus.clone(),
@@ -750,6 +974,7 @@ impl Vm for TcgVm {
             clock: self.spec.clock.clone(),
             index,
             cpus: self.spec.cpus,
+            shared_code: self.shared_code.clone(),
         };
         self.frontend
             .create_vcpu(machine, index, boot, &self.options)

@@ -7,6 +7,12 @@
 //! - `03 aaaaaaaa`: store acc's low byte at address a
 //! - `04 pp`: port write of acc's low byte to port p, finished in Rust
 //! - `05 rr`: count -= 1; if count != 0 jump by rr
+//! - `06 ii`: acc = ii
+//! - `07 ii`: halt if acc == ii
+//! - `08 aaaaaaaa`: jump to address a
+//! - `09 aaaaaaaa`: the 64-bit word at address a += 1
+//! - `0a aaaaaaaa`: acc = the byte at address a
+//! - `0b ii rr`: if acc != ii jump by rr
 //! - `ff`: halt
 
 use std::sync::{Arc, Mutex};
@@ -122,8 +128,9 @@ impl GuestCpu for Toy {
                 return Ok(());
             }
             let len = match op[0] {
-                0x02 | 0x04 | 0x05 => 2,
-                0x03 => 5,
+                0x02 | 0x04 | 0x05 | 0x06 | 0x07 => 2,
+                0x0b => 3,
+                0x03 | 0x08 | 0x09 | 0x0a => 5,
                 _ => 1,
             };
             if len > 1 && code.read(at + 1, &mut op[1..len]).is_err() {
@@ -132,6 +139,7 @@ impl GuestCpu for Toy {
             }
             b.insn_start(at);
             let next = at + len as u64;
+            let imm = || u64::from(u32::from_le_bytes([op[1], op[2], op[3], op[4]]));
             match op[0] {
                 0x01 => {
                     let acc = b.temp64();
@@ -167,6 +175,48 @@ impl GuestCpu for Toy {
                     b.brcond(count, zero, Cond::Eq, done);
                     b.goto_tb(0, next.wrapping_add(op[1] as i8 as u64));
                     b.set_label(done);
+                    b.goto_tb(1, next);
+                    return Ok(());
+                }
+                0x06 => {
+                    let acc = b.const_temp(Ty::I64, u64::from(op[1]));
+                    b.st_env(acc, ACC, MemOp::Q);
+                }
+                0x07 => {
+                    let acc = b.temp64();
+                    let value = b.const_temp(Ty::I64, u64::from(op[1]));
+                    let different = b.label();
+                    b.ld_env(acc, ACC, MemOp::Q);
+                    b.brcond(acc, value, Cond::Ne, different);
+                    b.exit_status(STATUS_HALT);
+                    b.set_label(different);
+                }
+                0x08 => {
+                    b.goto_tb(0, imm());
+                    return Ok(());
+                }
+                0x09 => {
+                    let word = b.temp64();
+                    let one = b.const_temp(Ty::I64, 1);
+                    let a = b.const_temp(Ty::I64, imm());
+                    b.qemu_ld(word, a, MemOp::Q);
+                    b.add(word, word, one);
+                    b.qemu_st(word, a, MemOp::Q);
+                }
+                0x0a => {
+                    let acc = b.temp64();
+                    let a = b.const_temp(Ty::I64, imm());
+                    b.qemu_ld(acc, a, MemOp::UB);
+                    b.st_env(acc, ACC, MemOp::Q);
+                }
+                0x0b => {
+                    let acc = b.temp64();
+                    let value = b.const_temp(Ty::I64, u64::from(op[1]));
+                    let equal = b.label();
+                    b.ld_env(acc, ACC, MemOp::Q);
+                    b.brcond(acc, value, Cond::Eq, equal);
+                    b.goto_tb(0, next.wrapping_add(op[2] as i8 as u64));
+                    b.set_label(equal);
                     b.goto_tb(1, next);
                     return Ok(());
                 }
@@ -262,6 +312,7 @@ fn machine(program: &[(u64, &[u8])]) -> (Machine, Arc<VmLifecycle>) {
             clock: devices::Clock::new(),
             index: 0,
             cpus: 1,
+            shared_code: super::SharedCodePages::new(lifecycle.clone()),
         },
         lifecycle,
     )
@@ -498,4 +549,200 @@ fn data_next_to_code_does_not_invalidate_it() {
     assert_eq!(v.cpu().state.acc, 50);
     assert_eq!(v.stats.pages_invalidated, 0);
     assert_eq!(v.stats.blocks_translated, 2);
+}
+
+/// Two toy vCPUs on one guest RAM and one shared code registry.
+fn two_vcpus<E: Engine>(
+    program: &[(u64, &[u8])],
+    engine: impl Fn() -> E,
+    pcs: [u64; 2],
+) -> ([TcgVcpu<Toy, E>; 2], GuestMemoryMmap, Arc<VmLifecycle>) {
+    let memory =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM_SIZE as usize)]).unwrap();
+    for &(addr, bytes) in program {
+        memory.write_slice(bytes, GuestAddress(addr)).unwrap();
+    }
+    let lifecycle = Arc::new(VmLifecycle::with_vcpus(2));
+    let shared_code = super::SharedCodePages::new(lifecycle.clone());
+    let vcpu = |index: u32| {
+        let machine = Machine {
+            memory: memory.clone(),
+            pio: Arc::new(Bus::new("pio")),
+            mmio: Arc::new(Bus::new("mmio")),
+            lifecycle: lifecycle.clone(),
+            interrupts: Arc::new(devices::NoInterruptController),
+            clock: devices::Clock::new(),
+            index,
+            cpus: 2,
+            shared_code: shared_code.clone(),
+        };
+        TcgVcpu::new(Toy::new(pcs[index as usize]), engine(), machine)
+    };
+    ([vcpu(0), vcpu(1)], memory, lifecycle)
+}
+
+fn le32(value: u32) -> [u8; 4] {
+    value.to_le_bytes()
+}
+
+/// Page P's "function": acc = 0 (the byte at [`CONSTANT`]), return to 0x1005.
+fn function() -> Vec<u8> {
+    let mut code = vec![0x06, 0x00, 0x08];
+    code.extend(le32(0x1005));
+    code
+}
+
+/// The address of the function's constant.
+const CONSTANT: u64 = 0x4001;
+/// Iterations vCPU B has made (u64), the last value it saw, its "running"
+/// flag.
+const COUNTER: u64 = 0x5000;
+const SEEN: u64 = 0x5008;
+const RUNNING: u64 = 0x5010;
+/// The value vCPU A patches in, and what B halts on.
+const NEW: u8 = 42;
+
+/// vCPU B: call the function on page P, halt if it returned [`NEW`],
+/// record the value, count, raise the flag, and again.
+fn caller() -> Vec<u8> {
+    let mut code = vec![0x08];
+    code.extend(le32(0x4000)); // 0x1000: call P
+    code.extend([0x07, NEW]); // 0x1005: halt if acc == NEW
+    code.push(0x03);
+    code.extend(le32(SEEN as u32)); // 0x1007
+    code.push(0x09);
+    code.extend(le32(COUNTER as u32)); // 0x100c
+    code.extend([0x06, 0x01, 0x03]);
+    code.extend(le32(RUNNING as u32)); // 0x1011: flag = 1
+    code.push(0x08);
+    code.extend(le32(0x1000)); // 0x1018
+    code
+}
+
+fn read_u64(memory: &GuestMemoryMmap, addr: u64) -> u64 {
+    memory.read_obj(GuestAddress(addr)).unwrap()
+}
+
+/// Runs `b` (the caller) and `a` on threads of their own; `a` starts once
+/// `b` is running. B must see A's new constant within two iterations of
+/// A's store. A watchdog ends both if B never does.
+fn cross_modify<E: Engine + Send>(
+    [mut b, mut a]: [TcgVcpu<Toy, E>; 2],
+    memory: &GuestMemoryMmap,
+    lifecycle: &Arc<VmLifecycle>,
+    a_starts_first: bool,
+) {
+    use std::time::{Duration, Instant};
+    std::thread::scope(|scope| {
+        let caller = scope.spawn(move || {
+            let exit = b.run_guest().unwrap();
+            (exit, b.stats)
+        });
+        if !a_starts_first {
+            let start = Instant::now();
+            while read_u64(memory, COUNTER) == 0 {
+                assert!(start.elapsed() < Duration::from_secs(10), "B never ran");
+                std::thread::yield_now();
+            }
+        }
+        let patcher = scope.spawn(move || a.run_guest().unwrap());
+        let watchdog = {
+            let lifecycle = lifecycle.clone();
+            scope.spawn(move || {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(20) {
+                    if lifecycle.pending().is_some() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                lifecycle.request_shutdown(99);
+            })
+        };
+        let a_exit = patcher.join().unwrap();
+        let after_store = read_u64(memory, COUNTER);
+        let (b_exit, b_stats) = caller.join().unwrap();
+        let at_end = read_u64(memory, COUNTER);
+        lifecycle.request_shutdown(0);
+        watchdog.join().unwrap();
+        assert!(matches!(a_exit, VcpuExit::Halted { .. }), "A: {a_exit:?}");
+        assert_eq!(
+            b_exit,
+            VcpuExit::Halted { pc: 0x1005 },
+            "B never saw the new code ({b_stats:?})"
+        );
+        assert!(
+            at_end - after_store <= 2,
+            "B ran {} iterations after the store",
+            at_end - after_store
+        );
+        assert!(b_stats.pages_invalidated >= 1, "{b_stats:?}");
+    });
+    let mut seen = [0u8];
+    memory.read_slice(&mut seen, GuestAddress(SEEN)).unwrap();
+    assert_eq!(seen[0], 0, "B recorded a value other than the old one");
+}
+
+fn store_by_another_vcpu<E: Engine + Send>(engine: impl Fn() -> E) {
+    // A: acc = NEW; [CONSTANT] = acc; halt.
+    let mut patcher = vec![0x06, NEW, 0x03];
+    patcher.extend(le32(CONSTANT as u32));
+    patcher.push(0xff);
+    let (vcpus, memory, lifecycle) = two_vcpus(
+        &[
+            (0x1000, &caller()),
+            (0x4000, &function()),
+            (0x2000, &patcher),
+        ],
+        engine,
+        [0x1000, 0x2000],
+    );
+    cross_modify(vcpus, &memory, &lifecycle, false);
+}
+
+#[test]
+fn a_store_by_another_vcpu_invalidates_translated_code() {
+    store_by_another_vcpu(|| InterpEngine::new(size_of::<ToyState>()));
+    store_by_another_vcpu(|| JitEngine::new(1 << 20, size_of::<ToyState>()).unwrap());
+}
+
+fn writable_before_translation<E: Engine + Send>(engine: impl Fn() -> E) {
+    // A stores to data on page P (so its TLB maps P writable before anyone
+    // has translated code there), lets B start, keeps storing until B's
+    // flag is up, then patches the constant, all without leaving its run.
+    const A_READY: u64 = 0x5018;
+    let mut patcher = vec![0x06, 0x01, 0x03]; // 0x2000: acc = 1
+    patcher.extend(le32(0x4100)); // 0x2002: [0x4100] = acc
+    patcher.push(0x03);
+    patcher.extend(le32(A_READY as u32)); // 0x2007: A_READY = 1
+    patcher.push(0x03);
+    patcher.extend(le32(0x4100)); // 0x200c: [0x4100] = acc
+    patcher.push(0x0a);
+    patcher.extend(le32(RUNNING as u32)); // 0x2011: acc = flag
+    patcher.extend([0x0b, 0x01, (-13i8) as u8]); // 0x2016: if acc != 1 goto 0x200c
+    patcher.extend([0x06, NEW, 0x03]); // 0x2019
+    patcher.extend(le32(CONSTANT as u32)); // 0x201b: [CONSTANT] = NEW
+    patcher.push(0xff); // 0x2020
+    // B waits for A_READY before it calls the function the first time.
+    let mut wait = vec![0x0a];
+    wait.extend(le32(A_READY as u32)); // 0x1020: acc = A_READY
+    wait.extend([0x0b, 0x01, (-8i8) as u8, 0x08]); // 0x1025: if acc != 1 goto 0x1020
+    wait.extend(le32(0x1000)); // 0x1028: caller
+    let (vcpus, memory, lifecycle) = two_vcpus(
+        &[
+            (0x1000, &caller()),
+            (0x1020, &wait),
+            (0x4000, &function()),
+            (0x2000, &patcher),
+        ],
+        engine,
+        [0x1020, 0x2000],
+    );
+    cross_modify(vcpus, &memory, &lifecycle, true);
+}
+
+#[test]
+fn a_tlb_entry_writable_before_translation_is_shot_down() {
+    writable_before_translation(|| InterpEngine::new(size_of::<ToyState>()));
+    writable_before_translation(|| JitEngine::new(1 << 20, size_of::<ToyState>()).unwrap());
 }

@@ -196,6 +196,7 @@ impl TestVm {
             clock: self.clock.clone(),
             index: 0,
             cpus: 1,
+            shared_code: accel_tcg::exec::SharedCodePages::new(self.lifecycle.clone()),
         };
         let env_size = size_of::<X86State>();
         self.state = match self.engine {
