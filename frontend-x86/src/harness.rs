@@ -54,11 +54,12 @@ impl Memory<'_> {
         let mut bytes = value.to_le_bytes();
         // Split at a page boundary; translate both pages before touching either.
         let first = ((PAGE_SIZE - (vaddr & !PAGE_MASK)) as usize).min(n);
-        let t0 = self.walker.translate(self.ram, vaddr, access)?;
+        let idx = tlb.mmu_idx();
+        let t0 = self.walker.translate(self.ram, vaddr, access, idx)?;
         let t1 = if first < n {
             Some(
                 self.walker
-                    .translate(self.ram, vaddr.wrapping_add(first as u64), access)?,
+                    .translate(self.ram, vaddr.wrapping_add(first as u64), access, idx)?,
             )
         } else {
             None
@@ -121,6 +122,7 @@ impl MemoryHandler for Memory<'_> {
 /// Reads code through the walker.
 struct Code<'a> {
     walker: X86Walker,
+    mmu_idx: usize,
     ram: &'a GuestMemoryMmap,
 }
 
@@ -128,7 +130,9 @@ impl CodeReader for Code<'_> {
     fn read(&mut self, vaddr: u64, buf: &mut [u8]) -> Result<(), MemFault> {
         for (i, b) in buf.iter_mut().enumerate() {
             let va = vaddr.wrapping_add(i as u64);
-            let t = self.walker.translate(self.ram, va, Access::Exec)?;
+            let t = self
+                .walker
+                .translate(self.ram, va, Access::Exec, self.mmu_idx)?;
             *b = self
                 .ram
                 .read_obj::<u8>(GuestAddress(t.paddr))
@@ -196,6 +200,7 @@ impl Runner {
             let mut b = Block::new(pc);
             let mut code = Code {
                 walker,
+                mmu_idx: self.cpu.fetch_mmu_idx(),
                 ram: platform.memory,
             };
             if let Err(f) = self.cpu.translate(pc, flags, &mut code, &mut b, 64) {
