@@ -95,7 +95,7 @@ fn bench(c: &mut Criterion) {
             zf: 0,
         });
         // SAFETY: `ram` outlives every run below and is not resized.
-        unsafe { cpu.hdr.tlb.fill(0x8000, ram.as_mut_ptr(), PagePerms::RWX) };
+        unsafe { cpu.hdr.tlb[0].fill(0x8000, ram.as_mut_ptr(), PagePerms::RWX) };
         cpu.regs[2] = 0x8010;
         if indirect {
             cpu.hdr.tb_flags = 0;

@@ -25,28 +25,45 @@ pub struct PageTranslation {
     /// The guest physical address of the translated `vaddr` (not page
     /// aligned: the page offset is kept).
     pub paddr: u64,
-    /// What the mapping allows at the current privilege level.
+    /// What the mapping allows to accesses of the soft-MMU index it was
+    /// translated for.
     pub perms: PagePerms,
 }
 
 /// The guest's address translation at one moment: a snapshot of the control
-/// registers it depends on (page-table base, paging enables, privilege level).
+/// registers it depends on (page-table base, paging enables, and whatever
+/// else decides a translation).
+///
+/// # Soft-MMU indexes
+///
+/// Every access comes with the soft-MMU index its IR op named
+/// ([`crate::ir::MemOp::mmu_idx`]; [`GuestCpu::fetch_mmu_idx`] for
+/// instruction fetch), and the walker translates for the translation regime
+/// the front end gave that index, not for the CPU's current privilege: on
+/// x86 the user index gets user permissions (U/S must allow it) even while
+/// the CPU runs at CPL 0, and the supervisor index gets supervisor ones. The
+/// result is cached in that index's TLB only, so the permissions it grants
+/// must depend on nothing but the index and the walker's snapshot.
 ///
 /// The exec loop takes a fresh walker from [`GuestCpu::walker`] each time it
 /// re-enters translated code after leaving it for the front end, so front ends
-/// must end a block (with `exit_status`) at every instruction that changes the
-/// translation (writes to CR0/CR3/CR4/EFER, privilege changes, TLB flushes),
-/// and flush the TLB themselves (`GuestCpu::state().header().tlb.flush()`).
+/// must end a block (with `exit_status`) at every instruction that changes a
+/// translation (writes to CR0/CR3/CR4/EFER, TLB flushes), and flush the TLBs
+/// themselves (`GuestCpu::state().header().tlb.flush()`, or
+/// `flush_index`/`flush_page`). A privilege change that only changes which
+/// index the code uses needs no flush.
 pub trait PageWalker {
-    /// Translates `vaddr` for `access`, setting accessed/dirty bits in guest
-    /// page tables as the architecture requires. The error carries the front
-    /// end's fault code (on x86, the #PF error code plus a flag that says it is
-    /// a page fault); [`GuestCpu::memory_fault`] receives it back.
+    /// Translates `vaddr` for `access` by soft-MMU index `mmu_idx` (below
+    /// [`crate::softmmu::NB_MMU_MODES`]), setting accessed/dirty bits in
+    /// guest page tables as the architecture requires. The error carries the
+    /// front end's fault code (on x86, the #PF error code plus a flag that
+    /// says it is a page fault); [`GuestCpu::memory_fault`] receives it back.
     fn translate(
         &self,
         memory: &GuestMemoryMmap,
         vaddr: u64,
         access: Access,
+        mmu_idx: usize,
     ) -> Result<PageTranslation, MemFault>;
 }
 
@@ -123,6 +140,13 @@ pub trait GuestCpu: Send {
     /// CPL, CR0.PE and anything else the decoder or translator reads). Part
     /// of the translation-block key with the virtual and physical pc.
     fn tb_flags(&self) -> u64;
+
+    /// The soft-MMU index instruction fetch uses now (x86: user at CPL 3,
+    /// else supervisor). It must be a function of [`GuestCpu::tb_flags`],
+    /// since translated blocks are looked up by those flags.
+    fn fetch_mmu_idx(&self) -> usize {
+        0
+    }
 
     /// The current address translation.
     fn walker(&self) -> Self::Walker;

@@ -28,6 +28,9 @@ pub enum InterpError {
     /// A temp index out of range.
     #[error("op {0}: temp does not exist")]
     BadTemp(usize),
+    /// A guest memory access through a soft-MMU index the TLB does not have.
+    #[error("op {0}: soft-MMU index out of range")]
+    BadMmuIdx(usize),
 }
 
 /// Semantics of the pure one-operand ops (shared with constant folding).
@@ -211,9 +214,18 @@ impl Interpreter {
                 *vals.get_mut($t.index()).ok_or(InterpError::BadTemp(i))? = v;
             }};
         }
+        // A malformed index is the block's error, not a guest fault.
+        macro_rules! check_mmu_idx {
+            ($mop:expr) => {
+                if $mop.mmu_idx as usize >= softmmu::NB_MMU_MODES {
+                    return Err(InterpError::BadMmuIdx(i));
+                }
+            };
+        }
         // Atomics leave like loads when they fault.
         macro_rules! atomic {
             ($ty:expr, $d:expr, $addr:expr, $mop:expr, $op:expr, $x:expr, $y:expr) => {{
+                check_mmu_idx!($mop);
                 let a = get!($addr);
                 let (x, y) = ($x, $y);
                 // SAFETY: as for loads.
@@ -297,6 +309,7 @@ impl Interpreter {
                     set!(d, ty, v);
                 }
                 Op::QemuLd { d, addr, mop } => {
+                    check_mmu_idx!(mop);
                     let a = get!(addr);
                     // SAFETY: the header is valid (caller's contract) and no
                     // other reference to it is live across this call.
@@ -316,6 +329,7 @@ impl Interpreter {
                     }
                 }
                 Op::QemuSt { v, addr, mop } => {
+                    check_mmu_idx!(mop);
                     let a = get!(addr);
                     let val = get!(v);
                     // SAFETY: as for loads.

@@ -13,7 +13,8 @@
 //! writing guest registers with `ld_env`/`st_env` at fixed offsets of its
 //! `#[repr(C)]` CPU state, which starts with a [`softmmu::TcgContextHeader`]
 //! (see [`softmmu::CpuState`]). Guest memory goes through `qemu_ld`/`qemu_st`,
-//! which the backend turns into an inline soft-MMU TLB lookup with a slow
+//! which the backend turns into an inline lookup in the TLB of the op's
+//! soft-MMU index (one per translation regime, see [`softmmu`]) with a slow
 //! path into the embedder's [`softmmu::MemoryHandler`]; `atomic_rmw` and
 //! `atomic_cmpxchg` do guest atomics the same way with lock-prefixed host
 //! instructions (see [`softmmu`]), so vCPU threads may share guest RAM.

@@ -1,5 +1,5 @@
-//! Guest memory for translated code: the per-vCPU soft-MMU TLB, the CPU-state
-//! header that holds it, and the slow path behind it.
+//! Guest memory for translated code: the per-vCPU soft-MMU TLBs, the
+//! CPU-state header that holds them, and the slow path behind them.
 //!
 //! Every front end's CPU state is a `#[repr(C)]` struct whose first field is a
 //! [`TcgContextHeader`] (see [`CpuState`]). Generated code holds a pointer to
@@ -7,7 +7,23 @@
 //! request, exit report, TLB) are at known offsets, checked at compile time
 //! below.
 //!
-//! The TLB is direct-mapped by virtual page number: entry
+//! # Soft-MMU indexes
+//!
+//! A vCPU has one [`Tlb`] per soft-MMU index ([`NB_MMU_MODES`] of them,
+//! grouped in a [`TlbSet`]): one per translation regime, such as user and
+//! supervisor. Every guest memory op in the IR names its index
+//! ([`MemOp::mmu_idx`]), so a privilege change needs no TLB flush (each
+//! regime keeps its own entries) and an instruction can access memory with
+//! another privilege than the current one. Generated code knows the index
+//! at compile time: the TLB it looks in is a constant offset from the
+//! CPU-state pointer, so the fast path costs the same as with one TLB. The
+//! slow path hands the handler the TLB of the access's index, which
+//! [`Tlb::mmu_idx`] names, and the exec loop's page walker translates for
+//! the regime that index stands for.
+//!
+//! # One TLB
+//!
+//! Each TLB is direct-mapped by virtual page number: entry
 //! `(vaddr >> PAGE_BITS) % TLB_SIZE` holds, for one guest page, a tag per
 //! access kind (read, write, execute: the page-aligned guest address, or
 //! [`TLB_INVALID`]) and the `addend` that turns a guest virtual address into a
@@ -76,6 +92,9 @@ pub const TLB_ENTRY_BITS: u32 = 5;
 /// Tag of an entry that matches no access: its low bits are set, and the
 /// fast path compares against page-aligned values.
 pub const TLB_INVALID: u64 = u64::MAX;
+/// Number of soft-MMU indexes: TLBs per vCPU, one per translation regime.
+/// Front ends give each index a meaning (x86: supervisor and user).
+pub const NB_MMU_MODES: usize = 4;
 
 /// One TLB entry: tags per access kind and the guest-to-host addend.
 #[repr(C)]
@@ -141,7 +160,8 @@ pub enum Access {
     Exec,
 }
 
-/// The soft-MMU TLB of one vCPU (cache-line aligned).
+/// The soft-MMU TLB of one vCPU for one soft-MMU index (cache-line
+/// aligned).
 ///
 /// Entries hold host pointers, so they can only be set through the unsafe
 /// [`Tlb::fill`]; reading them is safe. Not `Clone`: a copy would outlive
@@ -150,17 +170,32 @@ pub enum Access {
 #[derive(Debug)]
 pub struct Tlb {
     entries: [TlbEntry; TLB_SIZE],
+    /// The soft-MMU index whose translations this TLB caches.
+    mmu_idx: usize,
 }
 
 impl Default for Tlb {
+    /// An empty TLB for index 0.
     fn default() -> Self {
-        Tlb {
-            entries: [TlbEntry::INVALID; TLB_SIZE],
-        }
+        Tlb::new(0)
     }
 }
 
 impl Tlb {
+    /// An empty TLB for soft-MMU index `mmu_idx`.
+    pub const fn new(mmu_idx: usize) -> Tlb {
+        Tlb {
+            entries: [TlbEntry::INVALID; TLB_SIZE],
+            mmu_idx,
+        }
+    }
+
+    /// The soft-MMU index (translation regime) this TLB caches: a
+    /// [`MemoryHandler`] that fills it must translate for that regime.
+    pub const fn mmu_idx(&self) -> usize {
+        self.mmu_idx
+    }
+
     /// The entry index for `vaddr`.
     #[inline]
     pub const fn index(vaddr: u64) -> usize {
@@ -233,6 +268,90 @@ impl Tlb {
     }
 }
 
+/// The TLBs of one vCPU, one per soft-MMU index (see the module docs), and
+/// a count of full flushes for tests and statistics.
+///
+/// Indexing (`set[i]`) panics for `i >= NB_MMU_MODES`; [`TlbSet::get_mut`]
+/// does not.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct TlbSet {
+    tlbs: [Tlb; NB_MMU_MODES],
+    flushes: u64,
+}
+
+impl Default for TlbSet {
+    fn default() -> Self {
+        TlbSet {
+            tlbs: std::array::from_fn(Tlb::new),
+            flushes: 0,
+        }
+    }
+}
+
+impl TlbSet {
+    /// The TLB of soft-MMU index `mmu_idx`, if there is one.
+    #[inline]
+    pub fn get(&self, mmu_idx: usize) -> Option<&Tlb> {
+        self.tlbs.get(mmu_idx)
+    }
+
+    /// The TLB of soft-MMU index `mmu_idx`, if there is one.
+    #[inline]
+    pub fn get_mut(&mut self, mmu_idx: usize) -> Option<&mut Tlb> {
+        self.tlbs.get_mut(mmu_idx)
+    }
+
+    /// Invalidates every entry of every index (guest TLB flush, page-table
+    /// switch), and counts the flush.
+    pub fn flush(&mut self) {
+        for tlb in &mut self.tlbs {
+            tlb.flush();
+        }
+        self.flushes += 1;
+    }
+
+    /// Invalidates every entry of one index (ignored if there is no such
+    /// index); not counted by [`TlbSet::flushes`].
+    pub fn flush_index(&mut self, mmu_idx: usize) {
+        if let Some(tlb) = self.tlbs.get_mut(mmu_idx) {
+            tlb.flush();
+        }
+    }
+
+    /// Invalidates the page holding `vaddr` in every index.
+    pub fn flush_page(&mut self, vaddr: u64) {
+        for tlb in &mut self.tlbs {
+            tlb.flush_page(vaddr);
+        }
+    }
+
+    /// Removes write permission for the page holding `vaddr` in every index.
+    pub fn protect_page(&mut self, vaddr: u64) {
+        for tlb in &mut self.tlbs {
+            tlb.protect_page(vaddr);
+        }
+    }
+
+    /// How many times [`TlbSet::flush`] ran since the set was made.
+    pub fn flushes(&self) -> u64 {
+        self.flushes
+    }
+}
+
+impl std::ops::Index<usize> for TlbSet {
+    type Output = Tlb;
+    fn index(&self, mmu_idx: usize) -> &Tlb {
+        &self.tlbs[mmu_idx]
+    }
+}
+
+impl std::ops::IndexMut<usize> for TlbSet {
+    fn index_mut(&mut self, mmu_idx: usize) -> &mut Tlb {
+        &mut self.tlbs[mmu_idx]
+    }
+}
+
 /// A guest memory fault reported by a [`MemoryHandler`]. The code means
 /// whatever the front end wants (page fault, bus error, alignment...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +365,9 @@ impl MemFault {
     pub const NO_HANDLER: MemFault = MemFault { code: u32::MAX };
     /// An access that had to be aligned was not.
     pub const UNALIGNED: MemFault = MemFault { code: u32::MAX - 3 };
+    /// An access named a soft-MMU index at or above [`NB_MMU_MODES`] (a
+    /// malformed block; the verifier rejects it).
+    pub const BAD_MMU_IDX: MemFault = MemFault { code: u32::MAX - 4 };
 }
 
 /// Guest memory behind the TLB: what the embedder provides.
@@ -254,8 +376,9 @@ impl MemFault {
 /// 2-byte load of bytes `[0x34, 0x12]` returns `0x1234`. Byte swapping for
 /// big-endian accesses and sign extension happen in the core.
 ///
-/// A handler may fill `tlb` (RAM pages only) so later accesses to the page
-/// take the fast path. An access may cross a page boundary; the handler
+/// `tlb` is the TLB of the access's soft-MMU index ([`Tlb::mmu_idx`]): the
+/// handler translates for the regime that index stands for and may fill
+/// `tlb` (RAM pages only) so later accesses to the page take the fast path. An access may cross a page boundary; the handler
 /// performs it whole or faults without side effects. Handlers must not
 /// panic: they are called from generated code through `extern "C"` frames,
 /// where a panic aborts the process.
@@ -335,6 +458,7 @@ impl Rmw {
             signed: false,
             big_endian: self.big_endian,
             aligned: false,
+            mmu_idx: 0,
         };
         let mask = self.size.value_mask();
         let old = mop.to_le(raw & mask);
@@ -385,8 +509,8 @@ pub struct TcgContextHeader {
     mem: Option<NonNull<dyn MemoryHandler>>,
     /// Owns the word `exit_request` points to.
     exit_flag: Arc<AtomicU32>,
-    /// The soft-MMU TLB.
-    pub tlb: Tlb,
+    /// The soft-MMU TLBs, one per soft-MMU index.
+    pub tlb: TlbSet,
     /// Indirect-jump cache: guest pc and flags to code, looked up inline by
     /// `exit_indirect` so computed jumps between cached blocks never leave
     /// generated code. Filled and validated by the JIT
@@ -462,8 +586,15 @@ pub const EXIT_SLOT_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_
 pub const EXIT_PC_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_pc);
 /// Offset of [`TcgContextHeader::exit_aux`].
 pub const EXIT_AUX_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, exit_aux);
-/// Offset of [`TcgContextHeader::tlb`].
+/// Offset of [`TcgContextHeader::tlb`]: the TLB of index 0.
 pub const TLB_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, tlb);
+/// Distance between the TLBs of consecutive soft-MMU indexes.
+pub const TLB_STRIDE: usize = size_of::<Tlb>();
+
+/// Offset in the header of the TLB of soft-MMU index `mmu_idx`.
+pub const fn tlb_offset(mmu_idx: usize) -> usize {
+    TLB_OFFSET + mmu_idx * TLB_STRIDE
+}
 /// Offset of [`TcgContextHeader::tb_flags`].
 pub const TB_FLAGS_OFFSET: usize = std::mem::offset_of!(TcgContextHeader, tb_flags);
 /// Offset of the indirect-jump cache.
@@ -484,8 +615,15 @@ const _: () =
 const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, pc) == 0);
 const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, flags) == 8);
 const _: () = assert!(std::mem::offset_of!(JumpCacheEntry, code) == 16);
-// The fast path addresses entries with a 32-bit displacement.
-const _: () = assert!(TLB_OFFSET + TLB_SIZE * size_of::<TlbEntry>() < i32::MAX as usize);
+// The fast path addresses entries with a 32-bit displacement: the constant
+// offset of the access's TLB plus the entry's field.
+const _: () = assert!(std::mem::offset_of!(TlbSet, tlbs) == 0);
+const _: () = assert!(std::mem::offset_of!(Tlb, entries) == 0);
+const _: () = assert!(TLB_STRIDE.is_multiple_of(64));
+const _: () =
+    assert!(tlb_offset(NB_MMU_MODES) + TLB_SIZE * size_of::<TlbEntry>() < i32::MAX as usize);
+// The slow path's packed access descriptor has two bits for the index.
+const _: () = assert!(NB_MMU_MODES <= 4);
 const _: () = assert!(std::mem::offset_of!(TlbEntry, addr_read) == 0);
 const _: () = assert!(std::mem::offset_of!(TlbEntry, addr_write) == 8);
 const _: () = assert!(std::mem::offset_of!(TlbEntry, addr_code) == 16);
@@ -524,7 +662,7 @@ impl TcgContextHeader {
             tb_flags: 0,
             jc_tag: 0,
             mem: None,
-            tlb: Tlb::default(),
+            tlb: TlbSet::default(),
             jmp_cache: JumpCache {
                 entries: [JumpCacheEntry::INVALID; JMP_CACHE_SIZE],
             },
@@ -617,52 +755,63 @@ pub unsafe trait CpuState: Sized {
 /// Result of a memory access: the value, or a fault.
 pub type MemResult<T> = Result<T, MemFault>;
 
-/// Loads through the TLB, falling back to the handler. The result is
-/// extended and byte-swapped as `mop` says, to type `ty`.
+/// Loads through the TLB of `mop.mmu_idx`, falling back to the handler. The
+/// result is extended and byte-swapped as `mop` says, to type `ty`.
 pub fn load(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, ty: Ty) -> MemResult<u64> {
     let size = mop.size.bytes();
     if mop.aligned && !vaddr.is_multiple_of(size as u64) {
         return Err(unaligned(hdr, vaddr, mop.size, Access::Read));
     }
-    let raw = if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Read) {
+    let mem = hdr.mem;
+    let tlb = hdr
+        .tlb
+        .get_mut(mop.mmu_idx as usize)
+        .ok_or(MemFault::BAD_MMU_IDX)?;
+    let raw = if let Some(p) = tlb.lookup(vaddr, size, Access::Read) {
         // SAFETY: a TLB hit means `fill`'s caller promised `size` readable
         // bytes at `p` (the access does not cross the page).
         unsafe { read_host(p, mop.size) }
     } else {
-        let Some(mut h) = hdr.mem else {
+        let Some(mut h) = mem else {
             return Err(MemFault::NO_HANDLER);
         };
         // SAFETY: `with_handler` keeps the pointer valid and exclusively ours
         // while it is installed.
         let h = unsafe { h.as_mut() };
-        h.load(&mut hdr.tlb, vaddr, mop.size)?
+        h.load(tlb, vaddr, mop.size)?
     };
     Ok(mop.extend(ty, mop.to_le(raw)))
 }
 
-/// Stores through the TLB, falling back to the handler. `value` is in guest
-/// byte order as `mop` says.
+/// Stores through the TLB of `mop.mmu_idx`, falling back to the handler.
+/// `value` is in guest byte order as `mop` says.
 pub fn store(hdr: &mut TcgContextHeader, vaddr: u64, mop: MemOp, value: u64) -> MemResult<()> {
     let size = mop.size.bytes();
     if mop.aligned && !vaddr.is_multiple_of(size as u64) {
         return Err(unaligned(hdr, vaddr, mop.size, Access::Write));
     }
     let raw = mop.to_le(value);
-    if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Write) {
+    let mem = hdr.mem;
+    let tlb = hdr
+        .tlb
+        .get_mut(mop.mmu_idx as usize)
+        .ok_or(MemFault::BAD_MMU_IDX)?;
+    if let Some(p) = tlb.lookup(vaddr, size, Access::Write) {
         // SAFETY: a TLB write hit means `fill`'s caller promised `size`
         // writable bytes at `p`.
         unsafe { write_host(p, mop.size, raw) };
         return Ok(());
     }
-    let Some(mut h) = hdr.mem else {
+    let Some(mut h) = mem else {
         return Err(MemFault::NO_HANDLER);
     };
     // SAFETY: as in `load`.
     let h = unsafe { h.as_mut() };
-    h.store(&mut hdr.tlb, vaddr, mop.size, raw)
+    h.store(tlb, vaddr, mop.size, raw)
 }
 
-/// An atomic read-modify-write through the TLB (write tags), falling back
+/// An atomic read-modify-write through the TLB of `mop.mmu_idx` (write
+/// tags), falling back
 /// to the handler's [`MemoryHandler::atomic`]. `a` is the `atomic_rmw`
 /// operand or the `atomic_cmpxchg` expected value, `b` the new value of a
 /// compare-and-swap (`op` `None`). Returns the old value, extended as `mop`
@@ -691,17 +840,22 @@ pub fn atomic(
         size: mop.size,
         big_endian: mop.big_endian,
     };
-    let raw = if let Some(p) = hdr.tlb.lookup(vaddr, size, Access::Write) {
+    let mem = hdr.mem;
+    let tlb = hdr
+        .tlb
+        .get_mut(mop.mmu_idx as usize)
+        .ok_or(MemFault::BAD_MMU_IDX)?;
+    let raw = if let Some(p) = tlb.lookup(vaddr, size, Access::Write) {
         // SAFETY: a TLB write hit means `fill`'s caller promised `size`
         // readable and writable bytes of guest RAM at `p`.
         unsafe { atomic_host(p, &rmw) }
     } else {
-        let Some(mut h) = hdr.mem else {
+        let Some(mut h) = mem else {
             return Err(MemFault::NO_HANDLER);
         };
         // SAFETY: as in `load`.
         let h = unsafe { h.as_mut() };
-        h.atomic(&mut hdr.tlb, vaddr, &rmw)?
+        h.atomic(tlb, vaddr, &rmw)?
     };
     Ok(mop.extend(ty, mop.to_le(raw)))
 }
@@ -842,21 +996,28 @@ fn unaligned(hdr: &mut TcgContextHeader, vaddr: u64, size: MemSize, access: Acce
     }
 }
 
-/// Fetches guest code for a front end's decoder: through the TLB's execute
-/// tags, else the handler's [`MemoryHandler::fetch`]. Returns the
-/// little-endian value of `size` bytes.
-pub fn fetch(hdr: &mut TcgContextHeader, vaddr: u64, size: MemSize) -> MemResult<u64> {
-    if let Some(p) = hdr.tlb.lookup(vaddr, size.bytes(), Access::Exec) {
+/// Fetches guest code for a front end's decoder: through the execute tags
+/// of the TLB of `mmu_idx`, else the handler's [`MemoryHandler::fetch`].
+/// Returns the little-endian value of `size` bytes.
+pub fn fetch(
+    hdr: &mut TcgContextHeader,
+    mmu_idx: usize,
+    vaddr: u64,
+    size: MemSize,
+) -> MemResult<u64> {
+    let mem = hdr.mem;
+    let tlb = hdr.tlb.get_mut(mmu_idx).ok_or(MemFault::BAD_MMU_IDX)?;
+    if let Some(p) = tlb.lookup(vaddr, size.bytes(), Access::Exec) {
         // SAFETY: an execute hit means `fill`'s caller promised readable
         // bytes for the page, and the access does not cross it.
         return Ok(unsafe { read_host(p, size) });
     }
-    let Some(mut h) = hdr.mem else {
+    let Some(mut h) = mem else {
         return Err(MemFault::NO_HANDLER);
     };
     // SAFETY: as in `load`.
     let h = unsafe { h.as_mut() };
-    h.fetch(&mut hdr.tlb, vaddr, size)
+    h.fetch(tlb, vaddr, size)
 }
 
 /// Reads `size` little-endian bytes at `p`.
@@ -896,14 +1057,15 @@ unsafe fn write_host(p: *mut u8, size: MemSize, v: u64) {
 
 /// Packs what the slow path needs to know about an access into one integer
 /// argument: size log2 in bits 0-1, signed in bit 2, big-endian in bit 3,
-/// 64-bit result in bit 4, aligned in bit 5 (atomics add their operation in
-/// bits 8-11, see [`pack_atomic`]).
+/// 64-bit result in bit 4, aligned in bit 5, soft-MMU index in bits 6-7
+/// (atomics add their operation in bits 8-11, see [`pack_atomic`]).
 pub(crate) const fn pack_mop(mop: MemOp, ty: Ty) -> u64 {
     mop.size.log2() as u64
         | (mop.signed as u64) << 2
         | (mop.big_endian as u64) << 3
         | (matches!(ty, Ty::I64) as u64) << 4
         | (mop.aligned as u64) << 5
+        | ((mop.mmu_idx & 3) as u64) << 6
 }
 
 const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
@@ -918,6 +1080,7 @@ const fn unpack_mop(bits: u64) -> (MemOp, Ty) {
         signed: bits & 4 != 0,
         big_endian: bits & 8 != 0,
         aligned: bits & 32 != 0,
+        mmu_idx: ((bits >> 6) & 3) as u8,
     };
     let ty = if bits & 16 != 0 { Ty::I64 } else { Ty::I32 };
     (mop, ty)
@@ -1081,9 +1244,11 @@ mod tests {
             );
             assert_eq!(load(hdr, 0x1000, MemOp::UL.be(), Ty::I32), Ok(0x8877_6655));
             assert_eq!(load(hdr, 0x1001, MemOp::UB.signed(), Ty::I64), Ok(0x77));
-            assert!(hdr.tlb.lookup(0x1ffc, 4, Access::Read).is_some());
+            assert!(hdr.tlb[0].lookup(0x1ffc, 4, Access::Read).is_some());
             // crossing the page end is never a hit
-            assert!(hdr.tlb.lookup(0x1ffd, 4, Access::Read).is_none());
+            assert!(hdr.tlb[0].lookup(0x1ffd, 4, Access::Read).is_none());
+            // the other indexes were not filled
+            assert!(hdr.tlb[1].lookup(0x1ffc, 4, Access::Read).is_none());
         });
         assert_eq!(h.misses, 1);
     }
@@ -1100,7 +1265,7 @@ mod tests {
         let page = h.mem.as_mut_ptr();
         // SAFETY: `h.mem` outlives `hdr`'s use here and is not resized.
         unsafe {
-            hdr.tlb.fill(
+            hdr.tlb[0].fill(
                 0,
                 page,
                 PagePerms {
@@ -1111,8 +1276,12 @@ mod tests {
             )
         };
         hdr.with_handler(&mut h, |hdr| {
-            assert_eq!(fetch(hdr, 0x10, MemSize::B1), Ok(0x90));
-            assert_eq!(fetch(hdr, 0x1000, MemSize::B1), Ok(0));
+            assert_eq!(fetch(hdr, 0, 0x10, MemSize::B1), Ok(0x90));
+            assert_eq!(fetch(hdr, 0, 0x1000, MemSize::B1), Ok(0));
+            assert_eq!(
+                fetch(hdr, NB_MMU_MODES, 0x10, MemSize::B1),
+                Err(MemFault::BAD_MMU_IDX)
+            );
         });
         assert_eq!(h.misses, 1);
     }
@@ -1136,6 +1305,57 @@ mod tests {
         assert_eq!(&h.mem[4..6], &[0x12, 0x34]);
     }
 
+    /// Index 0 maps page 0x5000 to one host page and index 1 to another:
+    /// loads at the same address reach different memory by index; a
+    /// per-index flush and a page flush behave as documented.
+    #[test]
+    fn indexes_map_the_same_address_independently() {
+        let mut a = vec![0u8; PAGE_SIZE as usize];
+        let mut b = vec![0u8; PAGE_SIZE as usize];
+        a[8] = 0xaa;
+        b[8] = 0xbb;
+        let mut hdr = TcgContextHeader::new();
+        for (i, tlb) in [&hdr.tlb[0], &hdr.tlb[1], &hdr.tlb[3]].iter().enumerate() {
+            assert_eq!(tlb.mmu_idx(), [0, 1, 3][i]);
+        }
+        // SAFETY: `a` and `b` outlive `hdr`'s use here and are not resized.
+        unsafe {
+            hdr.tlb[0].fill(0x5000, a.as_mut_ptr(), PagePerms::RWX);
+            hdr.tlb[1].fill(0x5000, b.as_mut_ptr(), PagePerms::R);
+        }
+        assert_eq!(load(&mut hdr, 0x5008, MemOp::UB, Ty::I64), Ok(0xaa));
+        assert_eq!(load(&mut hdr, 0x5008, MemOp::UB.mmu(1), Ty::I64), Ok(0xbb));
+        // index 2 misses, and there is no handler
+        assert_eq!(
+            load(&mut hdr, 0x5008, MemOp::UB.mmu(2), Ty::I64),
+            Err(MemFault::NO_HANDLER)
+        );
+        assert_eq!(
+            load(&mut hdr, 0x5008, MemOp::UB.mmu(NB_MMU_MODES as u8), Ty::I64),
+            Err(MemFault::BAD_MMU_IDX)
+        );
+        // index 1 is read-only
+        assert_eq!(
+            store(&mut hdr, 0x5008, MemOp::UB.mmu(1), 1),
+            Err(MemFault::NO_HANDLER)
+        );
+        assert_eq!(store(&mut hdr, 0x5008, MemOp::UB, 0x11), Ok(()));
+        assert_eq!(a[8], 0x11);
+        hdr.tlb.flush_index(0);
+        assert!(hdr.tlb[0].lookup(0x5008, 1, Access::Read).is_none());
+        assert!(hdr.tlb[1].lookup(0x5008, 1, Access::Read).is_some());
+        let before = hdr.tlb.flushes();
+        hdr.tlb.flush_page(0x5fff);
+        assert!(hdr.tlb[1].lookup(0x5008, 1, Access::Read).is_none());
+        assert_eq!(
+            hdr.tlb.flushes(),
+            before,
+            "page flushes are not full flushes"
+        );
+        hdr.tlb.flush();
+        assert_eq!(hdr.tlb.flushes(), before + 1);
+    }
+
     #[test]
     fn flush_page_only_drops_that_page() {
         let mut page = vec![0u8; PAGE_SIZE as usize];
@@ -1156,19 +1376,22 @@ mod tests {
         for size in [MemSize::B1, MemSize::B2, MemSize::B4, MemSize::B8] {
             for signed in [false, true] {
                 for big_endian in [false, true] {
-                    for (ty, aligned) in [
-                        (Ty::I32, false),
-                        (Ty::I64, true),
-                        (Ty::I32, true),
-                        (Ty::I64, false),
+                    for (ty, aligned, mmu_idx) in [
+                        (Ty::I32, false, 0),
+                        (Ty::I64, true, 1),
+                        (Ty::I32, true, 2),
+                        (Ty::I64, false, 3),
                     ] {
                         let m = MemOp {
                             size,
                             signed,
                             big_endian,
                             aligned,
+                            mmu_idx,
                         };
                         assert_eq!(unpack_mop(pack_mop(m, ty)), (m, ty));
+                        let op = Some(AtomicOp::Xchg);
+                        assert_eq!(unpack_atomic(pack_atomic(m, ty, op)), (m, ty, op));
                     }
                 }
             }

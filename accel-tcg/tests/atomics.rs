@@ -222,7 +222,7 @@ fn hammer(engine: Engine, page: usize, addr: u64, size: MemSize) {
     if !matches!(engine, Engine::JitSlow) {
         // SAFETY: the page outlives this thread's runs and is only accessed
         // atomically.
-        unsafe { env.hdr.tlb.fill(RAM_BASE, page as *mut u8, PagePerms::RWX) };
+        unsafe { env.hdr.tlb[0].fill(RAM_BASE, page as *mut u8, PagePerms::RWX) };
     }
     let runs = ADDS_PER_THREAD / ADDS_PER_BLOCK;
     match engine {

@@ -6,8 +6,8 @@ mod common;
 use accel_tcg::ExitReason;
 use accel_tcg::backend::x86_64::{CompileError, Jit, RunError};
 use accel_tcg::interp::Interpreter;
-use accel_tcg::ir::{Block, HelperFlags, HelperFn, MemOp, MemSize, Ty};
-use accel_tcg::softmmu::{MemFault, MemoryHandler, PAGE_SIZE, Tlb};
+use accel_tcg::ir::{AtomicOp, Block, HelperFlags, HelperFn, MemOp, MemSize, Ty};
+use accel_tcg::softmmu::{MemFault, MemoryHandler, NB_MMU_MODES, PAGE_SIZE, PagePerms, Tlb};
 use common::{FAULT_CODE, RAM_BASE, TestEnv, TestMem, reg};
 
 fn jit() -> Jit {
@@ -587,4 +587,101 @@ fn malformed_blocks_are_refused_not_miscompiled() {
             .run(&b, &mut *env, &mut TestMem::new(14))
             .is_err()
     );
+}
+
+/// Loads, a store, an atomic and a compare-and-swap at one address through
+/// soft-MMU indexes 0 and 1, whose TLBs map that address to different RAM
+/// pages, then a load through index 2, which maps nothing (the address is
+/// outside `TestMem`, so its slow path faults).
+fn two_regimes_block(va: u64) -> Block {
+    let mut b = Block::new(0x700);
+    b.insn_start(0x700);
+    let a = b.const_temp(Ty::I64, va + 8);
+    let (v0, v1, old, seen) = (b.temp64(), b.temp64(), b.temp64(), b.temp64());
+    b.qemu_ld(v0, a, MemOp::Q);
+    b.qemu_ld(v1, a, MemOp::Q.mmu(1));
+    let k = b.const_temp(Ty::I64, 0x1234_5678);
+    b.qemu_st(k, a, MemOp::UL.mmu(1));
+    b.atomic_rmw(old, a, k, MemOp::UL.mmu(0), AtomicOp::Add);
+    b.atomic_cmpxchg(seen, a, k, v0, MemOp::UL.mmu(1));
+    b.st_env(v0, reg(0), MemOp::Q);
+    b.st_env(v1, reg(1), MemOp::Q);
+    b.st_env(old, reg(2), MemOp::Q);
+    b.st_env(seen, reg(3), MemOp::Q);
+    b.insn_start(0x704);
+    let t = b.temp64();
+    b.qemu_ld(t, a, MemOp::UB.mmu(2));
+    b.st_env(t, reg(4), MemOp::Q);
+    b.exit_status(0);
+    b
+}
+
+#[test]
+fn mmu_indexes_map_one_address_to_different_pages() {
+    const VA: u64 = 0x50_0000;
+    let blk = two_regimes_block(VA);
+    let mut jit = jit();
+    let tb = jit.compile(&blk).expect("compile");
+    let mut results = Vec::new();
+    for on_jit in [false, true] {
+        let mut env = TestEnv::new(9);
+        let mut mem = Counting {
+            inner: TestMem::new(9),
+            calls: 0,
+        };
+        let ram = mem.inner.ram.as_mut_ptr();
+        // SAFETY: RAM pages 1 and 2 lie inside `mem.inner.ram`, which is not
+        // resized and outlives the runs.
+        unsafe {
+            env.hdr.tlb[0].fill(VA, ram.add(PAGE_SIZE as usize), PagePerms::RWX);
+            env.hdr.tlb[1].fill(VA, ram.add(2 * PAGE_SIZE as usize), PagePerms::RWX);
+        }
+        let q = |ram: &[u8], page: usize| {
+            let at = page * PAGE_SIZE as usize + 8;
+            u64::from_le_bytes(ram[at..at + 8].try_into().expect("8 bytes"))
+        };
+        let (page1, page2) = (q(&mem.inner.ram, 1), q(&mem.inner.ram, 2));
+        assert_ne!(page1, page2, "the seed gives the pages different bytes");
+        let exit = if on_jit {
+            jit.run(&tb, &mut *env, &mut mem).expect("run").reason
+        } else {
+            Interpreter::new()
+                .run(&blk, &mut *env, &mut mem)
+                .expect("interp")
+        };
+        assert_eq!(
+            exit,
+            ExitReason::Fault {
+                pc: 0x704,
+                vaddr: VA + 8,
+                fault: MemFault { code: FAULT_CODE },
+            },
+            "index 2 has no mapping (jit: {on_jit})"
+        );
+        assert_eq!(
+            mem.calls, 1,
+            "only index 2 left the fast path (jit: {on_jit})"
+        );
+        assert_eq!(env.regs[0], page1, "index 0 reads page 1");
+        assert_eq!(env.regs[1], page2, "index 1 reads page 2");
+        assert_eq!(env.regs[2], page1 & 0xffff_ffff, "atomic on page 1");
+        assert_eq!(env.regs[3], 0x1234_5678, "index 1's store reached page 2");
+        let ram = &mem.inner.ram;
+        assert_eq!(q(ram, 1) as u32, (page1 as u32).wrapping_add(0x1234_5678));
+        assert_eq!(q(ram, 2) as u32, page1 as u32, "cmpxchg stored on page 2");
+        results.push((env.regs.to_vec(), mem.inner.ram.clone()));
+    }
+    assert_eq!(results[0], results[1], "interpreter and JIT agree");
+}
+
+#[test]
+fn out_of_range_mmu_index_is_refused() {
+    let mut b = Block::new(0);
+    let a = b.const_temp(Ty::I64, RAM_BASE);
+    b.qemu_ld(a, a, MemOp::Q.mmu(NB_MMU_MODES as u8));
+    b.exit_status(0);
+    assert!(matches!(jit().compile(&b), Err(CompileError::Malformed(_))));
+    let mut env = TestEnv::new(1);
+    let mut mem = TestMem::new(1);
+    assert!(Interpreter::new().run(&b, &mut *env, &mut mem).is_err());
 }

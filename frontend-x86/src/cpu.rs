@@ -575,10 +575,8 @@ impl X86Cpu {
         let mut cs = code;
         cs.selector = (sel & !3) as u64 | new_cpl;
         s.segs[seg::CS] = cs;
-        if s.cpl != new_cpl {
-            s.cpl = new_cpl;
-            s.header.tlb.flush();
-        }
+        // Each privilege has its own soft-MMU index: no flush.
+        s.cpl = new_cpl;
         s.rip = if long { target } else { target & 0xffff_ffff };
         let mut clear = rflags::TF | rflags::NT | rflags::RF | rflags::VM;
         if (lo >> 40) & 0xf == 0xe {
@@ -877,7 +875,6 @@ impl X86Cpu {
                         return Err(e);
                     }
                     self.set_cs(cs);
-                    self.flush_tlb();
                     sp2 = nsp;
                 } else {
                     let cs = self.far_target(sel, mem)?;
@@ -1138,10 +1135,7 @@ impl X86Cpu {
         };
         s.set_rflags(flags & !s.sfmask & !rflags::RF);
         s.rip = s.lstar;
-        if s.cpl != 0 {
-            s.cpl = 0;
-            s.header.tlb.flush();
-        }
+        s.cpl = 0;
         Ok(())
     }
 
@@ -1176,7 +1170,6 @@ impl X86Cpu {
         s.set_rflags((r11 & (rflags::WRITABLE | rflags::RF)) | rflags::FIXED);
         s.rip = if q { rcx } else { rcx & 0xffff_ffff };
         s.cpl = 3;
-        s.header.tlb.flush();
         Ok(())
     }
 
@@ -1242,9 +1235,6 @@ impl X86Cpu {
             nsp & 0xffff_ffff
         };
         self.state.rip = if code64 { nrip } else { nrip & 0xffff_ffff };
-        if rpl != old_cpl {
-            self.flush_tlb();
-        }
         Ok(())
     }
 
@@ -1333,8 +1323,7 @@ impl X86Cpu {
         let mut len = 0;
         for (i, byte) in bytes.iter_mut().enumerate() {
             let at = pc.wrapping_add(i as u64);
-            let Ok(t) = accel_tcg::guest::PageWalker::translate(&walker, memory, at, Access::Exec)
-            else {
+            let Ok(t) = walker.walk(memory, at, Access::Exec) else {
                 break;
             };
             let Ok(b) = vm_memory::Bytes::read_obj::<u8>(memory, vm_memory::GuestAddress(t.paddr))
@@ -1445,6 +1434,10 @@ impl GuestCpu for X86Cpu {
             f |= tbflags::TS;
         }
         f
+    }
+
+    fn fetch_mmu_idx(&self) -> usize {
+        mmu::mmu_idx_for_cpl(self.state.cpl)
     }
 
     fn walker(&self) -> X86Walker {

@@ -11,10 +11,22 @@
 //! A fault is a [`MemFault`] whose code is a [`Fault`]: a page fault with its
 //! #PF error code, or a #GP for a non-canonical address.
 //!
-//! The TLB permissions a translation grants are those of the current
-//! privilege level; write permission is granted only once the leaf's dirty
-//! bit is set, so the first write to a clean page always comes back here to
-//! set it.
+//! # Soft-MMU indexes
+//!
+//! Translated code accesses memory through one of two soft-MMU indexes:
+//! [`MMU_SUPERVISOR`] (CPL 0 to 2) and [`MMU_USER`] (CPL 3), each with its
+//! own TLB, so switching privilege levels flushes nothing. Through
+//! [`PageWalker::translate`] the walker checks the permissions of the
+//! access's index, not of the snapshot's CPL: the user index needs U/S set
+//! at every level, the supervisor index honours CR0.WP for writes to
+//! read-only pages. SMEP and SMAP are not modelled (CR4 refuses them); SMAP
+//! would make supervisor permissions depend on RFLAGS.AC, which needs a
+//! third index or a flush when AC changes. Accesses the CPU makes from Rust
+//! ([`read_virt`], [`write_virt`]) use the snapshot's CPL.
+//!
+//! The TLB permissions a translation grants are those of its index; write
+//! permission is granted only once the leaf's dirty bit is set, so the first
+//! write to a clean page always comes back here to set it.
 
 use accel_tcg::guest::{PageTranslation, PageWalker};
 use accel_tcg::softmmu::{Access, MemFault, PagePerms};
@@ -73,6 +85,16 @@ impl Fault {
     }
 }
 
+/// Soft-MMU index of accesses at CPL 0, 1 and 2.
+pub const MMU_SUPERVISOR: usize = 0;
+/// Soft-MMU index of accesses at CPL 3.
+pub const MMU_USER: usize = 1;
+
+/// The soft-MMU index of code running at `cpl`.
+pub const fn mmu_idx_for_cpl(cpl: u64) -> usize {
+    if cpl == 3 { MMU_USER } else { MMU_SUPERVISOR }
+}
+
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 const PTE_P: u64 = 1 << 0;
 const PTE_RW: u64 = 1 << 1;
@@ -93,7 +115,9 @@ pub struct X86Walker {
     pub cr4: u64,
     /// EFER
     pub efer: u64,
-    /// CPL of the accesses (3 = user).
+    /// CPL of the accesses made from Rust through [`X86Walker::walk`] (3 =
+    /// user); [`PageWalker::translate`] goes by the access's soft-MMU index
+    /// instead.
     pub cpl: u64,
 }
 
@@ -293,13 +317,24 @@ impl X86Walker {
 }
 
 impl PageWalker for X86Walker {
+    /// Translates with the permissions of `mmu_idx`: user for [`MMU_USER`],
+    /// supervisor for [`MMU_SUPERVISOR`]. Other indexes are never used by
+    /// this front end's code and fault with #GP.
     fn translate(
         &self,
         memory: &GuestMemoryMmap,
         vaddr: u64,
         access: Access,
+        mmu_idx: usize,
     ) -> Result<PageTranslation, MemFault> {
-        self.walk(memory, vaddr, access).map_err(Fault::to_mem)
+        let cpl = match mmu_idx {
+            MMU_USER => 3,
+            MMU_SUPERVISOR => 0,
+            _ => return Err(Fault::General.to_mem()),
+        };
+        X86Walker { cpl, ..*self }
+            .walk(memory, vaddr, access)
+            .map_err(Fault::to_mem)
     }
 }
 
@@ -491,6 +526,47 @@ mod tests {
         let t = w.walk(&m, 0x1_2345_6789, Access::Exec).expect("flat");
         assert_eq!(t.paddr, 0x2345_6789);
         assert_eq!(t.perms, PagePerms::RWX);
+    }
+
+    /// The index, not the snapshot's CPL, decides the permissions of
+    /// translated code's accesses.
+    #[test]
+    fn translate_checks_the_permissions_of_the_index() {
+        let m = mem();
+        m.write_obj(0x2000u64 | 7, GuestAddress(0x1000)).expect("w");
+        m.write_obj(0x3000u64 | 7, GuestAddress(0x2000)).expect("w");
+        m.write_obj(0x4000u64 | 7, GuestAddress(0x3000)).expect("w");
+        // 0x5000: supervisor only, writable; 0x6000: user, read-only
+        m.write_obj(0x5000u64 | 3, GuestAddress(0x4000 + 5 * 8))
+            .expect("w");
+        m.write_obj(0x6000u64 | 5, GuestAddress(0x4000 + 6 * 8))
+            .expect("w");
+        for cpl in [0, 3] {
+            let w = X86Walker { cpl, ..w64(0x1000) };
+            let user = |va, access| w.translate(&m, va, access, MMU_USER);
+            let sup = |va, access| w.translate(&m, va, access, MMU_SUPERVISOR);
+            assert_eq!(
+                user(0x5008, Access::Read),
+                Err(Fault::Page(pferr::P | pferr::U).to_mem())
+            );
+            assert_eq!(sup(0x5008, Access::Write).expect("sup").paddr, 0x5008);
+            assert!(user(0x6000, Access::Read).is_ok());
+            assert_eq!(
+                user(0x6000, Access::Write),
+                Err(Fault::Page(pferr::P | pferr::W | pferr::U).to_mem())
+            );
+            // CR0.WP: supervisor writes to read-only pages fault too
+            assert_eq!(
+                sup(0x6000, Access::Write),
+                Err(Fault::Page(pferr::P | pferr::W).to_mem())
+            );
+            assert_eq!(
+                w.translate(&m, 0x6000, Access::Read, 2),
+                Err(Fault::General.to_mem())
+            );
+        }
+        assert_eq!(mmu_idx_for_cpl(3), MMU_USER);
+        assert_eq!(mmu_idx_for_cpl(1), MMU_SUPERVISOR);
     }
 
     #[test]

@@ -112,8 +112,15 @@ fn resolve(memory: &GuestMemoryMmap, paddr: u64) -> Target {
 }
 
 impl<W: PageWalker> SoftMmu<'_, W> {
-    fn translate(&mut self, vaddr: u64, access: Access) -> Result<(u64, PagePerms), MemFault> {
-        match self.walker.translate(self.memory, vaddr, access) {
+    /// Translates for the regime of soft-MMU index `mmu_idx` (that of the
+    /// TLB the access goes through).
+    fn translate(
+        &mut self,
+        mmu_idx: usize,
+        vaddr: u64,
+        access: Access,
+    ) -> Result<(u64, PagePerms), MemFault> {
+        match self.walker.translate(self.memory, vaddr, access, mmu_idx) {
             Ok(t) => Ok((t.paddr, t.perms)),
             Err(fault) => {
                 self.last_fault_access = access;
@@ -140,7 +147,7 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         vaddr: u64,
         size: MemSize,
     ) -> Result<u64, MemFault> {
-        let (paddr, perms) = self.translate(vaddr, Access::Read)?;
+        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, Access::Read)?;
         let len = size.bytes() as usize;
         let mut bytes = [0u8; 8];
         match resolve(self.memory, paddr) {
@@ -164,7 +171,7 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         size: MemSize,
         value: u64,
     ) -> Result<(), MemFault> {
-        let (paddr, perms) = self.translate(vaddr, Access::Write)?;
+        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, Access::Write)?;
         let len = size.bytes() as usize;
         let bytes = value.to_le_bytes();
         match resolve(self.memory, paddr) {
@@ -208,7 +215,7 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         vaddr: u64,
         rmw: &Rmw,
     ) -> Result<u64, MemFault> {
-        let (paddr, perms) = self.translate(vaddr, Access::Write)?;
+        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, Access::Write)?;
         let len = rmw.size.bytes() as usize;
         match resolve(self.memory, paddr) {
             Target::Ram(host) => {
@@ -310,8 +317,8 @@ impl<W: PageWalker> MemoryHandler for SoftMmu<'_, W> {
         // Translate both pages before reading anything, so a fault on the
         // second page has no effect.
         let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
-        self.translate(vaddr, Access::Read)?;
-        self.translate(second, Access::Read)?;
+        self.translate(tlb.mmu_idx(), vaddr, Access::Read)?;
+        self.translate(tlb.mmu_idx(), second, Access::Read)?;
         let mut value = 0u64;
         for i in 0..u64::from(size.bytes()) {
             let byte = self.load_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1)?;
@@ -331,8 +338,8 @@ impl<W: PageWalker> MemoryHandler for SoftMmu<'_, W> {
             return self.store_within_page(tlb, vaddr, size, value);
         }
         let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
-        self.translate(vaddr, Access::Write)?;
-        self.translate(second, Access::Write)?;
+        self.translate(tlb.mmu_idx(), vaddr, Access::Write)?;
+        self.translate(tlb.mmu_idx(), second, Access::Write)?;
         for i in 0..u64::from(size.bytes()) {
             self.store_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1, value >> (8 * i))?;
         }
@@ -356,8 +363,8 @@ impl<W: PageWalker> SoftMmu<'_, W> {
     /// instruction covers two unrelated host pages.
     fn atomic_crossing(&mut self, tlb: &mut Tlb, vaddr: u64, rmw: &Rmw) -> Result<u64, MemFault> {
         let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
-        self.translate(vaddr, Access::Write)?;
-        self.translate(second, Access::Write)?;
+        self.translate(tlb.mmu_idx(), vaddr, Access::Write)?;
+        self.translate(tlb.mmu_idx(), second, Access::Write)?;
         let mut old = 0u64;
         for i in 0..u64::from(rmw.size.bytes()) {
             let byte = self.load_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1)?;
@@ -395,6 +402,8 @@ pub(crate) fn code_unchanged(
 pub(crate) struct CodeFetch<'a, W: PageWalker> {
     pub memory: &'a GuestMemoryMmap,
     pub walker: &'a W,
+    /// The soft-MMU index of instruction fetch ([`crate::guest::GuestCpu::fetch_mmu_idx`]).
+    pub mmu_idx: usize,
     /// Physical byte ranges read, each within one page, in order.
     pub ranges: Vec<(u64, u64)>,
     /// The bytes of `ranges`, concatenated: what the translation was made
@@ -425,7 +434,9 @@ impl<W: PageWalker> CodeReader for CodeFetch<'_, W> {
             let at = vaddr.wrapping_add(done as u64);
             let in_page = (PAGE_SIZE - (at & !PAGE_MASK)) as usize;
             let chunk = in_page.min(buf.len() - done);
-            let t = self.walker.translate(self.memory, at, Access::Exec)?;
+            let t = self
+                .walker
+                .translate(self.memory, at, Access::Exec, self.mmu_idx)?;
             // Code must come from RAM: executing device registers is not
             // something moat translates.
             self.memory

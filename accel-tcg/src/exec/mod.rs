@@ -105,7 +105,7 @@ use vm_memory::GuestMemoryMmap;
 use crate::ExitReason;
 use crate::guest::{GuestCpu, GuestEvent, PageWalker, Platform};
 use crate::ir::Block;
-use crate::softmmu::{Access, CpuState, ExitRequest, PAGE_MASK};
+use crate::softmmu::{Access, CpuState, ExitRequest, MemFault, PAGE_MASK};
 pub use cache::{TbCache, TbId, TbKey};
 use engine::{Engine, EngineError};
 use memory::{CodeFetch, CodePages, SoftMmu};
@@ -307,6 +307,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
             let mut fetch = CodeFetch {
                 memory: &self.machine.memory,
                 walker: &walker,
+                mmu_idx: self.cpu.fetch_mmu_idx(),
                 ranges: Vec::new(),
                 bytes: Vec::new(),
                 end: 0,
@@ -423,19 +424,31 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
 
     /// Finds or translates the block at the current pc. `Err` carries the
     /// event a fetch fault produced.
-    /// The guest physical address of the code at `pc`: from the TLB's
-    /// execute tag when it has one (the front end flushes the TLB whenever the
-    /// translation changes), else by a page walk that then fills the TLB.
+    /// The guest physical address of the code at `pc`: from the execute tag
+    /// of the fetch index's TLB when it has one (the front end flushes the
+    /// TLB whenever the translation changes), else by a page walk that then
+    /// fills that TLB.
     fn code_phys(&mut self, pc: u64, walker: &G::Walker) -> Result<u64, GuestEvent> {
-        let tlb = &mut self.cpu.state().header().tlb;
+        let mmu_idx = self.cpu.fetch_mmu_idx();
+        let Some(tlb) = self.cpu.state().header().tlb.get_mut(mmu_idx) else {
+            // A front-end bug; the fault at least reaches the front end.
+            let fault = MemFault::BAD_MMU_IDX;
+            return Err(self.cpu.memory_fault(
+                pc,
+                pc,
+                Access::Exec,
+                fault,
+                &platform(&self.machine),
+            ));
+        };
         if let Some(host) = tlb.lookup(pc, 1, Access::Exec)
             && let Some(phys) = memory::host_to_guest_phys(&self.machine.memory, host)
         {
             return Ok(phys);
         }
-        match walker.translate(&self.machine.memory, pc, Access::Exec) {
+        match walker.translate(&self.machine.memory, pc, Access::Exec, mmu_idx) {
             Ok(t) => {
-                let tlb = &mut self.cpu.state().header().tlb;
+                let tlb = &mut self.cpu.state().header().tlb[mmu_idx];
                 memory::fill_tlb(
                     &self.machine.memory,
                     &self.code_pages,
@@ -507,6 +520,7 @@ impl<G: GuestCpu, E: Engine> TcgVcpu<G, E> {
         let mut fetch = CodeFetch {
             memory: &self.machine.memory,
             walker: &walker,
+            mmu_idx: self.cpu.fetch_mmu_idx(),
             ranges: Vec::with_capacity(2),
             bytes: Vec::new(),
             end: pc,

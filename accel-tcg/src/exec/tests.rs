@@ -54,6 +54,7 @@ impl PageWalker for ToyWalker {
         _memory: &GuestMemoryMmap,
         vaddr: u64,
         _access: Access,
+        _mmu_idx: usize,
     ) -> Result<PageTranslation, MemFault> {
         if vaddr < RAM_SIZE {
             Ok(PageTranslation {

@@ -247,7 +247,7 @@ impl MemSize {
     }
 }
 
-/// Size, signedness and byte order of a memory access.
+/// Size, signedness, byte order and translation regime of a memory access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MemOp {
     /// Access size.
@@ -261,6 +261,15 @@ pub struct MemOp {
     /// faults with [`crate::softmmu::MemoryHandler::unaligned`]'s code
     /// (guest memory only).
     pub aligned: bool,
+    /// The soft-MMU index of a guest memory access: which of the
+    /// [`crate::softmmu::NB_MMU_MODES`] TLBs (translation regimes, e.g. user
+    /// and supervisor) translates it. What each index means is the front
+    /// end's choice; its [`crate::guest::PageWalker`] learns the index of
+    /// every access it translates. Ignored for the CPU state. Two guest
+    /// accesses with different indexes may reach different memory at the
+    /// same address, so a pass that forwards a store to a load must require
+    /// equal indexes.
+    pub mmu_idx: u8,
 }
 
 impl MemOp {
@@ -271,6 +280,7 @@ impl MemOp {
             signed: false,
             big_endian: false,
             aligned: false,
+            mmu_idx: 0,
         }
     }
     /// 1-byte zero-extending access.
@@ -304,6 +314,12 @@ impl MemOp {
             big_endian: true,
             ..self
         }
+    }
+
+    /// The same access, through soft-MMU index `mmu_idx` (below
+    /// [`crate::softmmu::NB_MMU_MODES`]; [`verify`] rejects larger ones).
+    pub const fn mmu(self, mmu_idx: u8) -> MemOp {
+        MemOp { mmu_idx, ..self }
     }
 
     /// Extends a raw value of `self.size` (zero-extended) to type `ty`.
@@ -354,7 +370,12 @@ impl fmt::Display for MemOp {
         };
         let end = if self.big_endian { "_be" } else { "" };
         let al = if self.aligned { "_al" } else { "" };
-        write!(f, "{sign}{sz}{end}{al}")
+        write!(f, "{sign}{sz}{end}{al}")?;
+        // Index 0 prints as before, so existing traces keep their shape.
+        if self.mmu_idx != 0 {
+            write!(f, "_mmu{}", self.mmu_idx)?;
+        }
+        Ok(())
     }
 }
 

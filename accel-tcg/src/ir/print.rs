@@ -62,6 +62,7 @@ mod tests {
         b.call_helper(Some(x), hid, &[x]);
         b.set_label(l);
         b.qemu_st(x, y, MemOp::UL.be());
+        b.qemu_ld(x, y, MemOp::Q.mmu(1));
         b.goto_tb(0, 0x40_1010);
         let text = b.to_string();
         let expected = "block pc=0x401000 temps=2 labels=1
@@ -73,6 +74,7 @@ mod tests {
  call            t0, h, (t0)
 L0:
  qemu_st_i64     t0, t1, ul_be
+ qemu_ld_i64     t0, t1, q_mmu1
  goto_tb         slot0, $0x401010
 ";
         assert_eq!(text, expected);

@@ -5,7 +5,7 @@
 //! block is caught where it happens rather than as wrong guest behaviour.
 
 use super::{Block, Op, OpFlags, Ty};
-use crate::softmmu::HEADER_SIZE;
+use crate::softmmu::{HEADER_SIZE, NB_MMU_MODES};
 
 /// Why a block is malformed. `op` is the index of the offending op.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +100,14 @@ pub enum VerifyError {
         /// what is wrong
         why: &'static str,
     },
+    /// A guest memory access through a soft-MMU index the TLB does not have.
+    #[error("op {op}: soft-MMU index {mmu_idx} is not below {NB_MMU_MODES}")]
+    BadMmuIdx {
+        /// op index
+        op: usize,
+        /// the index
+        mmu_idx: u8,
+    },
     /// `goto_tb` with a slot other than 0 or 1.
     #[error("op {op}: chain slot {slot} is not 0 or 1")]
     BadSlot {
@@ -175,6 +183,17 @@ pub fn verify(blk: &Block, env_size: usize) -> Result<(), VerifyError> {
                 if insn.ty == Ty::I32 && mop.size.bytes() == 8 =>
             {
                 return Err(VerifyError::AccessTooWide { op: i });
+            }
+            Op::QemuLd { mop, .. }
+            | Op::QemuSt { mop, .. }
+            | Op::AtomicRmw { mop, .. }
+            | Op::AtomicCmpxchg { mop, .. }
+                if mop.mmu_idx as usize >= NB_MMU_MODES =>
+            {
+                return Err(VerifyError::BadMmuIdx {
+                    op: i,
+                    mmu_idx: mop.mmu_idx,
+                });
             }
             Op::LdEnv { off, mop, .. }
             | Op::StEnv { off, mop, .. }
@@ -346,5 +365,21 @@ mod tests {
         b.qemu_ld(t, a, MemOp::Q);
         b.exit_status(0);
         assert_eq!(verify(&b, ENV), Err(VerifyError::AccessTooWide { op: 0 }));
+    }
+
+    #[test]
+    fn checks_mmu_indexes() {
+        let mut b = Block::new(0);
+        let a = b.temp64();
+        b.qemu_ld(a, a, MemOp::Q.mmu(NB_MMU_MODES as u8 - 1));
+        b.qemu_st(a, a, MemOp::UB.mmu(NB_MMU_MODES as u8));
+        b.exit_status(0);
+        assert_eq!(
+            verify(&b, ENV),
+            Err(VerifyError::BadMmuIdx {
+                op: 1,
+                mmu_idx: NB_MMU_MODES as u8
+            })
+        );
     }
 }

@@ -11,8 +11,8 @@ use accel_tcg::ir::{
     AtomicOp, Block, Cond, HelperFlags, HelperFn, HelperId, MemOp, MemSize, Temp, Ty,
 };
 use accel_tcg::softmmu::{
-    CpuState, HEADER_SIZE, MemFault, MemoryHandler, PAGE_MASK, PAGE_SIZE, PagePerms,
-    TcgContextHeader, Tlb,
+    CpuState, HEADER_SIZE, MemFault, MemoryHandler, NB_MMU_MODES, PAGE_MASK, PAGE_SIZE, PagePerms,
+    TcgContextHeader, Tlb, TlbSet,
 };
 
 pub const NREGS: usize = 40;
@@ -50,7 +50,7 @@ pub const RAM_PAGES: u64 = 4;
 pub const MMIO_BASE: u64 = 0x20000;
 pub const FAULT_CODE: u32 = 14;
 
-/// Guest memory: RAM pages at `RAM_BASE` (page 0 prefilled in the TLB,
+/// Guest memory: RAM pages at `RAM_BASE` (page 0 prefilled in every TLB,
 /// pages 1 and 2 filled on first miss, page 3 never: always the slow path),
 /// one MMIO page (never in the TLB), everything else faults.
 pub struct TestMem {
@@ -71,11 +71,13 @@ impl TestMem {
         }
     }
 
-    /// Maps RAM page 0 in `tlb`.
-    pub fn prefill(&mut self, tlb: &mut Tlb) {
-        // SAFETY: the page is inside `self.ram`, which is never resized and
-        // outlives every run in the tests.
-        unsafe { tlb.fill(RAM_BASE, self.ram.as_mut_ptr(), PagePerms::RWX) };
+    /// Maps RAM page 0 in the TLB of every soft-MMU index.
+    pub fn prefill(&mut self, tlbs: &mut TlbSet) {
+        for i in 0..NB_MMU_MODES {
+            // SAFETY: the page is inside `self.ram`, which is never resized
+            // and outlives every run in the tests.
+            unsafe { tlbs[i].fill(RAM_BASE, self.ram.as_mut_ptr(), PagePerms::RWX) };
+        }
     }
 
     fn byte(&mut self, a: u64) -> Option<&mut u8> {
@@ -571,7 +573,8 @@ fn random_env_mop(r: &mut Rng, ty: Ty) -> MemOp {
 fn random_mem_mop(r: &mut Rng, ty: Ty) -> MemOp {
     let m = random_env_mop(r, ty);
     let m = if r.chance(30) { m.be() } else { m };
-    if r.chance(25) { m.aligned() } else { m }
+    let m = if r.chance(25) { m.aligned() } else { m };
+    m.mmu(r.below(NB_MMU_MODES as u64) as u8)
 }
 
 /// An address temp: mostly RAM (all four pages, including page-crossing

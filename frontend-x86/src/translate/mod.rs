@@ -209,6 +209,17 @@ impl<'a> Ctx<'a> {
         (self.tb >> tbflags::CPL_SHIFT) & 3
     }
 
+    /// The soft-MMU index of this block's guest memory accesses: user at
+    /// CPL 3, else supervisor (the CPL is part of the TB flags).
+    pub fn mmu_idx(&self) -> u8 {
+        crate::mmu::mmu_idx_for_cpl(self.cpl()) as u8
+    }
+
+    /// A guest memory access of `bytes` through this block's soft-MMU index.
+    fn mem_op(&self, bytes: u32) -> MemOp {
+        MemOp::new(mem_size(bytes)).mmu(self.mmu_idx())
+    }
+
     /// The instruction's rip.
     pub fn rip(&self) -> u64 {
         self.pc.wrapping_sub(self.cs_base)
@@ -501,7 +512,7 @@ impl<'a> Ctx<'a> {
     /// Guest memory load of `bytes` at linear `a` (zero- or sign-extended).
     pub fn qld(&mut self, a: Temp, bytes: u32, signed: bool) -> Temp {
         let d = self.t();
-        let mop = MemOp::new(mem_size(bytes));
+        let mop = self.mem_op(bytes);
         self.b
             .qemu_ld(d, a, if signed { mop.signed() } else { mop });
         d
@@ -509,7 +520,8 @@ impl<'a> Ctx<'a> {
 
     /// Guest memory store of the low `bytes` of `v` at linear `a`.
     pub fn qst(&mut self, a: Temp, bytes: u32, v: Temp) {
-        self.b.qemu_st(v, a, MemOp::new(mem_size(bytes)));
+        let mop = self.mem_op(bytes);
+        self.b.qemu_st(v, a, mop);
     }
 
     /// The memory address of operand 0 if the instruction must update it
@@ -526,7 +538,8 @@ impl<'a> Ctx<'a> {
     /// store); returns the old value, zero-extended.
     pub fn qrmw(&mut self, a: Temp, bytes: u32, v: Temp, op: AtomicOp) -> Temp {
         let d = self.t();
-        self.b.atomic_rmw(d, a, v, MemOp::new(mem_size(bytes)), op);
+        let mop = self.mem_op(bytes);
+        self.b.atomic_rmw(d, a, v, mop, op);
         d
     }
 
@@ -534,8 +547,8 @@ impl<'a> Ctx<'a> {
     /// memory holds `cmp`; returns the old value, zero-extended.
     pub fn qcmpxchg(&mut self, a: Temp, bytes: u32, cmp: Temp, new: Temp) -> Temp {
         let d = self.t();
-        self.b
-            .atomic_cmpxchg(d, a, cmp, new, MemOp::new(mem_size(bytes)));
+        let mop = self.mem_op(bytes);
+        self.b.atomic_cmpxchg(d, a, cmp, new, mop);
         d
     }
 

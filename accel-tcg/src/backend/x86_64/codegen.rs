@@ -35,7 +35,7 @@ use crate::ir::{AtomicOp, Block, Cond, HelperId, MemOp, MemSize, Op, Opcode, Tem
 use crate::softmmu::{
     self, EXIT_AUX_OFFSET, EXIT_KIND_OFFSET, EXIT_PC_OFFSET, EXIT_REQUEST_OFFSET, EXIT_SLOT_OFFSET,
     HEADER_SIZE, HELPER_EXIT_OFFSET, JMP_CACHE_ENTRY_BITS, JMP_CACHE_OFFSET, JMP_CACHE_SIZE,
-    PAGE_BITS, PAGE_MASK, TB_FLAGS_OFFSET, TLB_ENTRY_BITS, TLB_OFFSET, TLB_SIZE,
+    NB_MMU_MODES, PAGE_BITS, PAGE_MASK, TB_FLAGS_OFFSET, TLB_ENTRY_BITS, TLB_SIZE, tlb_offset,
 };
 
 const RAX: u8 = 0;
@@ -249,6 +249,15 @@ pub(crate) fn compile(
                 Some(h) if h.func.nargs() == args.as_slice().len() => {}
                 _ => return Err(CompileError::Malformed("bad helper call")),
             },
+            // The fast path addresses the index's TLB at a constant offset.
+            Op::QemuLd { mop, .. }
+            | Op::QemuSt { mop, .. }
+            | Op::AtomicRmw { mop, .. }
+            | Op::AtomicCmpxchg { mop, .. }
+                if mop.mmu_idx as usize >= NB_MMU_MODES =>
+            {
+                return Err(CompileError::Malformed("soft-MMU index out of range"));
+            }
             // The allocator's state at labels relies on forward branches.
             Op::Br { l } | Op::Brcond { l, .. } => match s.label_set.get_mut(l.0 as usize) {
                 Some(st) if *st != LABEL_SET => *st = LABEL_USED,
@@ -1256,14 +1265,17 @@ impl Gen<'_> {
         m
     }
 
-    /// The inline TLB check: on a hit, r10 = host address - guest address
-    /// (the addend); on a miss, jumps to `slow`.
+    /// The inline TLB check in the TLB of `mop.mmu_idx` (a constant offset
+    /// from the CPU state, checked below `NB_MMU_MODES` by `compile`): on a
+    /// hit, r10 = host address - guest address (the addend); on a miss,
+    /// jumps to `slow`.
     fn tlb_lookup(&mut self, ra: u8, mop: MemOp, tag_off: i32, slow: DynamicLabel) {
         let size = mop.size.bytes();
         let shift = (PAGE_BITS - TLB_ENTRY_BITS) as i8;
         let index_mask = ((TLB_SIZE as i32) - 1) << TLB_ENTRY_BITS;
-        let tag = TLB_OFFSET as i32 + tag_off;
-        let addend = TLB_OFFSET as i32 + 24;
+        let base = tlb_offset(mop.mmu_idx as usize) as i32;
+        let tag = base + tag_off;
+        let addend = base + 24;
         let last = size as i32 - 1;
         asm!(self.a
             ; mov r11, Rq(ra)
