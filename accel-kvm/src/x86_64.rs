@@ -150,7 +150,12 @@ fn to_dtable(table: &TableRegister) -> kvm_dtable {
 }
 
 pub(crate) fn set_cpu_state(vcpu: &VcpuFd, state: &CpuState) -> Result<(), AccelError> {
-    let CpuState::X86_64(state) = state;
+    let CpuState::X86_64(state) = state else {
+        return Err(AccelError::WrongArch {
+            expected: machine::Arch::X86_64,
+            found: state.arch(),
+        });
+    };
     let g = &state.gprs;
     let regs = kvm_regs {
         rax: g[0],

@@ -1577,6 +1577,10 @@ impl GuestCpu for X86Cpu {
                 self.state.load_machine(s);
                 Ok(())
             }
+            other => Err(machine::AccelError::WrongArch {
+                expected: machine::Arch::X86_64,
+                found: other.arch(),
+            }),
         }
     }
 }

@@ -150,7 +150,9 @@ fn cross_modify<E: Engine + Send>(engine: impl Fn() -> E) {
             matches!(caller_exit, VcpuExit::Halted { .. } | VcpuExit::Shutdown(0)),
             "caller: {caller_exit:?}"
         );
-        let machine::CpuState::X86_64(caller_state) = caller.cpu().cpu_state();
+        let machine::CpuState::X86_64(caller_state) = caller.cpu().cpu_state() else {
+            panic!("not an x86 CPU state")
+        };
         assert_eq!(caller_state.rip, DONE + 1, "the caller stopped elsewhere");
         let mut mix = [0u8; 4];
         memory.read_slice(&mut mix, GuestAddress(MIX)).unwrap();

@@ -182,7 +182,9 @@ fn run<E: Engine>(engine: E, rounds: u32) -> Outcome {
     let mut vcpu = TcgVcpu::new(cpu, engine, machine);
     let exit = vcpu.run_guest().unwrap();
     assert!(matches!(exit, VcpuExit::Halted { .. }), "{exit:?}");
-    let machine::CpuState::X86_64(state) = vcpu.cpu().cpu_state();
+    let machine::CpuState::X86_64(state) = vcpu.cpu().cpu_state() else {
+        panic!("not an x86 CPU state")
+    };
     let tlb = &vcpu.cpu().state().header.tlb;
     let maps = |idx: usize, va: u64| tlb[idx].lookup(va, 8, Access::Read).is_some();
     let sp = state.gprs[4];

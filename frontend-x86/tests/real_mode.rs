@@ -87,7 +87,9 @@ fn halted_at(exit: Option<VcpuExit>) -> u64 {
 fn init_and_sipi_state() {
     let mut cpu = X86Cpu::new();
     cpu.reset_to_init();
-    let machine::CpuState::X86_64(s) = cpu.cpu_state();
+    let machine::CpuState::X86_64(s) = cpu.cpu_state() else {
+        panic!("not an x86 CPU state")
+    };
     assert_eq!(s.cr0, 0x6000_0010);
     assert_eq!(s.rflags, 2);
     assert_eq!(
@@ -107,7 +109,9 @@ fn init_and_sipi_state() {
     assert!(s.gprs.iter().enumerate().all(|(i, &r)| i == 2 || r == 0));
 
     cpu.start_at_sipi(0x9a);
-    let machine::CpuState::X86_64(s) = cpu.cpu_state();
+    let machine::CpuState::X86_64(s) = cpu.cpu_state() else {
+        panic!("not an x86 CPU state")
+    };
     assert_eq!(
         (s.cs.selector, s.cs.base, s.cs.limit),
         (0x9a00, 0x9_a000, 0xffff)
@@ -130,7 +134,9 @@ fn init_and_sipi_state() {
         .set_cpu_state(&machine::CpuState::X86_64(Box::new(st.clone())))
         .unwrap();
     assert_eq!(other.state.cpl, 0);
-    let machine::CpuState::X86_64(back) = other.cpu_state();
+    let machine::CpuState::X86_64(back) = other.cpu_state() else {
+        panic!("not an x86 CPU state")
+    };
     assert_eq!(*back, st);
 }
 

@@ -151,16 +151,86 @@ impl fmt::Display for X86CpuState {
     }
 }
 
+/// The architectural AArch64 state moat boots guests in and reports on
+/// (EL0/EL1; no EL2 or EL3 is modelled).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Aarch64CpuState {
+    /// x0..x30.
+    pub x: [u64; 31],
+    pub sp_el0: u64,
+    pub sp_el1: u64,
+    pub pc: u64,
+    /// PSTATE in SPSR layout: N, Z, C, V (bits 31-28), D, A, I, F (9-6),
+    /// M[3:0] (EL and SP selection: 0b0101 is EL1h, 0b0000 EL0t).
+    pub pstate: u64,
+    /// v0..v31 as (low, high) 64-bit halves.
+    pub v: [[u64; 2]; 32],
+    pub fpcr: u64,
+    pub fpsr: u64,
+    pub elr_el1: u64,
+    pub spsr_el1: u64,
+    pub esr_el1: u64,
+    pub far_el1: u64,
+    pub vbar_el1: u64,
+    pub sctlr_el1: u64,
+    pub tcr_el1: u64,
+    pub ttbr0_el1: u64,
+    pub ttbr1_el1: u64,
+    pub mair_el1: u64,
+    pub tpidr_el0: u64,
+    pub tpidr_el1: u64,
+    pub tpidrro_el0: u64,
+    pub cpacr_el1: u64,
+    pub contextidr_el1: u64,
+    pub par_el1: u64,
+    pub amair_el1: u64,
+    pub cntkctl_el1: u64,
+}
+
+/// PSTATE for EL1 with SP_EL1 and every exception masked: the entry state of
+/// the boot ABI.
+pub const AARCH64_PSTATE_EL1H_MASKED: u64 = 0x3c5;
+
+impl fmt::Display for Aarch64CpuState {
+    /// A register dump for crash reports, four registers per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for row in 0..8 {
+            for column in 0..4 {
+                let index = row * 4 + column;
+                if index == 31 {
+                    break;
+                }
+                let separator = if column == 0 { "" } else { " " };
+                write!(f, "{separator}x{index:<2}={:016x}", self.x[index])?;
+            }
+            writeln!(f)?;
+        }
+        write!(
+            f,
+            "pc={:016x} pstate={:08x} sp_el0={:016x} sp_el1={:016x} elr_el1={:016x} esr_el1={:08x} far_el1={:016x}",
+            self.pc,
+            self.pstate,
+            self.sp_el0,
+            self.sp_el1,
+            self.elr_el1,
+            self.esr_el1,
+            self.far_el1
+        )
+    }
+}
+
 /// The CPU state of one vCPU, for any guest architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpuState {
     X86_64(Box<X86CpuState>),
+    Aarch64(Box<Aarch64CpuState>),
 }
 
 impl CpuState {
     pub fn arch(&self) -> Arch {
         match self {
             CpuState::X86_64(_) => Arch::X86_64,
+            CpuState::Aarch64(_) => Arch::Aarch64,
         }
     }
 
@@ -168,6 +238,7 @@ impl CpuState {
     pub fn pc(&self) -> u64 {
         match self {
             CpuState::X86_64(state) => state.rip,
+            CpuState::Aarch64(state) => state.pc,
         }
     }
 }
@@ -176,6 +247,7 @@ impl fmt::Display for CpuState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CpuState::X86_64(state) => state.fmt(f),
+            CpuState::Aarch64(state) => state.fmt(f),
         }
     }
 }

@@ -17,7 +17,9 @@ pub mod policy;
 pub mod run;
 
 pub use accel::{AccelError, AccelKind, Accelerator, Crash, Isolation, Vcpu, VcpuExit, Vm, VmSpec};
-pub use arch::{Arch, BootState, CpuState, Power, Segment, TableRegister, X86CpuState};
+pub use arch::{
+    Aarch64CpuState, Arch, BootState, CpuState, Power, Segment, TableRegister, X86CpuState,
+};
 pub use boards::{Board, BoardConfig, BoardError, Host, Initrd, MachineKind};
 pub use policy::{IsolationMode, PolicyInput, Verdict};
 pub use run::{RunOutcome, VcpuThreads, run};

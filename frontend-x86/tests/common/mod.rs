@@ -136,7 +136,9 @@ impl TestVm {
 
     /// The CPU's architectural state.
     pub fn state(&mut self) -> X86CpuState {
-        let machine::CpuState::X86_64(state) = self.cpu().cpu_state();
+        let machine::CpuState::X86_64(state) = self.cpu().cpu_state() else {
+            panic!("not an x86 CPU state")
+        };
         *state
     }
 

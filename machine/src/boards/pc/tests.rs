@@ -32,8 +32,10 @@ fn build(config: &BoardConfig<'_>) -> Result<PcBoard, BoardError> {
 }
 
 fn x86(board: &PcBoard) -> &X86CpuState {
-    let CpuState::X86_64(state) = &board.boot.cpu;
-    state
+    match &board.boot.cpu {
+        CpuState::X86_64(state) => state,
+        other => panic!("not an x86 state: {other:?}"),
+    }
 }
 
 fn read_u32(board: &PcBoard, addr: u64) -> u32 {
