@@ -55,7 +55,7 @@ pub use irqchip::{
     InterruptController, NoInterruptController, Startup, current_vcpu, set_current_vcpu,
 };
 pub use kick::VcpuKick;
-pub use lifecycle::{LifecycleEvent, VmLifecycle};
+pub use lifecycle::{CpuOnError, CpuPower, LifecycleEvent, VmLifecycle};
 pub use pic::{
     ELCR_PORT, ELCR_SIZE, EoiFn, IntrFn, MASTER_PIC_PORT, Notices, PIC_SIZE, Pic8259Pair, PicPorts,
     PicWindow, SLAVE_PIC_PORT, SharedPic,

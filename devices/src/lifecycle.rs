@@ -11,8 +11,8 @@
 //! sees it. Devices and interrupt controllers kick single vCPUs through
 //! [`VmLifecycle::vcpu`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::kick::VcpuKick;
 
@@ -38,6 +38,31 @@ pub struct VmLifecycle {
     /// Per vCPU: stopped in a state only another CPU can end (halted with
     /// interrupts masked, waiting for a start-up IPI, powered off).
     parked: Vec<AtomicBool>,
+    /// Per vCPU: its power state as a firmware interface (PSCI) sees it.
+    power: Vec<Mutex<CpuPower>>,
+}
+
+/// A vCPU's power state, as PSCI's `AFFINITY_INFO` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuPower {
+    Off,
+    /// Asked to start (`CPU_ON`) and not yet running.
+    OnPending {
+        entry: u64,
+        context: u64,
+    },
+    On,
+}
+
+/// Why a CPU could not be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CpuOnError {
+    #[error("CPU {0} is already on")]
+    AlreadyOn(u32),
+    #[error("CPU {0} is already being started")]
+    OnPending(u32),
+    #[error("the machine has no CPU {0}")]
+    NoSuchCpu(u32),
 }
 
 impl Default for VmLifecycle {
@@ -61,7 +86,56 @@ impl VmLifecycle {
                 .map(|_| Arc::new(VcpuKick::new()))
                 .collect(),
             parked: (0..count.max(1)).map(|_| AtomicBool::new(false)).collect(),
+            power: (0..count.max(1))
+                .map(|_| Mutex::new(CpuPower::Off))
+                .collect(),
         }
+    }
+
+    fn power_slot(&self, index: u32) -> Option<MutexGuard<'_, CpuPower>> {
+        self.power
+            .get(index as usize)
+            .map(|slot| slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Sets vCPU `index` on or off without a start request: the run loop
+    /// does this for every vCPU when a machine starts, a CPU that turns
+    /// itself off (PSCI `CPU_OFF`) afterwards.
+    pub fn set_power(&self, index: u32, on: bool) {
+        if let Some(mut slot) = self.power_slot(index) {
+            *slot = if on { CpuPower::On } else { CpuPower::Off };
+        }
+    }
+
+    /// Asks the off vCPU `index` to start at `entry` with `context` (PSCI
+    /// `CPU_ON`), and kicks it.
+    pub fn cpu_on(&self, index: u32, entry: u64, context: u64) -> Result<(), CpuOnError> {
+        let mut slot = self.power_slot(index).ok_or(CpuOnError::NoSuchCpu(index))?;
+        match *slot {
+            CpuPower::On => return Err(CpuOnError::AlreadyOn(index)),
+            CpuPower::OnPending { .. } => return Err(CpuOnError::OnPending(index)),
+            CpuPower::Off => *slot = CpuPower::OnPending { entry, context },
+        }
+        drop(slot);
+        self.vcpu(index).kick();
+        Ok(())
+    }
+
+    /// The start request for vCPU `index`, taken once: it is on from now.
+    pub fn take_cpu_on(&self, index: u32) -> Option<(u64, u64)> {
+        let mut slot = self.power_slot(index)?;
+        match *slot {
+            CpuPower::OnPending { entry, context } => {
+                *slot = CpuPower::On;
+                Some((entry, context))
+            }
+            _ => None,
+        }
+    }
+
+    /// vCPU `index`'s power state (`None`: no such vCPU).
+    pub fn cpu_power(&self, index: u32) -> Option<CpuPower> {
+        self.power_slot(index).map(|slot| *slot)
     }
 
     /// Marks vCPU `index` as parked (only another CPU can wake it) or not.
@@ -151,6 +225,22 @@ mod tests {
         lifecycle.clear();
         lifecycle.request_reset();
         assert_eq!(lifecycle.pending(), Some(LifecycleEvent::Reset));
+    }
+
+    #[test]
+    fn cpu_on_starts_an_off_cpu_once() {
+        let lifecycle = VmLifecycle::with_vcpus(2);
+        lifecycle.set_power(0, true);
+        assert_eq!(lifecycle.cpu_on(0, 1, 2), Err(CpuOnError::AlreadyOn(0)));
+        assert_eq!(lifecycle.cpu_on(2, 1, 2), Err(CpuOnError::NoSuchCpu(2)));
+        assert_eq!(lifecycle.cpu_power(1), Some(CpuPower::Off));
+        assert_eq!(lifecycle.cpu_on(1, 0x4000_0000, 7), Ok(()));
+        assert_eq!(lifecycle.cpu_on(1, 0, 0), Err(CpuOnError::OnPending(1)));
+        assert_eq!(lifecycle.take_cpu_on(1), Some((0x4000_0000, 7)));
+        assert_eq!(lifecycle.take_cpu_on(1), None);
+        assert_eq!(lifecycle.cpu_power(1), Some(CpuPower::On));
+        lifecycle.set_power(1, false);
+        assert_eq!(lifecycle.cpu_on(1, 8, 9), Ok(()));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use crate::accel::{AccelError, AccelKind, Accelerator, Crash, Vcpu, VcpuExit};
+use crate::arch::Power;
 use crate::boards::Board;
 
 /// How a run ended.
@@ -152,7 +153,9 @@ fn run_machine(
     let vm = accel.create_vm(spec)?;
     let mut vcpus: Vec<Box<dyn Vcpu>> = Vec::new();
     for index in 0..cpus {
-        vcpus.push(vm.create_vcpu(index, &board.boot_state(index))?);
+        let boot = board.boot_state(index);
+        lifecycle.set_power(index, boot.power == Power::On);
+        vcpus.push(vm.create_vcpu(index, &boot)?);
     }
     let (done_tx, done_rx) = mpsc::channel::<(u32, Result<VcpuExit, AccelError>)>();
     let mut running = 0;
