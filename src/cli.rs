@@ -124,6 +124,10 @@ pub struct RunArgs {
     /// Serial port: stdio, null, or file:PATH.
     #[arg(long, value_name = "stdio|null|file:PATH", default_value = "stdio", value_parser = parse_serial)]
     pub serial: SerialChoice,
+    /// Write the device tree the guest would get to FILE and exit, without
+    /// running it (boards with a device tree: virt).
+    #[arg(long, value_name = "FILE")]
+    pub dump_dtb: Option<PathBuf>,
     /// Exit instead of restarting when the guest resets the machine.
     #[arg(long)]
     pub no_reboot: bool,

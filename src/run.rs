@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use accel_kvm::KvmAccelerator;
 use devices::{Clock, HostConsole, SerialOutput, VmLifecycle};
-use machine::boards::{self, BoardConfig, BoardError, Host, Initrd, MachineKind};
+use machine::boards::{self, Board, BoardConfig, BoardError, Host, Initrd, MachineKind};
 use machine::loader::LoadError;
 use machine::policy::{self, IsolationMode, Weakening};
 use machine::{Accelerator, Arch, RunOutcome, VcpuThreads};
@@ -108,6 +108,9 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
     // The first board is built before the accelerator is opened, so a bad image
     // is reported as such on any host.
     let board = build().map_err(|error| board_failure(error, args))?;
+    if let Some(path) = &args.dump_dtb {
+        return dump_device_tree(board.as_ref(), kind, path);
+    }
     // The gate predicted KVM for `auto`; under --isolation required, auto may
     // not turn into TCG now that the image is read.
     let choice = match (args.accel, decision.mode) {
@@ -162,6 +165,17 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
             STATUS_FAILED
         }
     })
+}
+
+/// `--dump-dtb`: writes the device tree the guest would get, and ends (as
+/// QEMU's `-machine dumpdtb=` does).
+fn dump_device_tree(board: &dyn Board, kind: MachineKind, path: &Path) -> Result<u8, Failure> {
+    let dtb = board
+        .device_tree()
+        .ok_or_else(|| usage(format!("--dump-dtb: the {kind} machine has no device tree")))?;
+    std::fs::write(path, dtb)
+        .map_err(|error| usage(format!("--dump-dtb {}: {error}", path.display())))?;
+    Ok(0)
 }
 
 /// The machine to build: `--machine`, else the one for the kernel's

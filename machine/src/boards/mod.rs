@@ -7,7 +7,7 @@
 //! | machine | arch | module |
 //! |---|---|---|
 //! | `pc` | x86-64 | [`pc`]: a PC without PCI |
-//! | `virt` | aarch64 | [`virt`]: QEMU `virt`'s map (not built yet) |
+//! | `virt` | aarch64 | [`virt`]: QEMU `virt`'s memory map and boot ABI |
 //!
 //! A board is rebuilt from its [`BoardConfig`] on every guest reset (fresh RAM,
 //! images reloaded); what must outlive a reset (the host console, the
@@ -117,6 +117,8 @@ pub enum BoardError {
     Apic(#[from] ApicBusError),
     #[error("the {0} board is not built yet")]
     NotBuilt(MachineKind),
+    #[error("the device tree could not be built: {0}")]
+    DeviceTree(#[source] vm_fdt::Error),
 }
 
 /// A built machine, ready to hand to an accelerator.
@@ -128,6 +130,10 @@ pub trait Board: Send + Sync {
     fn boot_state(&self, cpu: u32) -> BootState;
     /// How the kernel was entered, for `--verbose` ("pvh", "multiboot", ...).
     fn boot_protocol(&self) -> &'static str;
+    /// The device tree handed to the kernel, on boards that make one.
+    fn device_tree(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Checks `--memory` and `--cpus` for a machine before anything is allocated.
@@ -141,7 +147,7 @@ pub fn check_config(kind: MachineKind, memory_size: u64, cpus: u32) -> Result<()
     }
     match kind {
         MachineKind::Pc => pc::check_memory_size(memory_size),
-        MachineKind::Virt => Ok(()),
+        MachineKind::Virt => virt::check_memory_size(memory_size),
     }
 }
 
@@ -154,6 +160,6 @@ pub fn build(
     check_config(kind, config.memory_size, config.cpus)?;
     match kind {
         MachineKind::Pc => Ok(Box::new(pc::PcBoard::build(config, host)?)),
-        MachineKind::Virt => Err(virt::build(config, host)),
+        MachineKind::Virt => Ok(Box::new(virt::VirtBoard::build(config, host)?)),
     }
 }

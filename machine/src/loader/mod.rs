@@ -5,6 +5,7 @@
 //! malformed image is a [`LoadError`] whose message follows the file name and a
 //! colon in moat's one-line error.
 
+pub mod arm64_image;
 pub mod elf;
 pub mod multiboot;
 
@@ -82,14 +83,32 @@ pub enum LoadError {
         "initrd of {size} bytes does not fit in guest RAM below {limit:#x} after the kernel (free: {free} bytes)"
     )]
     InitrdTooLarge { size: u64, limit: u64, free: u64 },
+    #[error("malformed arm64 Image header ({0})")]
+    BadImageHeader(&'static str),
+    #[error(
+        "the kernel needs {needed:#x} bytes at {start:#x}, past the end of guest RAM at {ram_end:#x}"
+    )]
+    KernelPastRam {
+        start: u64,
+        needed: u64,
+        ram_end: u64,
+    },
+    #[error(
+        "the device tree with this command line is {size} bytes; the boot protocol allows {max}"
+    )]
+    DeviceTreeTooLarge { size: u64, max: u64 },
     #[error("writing the image into guest memory failed at {addr:#x}")]
     GuestMemory { addr: u64 },
 }
 
-/// The guest architecture an image is built for, from its ELF header. Files that
-/// are not ELF (a multiboot a.out-kludge image) say nothing: `None`.
+/// The guest architecture an image is built for, from its ELF header or its
+/// arm64 `Image` header. Other files (a multiboot a.out-kludge image, a raw
+/// binary) say nothing: `None`.
 pub fn image_arch(file: &[u8]) -> Option<crate::Arch> {
     use goblin::elf::header::{EM_386, EM_AARCH64, EM_X86_64};
+    if arm64_image::is_image(file) {
+        return Some(crate::Arch::Aarch64);
+    }
     if !elf::is_elf(file) {
         return None;
     }
