@@ -93,8 +93,9 @@ int strncmp(const char *a, const char *b, size_t n)
 	return 0;
 }
 
-/* printf: %s %c %d %i %u %x %X %p %%, flags 0 and -, width, l/ll/z. */
-static void emit_num(uint64_t v, unsigned base, int upper, int neg, int width, char pad, int left)
+/* printf: %s %c %d %i %u %x %X %p %%, flags 0, - and +, width, l/ll/z. */
+static void emit_num(uint64_t v, unsigned base, int upper, int neg, int width, char pad, int left,
+		     char sign)
 {
 	char tmp[24];
 	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
@@ -103,14 +104,16 @@ static void emit_num(uint64_t v, unsigned base, int upper, int neg, int width, c
 		tmp[n++] = digits[v % base];
 		v /= base;
 	} while (v);
-	int len = n + neg;
-	if (neg && pad == '0')
-		putc('-');
+	if (neg)
+		sign = '-';
+	int len = n + (sign != 0);
+	if (sign && pad == '0')
+		putc(sign);
 	if (!left)
 		for (int i = len; i < width; i++)
 			putc(pad);
-	if (neg && pad != '0')
-		putc('-');
+	if (sign && pad != '0')
+		putc(sign);
 	while (n)
 		putc(tmp[--n]);
 	if (left)
@@ -128,11 +131,13 @@ int printf(const char *fmt, ...)
 			continue;
 		}
 		fmt++;
-		char pad = ' ';
+		char pad = ' ', sign = 0;
 		int left = 0, width = 0, lng = 0;
 		for (;; fmt++) {
 			if (*fmt == '0')
 				pad = '0';
+			else if (*fmt == '+')
+				sign = '+';
 			else if (*fmt == '-')
 				left = 1;
 			else
@@ -150,20 +155,21 @@ int printf(const char *fmt, ...)
 		case 'd':
 		case 'i': {
 			int64_t v = lng ? va_arg(ap, int64_t) : va_arg(ap, int);
-			emit_num(v < 0 ? -(uint64_t)v : (uint64_t)v, 10, 0, v < 0, width, pad, left);
+			emit_num(v < 0 ? -(uint64_t)v : (uint64_t)v, 10, 0, v < 0, width, pad, left, sign);
 			break;
 		}
 		case 'u':
-			emit_num(lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, 0, 0, width, pad, left);
+			emit_num(lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, 0, 0, width, pad, left,
+				 0);
 			break;
 		case 'x':
 		case 'X':
 			emit_num(lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 16, *fmt == 'X', 0,
-				 width, pad, left);
+				 width, pad, left, 0);
 			break;
 		case 'p':
 			puts("0x");
-			emit_num((uint64_t)va_arg(ap, void *), 16, 0, 0, width, pad, left);
+			emit_num((uint64_t)va_arg(ap, void *), 16, 0, 0, width, pad, left, 0);
 			break;
 		case 'c':
 			putc((char)va_arg(ap, int));
