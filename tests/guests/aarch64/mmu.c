@@ -228,7 +228,6 @@ int main(void)
 
 	WRITE_SYSREG(sctlr_el1, sctlr);
 	ISB();
-	printf("mmu: off again, sctlr.m %lu; done (%d faults)\n", READ_SYSREG(sctlr_el1) & 1,
-	       faults);
+	printf("mmu: off again, sctlr.m %lu; done\n", READ_SYSREG(sctlr_el1) & 1);
 	return 0;
 }
