@@ -136,7 +136,9 @@ impl ArmTimer {
                 .collect();
             ArmTimer {
                 clock,
-                cpus: (0..cpus).map(|_| Mutex::new(CpuTimers::default())).collect(),
+                cpus: (0..cpus)
+                    .map(|_| Mutex::new(CpuTimers::default()))
+                    .collect(),
                 deadlines,
                 ppi,
             }
@@ -315,14 +317,20 @@ mod tests {
         assert_eq!(armed, Some((count + 100) * TICK));
 
         let later = T + 100 * TICK;
-        assert_eq!(timer.read_at(1, TimerReg::CntpCtl, later), u64::from(1 | CTL_ISTATUS));
+        assert_eq!(
+            timer.read_at(1, TimerReg::CntpCtl, later),
+            u64::from(1 | CTL_ISTATUS)
+        );
         assert_eq!(take(&events), [(1, 30, true)]);
         assert_eq!(timer.deadlines[1][PHYS].deadline(), None);
 
         // IMASK lowers the line; ISTATUS stays.
         timer.write_at(1, TimerReg::CntpCtl, 3, later);
         assert_eq!(take(&events), [(1, 30, false)]);
-        assert_eq!(timer.read_at(1, TimerReg::CntpCtl, later), u64::from(3 | CTL_ISTATUS));
+        assert_eq!(
+            timer.read_at(1, TimerReg::CntpCtl, later),
+            u64::from(3 | CTL_ISTATUS)
+        );
         // Unmasked and moved forward: low, and waiting again.
         timer.write_at(1, TimerReg::CntpCval, count + 500, later);
         timer.write_at(1, TimerReg::CntpCtl, 1, later);

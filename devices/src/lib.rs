@@ -43,9 +43,9 @@ pub mod kick;
 pub mod lapic;
 pub mod lifecycle;
 pub mod pic;
+pub mod pit;
 pub mod pl011;
 pub mod pl031;
-pub mod pit;
 pub mod reset;
 pub mod rtc;
 pub mod serial;
@@ -61,7 +61,8 @@ pub use gic::{
 };
 pub use irq::{IrqLine, IrqRouter, IrqSink, LineKind, ResampleFn};
 pub use irqchip::{
-    CpuRegister, InterruptController, NoInterruptController, Startup, current_vcpu, set_current_vcpu,
+    CpuRegister, InterruptController, NoInterruptController, Startup, current_vcpu,
+    set_current_vcpu,
 };
 pub use kick::VcpuKick;
 pub use lifecycle::{LifecycleEvent, VmLifecycle};
@@ -69,9 +70,9 @@ pub use pic::{
     ELCR_PORT, ELCR_SIZE, EoiFn, IntrFn, MASTER_PIC_PORT, Notices, PIC_SIZE, Pic8259Pair, PicPorts,
     PicWindow, SLAVE_PIC_PORT, SharedPic,
 };
+pub use pit::{PIT_HZ, PIT_PORT, PIT_SIZE, Pit, PitPorts, SPEAKER_PORT, SPEAKER_SIZE, SpeakerPort};
 pub use pl011::{PL011_SIZE, Pl011};
 pub use pl031::{PL031_SIZE, Pl031};
-pub use pit::{PIT_HZ, PIT_PORT, PIT_SIZE, Pit, PitPorts, SPEAKER_PORT, SPEAKER_SIZE, SpeakerPort};
 pub use reset::{CF9_PORT, I8042_PORT, ResetControl, ResetPort};
 pub use rtc::{RTC_IRQ, RTC_PORT, RTC_SIZE, Rtc, RtcPorts, pc_memory_bytes};
 pub use serial::{COM1_PORT, UART_SIZE, Uart16550};

@@ -262,11 +262,7 @@ mod tests {
 
     fn fixed() -> (Arc<Mutex<Pl031>>, Arc<IrqRouter>, i64) {
         let router = IrqRouter::new();
-        let rtc = Pl031::new(
-            Clock::new(),
-            router.line(2, LineKind::Level),
-            unix(START),
-        );
+        let rtc = Pl031::new(Clock::new(), router.line(2, LineKind::Level), unix(START));
         let t0 = lock(&rtc).base_ns;
         (rtc, router, t0)
     }
@@ -277,7 +273,10 @@ mod tests {
         let mut rtc = lock(&rtc);
         assert_eq!(rtc.read_register_at(reg::DR, t0), START as u32);
         assert_eq!(rtc.read_register_at(reg::DR, t0 + S - 1), START as u32);
-        assert_eq!(rtc.read_register_at(reg::DR, t0 + 90 * S), START as u32 + 90);
+        assert_eq!(
+            rtc.read_register_at(reg::DR, t0 + 90 * S),
+            START as u32 + 90
+        );
         assert_eq!(rtc.read_register_at(reg::CR, t0), 1);
         // Loading the counter sets the time.
         rtc.write_register_at(reg::LR, 1000, t0 + 100 * S);

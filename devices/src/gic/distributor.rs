@@ -93,7 +93,9 @@ impl BitReg {
 
 impl State {
     pub(super) fn dist_read(&self, cpu: usize, offset: u64, len: usize) -> u64 {
-        if len == 1 && let Some(byte) = self.dist_read_byte(cpu, offset) {
+        if len == 1
+            && let Some(byte) = self.dist_read_byte(cpu, offset)
+        {
             return u64::from(byte);
         }
         if len != 4 || offset & 3 != 0 {
@@ -101,7 +103,9 @@ impl State {
             return 0;
         }
         if let Some((bank, w)) = BitReg::decode(offset) {
-            return self.bits(cpu, w).map_or(0, |bits| u64::from(bank.read(bits)));
+            return self
+                .bits(cpu, w)
+                .map_or(0, |bits| u64::from(bank.read(bits)));
         }
         let value = match offset {
             reg::CTLR => self.ctlr,
@@ -202,7 +206,7 @@ impl State {
             }
             0x800..=0xbff => {
                 let id = (offset - reg::ITARGETSR) as u32;
-                if id >= GIC_SPI_BASE && id < GIC_NUM_IRQS && self.cpu_count() > 1 {
+                if (GIC_SPI_BASE..GIC_NUM_IRQS).contains(&id) && self.cpu_count() > 1 {
                     self.spi_targets[(id - GIC_SPI_BASE) as usize] = value & cpu_mask;
                 }
             }
@@ -232,7 +236,11 @@ impl State {
         };
         let half = bits.edge >> ((n % 2) * 16);
         (0..16).fold(0, |acc, i| {
-            acc | if half & (1 << i) != 0 { 2 << (2 * i) } else { 0 }
+            acc | if half & (1 << i) != 0 {
+                2 << (2 * i)
+            } else {
+                0
+            }
         })
     }
 
@@ -243,7 +251,11 @@ impl State {
             return;
         }
         let half = (0..16).fold(0u32, |acc, i| {
-            acc | if value & (2 << (2 * i)) != 0 { 1 << i } else { 0 }
+            acc | if value & (2 << (2 * i)) != 0 {
+                1 << i
+            } else {
+                0
+            }
         });
         let shift = (n % 2) * 16;
         let bits = &mut self.shared[w - 1];
