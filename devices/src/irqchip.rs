@@ -11,6 +11,18 @@
 
 use std::cell::Cell;
 
+use crate::arm_timer::TimerReg;
+
+/// A CPU-local register that the board's interrupt hardware owns rather than
+/// the CPU model (the Arm generic timer's system registers), reached with
+/// [`InterruptController::cpu_register_read`] and
+/// [`InterruptController::cpu_register_write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CpuRegister {
+    ArmTimer(TimerReg),
+}
+
 /// A request to start or restart a CPU, delivered by the controller or the
 /// firmware interface that owns CPU power.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +64,19 @@ pub trait InterruptController: Send + Sync {
     fn take_startup(&self, cpu: u32) -> Option<Startup> {
         let _ = cpu;
         None
+    }
+
+    /// CPU `cpu` reads `reg`; `None` if the board has no such register (the
+    /// front end then treats it as it would an unimplemented register).
+    fn cpu_register_read(&self, cpu: u32, reg: CpuRegister) -> Option<u64> {
+        let _ = (cpu, reg);
+        None
+    }
+
+    /// CPU `cpu` writes `reg`; whether the board has it.
+    fn cpu_register_write(&self, cpu: u32, reg: CpuRegister, value: u64) -> bool {
+        let _ = (cpu, reg, value);
+        false
     }
 }
 

@@ -30,10 +30,12 @@
 //!   clock.start(install_clock_thread_seccomp)
 //! ```
 
+pub mod arm_timer;
 pub mod bus;
 pub mod clock;
 pub mod console;
 pub mod debug_exit;
+pub mod gic;
 pub mod ioapic;
 pub mod irq;
 pub mod irqchip;
@@ -42,17 +44,25 @@ pub mod lapic;
 pub mod lifecycle;
 pub mod pic;
 pub mod pit;
+pub mod pl011;
+pub mod pl031;
 pub mod reset;
 pub mod rtc;
 pub mod serial;
 
+pub use arm_timer::{ArmTimer, CNTFRQ_HZ, PHYS_TIMER_INTID, PpiFn, TimerReg, VIRT_TIMER_INTID};
 pub use bus::{Bus, BusDevice, BusError, SharedDevice};
 pub use clock::{Clock, ThreadSetup, Timer, TimerFn};
 pub use console::{ConsoleInput, ConsoleWriter, HostConsole, SerialOutput};
 pub use debug_exit::{DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE, DebugExit};
+pub use gic::{
+    GIC_NUM_IRQS, GIC_SPI_BASE, GIC_SPI_COUNT, GIC_SPURIOUS, GICC_SIZE, GICD_SIZE, Gic,
+    GicCpuInterface, GicDistributor, GicError, SpiEoiListener, VirtInterrupts,
+};
 pub use irq::{IrqLine, IrqRouter, IrqSink, LineKind, ResampleFn};
 pub use irqchip::{
-    InterruptController, NoInterruptController, Startup, current_vcpu, set_current_vcpu,
+    CpuRegister, InterruptController, NoInterruptController, Startup, current_vcpu,
+    set_current_vcpu,
 };
 pub use kick::VcpuKick;
 pub use lifecycle::{CpuOnError, CpuPower, LifecycleEvent, VmLifecycle};
@@ -61,6 +71,8 @@ pub use pic::{
     PicWindow, SLAVE_PIC_PORT, SharedPic,
 };
 pub use pit::{PIT_HZ, PIT_PORT, PIT_SIZE, Pit, PitPorts, SPEAKER_PORT, SPEAKER_SIZE, SpeakerPort};
+pub use pl011::{PL011_SIZE, Pl011};
+pub use pl031::{PL031_SIZE, Pl031};
 pub use reset::{CF9_PORT, I8042_PORT, ResetControl, ResetPort};
 pub use rtc::{RTC_IRQ, RTC_PORT, RTC_SIZE, Rtc, RtcPorts, pc_memory_bytes};
 pub use serial::{COM1_PORT, UART_SIZE, Uart16550};
