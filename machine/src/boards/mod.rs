@@ -115,6 +115,8 @@ pub enum BoardError {
     Devices(#[from] BusError),
     #[error("{0}")]
     Apic(#[from] ApicBusError),
+    #[error("{0}")]
+    Gic(#[from] devices::GicError),
     #[error("the {0} board is not built yet")]
     NotBuilt(MachineKind),
     #[error("the device tree could not be built: {0}")]

@@ -17,9 +17,12 @@
 pub mod fdt;
 pub mod layout;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use devices::{Bus, InterruptController, IrqRouter, NoInterruptController, VmLifecycle};
+use devices::{
+    Bus, GICC_SIZE, GICD_SIZE, GicCpuInterface, GicDistributor, InterruptController, IrqRouter,
+    LineKind, PL011_SIZE, PL031_SIZE, Pl011, Pl031, VirtInterrupts, VmLifecycle,
+};
 use goblin::elf::header::EM_AARCH64;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -93,6 +96,44 @@ impl VirtBoard {
         }
         write(&memory, dtb_addr, &dtb).map_err(BoardError::Kernel)?;
 
+        let irq = IrqRouter::new();
+        let lifecycle = host.lifecycle.clone();
+        let interrupts = VirtInterrupts::new(
+            host.clock.clone(),
+            config.cpus,
+            Arc::new(move |cpu| lifecycle.vcpu(cpu).kick()),
+        )?;
+        irq.connect(interrupts.gic.clone());
+        let router = Arc::downgrade(&irq);
+        interrupts.gic.set_eoi_listener(Arc::new(move |spi| {
+            if let Some(router) = router.upgrade() {
+                router.end_of_interrupt(spi);
+            }
+        }));
+        let mut mmio_bus = Bus::new("mmio");
+        mmio_bus.insert(
+            Arc::new(Mutex::new(GicDistributor(interrupts.gic.clone()))),
+            GIC_DIST_BASE,
+            GICD_SIZE,
+        )?;
+        mmio_bus.insert(
+            Arc::new(Mutex::new(GicCpuInterface(interrupts.gic.clone()))),
+            GIC_CPU_BASE,
+            GICC_SIZE,
+        )?;
+        let uart = Arc::new(Mutex::new(Pl011::new(
+            irq.line(UART_SPI, LineKind::Level),
+            host.console.writer(),
+        )));
+        host.console.attach(uart.clone());
+        mmio_bus.insert(uart, UART_BASE, PL011_SIZE)?;
+        let rtc = Pl031::new(
+            host.clock.clone(),
+            irq.line(RTC_SPI, LineKind::Level),
+            std::time::SystemTime::now(),
+        );
+        mmio_bus.insert(rtc, RTC_BASE, PL031_SIZE)?;
+
         let mut cpu = Aarch64CpuState {
             pc: entry,
             pstate: AARCH64_PSTATE_EL1H_MASKED,
@@ -103,10 +144,10 @@ impl VirtBoard {
         Ok(VirtBoard {
             memory,
             pio_bus: Arc::new(Bus::new("pio")),
-            mmio_bus: Arc::new(Bus::new("mmio")),
+            mmio_bus: Arc::new(mmio_bus),
             lifecycle: host.lifecycle.clone(),
-            interrupts: Arc::new(NoInterruptController),
-            irq: IrqRouter::new(),
+            interrupts: Arc::new(interrupts),
+            irq,
             clock: host.clock.clone(),
             cpus: config.cpus,
             boot: BootState::on(CpuState::Aarch64(Box::new(cpu))),
