@@ -269,7 +269,13 @@ fn tcg_accelerator(
         trace_sink,
         ..TcgOptions::default()
     };
-    let accel = TcgAccelerator::new(vec![Arc::new(frontend_x86::X86FrontEnd)], options);
+    let accel = TcgAccelerator::new(
+        vec![
+            Arc::new(frontend_x86::X86FrontEnd),
+            Arc::new(frontend_aarch64::Aarch64FrontEnd),
+        ],
+        options,
+    );
     if !accel.supports(arch) {
         return Err(usage(format!("--accel tcg has no {arch} front end yet")));
     }

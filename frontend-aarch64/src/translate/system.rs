@@ -1,0 +1,60 @@
+//! System instructions: hints and barriers in IR; `msr`, `mrs`, `sys` and
+//! `wfi` end the block and are finished in Rust ([`crate::system`]).
+
+use accel_tcg::ir::MB_ALL;
+
+use super::{Ctx, Flow, Res, status};
+use crate::decode::Insn;
+use crate::state;
+
+/// `HINT #imm` (NOP, YIELD, WFE, WFI, SEV, SEVL, and the hint space):
+/// "11010101 00000011 0010 CRm op2 11111".
+pub fn hint(c: &mut Ctx<'_>, i: Insn) -> Res {
+    let imm = i.bits(11, 5);
+    match imm {
+        // WFI: the CPU may sleep until an interrupt.
+        3 => Ok(c.exit(status::system(i.0))),
+        // NOP, YIELD, WFE (events are not modelled: WFE returns at once, as
+        // a spurious wake-up may), SEV, SEVL, and every unallocated hint,
+        // which executes as NOP.
+        _ => Ok(Flow::Next),
+    }
+}
+
+/// CLREX, DSB, DMB, ISB, SB: "11010101 00000011 0011 CRm op2 11111".
+pub fn barrier(c: &mut Ctx<'_>, i: Insn) -> Res {
+    match i.bits(7, 5) {
+        2 => {
+            let none = c.k(state::EXCL_NONE);
+            c.st(state::EXCL_ADDR_OFF, none);
+            Ok(Flow::Next)
+        }
+        4 | 5 | 7 => {
+            c.b.mb(MB_ALL);
+            Ok(Flow::Next)
+        }
+        6 => {
+            // ISB: later instructions see every earlier context change;
+            // those already end their block, so a fresh block is enough.
+            let next = c.pc.wrapping_add(4);
+            c.goto(0, next);
+            Ok(Flow::End)
+        }
+        _ => Err(super::Undef::Unallocated),
+    }
+}
+
+/// `MSR <pstatefield>, #imm`: finished in Rust.
+pub fn msr_imm(c: &mut Ctx<'_>, i: Insn) -> Res {
+    Ok(c.exit(status::system(i.0)))
+}
+
+/// `SYS`/`SYSL` (cache and TLB maintenance, AT): finished in Rust.
+pub fn sys(c: &mut Ctx<'_>, i: Insn) -> Res {
+    Ok(c.exit(status::system(i.0)))
+}
+
+/// `MRS`/`MSR <sysreg>`: finished in Rust.
+pub fn mrs_msr(c: &mut Ctx<'_>, i: Insn) -> Res {
+    Ok(c.exit(status::system(i.0)))
+}
