@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 //! Shared set-up for the AArch64 front end's integration tests: run
 //! hand-assembled A64 words on moat's exec loop ([`TcgVcpu`]) with the
 //! interpreter or the JIT and a block budget.
