@@ -58,11 +58,11 @@ fn run_with(
     let board = PcBoard::build(&config, &host).unwrap();
     let mut x86 = X86Cpu::new();
     x86.set_cpu_state(&board.boot.cpu).unwrap();
-    let mut vm = TestVm::new(x86, board.memory.clone());
-    vm.pio = board.pio_bus.clone();
-    vm.mmio = board.mmio_bus.clone();
-    vm.lifecycle = board.lifecycle.clone();
-    vm.clock = board.clock.clone();
+    let mut vm = TestVm::new(x86, board.spec.memory.clone());
+    vm.pio = board.spec.pio_bus.clone();
+    vm.mmio = board.spec.mmio_bus.clone();
+    vm.lifecycle = board.spec.lifecycle.clone();
+    vm.clock = board.spec.clock.clone();
     let exit = vm.run(20_000_000);
     let mut s = String::new();
     std::fs::File::open(&out)

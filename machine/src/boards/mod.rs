@@ -138,6 +138,15 @@ pub trait Board: Send + Sync {
     }
 }
 
+/// Checks a memory size against a board's bounds.
+fn check_memory_range(size: u64, min: u64, max: u64) -> Result<(), BoardError> {
+    if (min..=max).contains(&size) {
+        Ok(())
+    } else {
+        Err(BoardError::MemorySize { size, min, max })
+    }
+}
+
 /// Checks `--memory` and `--cpus` for a machine before anything is allocated.
 pub fn check_config(kind: MachineKind, memory_size: u64, cpus: u32) -> Result<(), BoardError> {
     if !(1..=MAX_CPUS).contains(&cpus) {

@@ -26,10 +26,9 @@ use devices::reset::ResetPort;
 use devices::rtc::pc_memory_bytes;
 use devices::serial::{COM1_PORT, UART_SIZE};
 use devices::{
-    Bus, Clock, DebugExit, ELCR_PORT, ELCR_SIZE, InterruptController, IrqRouter, LineKind,
-    MASTER_PIC_PORT, PIC_SIZE, PIT_PORT, PIT_SIZE, Pic8259Pair, PicWindow, Pit, PitPorts, RTC_IRQ,
-    RTC_PORT, RTC_SIZE, ResetControl, Rtc, RtcPorts, SLAVE_PIC_PORT, SPEAKER_PORT, SPEAKER_SIZE,
-    SharedPic, SpeakerPort, Uart16550, VmLifecycle,
+    Bus, DebugExit, ELCR_PORT, ELCR_SIZE, IrqRouter, LineKind, MASTER_PIC_PORT, PIC_SIZE, PIT_PORT,
+    PIT_SIZE, Pic8259Pair, PicWindow, Pit, PitPorts, RTC_IRQ, RTC_PORT, RTC_SIZE, ResetControl,
+    Rtc, RtcPorts, SLAVE_PIC_PORT, SPEAKER_PORT, SPEAKER_SIZE, SharedPic, SpeakerPort, Uart16550,
 };
 use goblin::elf::header::{EM_386, EM_X86_64};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -66,14 +65,8 @@ impl BootProtocol {
 
 /// A built x86-64 PC, ready to hand to an accelerator.
 pub struct PcBoard {
-    pub memory: GuestMemoryMmap,
-    pub pio_bus: Arc<Bus>,
-    pub mmio_bus: Arc<Bus>,
-    pub lifecycle: Arc<VmLifecycle>,
-    pub interrupts: Arc<dyn InterruptController>,
-    pub irq: Arc<IrqRouter>,
-    pub clock: Arc<Clock>,
-    pub cpus: u32,
+    /// What the accelerator gets: memory, buses, controllers, clock.
+    pub spec: VmSpec,
     pub boot: BootState,
     pub protocol: BootProtocol,
 }
@@ -182,14 +175,17 @@ impl PcBoard {
         )?;
 
         Ok(PcBoard {
-            memory,
-            pio_bus: Arc::new(pio_bus),
-            mmio_bus: Arc::new(mmio_bus),
-            lifecycle,
-            interrupts: Arc::new(controllers),
-            irq,
-            clock: host.clock.clone(),
-            cpus: config.cpus,
+            spec: VmSpec {
+                arch: Arch::X86_64,
+                cpus: config.cpus,
+                memory,
+                pio_bus: Arc::new(pio_bus),
+                mmio_bus: Arc::new(mmio_bus),
+                lifecycle,
+                interrupts: Arc::new(controllers),
+                irq,
+                clock: host.clock.clone(),
+            },
             boot: BootState::on(CpuState::X86_64(Box::new(cpu))),
             protocol,
         })
@@ -202,17 +198,7 @@ impl Board for PcBoard {
     }
 
     fn vm_spec(&self) -> VmSpec {
-        VmSpec {
-            arch: Arch::X86_64,
-            cpus: self.cpus,
-            memory: self.memory.clone(),
-            pio_bus: self.pio_bus.clone(),
-            mmio_bus: self.mmio_bus.clone(),
-            lifecycle: self.lifecycle.clone(),
-            interrupts: self.interrupts.clone(),
-            irq: self.irq.clone(),
-            clock: self.clock.clone(),
-        }
+        self.spec.clone()
     }
 
     fn boot_state(&self, cpu: u32) -> BootState {
@@ -280,15 +266,7 @@ fn interrupt_controllers(
 
 /// Checks a `--memory` value before anything is allocated.
 pub fn check_memory_size(size: u64) -> Result<(), BoardError> {
-    if (MIN_MEMORY..=MAX_MEMORY).contains(&size) {
-        Ok(())
-    } else {
-        Err(BoardError::MemorySize {
-            size,
-            min: MIN_MEMORY,
-            max: MAX_MEMORY,
-        })
-    }
+    super::check_memory_range(size, MIN_MEMORY, MAX_MEMORY)
 }
 
 /// Loads the kernel and initrd, writes the boot structures of the kernel's boot

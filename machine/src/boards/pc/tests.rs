@@ -2,7 +2,7 @@ use super::*;
 use crate::arch::x86_reg;
 use crate::boards::Initrd;
 use crate::loader::elf::build::{Phdr, elf64, note};
-use devices::{HostConsole, SerialOutput};
+use devices::{HostConsole, SerialOutput, VmLifecycle};
 use goblin::elf::header::EM_AARCH64;
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 
@@ -39,16 +39,17 @@ fn x86(board: &PcBoard) -> &X86CpuState {
 }
 
 fn read_u32(board: &PcBoard, addr: u64) -> u32 {
-    board.memory.read_obj(GuestAddress(addr)).unwrap()
+    board.spec.memory.read_obj(GuestAddress(addr)).unwrap()
 }
 
 fn read_u64(board: &PcBoard, addr: u64) -> u64 {
-    board.memory.read_obj(GuestAddress(addr)).unwrap()
+    board.spec.memory.read_obj(GuestAddress(addr)).unwrap()
 }
 
 fn read_cstr(board: &PcBoard, addr: u64) -> String {
     let mut bytes = vec![0u8; 256];
     board
+        .spec
         .memory
         .read_slice(&mut bytes, GuestAddress(addr))
         .unwrap();
@@ -167,6 +168,7 @@ fn pvh_kernel_gets_start_info_cmdline_memmap_and_initrd() {
     assert!(module_addr + initrd.len() as u64 <= 64 * MIB);
     let mut loaded = vec![0u8; initrd.len()];
     board
+        .spec
         .memory
         .read_slice(&mut loaded, GuestAddress(module_addr))
         .unwrap();
@@ -390,9 +392,9 @@ fn the_cmos_rtc_tells_the_time_of_day_and_the_memory_size() {
     let image = pvh_image(0x10_0000);
     let board = build(&config(&image, None, "")).unwrap();
     let cmos = |index: u8| {
-        board.pio_bus.write(0x70, &[index]);
+        board.spec.pio_bus.write(0x70, &[index]);
         let mut value = [0u8];
-        board.pio_bus.read(0x71, &mut value);
+        board.spec.pio_bus.read(0x71, &mut value);
         value[0]
     };
     // 64 MiB: 63 MiB = 64512 KiB above 1 MiB, 48 MiB = 768 × 64 KiB above 16 MiB.

@@ -20,8 +20,8 @@ pub mod layout;
 use std::sync::{Arc, Mutex};
 
 use devices::{
-    Bus, GICC_SIZE, GICD_SIZE, GicCpuInterface, GicDistributor, InterruptController, IrqRouter,
-    LineKind, PL011_SIZE, PL031_SIZE, Pl011, Pl031, VirtInterrupts, VmLifecycle,
+    Bus, GICC_SIZE, GICD_SIZE, GicCpuInterface, GicDistributor, IrqRouter, LineKind, PL011_SIZE,
+    PL031_SIZE, Pl011, Pl031, VirtInterrupts,
 };
 use goblin::elf::header::EM_AARCH64;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -57,14 +57,8 @@ impl ImageFormat {
 
 /// A built `virt` machine.
 pub struct VirtBoard {
-    pub memory: GuestMemoryMmap,
-    pub pio_bus: Arc<Bus>,
-    pub mmio_bus: Arc<Bus>,
-    pub lifecycle: Arc<VmLifecycle>,
-    pub interrupts: Arc<dyn InterruptController>,
-    pub irq: Arc<IrqRouter>,
-    pub clock: Arc<devices::Clock>,
-    pub cpus: u32,
+    /// What the accelerator gets: memory, buses, controllers, clock.
+    pub spec: VmSpec,
     pub boot: BootState,
     pub format: ImageFormat,
     /// The device tree handed to the kernel.
@@ -142,14 +136,17 @@ impl VirtBoard {
         };
         cpu.x[0] = dtb_addr;
         Ok(VirtBoard {
-            memory,
-            pio_bus: Arc::new(Bus::new("pio")),
-            mmio_bus: Arc::new(mmio_bus),
-            lifecycle: host.lifecycle.clone(),
-            interrupts: Arc::new(interrupts),
-            irq,
-            clock: host.clock.clone(),
-            cpus: config.cpus,
+            spec: VmSpec {
+                arch: Arch::Aarch64,
+                cpus: config.cpus,
+                memory,
+                pio_bus: Arc::new(Bus::new("pio")),
+                mmio_bus: Arc::new(mmio_bus),
+                lifecycle: host.lifecycle.clone(),
+                interrupts: Arc::new(interrupts),
+                irq,
+                clock: host.clock.clone(),
+            },
             boot: BootState::on(CpuState::Aarch64(Box::new(cpu))),
             format,
             dtb,
@@ -163,17 +160,7 @@ impl Board for VirtBoard {
     }
 
     fn vm_spec(&self) -> VmSpec {
-        VmSpec {
-            arch: Arch::Aarch64,
-            cpus: self.cpus,
-            memory: self.memory.clone(),
-            pio_bus: self.pio_bus.clone(),
-            mmio_bus: self.mmio_bus.clone(),
-            lifecycle: self.lifecycle.clone(),
-            interrupts: self.interrupts.clone(),
-            irq: self.irq.clone(),
-            clock: self.clock.clone(),
-        }
+        self.spec.clone()
     }
 
     fn boot_state(&self, cpu: u32) -> BootState {
@@ -200,15 +187,7 @@ impl Board for VirtBoard {
 
 /// Checks a `--memory` value for `virt` before anything is allocated.
 pub fn check_memory_size(size: u64) -> Result<(), BoardError> {
-    if (MIN_MEMORY..=MAX_MEMORY).contains(&size) {
-        Ok(())
-    } else {
-        Err(BoardError::MemorySize {
-            size,
-            min: MIN_MEMORY,
-            max: MAX_MEMORY,
-        })
-    }
+    super::check_memory_range(size, MIN_MEMORY, MAX_MEMORY)
 }
 
 /// Loads the kernel below `limit` (where the device tree goes); returns its

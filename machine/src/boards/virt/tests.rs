@@ -1,7 +1,7 @@
 use super::*;
 use crate::boards::Initrd;
 use crate::loader::elf::build::{Phdr, elf64};
-use devices::{HostConsole, SerialOutput};
+use devices::{HostConsole, SerialOutput, VmLifecycle};
 use goblin::elf::header::EM_X86_64;
 use goblin::elf::program_header::PT_LOAD;
 
@@ -39,6 +39,7 @@ fn entry_state(board: &VirtBoard) -> &Aarch64CpuState {
 fn read_u32_be(board: &VirtBoard, addr: u64) -> u32 {
     let mut bytes = [0u8; 4];
     board
+        .spec
         .memory
         .read_slice(&mut bytes, GuestAddress(addr))
         .expect("readable");
@@ -114,6 +115,7 @@ fn the_initrd_sits_below_the_device_tree() {
     let mut byte = [0u8];
     let start = (dtb - 10_000) & !0xfff;
     board
+        .spec
         .memory
         .read_slice(&mut byte, GuestAddress(start))
         .expect("readable");
