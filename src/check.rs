@@ -97,12 +97,12 @@ fn text(decision: &Decision, problems: &[Problem]) -> String {
         verdict.accel,
         decision.mode.name()
     );
-    if verdict.accel == AccelKind::Tcg {
-        if let Some(reason) = &decision.input.accel_unavailable {
-            out.push_str(&format!(
-                "kvm: unavailable, so --accel auto emulates: {reason}\n"
-            ));
-        }
+    if verdict.accel == AccelKind::Tcg
+        && let Some(reason) = &decision.input.accel_unavailable
+    {
+        out.push_str(&format!(
+            "kvm: unavailable, so --accel auto emulates: {reason}\n"
+        ));
     }
     if problems.is_empty() {
         out.push_str("run: can start\n");

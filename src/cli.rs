@@ -267,7 +267,7 @@ pub fn ignored_under_kvm(args: &RunArgs) -> Vec<&'static str> {
 pub fn format_size(bytes: u64) -> String {
     for (shift, suffix) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
         let unit = 1u64 << shift;
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{suffix}", bytes / unit);
         }
     }

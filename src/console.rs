@@ -206,18 +206,18 @@ static TERMINAL_RAW: AtomicBool = AtomicBool::new(false);
 /// swap and one ioctl), so signal handlers and panic hooks may call it; only
 /// the first call restores.
 pub fn restore_terminal() {
-    if TERMINAL_RAW.swap(false, Ordering::SeqCst) {
-        if let Some(saved) = SAVED_TERMINAL.get() {
-            // SAFETY: TCSETS reads one termios, which `saved` is (the same
-            // layout TCGETS filled).
-            unsafe {
-                libc::ioctl(
-                    libc::STDIN_FILENO,
-                    libc::TCSETS,
-                    saved as *const libc::termios,
-                )
-            };
-        }
+    if TERMINAL_RAW.swap(false, Ordering::SeqCst)
+        && let Some(saved) = SAVED_TERMINAL.get()
+    {
+        // SAFETY: TCSETS reads one termios, which `saved` is (the same layout
+        // TCGETS filled).
+        unsafe {
+            libc::ioctl(
+                libc::STDIN_FILENO,
+                libc::TCSETS,
+                saved as *const libc::termios,
+            )
+        };
     }
 }
 

@@ -360,10 +360,11 @@ fn warn_ignored_flags(args: &RunArgs, decision: &gate::Decision, accel: &dyn Acc
         for warning in cli::ignored_under_kvm(args) {
             eprintln!("moat: warning: {warning}");
         }
-    } else if args.accel == AccelChoice::Auto && decision.mode != IsolationMode::Off {
-        if let Some(reason) = &decision.input.accel_unavailable {
-            eprintln!("moat: --accel auto emulates with TCG: {reason}");
-        }
+    } else if args.accel == AccelChoice::Auto
+        && decision.mode != IsolationMode::Off
+        && let Some(reason) = &decision.input.accel_unavailable
+    {
+        eprintln!("moat: --accel auto emulates with TCG: {reason}");
     }
 }
 

@@ -95,10 +95,8 @@ impl Terminal {
         // SAFETY: termios is plain data that tcgetattr fills.
         let mut mode: libc::termios = unsafe { std::mem::zeroed() };
         // SAFETY: as above; the master reports the pair's settings.
-        assert_eq!(
-            unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut mode) },
-            0
-        );
+        let got = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut mode) };
+        assert_eq!(got, 0);
         mode.c_lflag
     }
 }

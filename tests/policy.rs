@@ -461,8 +461,8 @@ fn permission_advice_follows_owner_and_mode() {
     );
 
     // Group 100 ("users" on Debian) may read and write it.
-    // SAFETY: chown takes a NUL-terminated path and two integers.
     let path = std::ffi::CString::new(device.path()).unwrap();
+    // SAFETY: chown takes a NUL-terminated path and two integers.
     assert_eq!(unsafe { libc::chown(path.as_ptr(), 0, 100) }, 0);
     std::fs::set_permissions(&device.0, std::fs::Permissions::from_mode(0o660)).unwrap();
     let result = as_nobody(&["run", "--accel", "kvm", "--kernel", HELLO]);

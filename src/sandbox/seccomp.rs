@@ -149,7 +149,7 @@ fn rules(role: Role, context: &Context) -> Result<BTreeMap<i64, Vec<SeccompRule>
         vec![
             SeccompRule::new(vec![
                 condition(0, SeccompCmpOp::Eq, 0)?,
-                condition(1, SeccompCmpOp::Eq, libc::TCSETS as u64)?,
+                condition(1, SeccompCmpOp::Eq, libc::TCSETS)?,
             ])
             .map_err(|e| e.to_string())?,
         ]
