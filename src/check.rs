@@ -1,17 +1,34 @@
-//! `moat check`: the policy gate's verdict for a run, without starting it.
+//! `moat check`: the policy gate's verdict for a run, without starting it,
+//! and what would stop that run: `check` meets what `run` would (it opens the
+//! KVM device and asks its API version, and opens the images) but creates no
+//! VM and reads no image.
 //!
 //! The text form is for people; `--json` prints one JSON object for scripts
 //! (written by hand: it is small and flat, and moat needs no JSON parser).
 
-use machine::policy::{LayerState, Verdict};
+use machine::AccelKind;
+use machine::policy::{LayerState, Verdict, Weakening};
 
-use crate::cli::CheckArgs;
+use crate::cli::{self, CheckArgs, RunArgs};
 use crate::gate::{self, Decision};
-use crate::run::STATUS_USAGE;
+use crate::run::{self, STATUS_USAGE};
 
-/// Prints the verdict; exits 2 when `--isolation required` would refuse the run
-/// (or the flags are wrong), else 0.
+/// Something that would make `moat run` with these flags fail before the
+/// guest starts (exit status 2).
+struct Problem {
+    /// A stable identifier for scripts.
+    kind: &'static str,
+    reason: String,
+}
+
+/// Prints the verdict and every problem; exits 2 when `--isolation required`
+/// would refuse the run, the run could not start, or the flags are wrong,
+/// else 0.
 pub fn check(args: &CheckArgs) -> u8 {
+    if let Err(message) = cli::contradictions(&args.run) {
+        eprintln!("moat: {message}");
+        return STATUS_USAGE;
+    }
     let decision = match gate::decide(&args.run) {
         Ok(decision) => decision,
         Err(message) => {
@@ -19,16 +36,49 @@ pub fn check(args: &CheckArgs) -> u8 {
             return STATUS_USAGE;
         }
     };
+    let problems = problems(&args.run, &decision);
     if args.json {
-        println!("{}", json(&decision));
+        println!("{}", json(&decision, &problems));
     } else {
-        print!("{}", text(&decision));
+        print!("{}", text(&decision, &problems));
     }
-    if decision.refusal.is_some() {
+    if decision.verdict.accel == AccelKind::Kvm {
+        for warning in cli::ignored_under_kvm(&args.run) {
+            eprintln!("moat: warning: {warning}");
+        }
+    }
+    if decision.refusal.is_some() || !problems.is_empty() {
         STATUS_USAGE
     } else {
         0
     }
+}
+
+/// What `moat run` would stop at, in the order it would meet it (a refusal by
+/// `--isolation required` comes before all of these and is reported apart).
+fn problems(args: &RunArgs, decision: &Decision) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let images = [
+        Some(("kernel", &args.kernel)),
+        args.initrd.as_ref().map(|path| ("initrd", path)),
+    ];
+    for (what, path) in images.into_iter().flatten() {
+        if let Err(reason) = run::open_image(what, path, args.memory) {
+            problems.push(Problem {
+                kind: "image",
+                reason,
+            });
+        }
+    }
+    for weakening in &decision.verdict.weakenings {
+        if let Weakening::AccelUnavailable { .. } = weakening {
+            problems.push(Problem {
+                kind: "accel-unavailable",
+                reason: weakening.to_string(),
+            });
+        }
+    }
+    problems
 }
 
 fn layer_state(state: &LayerState) -> (&'static str, Option<&str>) {
@@ -39,7 +89,7 @@ fn layer_state(state: &LayerState) -> (&'static str, Option<&str>) {
     }
 }
 
-fn text(decision: &Decision) -> String {
+fn text(decision: &Decision, problems: &[Problem]) -> String {
     let verdict = &decision.verdict;
     let mut out = format!(
         "isolation: {} ({}, --isolation {})\n",
@@ -47,6 +97,21 @@ fn text(decision: &Decision) -> String {
         verdict.accel,
         decision.mode.name()
     );
+    if verdict.accel == AccelKind::Tcg
+        && let Some(reason) = &decision.input.accel_unavailable
+    {
+        out.push_str(&format!(
+            "kvm: unavailable, so --accel auto emulates: {reason}\n"
+        ));
+    }
+    if problems.is_empty() {
+        out.push_str("run: can start\n");
+    } else {
+        out.push_str("run: cannot start:\n");
+        for problem in problems {
+            out.push_str(&format!("  - {}\n", problem.reason));
+        }
+    }
     if let Some(refusal) = &decision.refusal {
         out.push_str(&format!("refused: {refusal}\n"));
     }
@@ -104,10 +169,10 @@ fn object(fields: &[(&str, String)]) -> String {
 }
 
 /// The decision as one JSON object:
-/// `{"accelerator", "isolation", "mode", "refused", "refusal", "weakenings":
-/// [{"kind", "reason"}], "guarantees": [..], "layers": [{"name", "state",
-/// "reason"}]}`.
-fn json(decision: &Decision) -> String {
+/// `{"accelerator", "isolation", "mode", "refused", "refusal", "kvm_unavailable",
+/// "problems": [{"kind", "reason"}], "weakenings": [{"kind", "reason"}],
+/// "guarantees": [..], "layers": [{"name", "state", "reason"}]}`.
+fn json(decision: &Decision, problems: &[Problem]) -> String {
     let verdict: &Verdict = &decision.verdict;
     let weakenings = verdict.weakenings.iter().map(|weakening| {
         object(&[
@@ -134,6 +199,23 @@ fn json(decision: &Decision) -> String {
                 || "null".to_string(),
                 |refusal| string(&refusal.to_string()),
             ),
+        ),
+        (
+            "kvm_unavailable",
+            decision
+                .input
+                .accel_unavailable
+                .as_deref()
+                .map_or_else(|| "null".to_string(), string),
+        ),
+        (
+            "problems",
+            array(problems.iter().map(|problem| {
+                object(&[
+                    ("kind", string(problem.kind)),
+                    ("reason", string(&problem.reason)),
+                ])
+            })),
         ),
         ("weakenings", array(weakenings)),
         (

@@ -18,14 +18,42 @@ Examples:
       Run an untrusted guest: refuse unless moat can promise isolation.
   moat check --kernel guest.elf --user nobody --json
       What moat would promise for that run, and why (docs/security.md).
+";
 
-Exit status: the guest's own (a debug-exit write of v exits with (v << 1) | 1),
-0 when the guest halts or powers off, 1 when the guest crashed (triple fault) or
-the accelerator failed, 2 for a usage or input error, 130 when interrupted.";
+/// The serial console's behaviour, in `--help` and quoted by README.md (a test
+/// keeps them the same).
+pub const CONSOLE_HELP: &str = "\
+Serial console (--serial stdio):
+  With a terminal on stdin, moat puts it in raw mode: each key reaches the
+  guest at once, without Enter, and the terminal is restored when moat exits.
+  Ctrl-A starts a command, as in QEMU: Ctrl-A x quits (status 0), Ctrl-A h
+  lists the keys, Ctrl-A Ctrl-A sends Ctrl-A itself. Ctrl-C still stops moat.
+  When stdin is a pipe or a file, moat stops delivering input at its end, as
+  QEMU does: the guest is not told and runs on until it exits or moat is
+  stopped (Ctrl-C, SIGTERM).";
+
+/// moat's exit status, in `--help` and quoted by README.md (a test keeps them
+/// the same).
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  (v << 1) | 1  the guest wrote v to the debug-exit port (QEMU's isa-debug-exit)
+  0             the only vCPU halted with nothing left to wake it, the guest
+                reset the machine under --no-reboot, or Ctrl-A x ended moat
+  1             the guest crashed (triple fault), or moat or the accelerator
+                failed
+  2             a usage or input error: a bad flag, a missing or malformed
+                image, an unusable /dev/kvm, a refusal by --isolation required
+                (moat check: the run would be refused or could not start)
+  128 + n       moat was stopped by signal n (130 for Ctrl-C, 143 for SIGTERM)";
+
+/// Everything after the flags in `--help`.
+fn after_help() -> String {
+    format!("{EXAMPLES}\n{CONSOLE_HELP}\n\n{EXIT_STATUS_HELP}")
+}
 
 /// moat: a machine emulator and virtual machine monitor.
 #[derive(Debug, Parser)]
-#[command(name = "moat", version, about, after_help = EXAMPLES)]
+#[command(name = "moat", version, about, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,10 +62,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Boot a guest kernel and run it until it exits.
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = after_help())]
     Run(RunArgs),
     /// Print what moat would promise for a run with these flags, without
-    /// starting anything (exit status 2 when --isolation required would refuse).
+    /// starting anything: the verdict, and what would stop the run (an
+    /// unusable /dev/kvm, an unreadable image). Exit status 2 when
+    /// --isolation required would refuse the run or it could not start.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Check(CheckArgs),
 }
 
@@ -115,7 +146,7 @@ pub struct RunArgs {
     pub memory: u64,
     /// Number of vCPUs, 1 to 8, one host thread each; all but the first start
     /// powered off until the guest starts them (x86 INIT/SIPI).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    #[arg(long, default_value_t = 1, value_parser = parse_cpus)]
     pub cpus: u32,
     /// The machine type; by default the one for the kernel's architecture
     /// (pc for x86-64, virt for aarch64).
@@ -155,10 +186,10 @@ pub struct RunArgs {
     /// TCG: write the --trace events to this file instead of stderr.
     #[arg(long, value_name = "PATH", requires = "trace")]
     pub trace_file: Option<PathBuf>,
-    /// TCG: how translated blocks run: jit (host code) or interp (the IR
-    /// interpreter, slow; for checking the JIT).
-    #[arg(long, value_enum, default_value_t = TcgEngine::Jit)]
-    pub tcg_engine: TcgEngine,
+    /// TCG: how translated blocks run: jit (host code, the default) or interp
+    /// (the IR interpreter, slow; for checking the JIT).
+    #[arg(long, value_enum)]
+    pub tcg_engine: Option<TcgEngine>,
 }
 
 /// `--machine`.
@@ -186,6 +217,75 @@ pub enum TcgEngine {
     Jit,
     /// The IR interpreter.
     Interp,
+}
+
+/// Flags that contradict each other, found before anything is opened: each
+/// is a usage error, so no flag is silently ignored.
+pub fn contradictions(args: &RunArgs) -> Result<(), String> {
+    if args.accel == AccelChoice::Kvm {
+        if args.trace.is_some() {
+            return Err(
+                "--trace shows what TCG translates and runs; under --accel kvm \
+                 nothing is translated (use --accel tcg)"
+                    .to_string(),
+            );
+        }
+        if args.tcg_engine.is_some() {
+            return Err(
+                "--tcg-engine chooses how TCG runs code; it does nothing under \
+                 --accel kvm (use --accel tcg)"
+                    .to_string(),
+            );
+        }
+    }
+    if args.trace.is_some_and(|trace| trace.out_asm) && args.tcg_engine == Some(TcgEngine::Interp) {
+        return Err("--trace out_asm shows the host code the JIT generates; \
+             --tcg-engine interp generates none"
+            .to_string());
+    }
+    Ok(())
+}
+
+/// TCG-only flags that a run under KVM ignores (`--accel auto` picked KVM):
+/// one warning each.
+pub fn ignored_under_kvm(args: &RunArgs) -> Vec<&'static str> {
+    let mut ignored = Vec::new();
+    if args.trace.is_some() {
+        ignored.push("--trace does nothing under KVM, which --accel auto chose (use --accel tcg)");
+    }
+    if args.tcg_engine.is_some() {
+        ignored.push(
+            "--tcg-engine does nothing under KVM, which --accel auto chose (use --accel tcg)",
+        );
+    }
+    ignored
+}
+
+/// A byte count as people write sizes: the largest of T, G, M, K that divides
+/// it (`4M`, `64G`, `1536K`), else bytes (`1000B`). `parse_memory_size` reads
+/// every form back.
+pub fn format_size(bytes: u64) -> String {
+    for (shift, suffix) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+        let unit = 1u64 << shift;
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{}{suffix}", bytes / unit);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// `--cpus`: 1 to the most any board has.
+pub fn parse_cpus(text: &str) -> Result<u32, String> {
+    let max = machine::boards::MAX_CPUS;
+    let count: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of vCPUs (1 to {max})"))?;
+    if (1..=max).contains(&count) {
+        Ok(count)
+    } else {
+        Err(format!("{count} is not between 1 and {max}"))
+    }
 }
 
 pub fn parse_trace(text: &str) -> Result<TraceFlags, String> {
@@ -247,6 +347,27 @@ mod tests {
         assert!(parse_memory_size("12X").is_err());
         assert!(parse_memory_size("-1G").is_err());
         assert!(parse_memory_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(format_size(4 << 20), "4M");
+        assert_eq!(format_size(64 << 30), "64G");
+        assert_eq!(format_size(1536 << 10), "1536K");
+        assert_eq!(format_size(1 << 40), "1T");
+        assert_eq!(format_size(1000), "1000B");
+        assert_eq!(format_size(0), "0B");
+        for bytes in [4 << 20, 1000, 1536 << 10, 3 << 40] {
+            assert_eq!(parse_memory_size(&format_size(bytes)), Ok(bytes));
+        }
+    }
+
+    #[test]
+    fn cpu_counts() {
+        assert_eq!(parse_cpus("4"), Ok(4));
+        assert_eq!(parse_cpus("9"), Err("9 is not between 1 and 8".to_string()));
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("many").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! decision. [`after_sandbox`] evaluates again with the accelerator actually
 //! opened and the layers actually applied, right before the guest starts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use accel_kvm::KVM_DEVICE;
 use machine::policy::{
@@ -30,27 +30,42 @@ pub struct Decision {
     pub refusal: Option<policy::Refusal>,
 }
 
-/// The accelerator a run will use, decided without reading the image: `auto`
-/// means KVM when `/dev/kvm` opens, else TCG. (`moat run` holds `auto` to this
-/// under `--isolation required`: it never falls back to TCG after reading an
-/// image of another architecture.)
-pub fn predicted_accel(choice: AccelChoice) -> AccelKind {
+/// The KVM device moat opens: `/dev/kvm`. Builds with the `test-hooks`
+/// feature take `MOAT_TEST_KVM_DEVICE` instead, so tests running as root can
+/// meet a device that does not open or is not KVM.
+pub fn kvm_device() -> PathBuf {
+    #[cfg(feature = "test-hooks")]
+    if let Some(path) = std::env::var_os("MOAT_TEST_KVM_DEVICE") {
+        return PathBuf::from(path);
+    }
+    PathBuf::from(KVM_DEVICE)
+}
+
+/// Whether KVM would serve this run: `Err` says why not.
+pub fn probe_kvm() -> Result<(), String> {
+    if Arch::host().is_none() {
+        return Err(format!(
+            "moat has no KVM support for this host's architecture ({})",
+            std::env::consts::ARCH
+        ));
+    }
+    accel_kvm::probe(&kvm_device()).map_err(|reason| reason.to_string())
+}
+
+/// The accelerator a run will use, decided without reading the image, and why
+/// KVM cannot be used when the probe says so. `auto` means KVM when the KVM
+/// device opens and speaks KVM, else TCG; under `--isolation required` it means
+/// KVM only (`moat run` never falls back to TCG there), so an unusable device is
+/// the reason given, not emulation.
+pub fn predicted_accel(choice: AccelChoice, mode: IsolationMode) -> (AccelKind, Option<String>) {
     match choice {
-        AccelChoice::Kvm => AccelKind::Kvm,
-        AccelChoice::Tcg => AccelKind::Tcg,
-        AccelChoice::Auto => {
-            let usable = Arch::host().is_some()
-                && std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(KVM_DEVICE)
-                    .is_ok();
-            if usable {
-                AccelKind::Kvm
-            } else {
-                AccelKind::Tcg
-            }
-        }
+        AccelChoice::Kvm => (AccelKind::Kvm, probe_kvm().err()),
+        AccelChoice::Tcg => (AccelKind::Tcg, None),
+        AccelChoice::Auto => match probe_kvm() {
+            Ok(()) => (AccelKind::Kvm, None),
+            Err(reason) if mode == IsolationMode::Required => (AccelKind::Kvm, Some(reason)),
+            Err(reason) => (AccelKind::Tcg, Some(reason)),
+        },
     }
 }
 
@@ -88,11 +103,12 @@ pub fn decide(args: &RunArgs) -> Result<Decision, String> {
         }
         user => user,
     };
-    let accel = predicted_accel(args.accel);
+    let (accel, accel_unavailable) = predicted_accel(args.accel, mode);
     let sandbox = args.sandbox == Toggle::On;
     let input = PolicyInput {
         accel,
         accel_isolation: isolation_of(accel),
+        accel_unavailable,
         // Decided before any image is read: `--machine`, else the board of the
         // host's architecture (what KVM would run). Both boards are meant for
         // the virtualization use case.
@@ -172,6 +188,10 @@ pub fn after_sandbox(
     let mut input = decision.input.clone();
     input.accel = accel;
     input.accel_isolation = accel_isolation;
+    if accel == AccelKind::Kvm {
+        // It opened.
+        input.accel_unavailable = None;
+    }
     if let Some(report) = report {
         input.layers = report.availability();
     }

@@ -49,13 +49,26 @@ fn report_usage_error(error: &clap::Error) -> u8 {
             }
         }
         _ => {
-            eprintln!(
-                "moat: {} (see moat --help)",
-                one_line(&error.render().to_string())
-            );
+            eprintln!("moat: {} (see moat --help)", describe(error));
             run::STATUS_USAGE
         }
     }
+}
+
+/// A bad value reads `--cpus: 9 is not between 1 and 8`, as moat's other
+/// messages about a flag do; everything else as clap says it.
+fn describe(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    if error.kind() == ErrorKind::ValueValidation {
+        let flag = match error.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => arg.split_whitespace().next(),
+            _ => None,
+        };
+        if let (Some(flag), Some(source)) = (flag, std::error::Error::source(error)) {
+            return format!("{flag}: {source}");
+        }
+    }
+    one_line(&error.render().to_string())
 }
 
 /// clap's multi-line message up to its usage section, on one line.

@@ -15,7 +15,7 @@ use machine::policy::{self, IsolationMode, Weakening};
 use machine::{Accelerator, Arch, RunOutcome, VcpuThreads};
 
 use crate::cli::{AccelChoice, RunArgs, SerialChoice, TcgEngine, Toggle};
-use crate::{console, gate, sandbox};
+use crate::{cli, console, gate, sandbox};
 use accel_tcg::exec::trace::TraceSink;
 use accel_tcg::exec::{EngineKind, TcgAccelerator, TcgOptions};
 
@@ -59,10 +59,11 @@ pub fn run(args: &RunArgs) -> u8 {
 }
 
 fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Result<u8, Failure> {
+    cli::contradictions(args).map_err(usage)?;
     let decision = policy_gate(args)?;
     if let Some(kind) = args.machine {
         boards::check_config(kind.into(), args.memory, args.cpus)
-            .map_err(|error| config_failure(&error))?;
+            .map_err(|error| config_failure(&error, Some(kind.into())))?;
     }
     let kernel = read_image("kernel", &args.kernel, args.memory)?;
     let initrd = args
@@ -73,7 +74,8 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
 
     let kind = machine_kind(args, &kernel)?;
     let arch = kind.arch();
-    boards::check_config(kind, args.memory, args.cpus).map_err(|error| config_failure(&error))?;
+    boards::check_config(kind, args.memory, args.cpus)
+        .map_err(|error| config_failure(&error, Some(kind)))?;
     let (serial_output, serial_fd) = open_serial(&args.serial)?;
     let (trace_sink, trace_fd) = open_trace_file(args)?;
     let console = HostConsole::new(serial_output);
@@ -118,6 +120,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         (choice, _) => choice,
     };
     let accel = select_accelerator(choice, arch, args, trace_sink)?;
+    warn_ignored_flags(args, &decision, accel.as_ref());
     if args.verbose {
         eprintln!(
             "moat: machine {kind}, {} vCPU(s), kernel entered by {}",
@@ -125,6 +128,12 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
             board.boot_protocol()
         );
     }
+    // Raw from here to the end of try_run: dropping the guard on any return
+    // restores the terminal (signals and panics restore it too).
+    let terminal = match args.serial {
+        SerialChoice::Stdio => console::RawTerminal::enter(),
+        _ => None,
+    };
     let threads = confine(
         args,
         &decision,
@@ -135,6 +144,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
             serial_fd,
             trace_fd,
             inherited_fds,
+            terminal: terminal.is_some().then(|| lifecycle.clone()),
         },
     )?;
     let outcome =
@@ -193,33 +203,50 @@ fn machine_kind(args: &RunArgs, kernel: &[u8]) -> Result<MachineKind, Failure> {
     }
 }
 
-fn config_failure(error: &BoardError) -> Failure {
+/// `--memory` and `--cpus` out of a board's range, as people write sizes and
+/// counts ("between 4M and 64G"); the limits are the board's own.
+fn config_failure(error: &BoardError, kind: Option<MachineKind>) -> Failure {
+    let machine = kind.map_or_else(String::new, |kind| format!(" on the {kind} machine"));
     match error {
-        BoardError::MemorySize { .. } => usage(format!("--memory: {error}")),
-        BoardError::CpuCount { .. } => usage(format!("--cpus: {error}")),
+        BoardError::MemorySize { size, min, max } => usage(format!(
+            "--memory: {} is not between {} and {}{machine}",
+            cli::format_size(*size),
+            cli::format_size(*min),
+            cli::format_size(*max)
+        )),
+        BoardError::CpuCount { count, max, .. } => usage(format!(
+            "--cpus: {count} is not between 1 and {max}{machine}"
+        )),
         _ => usage(error.to_string()),
     }
 }
 
-/// Reads a whole image, refusing before allocation one that cannot fit in RAM.
-fn read_image(what: &str, path: &Path, memory: u64) -> Result<Vec<u8>, Failure> {
-    let describe = |error: std::io::Error| usage(format!("{what} '{}': {error}", path.display()));
+/// Opens an image and checks it can be loaded (a regular file no larger than
+/// guest RAM) without reading it; `moat check` asks the same. Returns the
+/// file and its size.
+pub fn open_image(what: &str, path: &Path, memory: u64) -> Result<(File, u64), String> {
+    let describe = |error: std::io::Error| format!("{what} '{}': {error}", path.display());
     let file = File::open(path).map_err(describe)?;
     let metadata = file.metadata().map_err(describe)?;
     if !metadata.is_file() {
-        return Err(usage(format!(
-            "{what} '{}' is not a regular file",
-            path.display()
-        )));
+        return Err(format!("{what} '{}' is not a regular file", path.display()));
     }
     if metadata.len() > memory {
-        return Err(usage(format!(
-            "{what} '{}' is {} bytes, larger than guest RAM ({memory} bytes)",
+        return Err(format!(
+            "{what} '{}' is {} bytes, larger than guest RAM ({})",
             path.display(),
-            metadata.len()
-        )));
+            metadata.len(),
+            cli::format_size(memory)
+        ));
     }
-    let mut data = Vec::with_capacity(metadata.len() as usize);
+    Ok((file, metadata.len()))
+}
+
+/// Reads a whole image, refusing before allocation one that cannot fit in RAM.
+fn read_image(what: &str, path: &Path, memory: u64) -> Result<Vec<u8>, Failure> {
+    let (file, size) = open_image(what, path, memory).map_err(usage)?;
+    let describe = |error: std::io::Error| usage(format!("{what} '{}': {error}", path.display()));
+    let mut data = Vec::with_capacity(size as usize);
     std::io::Read::read_to_end(&mut &file, &mut data).map_err(describe)?;
     Ok(data)
 }
@@ -237,14 +264,14 @@ fn select_accelerator(
                     "--accel kvm runs only guests of the host's architecture, and this guest is {arch}"
                 )));
             }
-            KvmAccelerator::open()
+            KvmAccelerator::open_path(&gate::kvm_device())
                 .map(|accel| Box::new(accel) as Box<dyn Accelerator>)
                 .map_err(|error| usage(error.to_string()))
         }
         AccelChoice::Tcg => tcg_accelerator(arch, args, trace_sink.clone()),
         AccelChoice::Auto => {
             if Arch::host() == Some(arch) {
-                match KvmAccelerator::open() {
+                match KvmAccelerator::open_path(&gate::kvm_device()) {
                     Ok(accel) => return Ok(Box::new(accel)),
                     Err(error) => log::info!("--accel auto: KVM unavailable, using TCG: {error}"),
                 }
@@ -261,7 +288,7 @@ fn tcg_accelerator(
     trace_sink: Option<TraceSink>,
 ) -> Result<Box<dyn Accelerator>, Failure> {
     let options = TcgOptions {
-        engine: match args.tcg_engine {
+        engine: match args.tcg_engine.unwrap_or(TcgEngine::Jit) {
             TcgEngine::Jit => EngineKind::Jit,
             TcgEngine::Interp => EngineKind::Interpreter,
         },
@@ -329,6 +356,24 @@ fn policy_gate(args: &RunArgs) -> Result<gate::Decision, Failure> {
     Ok(decision)
 }
 
+/// Says which flags the chosen accelerator ignores, and why `--accel auto`
+/// emulates, unless told to be quiet.
+fn warn_ignored_flags(args: &RunArgs, decision: &gate::Decision, accel: &dyn Accelerator) {
+    if args.quiet {
+        return;
+    }
+    if accel.kind() == machine::AccelKind::Kvm {
+        for warning in cli::ignored_under_kvm(args) {
+            eprintln!("moat: warning: {warning}");
+        }
+    } else if args.accel == AccelChoice::Auto
+        && decision.mode != IsolationMode::Off
+        && let Some(reason) = &decision.input.accel_unavailable
+    {
+        eprintln!("moat: --accel auto emulates with TCG: {reason}");
+    }
+}
+
 /// What the sandbox needs from the rest of `try_run`.
 struct Confinement {
     /// The console the stdin thread feeds, when the serial port is on stdio.
@@ -341,6 +386,9 @@ struct Confinement {
     trace_fd: Option<RawFd>,
     /// What closing inherited descriptors did (`None`: the sandbox is off).
     inherited_fds: Option<Result<String, String>>,
+    /// stdin is a raw terminal: the stdin thread reads Ctrl-A commands and ends
+    /// the VM through this lifecycle on Ctrl-A x.
+    terminal: Option<Arc<VmLifecycle>>,
 }
 
 /// Confines moat (with the sandbox on), starts the stdin and vCPU threads, and
@@ -359,7 +407,9 @@ fn confine(
         serial_fd,
         trace_fd,
         inherited_fds,
+        terminal,
     } = confinement;
+    let raw_terminal = terminal.is_some();
     let threads: Arc<Mutex<Option<VcpuThreads>>> = Arc::new(Mutex::new(None));
     let started = threads.clone();
     let cpus = args.cpus;
@@ -369,7 +419,7 @@ fn confine(
             None => (None, None),
         };
         if let Some(console) = stdin_console {
-            console::spawn_stdin_reader(console, stdin_filter)?;
+            console::spawn_stdin_reader(console, stdin_filter, terminal)?;
         }
         // Timer callbacks raise interrupt lines and kick vCPUs, as a vCPU's
         // device accesses do: the clock thread gets the vCPU allow-list.
@@ -415,6 +465,7 @@ fn confine(
             .collect(),
             write_fds,
             inherited_fds: inherited_fds.unwrap_or_else(|| Err("sandbox off".to_string())),
+            terminal: raw_terminal,
         };
         let report = sandbox::confine(&plan, start_threads);
         if args.verbose {
@@ -482,7 +533,7 @@ fn board_failure(error: BoardError, args: &RunArgs) -> Failure {
             other => format!("kernel '{}': {other}", args.kernel.display()),
         }),
         BoardError::MemorySize { .. } | BoardError::CpuCount { .. } | BoardError::NotBuilt(_) => {
-            config_failure(&error)
+            config_failure(&error, None)
         }
         other => failed(other.to_string()),
     }

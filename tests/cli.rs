@@ -226,3 +226,132 @@ fn help_and_version() {
     assert!(result.stdout.contains("--kernel <FILE>"));
     assert!(result.stdout.contains("Examples:"));
 }
+
+/// Sizes and counts read as people write them, with the board's own limits.
+#[test]
+fn range_errors_read_as_people_write_sizes() {
+    let hello = guest("hello.elf");
+    let hello = hello.to_str().unwrap();
+    let message = usage_error(&["run", "--kernel", hello, "--memory", "1M"]);
+    assert_eq!(
+        message,
+        "moat: --memory: 1M is not between 4M and 64G on the pc machine\n"
+    );
+    let message = usage_error(&[
+        "run",
+        "--kernel",
+        hello,
+        "--memory",
+        "65G",
+        "--machine",
+        "pc",
+    ]);
+    assert_eq!(
+        message,
+        "moat: --memory: 65G is not between 4M and 64G on the pc machine\n"
+    );
+    let message = usage_error(&[
+        "run",
+        "--kernel",
+        hello,
+        "--memory",
+        "4M",
+        "--machine",
+        "virt",
+    ]);
+    assert_eq!(
+        message,
+        "moat: --memory: 4M is not between 8M and 64G on the virt machine\n"
+    );
+    let message = usage_error(&["run", "--kernel", hello, "--cpus", "9"]);
+    assert_eq!(
+        message,
+        "moat: --cpus: 9 is not between 1 and 8 (see moat --help)\n"
+    );
+    for args in [["--memory", "1M"], ["--cpus", "0"]] {
+        let message = usage_error(&["run", "--kernel", hello, args[0], args[1]]);
+        assert!(!message.contains("..="), "{message}");
+        assert!(!message.contains("bytes"), "{message}");
+    }
+}
+
+/// TCG-only flags are refused where they cannot apply, never ignored.
+#[test]
+fn flags_that_would_do_nothing_are_refused() {
+    let hello = guest("hello.elf");
+    let hello = hello.to_str().unwrap();
+    for (extra, expected) in [
+        (&["--accel", "kvm", "--trace", "exec"][..], "--trace"),
+        (
+            &["--accel", "kvm", "--tcg-engine", "interp"],
+            "--tcg-engine",
+        ),
+        (
+            &[
+                "--accel",
+                "tcg",
+                "--trace",
+                "out_asm",
+                "--tcg-engine",
+                "interp",
+            ],
+            "--trace out_asm",
+        ),
+    ] {
+        for command in ["run", "check"] {
+            let mut args = vec![command, "--kernel", hello];
+            args.extend_from_slice(extra);
+            let result = run(moat().args(&args));
+            assert_eq!(result.status, Some(2), "{args:?}: {}", result.stderr);
+            assert!(
+                result.stderr.starts_with(&format!("moat: {expected}")),
+                "{args:?}: {}",
+                result.stderr
+            );
+        }
+    }
+}
+
+/// Under `--accel auto`, a TCG flag with KVM chosen is named in a warning.
+#[test]
+fn tcg_flags_under_auto_kvm_warn() {
+    if !common::kvm_usable("tcg_flags_under_auto_kvm_warn") {
+        return;
+    }
+    let result = run(moat()
+        .args(["run", "--trace", "exec", "--kernel"])
+        .arg(guest("hello.elf")));
+    assert_eq!(result.stdout, "Hello from moat guest!\n");
+    assert!(
+        result
+            .stderr
+            .contains("moat: warning: --trace does nothing under KVM"),
+        "{}",
+        result.stderr
+    );
+}
+
+/// The README quotes `--help`'s exit-status and console sections word for
+/// word: one source, checked here.
+#[test]
+fn readme_quotes_the_help() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let help = run(moat().args(["run", "--help"])).stdout;
+    for heading in ["Serial console (--serial stdio):", "Exit status:"] {
+        let start = help
+            .find(heading)
+            .unwrap_or_else(|| panic!("{heading} in {help}"));
+        let section: String = help[start..]
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(
+            readme.contains(&section),
+            "README.md should quote this part of `moat run --help`:\n{section}"
+        );
+    }
+    let check_help = run(moat().args(["check", "--help"])).stdout;
+    assert!(check_help.contains("Exit status:"), "{check_help}");
+}

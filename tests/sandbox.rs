@@ -224,8 +224,7 @@ fn verbose_reports_each_layer() {
 /// has (socket) once sandboxed; the kernel must kill it with SIGSYS.
 #[test]
 fn a_forbidden_call_kills_moat() {
-    if !cfg!(feature = "test-hooks") {
-        eprintln!("SKIPPED a_forbidden_call_kills_moat: needs `cargo test --features test-hooks`");
+    if !common::test_hooks("a_forbidden_call_kills_moat") {
         return;
     }
     if !kvm_usable("a_forbidden_call_kills_moat") {

@@ -11,6 +11,9 @@ mod exit;
 mod ioctls;
 mod x86_64;
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::Once;
 use std::sync::atomic::AtomicU8;
@@ -39,22 +42,38 @@ pub struct KvmAccelerator {
 impl KvmAccelerator {
     /// Opens `/dev/kvm`, explaining what to do when that is impossible.
     pub fn open() -> Result<Self, AccelError> {
-        let kvm = Kvm::new().map_err(|error| {
-            AccelError::Unavailable(Box::new(KvmUnavailable::from_open(&error)))
-        })?;
-        let version = kvm.get_api_version();
-        if version != kvm_bindings::KVM_API_VERSION as i32 {
-            return Err(AccelError::Unavailable(Box::new(
-                KvmUnavailable::ApiVersion {
-                    found: version,
-                    needed: kvm_bindings::KVM_API_VERSION,
-                },
-            )));
-        }
+        Self::open_path(Path::new(KVM_DEVICE))
+    }
+
+    /// Opens the KVM device at `path` (tests point it elsewhere), explaining
+    /// what to do when that is impossible.
+    pub fn open_path(path: &Path) -> Result<Self, AccelError> {
+        let kvm = open_checked(path).map_err(|reason| AccelError::Unavailable(Box::new(reason)))?;
         // Before the sandbox, which forbids sigaction.
         install_kick_handler();
         Ok(KvmAccelerator { kvm })
     }
+}
+
+/// Whether the KVM device at `path` would serve moat: it opens for reading
+/// and writing and speaks the KVM API version moat needs. Opens and closes it;
+/// creates no VM.
+pub fn probe(path: &Path) -> Result<(), KvmUnavailable> {
+    open_checked(path).map(drop)
+}
+
+fn open_checked(path: &Path) -> Result<Kvm, KvmUnavailable> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| KvmUnavailable::Open {
+        path: path.to_path_buf(),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    })?;
+    let kvm =
+        Kvm::new_with_path(&c_path).map_err(|error| KvmUnavailable::from_open(path, &error))?;
+    let version = kvm.get_api_version();
+    if version != kvm_bindings::KVM_API_VERSION as i32 {
+        return Err(KvmUnavailable::from_version(path, version));
+    }
+    Ok(kvm)
 }
 
 impl Accelerator for KvmAccelerator {

@@ -203,6 +203,10 @@ pub struct PolicyInput {
     ///
     /// [`Accelerator::isolation`]: crate::Accelerator::isolation
     pub accel_isolation: Isolation,
+    /// Why the host cannot give moat this accelerator, when probing it failed
+    /// (a KVM device that does not open, or is not KVM). `None`: it is usable,
+    /// or needs no probe (TCG).
+    pub accel_unavailable: Option<String>,
     pub board: BoardFacts,
     /// Whether the sandbox is on (`--sandbox on`, the default).
     pub sandbox: bool,
@@ -235,6 +239,8 @@ impl IsolationVerdict {
 pub enum Weakening {
     /// The accelerator is an emulator (TCG).
     Emulation,
+    /// The hardware accelerator asked for cannot be used on this host, and why.
+    AccelUnavailable { accel: AccelKind, reason: String },
     /// The board is not meant for the virtualization use case.
     UnsupportedBoard(String),
     /// `--sandbox off`.
@@ -256,6 +262,7 @@ impl Weakening {
     pub fn kind(&self) -> &'static str {
         match self {
             Weakening::Emulation => "emulation",
+            Weakening::AccelUnavailable { .. } => "accel-unavailable",
             Weakening::UnsupportedBoard(_) => "unsupported-board",
             Weakening::SandboxOff => "sandbox-off",
             Weakening::RunningAsRoot => "running-as-root",
@@ -271,6 +278,9 @@ impl fmt::Display for Weakening {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Weakening::Emulation => f.write_str("emulation: not a security boundary"),
+            Weakening::AccelUnavailable { accel, reason } => {
+                write!(f, "{accel} unavailable: {reason}")
+            }
             Weakening::UnsupportedBoard(board) => {
                 write!(f, "board {board} is not supported for virtualization")
             }
@@ -343,12 +353,17 @@ pub fn evaluate(input: &PolicyInput) -> Verdict {
     let mut weakenings = Vec::new();
     let mut guarantees = Vec::new();
 
-    match input.accel_isolation {
-        Isolation::Hardware => guarantees.push(format!(
+    match (input.accel_isolation, &input.accel_unavailable) {
+        (Isolation::Hardware, None) => guarantees.push(format!(
             "guest code runs under hardware virtualization ({})",
             input.accel
         )),
-        Isolation::None => weakenings.push(Weakening::Emulation),
+        // The boundary is only as real as the device that provides it.
+        (Isolation::Hardware, Some(reason)) => weakenings.push(Weakening::AccelUnavailable {
+            accel: input.accel,
+            reason: reason.clone(),
+        }),
+        (Isolation::None, _) => weakenings.push(Weakening::Emulation),
     }
     if !input.board.virtualization_supported {
         weakenings.push(Weakening::UnsupportedBoard(input.board.name.clone()));
@@ -483,6 +498,7 @@ mod tests {
         PolicyInput {
             accel: AccelKind::Kvm,
             accel_isolation: Isolation::Hardware,
+            accel_unavailable: None,
             board: BoardFacts {
                 name: "x86_64-pc".to_string(),
                 virtualization_supported: true,
@@ -681,6 +697,23 @@ mod tests {
                 "kvm, emulation-only board",
                 vec![Box::new(emulation_board)],
                 vec!["unsupported-board"],
+            ),
+            (
+                "kvm, device unusable",
+                vec![Box::new(|input: &mut PolicyInput| {
+                    input.accel_unavailable = Some("permission denied".to_string());
+                })],
+                vec!["accel-unavailable"],
+            ),
+            (
+                "tcg after kvm was found unusable",
+                vec![
+                    Box::new(tcg),
+                    Box::new(|input: &mut PolicyInput| {
+                        input.accel_unavailable = Some("permission denied".to_string());
+                    }),
+                ],
+                vec!["emulation"],
             ),
             ("tcg", vec![Box::new(tcg)], vec!["emulation"]),
             (

@@ -44,6 +44,8 @@ pub struct Plan {
     pub write_fds: Vec<i32>,
     /// What closing inherited descriptors did at start.
     pub inherited_fds: Result<String, String>,
+    /// stdin is a terminal in raw mode (see `seccomp::Context::terminal`).
+    pub terminal: bool,
 }
 
 /// What each layer did: `Ok` with a detail when applied, `Err` with the reason
@@ -165,6 +167,7 @@ fn install_filters(plan: &Plan, start_threads: Box<ThreadStarter<'_>>) -> Result
     let context = seccomp::Context {
         write_fds: plan.write_fds.clone(),
         jit: plan.accel == AccelKind::Tcg,
+        terminal: plan.terminal,
     };
     let compiled = seccomp::compile(seccomp::Role::Vcpu, &context).and_then(|vcpu| {
         seccomp::compile(seccomp::Role::Stdin, &context).map(|stdin| (vcpu, stdin))

@@ -46,6 +46,10 @@ pub struct Context {
     pub write_fds: Vec<i32>,
     /// The accelerator generates code (TCG): executable mappings are allowed.
     pub jit: bool,
+    /// stdin is a terminal moat put in raw mode: any thread may restore its
+    /// mode (an exit, a signal, a panic), and the stdin thread prints the
+    /// Ctrl-A help and messages on stderr.
+    pub terminal: bool,
 }
 
 fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
@@ -139,6 +143,19 @@ fn rules(role: Role, context: &Context) -> Result<BTreeMap<i64, Vec<SeccompRule>
     // A thread ends; the process ends.
     rules.insert(libc::SYS_exit, any());
     rules.insert(libc::SYS_exit_group, any());
+    // Restoring the terminal's mode (TCSETS on stdin only) on whichever thread
+    // ends the run, takes a signal or panics.
+    let restore_terminal = if context.terminal {
+        vec![
+            SeccompRule::new(vec![
+                condition(0, SeccompCmpOp::Eq, 0)?,
+                condition(1, SeccompCmpOp::Eq, libc::TCSETS)?,
+            ])
+            .map_err(|e| e.to_string())?,
+        ]
+    } else {
+        Vec::new()
+    };
 
     match role {
         Role::Vcpu => {
@@ -155,6 +172,12 @@ fn rules(role: Role, context: &Context) -> Result<BTreeMap<i64, Vec<SeccompRule>
                     .map(|(request, _)| *request)
                     .collect();
                 rules.insert(libc::SYS_ioctl, arg_in(1, &requests)?);
+            }
+            if !restore_terminal.is_empty() {
+                rules
+                    .entry(libc::SYS_ioctl)
+                    .or_default()
+                    .extend(restore_terminal.iter().cloned());
             }
             // Guest serial output and moat's own messages, to the descriptors
             // open for them and no other.
@@ -177,6 +200,14 @@ fn rules(role: Role, context: &Context) -> Result<BTreeMap<i64, Vec<SeccompRule>
                     .map(|(request, _)| *request)
                     .collect::<Vec<_>>();
                 rules.insert(libc::SYS_ioctl, arg_in(1, &irq_line)?);
+            }
+            if context.terminal {
+                rules
+                    .entry(libc::SYS_ioctl)
+                    .or_default()
+                    .extend(restore_terminal);
+                // The Ctrl-A help and "terminated" go to stderr.
+                rules.insert(libc::SYS_write, arg_in(0, &[2])?);
             }
             // Waiting for the guest to drain its receive FIFO.
             rules.insert(libc::SYS_clock_nanosleep, any());
@@ -242,6 +273,7 @@ mod tests {
         let context = Context {
             write_fds: vec![1, 2, 7],
             jit: false,
+            terminal: false,
         };
         for role in [Role::Vcpu, Role::Stdin] {
             let program = compile(role, &context).unwrap();
@@ -267,5 +299,21 @@ mod tests {
         assert!(!vcpu.contains_key(&libc::SYS_execve));
         assert!(!vcpu.contains_key(&libc::SYS_clone));
         assert!(!vcpu.contains_key(&libc::SYS_memfd_create));
+    }
+
+    #[test]
+    fn a_raw_terminal_adds_its_restore_and_the_escape_messages() {
+        let context = Context {
+            write_fds: vec![1, 2],
+            jit: true,
+            terminal: true,
+        };
+        for role in [Role::Vcpu, Role::Stdin] {
+            assert!(!compile(role, &context).unwrap().is_empty());
+            // TCG threads make no ioctl but the terminal's restore.
+            assert_eq!(rules(role, &context).unwrap()[&libc::SYS_ioctl].len(), 1);
+        }
+        let stdin = rules(Role::Stdin, &context).unwrap();
+        assert_eq!(stdin[&libc::SYS_write].len(), 1);
     }
 }

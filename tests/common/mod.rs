@@ -29,7 +29,39 @@ pub fn expected(name: &str) -> String {
         .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
 }
 
-/// Whether KVM can run guests here; says loudly why not when it cannot.
+/// What a skipped test needed, and the variable that makes its absence a
+/// failure instead (`.ci/run` and `scripts/test` set them: CI has all three).
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    Kvm,
+    Root,
+    TestHooks,
+}
+
+impl Need {
+    fn required_by(self) -> &'static str {
+        match self {
+            Need::Kvm => "MOAT_REQUIRE_KVM",
+            Need::Root => "MOAT_REQUIRE_ROOT",
+            Need::TestHooks => "MOAT_REQUIRE_TEST_HOOKS",
+        }
+    }
+}
+
+/// Reports that `test` (or part of it) did not run, and why. libtest captures
+/// only `print!`/`eprint!`, so this writes to stderr itself: plain `cargo
+/// test` shows the line between the "ok"s, and `scripts/test` counts them.
+/// Where the need's `MOAT_REQUIRE_*` variable is 1, a skip is a failure.
+pub fn skip(test: &str, need: Need, reason: &str) {
+    use std::io::Write;
+    let variable = need.required_by();
+    if std::env::var_os(variable).is_some_and(|value| value == "1") {
+        panic!("{test} cannot run ({reason}), and {variable}=1 says it must");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// Whether KVM can run guests here; reports the skip (see [`skip`]) when not.
 pub fn kvm_usable(test: &str) -> bool {
     match std::fs::OpenOptions::new()
         .read(true)
@@ -38,10 +70,27 @@ pub fn kvm_usable(test: &str) -> bool {
     {
         Ok(_) => true,
         Err(error) => {
-            eprintln!("SKIPPED {test}: /dev/kvm cannot be opened ({error}); KVM tests need it");
+            skip(
+                test,
+                Need::Kvm,
+                &format!("/dev/kvm cannot be opened ({error}); KVM tests need it"),
+            );
             false
         }
     }
+}
+
+/// Whether the binary was built with the `test-hooks` feature; reports the
+/// skip when not.
+pub fn test_hooks(test: &str) -> bool {
+    if !cfg!(feature = "test-hooks") {
+        skip(
+            test,
+            Need::TestHooks,
+            "needs `cargo test --features test-hooks` (scripts/test uses it)",
+        );
+    }
+    cfg!(feature = "test-hooks")
 }
 
 pub struct Run {
@@ -107,7 +156,7 @@ pub fn root(test: &str) -> bool {
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        eprintln!("SKIPPED {test}: needs root");
+        skip(test, Need::Root, "needs root");
     }
     root
 }
