@@ -100,7 +100,6 @@ impl Accelerator for KvmAccelerator {
             .kvm
             .create_vm()
             .map_err(|error| AccelError::host("creating the KVM VM", error))?;
-        x86_64::setup_vm(&vm)?;
         for (slot, region) in spec.memory.iter().enumerate() {
             let mapping = kvm_userspace_memory_region {
                 slot: slot as u32,
@@ -114,6 +113,9 @@ impl Accelerator for KvmAccelerator {
             unsafe { vm.set_user_memory_region(mapping) }
                 .map_err(|error| AccelError::host("mapping guest RAM into KVM", error))?;
         }
+        // After the memory slots: with the irqchip already there, registering
+        // a slot costs milliseconds more on some hosts (nested PVM here).
+        x86_64::setup_vm(&vm)?;
         let supported_cpuid = self
             .kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
