@@ -35,8 +35,8 @@ else
     echo "/usr/bin/time is missing (apt-get install time)"
 fi
 
-echo "== TCG workload: benches/vs-qemu.sh $workload_runs $iterations"
-benches/vs-qemu.sh "$workload_runs" "$iterations"
+echo "== TCG workload: benches/vs-qemu.sh x86_64 $workload_runs $iterations"
+benches/vs-qemu.sh x86_64 "$workload_runs" "$iterations"
 
 echo "== translation speed: cargo bench -p frontend-x86 --bench translate_x86"
 cargo bench --quiet -p frontend-x86 --bench translate_x86 2>&1 | grep -E "time:|thrpt:|translate" || true
