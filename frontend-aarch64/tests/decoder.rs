@@ -3,6 +3,8 @@
 //! agrees with an independent disassembler (yaxpeax-arm) on which words
 //! are allocated.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 use frontend_aarch64::disasm;
 use frontend_aarch64::translate::{Undef, check, tbflags};
 use proptest::prelude::*;
