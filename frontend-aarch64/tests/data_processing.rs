@@ -204,3 +204,35 @@ fn division_edge_cases() {
     let r = run(&code[..1], &[1 << 63, u64::MAX]);
     assert_eq!(r.x(2), 1 << 63);
 }
+
+#[test]
+fn immediates_with_sp_and_pc() {
+    let code = [
+        0xb13ffc01, // adds x1, x0, #0xfff
+        0xd53b4202, // mrs x2, nzcv
+        0x71400403, // subs w3, w0, #0x1, lsl #12
+        0xd53b4204, // mrs x4, nzcv
+        0xb100041f, // cmn x0, #0x1
+        0xd53b4205, // mrs x5, nzcv
+        0x910023e6, // add x6, sp, #0x8
+        0x910003e7, // mov x7, sp
+        0x9100001f, // mov sp, x0
+        0x10ffffe8, // adr x8, .-4
+        0xb0091a29, // adrp x9, .+0x12345000 (page)
+        0x1100040a, // add w10, w0, #0x1
+        0xd10000ff, // sub sp, x7, #0x0
+    ];
+    for x0 in [u64::MAX, 0x7fff_ffff_ffff_f001, 0x1000, 0] {
+        let r = run(&code, &[x0]);
+        let (v1, f1) = add_with_carry(x0, 0xfff, false, 64);
+        assert_eq!((r.x(1), r.x(2) >> 28), (v1, f1));
+        let (v3, f3) = add_with_carry(x0, !0x1000, true, 32);
+        assert_eq!((r.x(3), r.x(4) >> 28), (v3, f3));
+        assert_eq!(r.x(5) >> 28, add_with_carry(x0, 1, false, 64).1);
+        assert_eq!((r.x(6), r.x(7)), (STACK + 8, STACK));
+        assert_eq!(r.x(8), CODE + 0x24 - 4);
+        assert_eq!(r.x(9), (CODE & !0xfff) + 0x1234_5000);
+        assert_eq!(r.x(10), (x0 as u32).wrapping_add(1) as u64);
+        assert_eq!(r.state.sp_el1, STACK);
+    }
+}
