@@ -116,14 +116,15 @@ impl A64Cpu {
                 self.take_exception(ExceptionKind::Sync, syndrome(ec::SVC, imm), None);
             }
             status::HVC => {
-                self.state.pc = next;
-                if imm == 0
-                    && let Some(ev) = crate::psci::call(&mut self.state, platform)
-                {
-                    return ev;
-                }
+                // PSCI through hvc #0 is served as EL2 firmware would; with
+                // no EL2 modelled any other HVC is UNDEFINED.
                 if imm != 0 {
-                    self.take_exception(ExceptionKind::Sync, syndrome(ec::HVC, imm), None);
+                    self.undefined(pc);
+                    return GuestEvent::Continue;
+                }
+                self.state.pc = next;
+                if let Some(ev) = crate::psci::call(&mut self.state, platform) {
+                    return ev;
                 }
             }
             status::SMC => {

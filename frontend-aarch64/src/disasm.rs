@@ -1,7 +1,7 @@
 //! Guest disassembly for `--trace in_asm`, by `yaxpeax-arm`.
 
 use yaxpeax_arch::{Decoder, U8Reader};
-use yaxpeax_arm::armv8::a64::InstDecoder;
+use yaxpeax_arm::armv8::a64::{InstDecoder, Opcode};
 
 /// One line per 4-byte word of `bytes` at `pc`.
 pub fn disassemble(pc: u64, bytes: &[u8]) -> Vec<String> {
@@ -26,5 +26,5 @@ pub fn disassemble(pc: u64, bytes: &[u8]) -> Vec<String> {
 pub fn allocated(word: u32) -> bool {
     let bytes = word.to_le_bytes();
     let mut reader = U8Reader::new(&bytes);
-    InstDecoder::default().decode(&mut reader).is_ok()
+    matches!(InstDecoder::default().decode(&mut reader), Ok(i) if i.opcode != Opcode::Invalid)
 }

@@ -25,6 +25,9 @@ super::a64_table! {
     ERET:       Branch: "1101011 0100 11111 000000 11111 00000" => br::eret;
     EXC_GEN:    Branch: "11010100 000 iiiiiiiiiiiiiiii 000 ll" => br::svc_hvc_smc;
     BRK:        Branch: "11010100 001 iiiiiiiiiiiiiiii 000 00" => br::brk;
+    // Debug state (HLT, DCPS1-3): no external debugger, so UNDEFINED.
+    HLT:        Branch: "11010100 010 iiiiiiiiiiiiiiii 000 00" => not_implemented;
+    DCPS:       Branch: "11010100 101 iiiiiiiiiiiiiiii 000 ll" => br::dcps;
 
     // ---- System ----------------------------------------------------------
     HINT:       System: "11010101 00000011 0010 mmmm ooo 11111" => sys::hint;

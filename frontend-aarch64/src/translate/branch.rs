@@ -111,6 +111,16 @@ pub fn brk(c: &mut Ctx<'_>, i: Insn) -> Res {
     Ok(c.exit(status::with_imm16(status::BRK, i.bits(20, 5))))
 }
 
+/// `DCPS1..3`: "11010100 101 imm16 000 LL" (LL = 00 unallocated). Outside
+/// Debug state they are UNDEFINED.
+pub fn dcps(_c: &mut Ctx<'_>, i: Insn) -> Res {
+    if i.bits(1, 0) == 0 {
+        Err(Undef::Unallocated)
+    } else {
+        Err(Undef::NotImplemented)
+    }
+}
+
 // The pc is never stored by translated code: the exec loop takes it from
 // each exit. Keep the offset referenced for readers looking for it.
 const _: u32 = state::PC_OFF;

@@ -262,4 +262,47 @@ mod tests {
         assert_eq!(decode_bit_masks(1, 0b111111, 0, true, 64), None);
         assert_eq!(decode_bit_masks(0, 0b111111, 0, true, 32), None);
     }
+
+    /// Every logical immediate, built from the Arm ARM's definition (an
+    /// element of 2 to 64 bits holding a rotated run of ones, replicated),
+    /// encodes to the (N, immr, imms) the decoder turns back into it.
+    #[test]
+    fn every_bitmask_immediate_round_trips() {
+        let mut count = 0;
+        for log in 1..=6u32 {
+            let e = 1u32 << log;
+            for s in 0..e - 1 {
+                for r in 0..e {
+                    let ones = (1u64 << (s + 1)) - 1;
+                    let emask = if e == 64 { u64::MAX } else { (1u64 << e) - 1 };
+                    let elem = if r == 0 {
+                        ones
+                    } else {
+                        ((ones >> r) | (ones << (e - r))) & emask
+                    };
+                    let mut value = 0u64;
+                    for k in 0..64 / e {
+                        value |= elem << (k * e);
+                    }
+                    let n = u32::from(e == 64);
+                    // imms: the element size as leading ones then a zero,
+                    // followed by s.
+                    let imms = ((!(2 * e - 1)) & 0x3f) | s;
+                    assert_eq!(
+                        decode_bit_masks(n, imms, r, true, 64).map(|m| m.0),
+                        Some(value),
+                        "e={e} s={s} r={r}"
+                    );
+                    if e <= 32 {
+                        assert_eq!(
+                            decode_bit_masks(0, imms, r, true, 32).map(|m| m.0),
+                            Some(value & 0xffff_ffff)
+                        );
+                    }
+                    count += 1;
+                }
+            }
+        }
+        assert_eq!(count, 5334);
+    }
 }

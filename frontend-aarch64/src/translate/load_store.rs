@@ -387,6 +387,11 @@ fn store_release(c: &mut Ctx<'_>, i: Insn, size: u32) -> Res {
 
 /// `CAS*` (LSE): "size 001000 1 L 1 Rs o0 11111 Rn Rt".
 fn cas(c: &mut Ctx<'_>, i: Insn, size: u32) -> Res {
+    // Rt2 is "should be one"; other values are CONSTRAINED UNPREDICTABLE,
+    // and moat chooses UNDEFINED.
+    if i.ra() != 31 {
+        return Err(Undef::Unallocated);
+    }
     let addr = c.xsp(i.rn(), true);
     let cmp = c.x(i.rm(), true);
     let new = c.x(i.rd(), true);
@@ -399,7 +404,7 @@ fn cas(c: &mut Ctx<'_>, i: Insn, size: u32) -> Res {
 /// `CASP*` (LSE): "0 sz 001000 0 L 1 Rs o0 11111 Rn Rt", even register pairs.
 fn casp(c: &mut Ctx<'_>, i: Insn, wide: bool) -> Res {
     let (rs, rt) = (i.rm(), i.rd());
-    if rs & 1 != 0 || rt & 1 != 0 {
+    if rs & 1 != 0 || rt & 1 != 0 || i.ra() != 31 {
         return Err(Undef::Unallocated);
     }
     let addr = c.xsp(i.rn(), true);

@@ -404,3 +404,15 @@ pub fn goto_pc(b: &mut Block, slot: u8, pc: u64) {
         b.exit_indirect(target);
     }
 }
+
+/// Whether `word` is an instruction moat knows (translated or recognized
+/// but not translated yet), by translating it at EL `tb` into a scratch
+/// block: the decoder's answer with the handlers' reserved-field checks.
+/// Tests compare it with an independent disassembler.
+pub fn check(word: u32, tb: u64) -> Result<&'static str, Undef> {
+    let entry = decode::decode(word).ok_or(Undef::Unallocated)?;
+    let mut b = Block::new(0x1000);
+    let mut c = Ctx::new(&mut b, tb);
+    c.pc = 0x1000;
+    (entry.handler)(&mut c, Insn(word)).map(|_| entry.name)
+}
