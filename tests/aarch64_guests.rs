@@ -50,7 +50,12 @@ fn hello() {
     assert_eq!(result.status, Some(0));
     // The raw image gets x0 = the DTB.
     let result = run_a64("hello.bin", &[]);
-    assert_eq!(result.stdout, expected("hello-raw.out"), "{}", result.stderr);
+    assert_eq!(
+        result.stdout,
+        expected("hello-raw.out"),
+        "{}",
+        result.stderr
+    );
     assert_eq!(result.status, Some(0));
 }
 
@@ -80,7 +85,11 @@ fn exceptions() {
             }
             assert_eq!(got, want, "{image}");
         }
-        assert_eq!(result.stdout.lines().count(), want.lines().count(), "{image}");
+        assert_eq!(
+            result.stdout.lines().count(),
+            want.lines().count(),
+            "{image}"
+        );
     }
 }
 
@@ -102,6 +111,7 @@ fn timer_ticks_and_bootargs() {
 }
 
 #[test]
+#[allow(clippy::zombie_processes)] // reaped with wait4 for its rusage
 fn timer_waits_asleep() {
     // 20 ticks of 10 ms in wfi: a vCPU that spun instead of sleeping would
     // burn about as much CPU time as wall time.

@@ -6,6 +6,8 @@
 //! Every vector of the test machine holds the epilogue (power off), so an
 //! exception ends the run with its syndrome in the final state.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 mod common;
 
 use accel_tcg::softmmu::{Access, PagePerms};
@@ -282,7 +284,7 @@ fn walk_with_a_64k_granule() {
         ttbr0: L1,
         ..walker()
     };
-    put(&mem, L1, 2, DATA + 0x10000 | 3);
+    put(&mem, L1, 2, (DATA + 0x10000) | 3);
     put(
         &mem,
         DATA + 0x10000,
