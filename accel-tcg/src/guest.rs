@@ -65,6 +65,31 @@ pub trait PageWalker {
         access: Access,
         mmu_idx: usize,
     ) -> Result<PageTranslation, MemFault>;
+
+    /// [`PageWalker::translate`] for a data access of `size` bytes (the
+    /// slow path's loads, stores and atomics come here), so that a walker
+    /// can fault on what depends on the mapping and the size together (Arm
+    /// Device memory: every access must be aligned). Such a walker keeps
+    /// those pages out of the TLB (no read or write permission in the
+    /// result) so that every access reaches it.
+    fn translate_sized(
+        &self,
+        memory: &GuestMemoryMmap,
+        vaddr: u64,
+        size: u32,
+        access: Access,
+        mmu_idx: usize,
+    ) -> Result<PageTranslation, MemFault> {
+        let _ = size;
+        self.translate(memory, vaddr, access, mmu_idx)
+    }
+
+    /// Whether a data access to a physical address no device claims
+    /// faults (with the slow path's bus-error code) instead of reading all
+    /// ones and dropping writes (x86's floating bus).
+    fn bus_errors(&self) -> bool {
+        false
+    }
 }
 
 /// Reads guest instruction bytes for the translator, through the guest MMU,

@@ -1,15 +1,24 @@
 //! [`A64Cpu`]: the [`GuestCpu`] the exec loop drives for AArch64 guests.
 
+use std::sync::atomic::Ordering;
+
 use accel_tcg::guest::{CodeReader, FetchFault, GuestCpu, GuestEvent, Platform};
 use accel_tcg::ir::Block;
 use accel_tcg::softmmu::{Access, CpuState, MemFault};
 use devices::Startup;
 use machine::{CpuState as MachineCpuState, VcpuExit};
 
-use crate::exceptions::{ExceptionKind, ec, syndrome};
+use crate::exceptions::{ExceptionKind, ISS_CV_AL, ec, syndrome};
 use crate::mmu::{self, A64Walker};
 use crate::state::{A64State, MMU_EL0, MMU_EL1, pstate};
 use crate::translate::{self, status, tbflags};
+
+/// SCTLR_EL1.A: alignment checking.
+const SCTLR_A: u64 = 1 << 1;
+/// SCTLR_EL1.SA: SP alignment checking at EL1.
+const SCTLR_SA: u64 = 1 << 3;
+/// SCTLR_EL1.SA0: SP alignment checking at EL0.
+const SCTLR_SA0: u64 = 1 << 4;
 
 /// An AArch64 vCPU for the translator.
 pub struct A64Cpu {
@@ -17,8 +26,14 @@ pub struct A64Cpu {
     pub state: Box<A64State>,
     /// Stopped in `wfi` until an interrupt arrives.
     pub halted: bool,
-    /// Powered off (a secondary CPU before PSCI CPU_ON).
+    /// Powered off (a secondary CPU before PSCI CPU_ON, or after CPU_OFF).
     pub off: bool,
+    /// PSTATE.IL: set by an illegal exception return (Arm ARM D1.11.5).
+    pub il: bool,
+    /// CSSELR_EL1.
+    pub csselr: u64,
+    /// The broadcast TLBI count this CPU's TLB has caught up with.
+    tlbi_seen: u64,
 }
 
 impl Default for A64Cpu {
@@ -34,6 +49,9 @@ impl A64Cpu {
             state: Box::new(A64State::new()),
             halted: false,
             off: false,
+            il: false,
+            csselr: 0,
+            tlbi_seen: crate::system::TLBI_BROADCASTS.load(Ordering::SeqCst),
         }
     }
 
@@ -68,6 +86,15 @@ impl A64Cpu {
         crate::disasm::disassemble(pc, bytes)
     }
 
+    /// Flushes the TLB if another vCPU broadcast a TLBI since the last look.
+    fn catch_up_tlbi(&mut self) {
+        let now = crate::system::TLBI_BROADCASTS.load(Ordering::SeqCst);
+        if now != self.tlbi_seen {
+            self.tlbi_seen = now;
+            self.state.header().tlb.flush();
+        }
+    }
+
     fn irq_enabled(&self) -> bool {
         self.state.daif & pstate::I == 0
     }
@@ -75,6 +102,13 @@ impl A64Cpu {
     /// Applies a PSCI CPU_ON request, if one is waiting. Returns whether
     /// the CPU now runs.
     fn take_startup(&mut self, platform: &Platform<'_>) -> bool {
+        if self.off
+            && let Some((entry, context)) = platform.lifecycle.take_cpu_on(platform.cpu)
+        {
+            self.power_on(entry, context);
+            self.il = false;
+            return true;
+        }
         match platform.interrupts.take_startup(platform.cpu) {
             Some(Startup::PowerOn { entry, context }) if self.off => {
                 self.power_on(entry, context);
@@ -94,13 +128,25 @@ impl A64Cpu {
     /// Waits; parked if only another CPU could end the wait. When every CPU
     /// is parked and nothing is on its way, the run ends as halted.
     fn park_if_stuck(&mut self, platform: &Platform<'_>) -> GuestEvent {
-        let stuck = self.off || (self.halted && !self.irq_enabled());
+        // Only a powered-off CPU is parked: a CPU in WFI, even with every
+        // interrupt masked, wakes when its timer (or any interrupt) fires
+        // (WFI wakes on a pending interrupt whatever PSTATE.I says).
+        let stuck = self.off;
         if !stuck {
             platform.lifecycle.set_parked(platform.cpu, false);
             return GuestEvent::Wait;
         }
         let all_parked = platform.lifecycle.set_parked(platform.cpu, true);
-        if all_parked && (0..platform.cpus).all(|cpu| !platform.interrupts.wake_pending(cpu)) {
+        let starting = |cpu| {
+            matches!(
+                platform.lifecycle.cpu_power(cpu),
+                Some(devices::CpuPower::OnPending { .. })
+            )
+        };
+        if all_parked
+            && (0..platform.cpus)
+                .all(|cpu| !platform.interrupts.wake_pending(cpu) && !starting(cpu))
+        {
             return GuestEvent::Exit(VcpuExit::Halted { pc: self.state.pc });
         }
         GuestEvent::Wait
@@ -123,7 +169,7 @@ impl A64Cpu {
                     return GuestEvent::Continue;
                 }
                 self.state.pc = next;
-                if let Some(ev) = crate::psci::call(&mut self.state, platform) {
+                if let Some(ev) = crate::psci::call(self, platform) {
                     return ev;
                 }
             }
@@ -139,6 +185,22 @@ impl A64Cpu {
             status::PC_ALIGN => {
                 self.state.pc = pc;
                 self.take_exception(ExceptionKind::Sync, syndrome(ec::PC_ALIGN, 0), Some(pc));
+            }
+            status::SP_ALIGN => {
+                self.state.pc = pc;
+                self.take_exception(ExceptionKind::Sync, syndrome(ec::SP_ALIGN, 0), None);
+            }
+            status::FP_TRAP => {
+                self.state.pc = pc;
+                self.take_exception(
+                    ExceptionKind::Sync,
+                    syndrome(ec::FP_ACCESS, ISS_CV_AL),
+                    None,
+                );
+            }
+            status::ILLEGAL => {
+                self.state.pc = pc;
+                self.take_exception(ExceptionKind::Sync, syndrome(ec::ILLEGAL_STATE, 0), None);
             }
             status::NEXT => self.state.pc = next,
             status::SYSTEM => {
@@ -181,6 +243,24 @@ impl GuestCpu for A64Cpu {
         }
         if s.spsel != 0 {
             f |= tbflags::SPSEL;
+        }
+        if s.sctlr_el1 & (mmu::SCTLR_M | SCTLR_A) != mmu::SCTLR_M {
+            f |= tbflags::ALIGN;
+        }
+        let sa = if s.el == 0 { SCTLR_SA0 } else { SCTLR_SA };
+        if s.sctlr_el1 & sa != 0 {
+            f |= tbflags::SP_CHECK;
+        }
+        // CPACR_EL1.FPEN: 0b01 traps EL0 only, 0b11 nothing, else both.
+        let fpen = (s.cpacr_el1 >> 20) & 3;
+        if fpen == 0 || fpen == 2 || (fpen == 1 && s.el == 0) {
+            f |= tbflags::FP_TRAP;
+        }
+        if self.il {
+            f |= tbflags::IL;
+        }
+        if s.el == 0 && s.sctlr_el1 & crate::sysregs::SCTLR_DZE == 0 {
+            f |= tbflags::ZVA_TRAP;
         }
         f
     }
@@ -237,6 +317,9 @@ impl GuestCpu for A64Cpu {
         self.state.pc = pc;
         let fsc = mmu::fsc_of(fault);
         let lower = self.state.el == 0;
+        // ISS of an abort (Arm ARM D13.2.37): the fault status code, WnR
+        // for data. ISV stays 0: Armv8.0 gives the instruction syndrome
+        // only for aborts on stage 2 translations, reported to EL2.
         let esr = match access {
             Access::Exec => {
                 let class = if lower { ec::IABT_LOWER } else { ec::IABT_SAME };
@@ -260,6 +343,7 @@ impl GuestCpu for A64Cpu {
     }
 
     fn poll_interrupts(&mut self, platform: &Platform<'_>) -> GuestEvent {
+        self.catch_up_tlbi();
         if self.take_startup(platform) {
             return GuestEvent::Continue;
         }
@@ -280,6 +364,7 @@ impl GuestCpu for A64Cpu {
     }
 
     fn has_work(&mut self, platform: &Platform<'_>) -> GuestEvent {
+        self.catch_up_tlbi();
         // WFI wakes on a pending interrupt even while it is masked.
         let runs = self.take_startup(platform)
             || (!self.off

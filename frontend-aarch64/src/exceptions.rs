@@ -28,6 +28,8 @@ pub mod ec {
     pub const UNKNOWN: u32 = 0x00;
     /// WFI/WFE trapped.
     pub const WFX: u32 = 0x01;
+    /// SIMD/FP access trapped by CPACR_EL1.FPEN.
+    pub const FP_ACCESS: u32 = 0x07;
     /// Illegal Execution state.
     pub const ILLEGAL_STATE: u32 = 0x0e;
     /// SVC in AArch64.
@@ -54,6 +56,10 @@ pub mod ec {
     pub const BRK: u32 = 0x3c;
 }
 
+/// ISS bits CV = 1, COND = 0b1110 (always): what an A64 instruction
+/// reports in the classes that have a condition field (EC 0x01, 0x07).
+pub const ISS_CV_AL: u32 = (1 << 24) | (0xe << 20);
+
 /// ESR_EL1 for class `ec` with `iss` (32-bit instruction: IL set).
 pub const fn syndrome(ec: u32, iss: u32) -> u64 {
     ((ec as u64) << 26) | (1 << 25) | (iss as u64 & 0x1ff_ffff)
@@ -79,7 +85,9 @@ impl A64Cpu {
             ExceptionKind::Fiq => 0x100,
             ExceptionKind::SError => 0x180,
         };
-        s.spsr_el1 = s.pstate();
+        // SPSR.IL (bit 20) keeps PSTATE.IL; entry clears it (D1.11.5).
+        s.spsr_el1 = s.pstate() | if self.il { SPSR_IL } else { 0 };
+        self.il = false;
         s.elr_el1 = s.pc;
         if kind == ExceptionKind::Sync {
             s.esr_el1 = esr;
@@ -99,15 +107,31 @@ impl A64Cpu {
         self.take_exception(ExceptionKind::Sync, syndrome(ec::UNKNOWN, 0), None);
     }
 
-    /// `eret`: PSTATE from SPSR_EL1, pc from ELR_EL1; the exclusive monitor
-    /// clears. An SPSR naming EL2/EL3 or AArch32 returns to EL1h (no
-    /// illegal-return state is modelled).
+    /// `eret` (Arm ARM D1.11.3, pseudocode `AArch64.ExceptionReturn`): the
+    /// pc from ELR_EL1, PSTATE from SPSR_EL1, the exclusive monitor
+    /// clears. A return to a mode that does not exist here (AArch32,
+    /// EL2/EL3, EL0 with SP_EL1, reserved M values) is an *illegal
+    /// exception return* (D1.11.5): EL and SP stay, NZCV and DAIF come from
+    /// the SPSR, and PSTATE.IL is set, so the next instruction takes an
+    /// Illegal Execution state exception (EC 0x0e). SPSR.IL = 1 also
+    /// returns with PSTATE.IL set.
     pub fn exception_return(&mut self) {
         let s = &mut *self.state;
         let spsr = s.spsr_el1;
         let elr = s.elr_el1;
-        s.set_pstate(spsr);
+        let legal = spsr & (1 << 4) == 0 && matches!(spsr & pstate::M, 0b0000 | 0b0100 | 0b0101);
+        if legal {
+            s.set_pstate(spsr);
+            self.il = spsr & SPSR_IL != 0;
+        } else {
+            s.set_nzcv(spsr);
+            s.daif = spsr & pstate::DAIF;
+            self.il = true;
+        }
         s.excl_addr = EXCL_NONE;
         s.pc = elr;
     }
 }
+
+/// SPSR_ELx.IL.
+pub const SPSR_IL: u64 = 1 << 20;

@@ -12,15 +12,16 @@
 //! * [`translate`]: translation to IR.
 //! * [`cpu`]: [`A64Cpu`], the [`accel_tcg::guest::GuestCpu`] the exec loop
 //!   drives; [`exceptions`]: exception entry and `eret`.
-//! * System side, first versions the system helper completes: [`mmu`]
-//!   (page walker: identity with the MMU off), [`system`] (`msr`/`mrs`/
-//!   `sys`/`wfi`), [`sysregs`], [`psci`].
+//! * System side: [`mmu`] (the VMSAv8-64 stage 1 walk), [`system`]
+//!   (`msr`/`mrs`/`sys`/`wfi`: TLBI, AT, cache maintenance), [`sysregs`]
+//!   (registers, EL0 traps, the generic timer), [`psci`] (PSCI 1.0 over
+//!   `hvc #0`).
 //!
 //! Supported: EL0 and EL1 in AArch64, the integer A64 ISA (data
 //! processing, branches, every integer load and store, exclusives,
 //! acquire/release, ARMv8.1 LSE atomics). Not yet: floating point and
-//! Advanced SIMD (Undefined Instruction), the MMU table walk, the generic
-//! timer, EL2/EL3, AArch32, SVE, pointer authentication, MTE.
+//! Advanced SIMD (Undefined Instruction, or the FP access trap while
+//! CPACR_EL1.FPEN traps), EL2/EL3, AArch32, SVE, pointer authentication, MTE.
 
 pub mod cpu;
 pub mod decode;

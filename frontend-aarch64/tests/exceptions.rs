@@ -30,7 +30,6 @@ const INSN: u64 = CODE + 4;
 fn undefined_instruction() {
     for word in [
         0x0000_0000, // udf #0 (unallocated)
-        0x1e20_2800, // fadd s0, s0, s0 (not translated yet)
         0xd400_0003, // smc #0 (no EL3)
         0xd69f_03e1, // eret with op4 != 0: unallocated
     ] {

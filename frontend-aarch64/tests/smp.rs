@@ -16,7 +16,7 @@ use frontend_aarch64::{A64Cpu, A64State};
 use machine::{CpuState, VcpuExit};
 use vm_memory::{Bytes, GuestAddress};
 
-const LOOP: [u32; 24] = [
+const LOOP: [u32; 27] = [
     0xc85ffc02, // loop: ldaxr x2, [x0]
     0x91000442, // add x2, x2, #1
     0xc803fc02, // stlxr w3, x2, [x0]
@@ -41,13 +41,18 @@ const LOOP: [u32; 24] = [
     0x35ffff83, // cbnz w3, lp
     0xf1000421, // subs x1, x1, #1
     0x54fffd21, // b.ne loop
+    // Each CPU turns itself off (PSCI CPU_OFF); SYSTEM_OFF from the first
+    // to finish would stop the other mid-count.
+    0xd2800040, // mov x0, #0x2
+    0xf2b08000, // movk x0, #0x8400, lsl #16
+    0xd4000002, // hvc #0
 ];
 
 const N: u64 = 20_000;
 
 fn counters(engine: Engine) {
     let mem = memory_with(&LOOP);
-    let lifecycle = Arc::new(VmLifecycle::new());
+    let lifecycle = Arc::new(VmLifecycle::with_vcpus(2));
     let shared = SharedCodePages::new(lifecycle.clone());
     let threads: Vec<_> = (0..2u32)
         .map(|index| {
@@ -79,8 +84,21 @@ fn counters(engine: Engine) {
             })
         })
         .collect();
+    // The last CPU to turn off ends its run as halted (nothing can wake
+    // the machine); the other is asleep, off, and is stopped here.
+    while !threads.iter().any(|t| t.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    lifecycle.request_shutdown(0);
     for t in threads {
-        assert_eq!(t.join().unwrap(), Some(VcpuExit::Shutdown(0)));
+        let exit = t.join().unwrap();
+        assert!(
+            matches!(
+                exit,
+                Some(VcpuExit::Halted { .. }) | Some(VcpuExit::Shutdown(0))
+            ),
+            "{exit:?}"
+        );
     }
     let rd = |off: u64| mem.read_obj::<u64>(GuestAddress(DATA + off)).unwrap();
     assert_eq!(rd(0), 2 * N, "ldaxr/stlxr counter");

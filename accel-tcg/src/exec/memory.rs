@@ -118,9 +118,13 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         &mut self,
         mmu_idx: usize,
         vaddr: u64,
+        size: MemSize,
         access: Access,
     ) -> Result<(u64, PagePerms), MemFault> {
-        match self.walker.translate(self.memory, vaddr, access, mmu_idx) {
+        match self
+            .walker
+            .translate_sized(self.memory, vaddr, size.bytes(), access, mmu_idx)
+        {
             Ok(t) => Ok((t.paddr, t.perms)),
             Err(fault) => {
                 self.last_fault_access = access;
@@ -147,7 +151,7 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         vaddr: u64,
         size: MemSize,
     ) -> Result<u64, MemFault> {
-        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, Access::Read)?;
+        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, size, Access::Read)?;
         let len = size.bytes() as usize;
         let mut bytes = [0u8; 8];
         match resolve(self.memory, paddr) {
@@ -158,7 +162,10 @@ impl<W: PageWalker> SoftMmu<'_, W> {
                 self.fill(tlb, vaddr, paddr, perms);
             }
             Target::Mmio => {
-                self.mmio.read(paddr, &mut bytes[..len]);
+                if !self.mmio.read(paddr, &mut bytes[..len]) && self.walker.bus_errors() {
+                    self.last_fault_access = Access::Read;
+                    return Err(MemFault { code: BUS_ERROR });
+                }
             }
         }
         Ok(u64::from_le_bytes(bytes))
@@ -171,7 +178,7 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         size: MemSize,
         value: u64,
     ) -> Result<(), MemFault> {
-        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, Access::Write)?;
+        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, size, Access::Write)?;
         let len = size.bytes() as usize;
         let bytes = value.to_le_bytes();
         match resolve(self.memory, paddr) {
@@ -198,7 +205,10 @@ impl<W: PageWalker> SoftMmu<'_, W> {
                 }
             }
             Target::Mmio => {
-                self.mmio.write(paddr, &bytes[..len]);
+                if !self.mmio.write(paddr, &bytes[..len]) && self.walker.bus_errors() {
+                    self.last_fault_access = Access::Write;
+                    return Err(MemFault { code: BUS_ERROR });
+                }
             }
         }
         Ok(())
@@ -215,7 +225,7 @@ impl<W: PageWalker> SoftMmu<'_, W> {
         vaddr: u64,
         rmw: &Rmw,
     ) -> Result<u64, MemFault> {
-        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, Access::Write)?;
+        let (paddr, perms) = self.translate(tlb.mmu_idx(), vaddr, rmw.size, Access::Write)?;
         let len = rmw.size.bytes() as usize;
         match resolve(self.memory, paddr) {
             Target::Ram(host) => {
@@ -310,6 +320,12 @@ fn crosses_page(vaddr: u64, size: MemSize) -> bool {
 }
 
 impl<W: PageWalker> MemoryHandler for SoftMmu<'_, W> {
+    fn unaligned(&mut self, _vaddr: u64, _size: MemSize, access: Access) -> MemFault {
+        // The front end learns whether a load or a store faulted.
+        self.last_fault_access = access;
+        MemFault::UNALIGNED
+    }
+
     fn load(&mut self, tlb: &mut Tlb, vaddr: u64, size: MemSize) -> Result<u64, MemFault> {
         if !crosses_page(vaddr, size) {
             return self.load_within_page(tlb, vaddr, size);
@@ -317,8 +333,8 @@ impl<W: PageWalker> MemoryHandler for SoftMmu<'_, W> {
         // Translate both pages before reading anything, so a fault on the
         // second page has no effect.
         let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
-        self.translate(tlb.mmu_idx(), vaddr, Access::Read)?;
-        self.translate(tlb.mmu_idx(), second, Access::Read)?;
+        self.translate(tlb.mmu_idx(), vaddr, size, Access::Read)?;
+        self.translate(tlb.mmu_idx(), second, MemSize::B1, Access::Read)?;
         let mut value = 0u64;
         for i in 0..u64::from(size.bytes()) {
             let byte = self.load_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1)?;
@@ -338,8 +354,8 @@ impl<W: PageWalker> MemoryHandler for SoftMmu<'_, W> {
             return self.store_within_page(tlb, vaddr, size, value);
         }
         let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
-        self.translate(tlb.mmu_idx(), vaddr, Access::Write)?;
-        self.translate(tlb.mmu_idx(), second, Access::Write)?;
+        self.translate(tlb.mmu_idx(), vaddr, size, Access::Write)?;
+        self.translate(tlb.mmu_idx(), second, MemSize::B1, Access::Write)?;
         for i in 0..u64::from(size.bytes()) {
             self.store_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1, value >> (8 * i))?;
         }
@@ -363,8 +379,8 @@ impl<W: PageWalker> SoftMmu<'_, W> {
     /// instruction covers two unrelated host pages.
     fn atomic_crossing(&mut self, tlb: &mut Tlb, vaddr: u64, rmw: &Rmw) -> Result<u64, MemFault> {
         let second = (vaddr & PAGE_MASK).wrapping_add(PAGE_SIZE);
-        self.translate(tlb.mmu_idx(), vaddr, Access::Write)?;
-        self.translate(tlb.mmu_idx(), second, Access::Write)?;
+        self.translate(tlb.mmu_idx(), vaddr, rmw.size, Access::Write)?;
+        self.translate(tlb.mmu_idx(), second, MemSize::B1, Access::Write)?;
         let mut old = 0u64;
         for i in 0..u64::from(rmw.size.bytes()) {
             let byte = self.load_within_page(tlb, vaddr.wrapping_add(i), MemSize::B1)?;

@@ -67,7 +67,7 @@ fn classify(size: u32, opc: u32) -> Option<Kind> {
 
 impl Ctx<'_> {
     fn mop(&self, size: u32, mmu: u8) -> MemOp {
-        MemOp::new(msize(size)).mmu(mmu)
+        self.data_mop(msize(size), mmu)
     }
 
     /// A guest load of `size` at `addr`.
@@ -108,7 +108,7 @@ fn access(c: &mut Ctx<'_>, kind: Kind, size: u32, addr: Temp, rt: usize, mmu: u8
 pub fn unsigned_offset(c: &mut Ctx<'_>, i: Insn) -> Res {
     let size = i.bits(31, 30);
     let kind = classify(size, i.bits(23, 22)).ok_or(Undef::Unallocated)?;
-    let base = c.xsp(i.rn(), true);
+    let base = c.base(i.rn());
     let addr = c.add_k(base, u64::from(i.bits(21, 10)) << size);
     let mmu = c.mmu();
     access(c, kind, size, addr, i.rd(), mmu);
@@ -125,7 +125,7 @@ pub fn imm9(c: &mut Ctx<'_>, i: Insn) -> Res {
         return Err(Undef::Unallocated);
     }
     let off = i.sbits(20, 12) as u64;
-    let base = c.xsp(i.rn(), true);
+    let base = c.base(i.rn());
     let (addr, mmu) = match mode {
         0 => (c.add_k(base, off), c.mmu()),
         1 => (base, c.mmu()),
@@ -166,7 +166,7 @@ pub fn reg_offset(c: &mut Ctx<'_>, i: Insn) -> Res {
         let k = c.k(u64::from(shift));
         c.bin(Block::shl, t, k)
     };
-    let base = c.xsp(i.rn(), true);
+    let base = c.base(i.rn());
     let addr = c.bin(Block::add, base, off);
     let mmu = c.mmu();
     access(c, kind, size, addr, i.rd(), mmu);
@@ -217,7 +217,7 @@ pub fn pair(c: &mut Ctx<'_>, i: Insn) -> Res {
         _ => return Err(Undef::Unallocated),
     };
     let off = (i.sbits(21, 15) << size) as u64;
-    let base = c.xsp(i.rn(), true);
+    let base = c.base(i.rn());
     let addr = if idx == 1 { base } else { c.add_k(base, off) };
     let addr2 = c.add_k(addr, 1 << size);
     let mop = c.mop(size, c.mmu());
@@ -286,7 +286,7 @@ fn aligned(c: &Ctx<'_>, size: u32) -> MemOp {
 }
 
 fn load_exclusive(c: &mut Ctx<'_>, i: Insn, size: u32, pair: bool, acquire: bool) -> Res {
-    let addr = c.xsp(i.rn(), true);
+    let addr = c.base(i.rn());
     let (rt, rt2) = (i.rd(), i.ra());
     if pair && size == 2 {
         // Two words in one aligned doubleword.
@@ -320,7 +320,7 @@ fn load_exclusive(c: &mut Ctx<'_>, i: Insn, size: u32, pair: bool, acquire: bool
 
 fn store_exclusive(c: &mut Ctx<'_>, i: Insn, size: u32, pair: bool, _release: bool) -> Res {
     // The compare-and-swap is a full barrier: release needs nothing more.
-    let addr = c.xsp(i.rn(), true);
+    let addr = c.base(i.rn());
     let (rs, rt, rt2) = (i.rm(), i.rd(), i.ra());
     let result = c.t();
     let fail = c.b.label();
@@ -368,7 +368,7 @@ fn store_exclusive(c: &mut Ctx<'_>, i: Insn, size: u32, pair: bool, _release: bo
 
 /// `LDAR*`/`LDLAR*`: an aligned load, then a barrier for later accesses.
 fn load_acquire(c: &mut Ctx<'_>, i: Insn, size: u32) -> Res {
-    let addr = c.xsp(i.rn(), true);
+    let addr = c.base(i.rn());
     let v = c.load(addr, aligned(c, size));
     c.b.mb(MB_LD_LD | MB_LD_ST);
     c.set_x(i.rd(), v, true);
@@ -378,7 +378,7 @@ fn load_acquire(c: &mut Ctx<'_>, i: Insn, size: u32) -> Res {
 /// `STLR*`/`STLLR*`: an aligned store that is a full barrier (an atomic
 /// exchange), so that it is ordered before a later `ldar` too (RCsc).
 fn store_release(c: &mut Ctx<'_>, i: Insn, size: u32) -> Res {
-    let addr = c.xsp(i.rn(), true);
+    let addr = c.base(i.rn());
     let v = c.x(i.rd(), true);
     let old = c.t();
     c.b.atomic_rmw(old, addr, v, aligned(c, size), AtomicOp::Xchg);
@@ -392,7 +392,7 @@ fn cas(c: &mut Ctx<'_>, i: Insn, size: u32) -> Res {
     if i.ra() != 31 {
         return Err(Undef::Unallocated);
     }
-    let addr = c.xsp(i.rn(), true);
+    let addr = c.base(i.rn());
     let cmp = c.x(i.rm(), true);
     let new = c.x(i.rd(), true);
     let old = c.t();
@@ -407,7 +407,7 @@ fn casp(c: &mut Ctx<'_>, i: Insn, wide: bool) -> Res {
     if rs & 1 != 0 || rt & 1 != 0 || i.ra() != 31 {
         return Err(Undef::Unallocated);
     }
-    let addr = c.xsp(i.rn(), true);
+    let addr = c.base(i.rn());
     if !wide {
         let pack = |c: &mut Ctx<'_>, r: usize| {
             let lo = c.x(r, false);
@@ -459,7 +459,7 @@ pub fn atomic(c: &mut Ctx<'_>, i: Insn) -> Res {
     if o3 {
         return match opc {
             0 => {
-                let addr = c.xsp(i.rn(), true);
+                let addr = c.base(i.rn());
                 let v = c.x(i.rm(), true);
                 let old = c.t();
                 c.b.atomic_rmw(old, addr, v, aligned(c, size), AtomicOp::Xchg);
@@ -471,7 +471,7 @@ pub fn atomic(c: &mut Ctx<'_>, i: Insn) -> Res {
             _ => Err(Undef::Unallocated),
         };
     }
-    let addr = c.xsp(i.rn(), true);
+    let addr = c.base(i.rn());
     let v = c.x(i.rm(), true);
     let mop = aligned(c, size);
     let op = match opc {

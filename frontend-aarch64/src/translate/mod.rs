@@ -50,6 +50,19 @@ pub mod tbflags {
     pub const EL1: u64 = 1 << 0;
     /// PSTATE.SP: SP_ELx in use.
     pub const SPSEL: u64 = 1 << 1;
+    /// Every data access must be aligned: SCTLR_EL1.M = 0 (data accesses
+    /// are Device-nGnRnE, Arm ARM D5.2.9) or SCTLR_EL1.A = 1.
+    pub const ALIGN: u64 = 1 << 2;
+    /// SP alignment checking at this EL (SCTLR_EL1.SA, or SA0 at EL0):
+    /// a load or store based on a misaligned SP faults (D1.8.2).
+    pub const SP_CHECK: u64 = 1 << 3;
+    /// FP/SIMD instructions trap at this EL (CPACR_EL1.FPEN, D8.5).
+    pub const FP_TRAP: u64 = 1 << 4;
+    /// PSTATE.IL: an illegal exception return happened; the next
+    /// instruction takes an Illegal Execution state exception.
+    pub const IL: u64 = 1 << 5;
+    /// `DC ZVA` traps: EL0 with SCTLR_EL1.DZE = 0.
+    pub const ZVA_TRAP: u64 = 1 << 6;
 }
 
 /// Why an instruction was not translated: it raises Undefined Instruction.
@@ -149,6 +162,34 @@ impl<'a> Ctx<'a> {
     pub fn xsp(&mut self, n: usize, sf: bool) -> Temp {
         let v = self.ld(state::x_off(n.min(31)));
         self.trunc(v, sf)
+    }
+
+    /// Base register `n` of a load or store (31 = SP). With SP alignment
+    /// checking on, a misaligned SP raises the SP alignment fault before
+    /// any access (Arm ARM D1.8.2).
+    pub fn base(&mut self, n: usize) -> Temp {
+        let v = self.xsp(n, true);
+        if n == 31 && self.tb & tbflags::SP_CHECK != 0 {
+            let ok = self.b.label();
+            let k15 = self.k(15);
+            let low = self.bin(Block::and, v, k15);
+            let zero = self.k(0);
+            self.b.brcond(low, zero, Cond::Eq, ok);
+            self.b.exit_status(status::SP_ALIGN);
+            self.b.set_label(ok);
+        }
+        v
+    }
+
+    /// The memory op of a plain data access of `size` through `mmu`,
+    /// aligned when the CPU checks alignment ([`tbflags::ALIGN`]).
+    pub fn data_mop(&self, size: accel_tcg::ir::MemSize, mmu: u8) -> accel_tcg::ir::MemOp {
+        let mop = MemOp::new(size).mmu(mmu);
+        if self.tb & tbflags::ALIGN != 0 {
+            mop.aligned()
+        } else {
+            mop
+        }
     }
 
     /// Writes register `n` (31 = XZR: discarded), zero-extending a W result.
@@ -344,6 +385,11 @@ pub fn translate_block(
     max_insns: usize,
 ) -> Result<(), FetchFault> {
     let mut ctx = Ctx::new(block, tb);
+    if tb & tbflags::IL != 0 {
+        ctx.b.insn_start(pc);
+        ctx.exit(status::ILLEGAL);
+        return Ok(());
+    }
     if pc & 3 != 0 {
         ctx.b.insn_start(pc);
         ctx.exit(status::PC_ALIGN);
@@ -380,6 +426,10 @@ pub fn translate_block(
 /// raise Undefined Instruction.
 pub fn translate_insn(c: &mut Ctx<'_>, word: u32) -> Flow {
     let result = match decode::decode(word) {
+        // CPACR_EL1.FPEN traps every FP/SIMD instruction at this EL.
+        Some(entry) if entry.class == decode::Class::FpSimd && c.tb & tbflags::FP_TRAP != 0 => {
+            return c.exit(status::FP_TRAP);
+        }
         Some(entry) => (entry.handler)(c, Insn(word)),
         None => Err(Undef::Unallocated),
     };

@@ -26,6 +26,13 @@ pub const PC_ALIGN: u64 = 8;
 /// at the next instruction with a fresh block.
 pub const NEXT: u64 = 9;
 
+/// Kind: a load or store based on a misaligned SP (EC 0x26).
+pub const SP_ALIGN: u64 = 10;
+/// Kind: an FP/SIMD instruction trapped by CPACR_EL1.FPEN (EC 0x07).
+pub const FP_TRAP: u64 = 11;
+/// Kind: an instruction with PSTATE.IL set (EC 0x0e).
+pub const ILLEGAL: u64 = 12;
+
 /// The code of a system instruction `word`.
 pub const fn system(word: u32) -> u64 {
     SYSTEM | (word as u64) << 32

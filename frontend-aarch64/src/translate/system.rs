@@ -1,7 +1,7 @@
 //! System instructions: hints and barriers in IR; `msr`, `mrs`, `sys` and
 //! `wfi` end the block and are finished in Rust ([`crate::system`]).
 
-use accel_tcg::ir::MB_ALL;
+use accel_tcg::ir::{Block, MB_ALL, MemOp, MemSize};
 
 use super::{Ctx, Flow, Res, status};
 use crate::decode::Insn;
@@ -49,8 +49,24 @@ pub fn msr_imm(c: &mut Ctx<'_>, i: Insn) -> Res {
     Ok(c.exit(status::system(i.0)))
 }
 
-/// `SYS`/`SYSL` (cache and TLB maintenance, AT): finished in Rust.
+/// `SYS`/`SYSL` (cache and TLB maintenance, AT): finished in Rust, except
+/// `DC ZVA`, which zeroes its 64-byte block (DCZID_EL0.BS = 4) with eight
+/// stores, so the soft-MMU checks, faults and code-page tracking apply.
 pub fn sys(c: &mut Ctx<'_>, i: Insn) -> Res {
+    // DC ZVA: op1 3, CRn 7, CRm 4, op2 1, L 0.
+    if i.0 & 0xffff_ffe0 == 0xd50b_7420 && c.tb & super::tbflags::ZVA_TRAP == 0 {
+        let v = c.x(i.rd(), true);
+        let mask = c.k(!63);
+        let base = c.bin(Block::and, v, mask);
+        let zero = c.k(0);
+        let mop = MemOp::new(MemSize::B8).mmu(c.mmu());
+        for k in 0..8u64 {
+            let off = c.k(8 * k);
+            let a = c.bin(Block::add, base, off);
+            c.b.qemu_st(zero, a, mop);
+        }
+        return Ok(Flow::Next);
+    }
     Ok(c.exit(status::system(i.0)))
 }
 
