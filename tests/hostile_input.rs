@@ -58,3 +58,27 @@ fn memory_that_is_not_whole_pages_is_a_usage_error() {
     );
     assert_eq!(result.stdout, "");
 }
+
+#[test]
+fn dropping_to_group_0_is_a_weakening_that_isolation_required_refuses() {
+    if !common::root("dropping_to_group_0_is_a_weakening_that_isolation_required_refuses") {
+        return;
+    }
+    let result = run(moat()
+        .args(["run", "--accel", "kvm", "--isolation", "required"])
+        .args(["--user", "nobody:0"])
+        .arg("--kernel")
+        .arg(guest("hello.elf")));
+    assert_eq!(result.status, Some(2), "{}", result.stderr);
+    assert!(
+        result.stderr.contains("running in group 0"),
+        "{}",
+        result.stderr
+    );
+    assert_eq!(result.stdout, "");
+    let check = run(moat()
+        .args(["check", "--json", "--accel", "kvm", "--user", "nobody:0"])
+        .arg("--kernel")
+        .arg(guest("hello.elf")));
+    assert!(check.stdout.contains("\"root-group\""), "{}", check.stdout);
+}
