@@ -351,6 +351,8 @@ mod tests {
         assert_eq!(image.notes.len(), MAX_KEPT_NOTES);
         // Notes of other owners are checked, not kept.
         let other = note("GNU", 3, &[1, 2, 3, 4]);
+        let mut padded = other.clone();
+        padded.resize(0x100, 0);
         let file = elf64(
             EM_X86_64,
             0x10_0000,
@@ -364,7 +366,7 @@ mod tests {
                     memsz: 0,
                 },
             ],
-            &other,
+            &padded,
         );
         assert!(ElfImage::parse(&file).unwrap().notes.is_empty());
     }
