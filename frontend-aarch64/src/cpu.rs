@@ -140,6 +140,15 @@ impl A64Cpu {
                 self.take_exception(ExceptionKind::Sync, syndrome(ec::PC_ALIGN, 0), Some(pc));
             }
             status::NEXT => self.state.pc = next,
+            status::FP_TRAP => {
+                self.state.pc = pc;
+                // ISS: CV = 1, COND = 0b1110 for a trap from AArch64.
+                self.take_exception(
+                    ExceptionKind::Sync,
+                    syndrome(ec::FP_ACCESS, 0x1e0_0000),
+                    None,
+                );
+            }
             status::SYSTEM => {
                 return crate::system::execute(self, status::word(code), pc, platform);
             }
@@ -180,6 +189,12 @@ impl GuestCpu for A64Cpu {
         }
         if s.spsel != 0 {
             f |= tbflags::SPSEL;
+        }
+        // CPACR_EL1.FPEN: 0b11 enables EL0 and EL1, 0b01 EL1 only.
+        let fpen = (s.cpacr_el1 >> 20) & 3;
+        let enabled = fpen == 3 || (fpen == 1 && s.el != 0);
+        if !enabled {
+            f |= tbflags::FP_TRAP;
         }
         f
     }

@@ -28,6 +28,8 @@ pub mod ec {
     pub const UNKNOWN: u32 = 0x00;
     /// WFI/WFE trapped.
     pub const WFX: u32 = 0x01;
+    /// Access to SIMD or floating point trapped (CPACR_EL1.FPEN).
+    pub const FP_ACCESS: u32 = 0x07;
     /// Illegal Execution state.
     pub const ILLEGAL_STATE: u32 = 0x0e;
     /// SVC in AArch64.

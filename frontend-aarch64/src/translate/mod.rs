@@ -11,7 +11,8 @@
 //! | [`branch`]        | b, bl, b.cond, cbz/cbnz, tbz/tbnz, br, blr, ret, eret, svc/hvc/smc/brk |
 //! | [`load_store`]    | every integer load and store, pairs, exclusives, acquire/release, LSE atomics |
 //! | [`system`]        | hints, barriers, clrex, msr/mrs/sys (finished in Rust)           |
-//! | [`fp`], [`simd`]  | not yet: raise Undefined Instruction                             |
+//! | [`fp`]            | scalar FP and Advanced SIMD data processing (a Rust helper call) |
+//! | [`simd`]          | SIMD&FP loads and stores, structure loads and stores             |
 //!
 //! # Conventions
 //!
@@ -50,6 +51,8 @@ pub mod tbflags {
     pub const EL1: u64 = 1 << 0;
     /// PSTATE.SP: SP_ELx in use.
     pub const SPSEL: u64 = 1 << 1;
+    /// CPACR_EL1.FPEN traps FP/SIMD at the current EL.
+    pub const FP_TRAP: u64 = 1 << 2;
 }
 
 /// Why an instruction was not translated: it raises Undefined Instruction.
@@ -76,6 +79,11 @@ pub type Res = Result<Flow, Undef>;
 /// The handler of encodings moat does not translate yet.
 pub fn not_implemented(_c: &mut Ctx<'_>, _i: Insn) -> Res {
     Err(Undef::NotImplemented)
+}
+
+/// The handler of reserved encodings (Undefined Instruction).
+pub fn unallocated(_c: &mut Ctx<'_>, _i: Insn) -> Res {
+    Err(Undef::Unallocated)
 }
 
 /// The translation context of one block.

@@ -25,6 +25,9 @@ pub const PC_ALIGN: u64 = 8;
 /// Kind: the translation-relevant state may have changed (`isb`): continue
 /// at the next instruction with a fresh block.
 pub const NEXT: u64 = 9;
+/// Kind: an FP/SIMD instruction while CPACR_EL1.FPEN traps it (ESR EC
+/// 0x07, ELR = the instruction).
+pub const FP_TRAP: u64 = 10;
 
 /// The code of a system instruction `word`.
 pub const fn system(word: u32) -> u64 {
