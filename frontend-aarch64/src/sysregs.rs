@@ -146,8 +146,10 @@ pub fn write(s: &mut A64State, r: SysReg, el: u64, v: u64) -> Result<(), SysRegU
         (3, 0, 13, 0, 4) => s.tpidr_el1 = v,
         (3, 3, 13, 0, 2) => s.tpidr_el0 = v,
         (3, 3, 13, 0, 3) => s.tpidrro_el0 = v,
-        (3, 3, 4, 4, 0) => s.fpcr = v,
-        (3, 3, 4, 4, 1) => s.fpsr = v,
+        // FPCR: AHP, DN, FZ, RMode, Stride, Len (no trap enables, no FP16).
+        (3, 3, 4, 4, 0) => s.fpcr = v & 0x07f7_0000,
+        // FPSR: NZCV, QC, IDC and the five cumulative flags.
+        (3, 3, 4, 4, 1) => s.fpsr = v & 0xf800_009f,
         _ => {
             log::debug!("aarch64: write of unknown system register {r:?} ignored");
         }
