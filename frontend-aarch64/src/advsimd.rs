@@ -199,12 +199,7 @@ fn dispatch(x: &mut X<'_>) -> Option<()> {
                 copy(x)
             } else if !x.bit(10) && !x.bit(15) && x.bits(11, 10) == 0b10 && !x.bit(29) {
                 permute(x)
-            } else if !x.bit(21)
-                && x.bits(11, 10) == 0b00
-                && !x.bit(15)
-                && x.bit(29)
-                && x.bits(23, 22) == 0
-            {
+            } else if !x.bit(10) && !x.bit(15) && x.bit(29) && x.bits(23, 22) == 0 {
                 ext(x)
             } else if !x.bit(21)
                 && x.bits(11, 10) == 0b00
