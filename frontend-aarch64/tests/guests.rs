@@ -49,7 +49,8 @@ fn guests_dir() -> PathBuf {
 fn run_guest(name: &str, engine: Engine) -> Option<(String, String)> {
     let dir = guests_dir();
     let bin = std::fs::read(dir.join(format!("bin/aarch64/{name}.bin"))).ok()?;
-    let expected = std::fs::read_to_string(dir.join(format!("aarch64/expected/{name}.out"))).ok()?;
+    let expected =
+        std::fs::read_to_string(dir.join(format!("aarch64/expected/{name}.out"))).ok()?;
     let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0x4000_0000), 64 << 20)]).unwrap();
     mem.write_slice(&bin, GuestAddress(LOAD)).unwrap();
     let out = Arc::new(Mutex::new(Vec::new()));
@@ -72,7 +73,8 @@ fn run_guest(name: &str, engine: Engine) -> Option<(String, String)> {
     let mut state = entry_state();
     state.pc = LOAD;
     let mut cpu = A64Cpu::new();
-    cpu.set_cpu_state(&CpuState::Aarch64(Box::new(state))).unwrap();
+    cpu.set_cpu_state(&CpuState::Aarch64(Box::new(state)))
+        .unwrap();
     let env = size_of::<A64State>();
     let budget = 50_000_000;
     let exit = match engine {
