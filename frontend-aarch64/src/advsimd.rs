@@ -1096,7 +1096,7 @@ fn fp_misc(x: &mut X<'_>, a: u128, d: u128) -> Option<()> {
                     0xffff_ffff
                 } else {
                     let e = crate::fpu::recip_estimate_int(u64::from(v >> 23));
-                    (e << 23) | 0
+                    e << 23
                 }
             }
             (true, true, 0b11100) if !sz => {
@@ -1104,13 +1104,7 @@ fn fp_misc(x: &mut X<'_>, a: u128, d: u128) -> Option<()> {
                 if v >> 30 == 0 {
                     0xffff_ffff
                 } else {
-                    let top = if v >> 31 != 0 {
-                        256 + u64::from((v >> 23) & 0xff)
-                    } else {
-                        128 + u64::from((v >> 23) & 0x7f)
-                    };
-                    let top = if v >> 31 != 0 { top } else { top };
-                    crate::fpu::rsqrt_estimate_int(top) << 23
+                    crate::fpu::rsqrt_estimate_int(u64::from(v >> 23)) << 23
                 }
             }
             _ => return None,
@@ -1503,7 +1497,7 @@ fn shift_imm(x: &mut X<'_>) -> Option<()> {
                 set_elem(&mut r, es, i, res);
             }
         }
-        0b10000 | 0b10001 | 0b10010 | 0b10011 => {
+        0b10000..=0b10011 => {
             // SHRN/RSHRN (U=0), SQSHRUN/SQRSHRUN (U=1, 100xx); SQSHRN...
             if es == 64 {
                 return None;

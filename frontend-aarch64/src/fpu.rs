@@ -998,7 +998,7 @@ impl Fpu {
 pub fn recip_estimate_int(a: u64) -> u64 {
     let a = a * 2 + 1;
     let b = (1 << 19) / a;
-    (b + 1) / 2
+    b.div_ceil(2)
 }
 
 /// `RecipSqrtEstimate` on a 9-bit input (128..511).
@@ -1012,7 +1012,7 @@ pub fn rsqrt_estimate_int(a: u64) -> u64 {
     while a * (b + 1) * (b + 1) < (1 << 28) {
         b += 1;
     }
-    (b + 1) / 2
+    b.div_ceil(2)
 }
 
 /// `x` rounded to an integral value in `mode`.

@@ -7,6 +7,8 @@
 //! the edge values (zeros, denormals, the smallest normal, the largest
 //! finite, infinities, quiet and signalling NaNs).
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 use frontend_aarch64::fpu::{Fmt, Fpu, Op, Round, fpcr, fpsr};
 use proptest::prelude::*;
 use rustc_apfloat::ieee::{Double, Quad, Single};

@@ -6,6 +6,8 @@
 //! `MOAT_GUESTS` to another `tests/guests` directory to use those. A
 //! missing image skips the test with a note.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 mod common;
 
 use std::path::PathBuf;
