@@ -613,6 +613,9 @@ fn three_same(x: &mut X<'_>) -> Option<()> {
         return None;
     }
     if opc == 0b10111 {
+        if u {
+            return None;
+        }
         // ADDP (integer).
         let n = datasize(x) / es;
         let mut r = 0u128;
@@ -705,9 +708,11 @@ fn fp3_vec(x: &mut X<'_>, a: u128, b: u128, d: u128) -> Option<()> {
             (false, false, 0b11000) => fp.minmax(fmt, p, q, true, true),
             (false, false, 0b11001) => fp.muladd(fmt, acc, p, q),
             (false, false, 0b11010) => fp.arith(Op::Add, fmt, p, q),
-            (false, false, 0b11011) => fp.arith(Op::Mul, fmt, p, q),
+            (false, false, 0b11011) => fp.mulx(fmt, p, q),
             (false, false, 0b11100) => cmp_mask(fp.cmp_vec(fmt, p, q, 0), es),
             (false, false, 0b11110) => fp.minmax(fmt, p, q, true, false),
+            (false, false, 0b11111) => fp.recip_step(fmt, p, q, false),
+            (false, true, 0b11111) => fp.recip_step(fmt, p, q, true),
             (false, true, 0b11000) => fp.minmax(fmt, p, q, false, true),
             (false, true, 0b11001) => fp.muladd(fmt, acc, p ^ fmt.sign(), q),
             (false, true, 0b11010) => fp.arith(Op::Sub, fmt, p, q),
@@ -1122,7 +1127,7 @@ fn across(x: &mut X<'_>) -> Option<()> {
     let q = x.bit(30);
     let a = x.v(x.rn());
     let ds = datasize(x);
-    if opc == 0b01100 || opc == 0b01111 {
+    if u && (opc == 0b01100 || opc == 0b01111) {
         // FMAXNMV/FMINNMV/FMAXV/FMINV (single, Q only).
         if !q || x.bit(22) {
             return None;
@@ -1603,6 +1608,7 @@ fn by_element(x: &mut X<'_>) -> Option<()> {
                 (false, 0b0001) => x.fp.muladd(fmt, elem(d, es, i), p, b),
                 (false, 0b0101) => x.fp.muladd(fmt, elem(d, es, i), p ^ fmt.sign(), b),
                 (false, 0b1001) => x.fp.arith(Op::Mul, fmt, p, b),
+                (true, 0b1001) => x.fp.mulx(fmt, p, b),
                 _ => return None,
             };
             set_elem(&mut r, es, i, v);
@@ -1622,7 +1628,7 @@ fn by_element(x: &mut X<'_>) -> Option<()> {
     let b = elem(x.v(rm), es, idx);
     let mut qc = false;
     match (u, opc) {
-        (_, 0b1000) | (true, 0b0000) | (true, 0b0100) => {
+        (false, 0b1000) | (true, 0b0000) | (true, 0b0100) => {
             for i in 0..ds / es {
                 let p = elem(a, es, i).wrapping_mul(b);
                 let v = match opc {
@@ -1696,6 +1702,14 @@ fn simd_scalar(x: &mut X<'_>) -> Option<()> {
                     let b23 = x.bit(23);
                     let fp = &mut x.fp;
                     let v = match (u, b23, opc) {
+                        (false, false, 0b11011) => fp.mulx(fmt, p, q),
+                        (false, false, 0b11111) => fp.recip_step(fmt, p, q, false),
+                        (false, true, 0b11111) => fp.recip_step(fmt, p, q, true),
+                        (true, _, 0b11101) => {
+                            let f = fp.flush_in(fmt, p) & !fmt.sign();
+                            let g = fp.flush_in(fmt, q) & !fmt.sign();
+                            cmp_mask(fp.cmp_vec(fmt, f, g, if b23 { 2 } else { 1 }), es)
+                        }
                         (false, false, 0b11100) => cmp_mask(fp.cmp_vec(fmt, p, q, 0), es),
                         (true, false, 0b11100) => cmp_mask(fp.cmp_vec(fmt, p, q, 1), es),
                         (true, true, 0b11100) => cmp_mask(fp.cmp_vec(fmt, p, q, 2), es),
@@ -1864,6 +1878,7 @@ fn simd_scalar(x: &mut X<'_>) -> Option<()> {
                     (false, 0b0001) => x.fp.muladd(fmt, d, p, b),
                     (false, 0b0101) => x.fp.muladd(fmt, d, p ^ fmt.sign(), b),
                     (false, 0b1001) => x.fp.arith(Op::Mul, fmt, p, b),
+                    (true, 0b1001) => x.fp.mulx(fmt, p, b),
                     _ => return None,
                 };
                 x.set_sc(x.rd(), v);

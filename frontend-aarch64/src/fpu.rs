@@ -669,6 +669,50 @@ impl Fpu {
         self.finish(fmt, r, mx, || host_fma(fmt, x, y, a, mxcsr(Round::Zero)).0)
     }
 
+    /// FMULX: FMUL, except that infinity times zero is 2.0 with the
+    /// product's sign.
+    pub fn mulx(&mut self, fmt: Fmt, a: u64, b: u64) -> u64 {
+        let fa = self.flush_in(fmt, a);
+        let fb = self.flush_in(fmt, b);
+        let inf_zero = (fmt.is_inf(fa) && fmt.is_zero(fb)) || (fmt.is_zero(fa) && fmt.is_inf(fb));
+        if inf_zero {
+            let sign = fmt.neg(fa) != fmt.neg(fb);
+            return fmt.zero(sign) | (1u64 << (fmt.width() - 2));
+        }
+        self.arith(Op::Mul, fmt, a, b)
+    }
+
+    /// FRECPS (`2 - a * b`) and FRSQRTS (`(3 - a * b) / 2`), fused; an
+    /// infinity times a zero gives 2.0 (1.5).
+    pub fn recip_step(&mut self, fmt: Fmt, a: u64, b: u64, rsqrt: bool) -> u64 {
+        let na = a ^ fmt.sign();
+        let fa = self.flush_in(fmt, na);
+        let fb = self.flush_in(fmt, b);
+        if let Some(n) = self.nans2(fmt, fa, fb) {
+            return n;
+        }
+        let bias = (1u64 << (fmt.ebits() - 1)) - 1;
+        let f = fmt.fbits();
+        let two = (bias + 1) << f;
+        let three = ((bias + 1) << f) | (1 << (f - 1));
+        let one_and_half = (bias << f) | (1 << (f - 1));
+        let inf_zero = (fmt.is_inf(fa) && fmt.is_zero(fb)) || (fmt.is_zero(fa) && fmt.is_inf(fb));
+        if inf_zero {
+            return if rsqrt { one_and_half } else { two };
+        }
+        if fmt.is_inf(fa) || fmt.is_inf(fb) {
+            return fmt.inf(fmt.neg(fa) != fmt.neg(fb));
+        }
+        if !rsqrt {
+            return self.muladd(fmt, two, fa, fb);
+        }
+        let r = self.muladd(fmt, three, fa, fb);
+        if fmt.is_nan(r) || fmt.is_inf(r) || fmt.is_zero(r) {
+            return r;
+        }
+        self.arith(Op::Mul, fmt, r, (bias - 1) << f)
+    }
+
     /// FMAX/FMIN (`max`) and FMAXNM/FMINNM (`num`).
     pub fn minmax(&mut self, fmt: Fmt, a: u64, b: u64, max: bool, num: bool) -> u64 {
         let (mut a, mut b) = (a, b);

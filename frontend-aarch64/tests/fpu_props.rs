@@ -534,3 +534,20 @@ fn estimates() {
     assert_eq!(f.recip_estimate(Fmt::S, 0), 0x7f80_0000);
     assert_eq!(f.flags, fpsr::DZC);
 }
+
+#[test]
+fn reciprocal_steps_and_mulx() {
+    let one = 0x3f80_0000;
+    let inf = 0x7f80_0000;
+    let mut f = Fpu::new(0);
+    // FRECPS: 2 - 1.5 * 1 = 0.5; FRSQRTS: (3 - 1.5 * 1) / 2 = 0.75.
+    assert_eq!(f.recip_step(Fmt::S, 0x3fc0_0000, one, false), 0x3f00_0000);
+    assert_eq!(f.recip_step(Fmt::S, 0x3fc0_0000, one, true), 0x3f40_0000);
+    // Infinity times zero: 2.0 and 1.5, no flags; 2 - inf = -inf.
+    assert_eq!(f.recip_step(Fmt::S, inf, 0, false), 0x4000_0000);
+    assert_eq!(f.recip_step(Fmt::S, 0, inf, true), 0x3fc0_0000);
+    assert_eq!(f.recip_step(Fmt::S, inf, one, false), 0xff80_0000);
+    // FMULX: -inf * 0 = -2.0.
+    assert_eq!(f.mulx(Fmt::D, 0xfff0 << 48, 0), 0xc000 << 48);
+    assert_eq!(f.flags, 0);
+}
