@@ -575,7 +575,10 @@ fn int3(opc: u32, u: bool, es: u32, a: u64, b: u64, d: u64, qc: &mut bool) -> Op
         0b10100 => (if xa > xb { a } else { b }) & m,
         0b10101 => (if xa < xb { a } else { b }) & m,
         0b10110 => {
-            // SQDMULH / SQRDMULH.
+            // SQDMULH / SQRDMULH (halfwords and words only).
+            if es != 16 && es != 32 {
+                return None;
+            }
             let p = 2 * sa * sb + if u { 1i128 << (es - 1) } else { 0 };
             sat_s(p >> es, es, qc)
         }
