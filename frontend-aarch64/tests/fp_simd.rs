@@ -297,3 +297,70 @@ fn fp_disabled_traps_and_reserved_words_are_undefined() {
     assert_eq!(r.state.esr_el1 >> 26, 0);
     assert_eq!(r.state.elr_el1, CODE);
 }
+
+#[test]
+fn structure_lanes_replicates_and_interleaved_stores() {
+    let code = [
+        0x4d406820, // ld3 { v0.h, v1.h, v2.h }[5], [x1]
+        0x0dffe044, // ld4r { v4.8b, v5.8b, v6.8b, v7.8b }, [x2], #4
+        0x91040025, // add x5, x1, #256
+        0x4c0048a8, // st3 { v8.4s, v9.4s, v10.4s }, [x5]
+        0xd2800106, // mov x6, #8
+        0x0c8628a8, // st1 { v8.2s, v9.2s, v10.2s, v11.2s }, [x5], x6
+        0x4dc61c2c, // ld1 { v12.b }[15], [x1], x6
+    ];
+    let word = |n: usize, e: usize| 0xa000_0000u32 + 0x1000 * n as u32 + e as u32;
+    for engine in ENGINES {
+        let mem = memory_with(&code);
+        let data: Vec<u8> = (0..256).map(data_byte).collect();
+        mem.write_slice(&data, GuestAddress(DATA)).unwrap();
+        let mut st = fp_state(&[0, DATA, DATA + 64]);
+        for n in 8..12 {
+            let lo = u64::from(word(n, 0)) | u64::from(word(n, 1)) << 32;
+            let hi = u64::from(word(n, 2)) | u64::from(word(n, 3)) << 32;
+            st.v[n] = [lo, hi];
+        }
+        let r = run_state(&mem, st, engine, 10_000);
+        assert_eq!(r.exit, Some(VcpuExit::Shutdown(0)), "{engine:?}");
+        let s = &r.state;
+        for k in 0..3 {
+            assert_eq!(q(s, k), bytes_at(2 * k, 2) << 80, "ld3 lane 5 into v{k}");
+        }
+        for k in 0..4 {
+            let b = u128::from(data_byte(64 + k));
+            assert_eq!(q(s, 4 + k), b * 0x0101_0101_0101_0101, "ld4r v{}", 4 + k);
+        }
+        assert_eq!(s.x[2], DATA + 68);
+        assert_eq!(q(s, 12), bytes_at(0, 1) << 120);
+        assert_eq!((s.x[1], s.x[5]), (DATA + 8, DATA + 256 + 8));
+        let mut out = [0u32; 12];
+        for (k, w) in out.iter_mut().enumerate() {
+            *w = mem
+                .read_obj(GuestAddress(DATA + 256 + 4 * k as u64))
+                .unwrap();
+        }
+        let st1: Vec<u32> = (8..12).flat_map(|n| [word(n, 0), word(n, 1)]).collect();
+        assert_eq!(&out[..8], &st1[..], "st1 of four 2s registers");
+        assert_eq!(
+            &out[8..],
+            &[word(10, 2), word(8, 3), word(9, 3), word(10, 3)],
+            "st3 tail"
+        );
+    }
+}
+
+#[test]
+fn el0_traps_when_fpen_allows_el1_only() {
+    // CPACR_EL1.FPEN = 0b01: EL1 may use FP, EL0 traps (EC 0x07, taken to
+    // EL1 from the lower EL).
+    let mut st = entry_state();
+    st.cpacr_el1 = 1 << 20;
+    st.pstate = 0x3c0; // EL0t, DAIF masked
+    let r = run_both(&[0x1e62_2820], st); // fadd d0, d1, d2
+    assert_eq!(r.state.esr_el1 >> 26, 0x07);
+    assert_eq!(r.state.elr_el1, CODE);
+    let mut st = fp_state(&[]);
+    st.cpacr_el1 = 1 << 20;
+    let r = run_both(&[0x1e62_2820], st);
+    assert_eq!(r.state.esr_el1, 0, "EL1 runs FP with FPEN = 0b01");
+}
