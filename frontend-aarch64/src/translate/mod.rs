@@ -81,11 +81,6 @@ pub fn not_implemented(_c: &mut Ctx<'_>, _i: Insn) -> Res {
     Err(Undef::NotImplemented)
 }
 
-/// The handler of reserved encodings (Undefined Instruction).
-pub fn unallocated(_c: &mut Ctx<'_>, _i: Insn) -> Res {
-    Err(Undef::Unallocated)
-}
-
 /// The translation context of one block.
 pub struct Ctx<'a> {
     /// The block being built.
