@@ -401,3 +401,58 @@ fn the_instruction_list_is_complete() {
     // 8 fcmov x 8 + the rest: a regression guard, not an exact count.
     assert!(n > 300, "{n}");
 }
+
+/// Runs `code` (then hlt) with CR0 = `cr0` and control word `cw`; true if
+/// the guest reached its hlt (it has no IDT: an exception ends the run).
+fn reaches_hlt(code: &[u8], cr0: u64, cw: u64) -> bool {
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+    let mut c = code.to_vec();
+    c.push(0xf4);
+    mem.write_slice(&c, GuestAddress(0x1000)).unwrap();
+    let mut st = common::flat64_state(0x1000);
+    st.cr0 |= cr0;
+    st.gprs[4] = 0x8000;
+    let mut cpu = X86Cpu::new();
+    cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+        .unwrap();
+    cpu.state.fpu_fcw = cw;
+    let mut vm = TestVm::new(cpu, mem);
+    matches!(vm.run(100), Some(VcpuExit::Halted { .. }))
+}
+
+#[test]
+fn device_not_available() {
+    const TS: u64 = 8;
+    const MP: u64 = 2;
+    const EM: u64 = 4;
+    let fld1 = [0xd9, 0xe8];
+    assert!(reaches_hlt(&fld1, 0, 0x37f));
+    assert!(!reaches_hlt(&fld1, TS, 0x37f));
+    assert!(!reaches_hlt(&fld1, EM, 0x37f));
+    // fwait: #NM only with MP and TS.
+    assert!(reaches_hlt(&[0x9b], TS, 0x37f));
+    assert!(reaches_hlt(&[0x9b], EM, 0x37f));
+    assert!(!reaches_hlt(&[0x9b], MP | TS, 0x37f));
+}
+
+#[test]
+fn unmasked_exceptions_fault_at_the_next_waiting_instruction() {
+    // fld1; fldz; fdivp (ZE unmasked: deferred, reaches the hlt)
+    let div = [0xd9, 0xe8, 0xd9, 0xee, 0xde, 0xf9];
+    assert!(reaches_hlt(&div, 0, 0x37b));
+    // ... then fwait, or any waiting x87 instruction: #MF.
+    assert!(!reaches_hlt(&[&div[..], &[0x9b]].concat(), 0, 0x37b));
+    assert!(!reaches_hlt(&[&div[..], &[0xd9, 0xe8]].concat(), 0, 0x37b));
+    // fnclex, fnstsw and fninit do not wait; masked, nothing faults.
+    assert!(reaches_hlt(
+        &[&div[..], &[0xdb, 0xe2, 0x9b]].concat(),
+        0,
+        0x37b
+    ));
+    assert!(reaches_hlt(
+        &[&div[..], &[0xdf, 0xe0, 0xdb, 0xe3, 0x9b]].concat(),
+        0,
+        0x37b
+    ));
+    assert!(reaches_hlt(&[&div[..], &[0x9b]].concat(), 0, 0x37f));
+}
