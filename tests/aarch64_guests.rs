@@ -89,6 +89,19 @@ fn advanced_simd() {
 }
 
 #[test]
+fn four_cpus_started_with_psci_count_exactly() {
+    // smp.bin: CPU_ON for the secondaries, ldaxr/stlxr on one counter from
+    // four vCPU threads, CPU_OFF, AFFINITY_INFO (expected/smp-4.out: QEMU
+    // with -smp 4).
+    let result = run_a64(
+        "smp.bin",
+        &["--cpus", "4", "--append", "cpus=4 iterations=100000"],
+    );
+    assert_eq!(result.status, Some(0), "{}", result.stderr);
+    assert_eq!(result.stdout, expected("smp-4.out"));
+}
+
+#[test]
 fn mmu() {
     check("mmu", "mmu.out");
 }

@@ -55,5 +55,7 @@ run memory-max.elf $E/memory-max.out max -kernel $B/memory.elf
 # Command-line arguments reach only the raw images (through the DTB).
 run timer-5.bin     $E/timer-5.out     cortex-a57 -kernel $B/timer.bin -append "ticks=5"
 run workload-50.bin $E/workload-50.out cortex-a57 -kernel $B/workload.bin -append "iterations=50"
+# Four CPUs, started through PSCI CPU_ON.
+run smp-4.bin $E/smp-4.out cortex-a57 -smp 4 -kernel $B/smp.bin -append "cpus=4 iterations=100000"
 
 exit $fail
