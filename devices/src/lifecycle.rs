@@ -40,6 +40,9 @@ pub struct VmLifecycle {
     parked: Vec<AtomicBool>,
     /// Per vCPU: its power state as a firmware interface (PSCI) sees it.
     power: Vec<Mutex<CpuPower>>,
+    /// Per vCPU: the Arm event register (set by SEV from any CPU, SEVL,
+    /// exception returns; consumed by WFE).
+    events: Vec<AtomicBool>,
 }
 
 /// A vCPU's power state, as PSCI's `AFFINITY_INFO` reports it.
@@ -89,7 +92,31 @@ impl VmLifecycle {
             power: (0..count.max(1))
                 .map(|_| Mutex::new(CpuPower::Off))
                 .collect(),
+            events: (0..count.max(1)).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    /// Sets vCPU `index`'s event register (Arm SEVL, exception return).
+    pub fn set_event(&self, index: u32) {
+        if let Some(event) = self.events.get(index as usize) {
+            event.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Signals an event to every vCPU (Arm SEV) and kicks them, so one
+    /// asleep in WFE wakes.
+    pub fn send_event(&self) {
+        for (index, event) in self.events.iter().enumerate() {
+            event.store(true, Ordering::SeqCst);
+            self.vcpu(index as u32).kick();
+        }
+    }
+
+    /// Takes vCPU `index`'s event register: whether it was set (now clear).
+    pub fn take_event(&self, index: u32) -> bool {
+        self.events
+            .get(index as usize)
+            .is_some_and(|event| event.swap(false, Ordering::SeqCst))
     }
 
     fn power_slot(&self, index: u32) -> Option<MutexGuard<'_, CpuPower>> {
@@ -225,6 +252,19 @@ mod tests {
         lifecycle.clear();
         lifecycle.request_reset();
         assert_eq!(lifecycle.pending(), Some(LifecycleEvent::Reset));
+    }
+
+    #[test]
+    fn events_are_set_for_everyone_and_taken_once() {
+        let lifecycle = VmLifecycle::with_vcpus(2);
+        assert!(!lifecycle.take_event(0));
+        lifecycle.set_event(1);
+        assert!(!lifecycle.take_event(0));
+        assert!(lifecycle.take_event(1));
+        assert!(!lifecycle.take_event(1));
+        lifecycle.send_event();
+        assert!(lifecycle.take_event(0) && lifecycle.take_event(1));
+        assert!(!lifecycle.take_event(5));
     }
 
     #[test]

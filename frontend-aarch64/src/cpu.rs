@@ -24,8 +24,10 @@ const SCTLR_SA0: u64 = 1 << 4;
 pub struct A64Cpu {
     /// The state translated code runs against.
     pub state: Box<A64State>,
-    /// Stopped in `wfi` until an interrupt arrives.
+    /// Stopped in `wfi` (or `wfe`) until an interrupt arrives.
     pub halted: bool,
+    /// Stopped in `wfe`: an event (SEV) also ends the wait.
+    pub waiting_for_event: bool,
     /// Powered off (a secondary CPU before PSCI CPU_ON, or after CPU_OFF).
     pub off: bool,
     /// PSTATE.IL: set by an illegal exception return (Arm ARM D1.11.5).
@@ -48,6 +50,7 @@ impl A64Cpu {
         A64Cpu {
             state: Box::new(A64State::new()),
             halted: false,
+            waiting_for_event: false,
             off: false,
             il: false,
             csselr: 0,
@@ -366,13 +369,17 @@ impl GuestCpu for A64Cpu {
     fn has_work(&mut self, platform: &Platform<'_>) -> GuestEvent {
         self.catch_up_tlbi();
         // WFI wakes on a pending interrupt even while it is masked.
+        // WFE also wakes on an event (SEV from any CPU).
+        let event = self.waiting_for_event && platform.lifecycle.take_event(platform.cpu);
         let runs = self.take_startup(platform)
             || (!self.off
                 && (!self.halted
+                    || event
                     || platform.interrupts.wake_pending(platform.cpu)
                     || platform.interrupts.interrupt_pending(platform.cpu)));
         if runs {
             self.halted = false;
+            self.waiting_for_event = false;
             platform.lifecycle.set_parked(platform.cpu, false);
             return GuestEvent::Continue;
         }

@@ -22,10 +22,16 @@
 //! * AT S1E1R/W, S1E0R/W (D5.9): the walk for that regime and access,
 //!   into PAR_EL1 (PA, MAIR attribute, SH; or F = 1 and the FST).
 //! * WFI: `GuestEvent::Wait` unless an interrupt is already pending (the
-//!   wait ends on any pending interrupt, masked or not, D1.16.2). WFE is
-//!   a NOP in the translator: a monitor-clearing store by another vCPU is
-//!   a wake-up event moat cannot see, and a spurious wake-up is always
-//!   allowed.
+//!   wait ends on any pending interrupt, masked or not, D1.16.2).
+//! * WFE, SEV, SEVL (D1.16.1): each vCPU has an event register (in the
+//!   lifecycle, so SEV reaches the others and kicks them). WFE consumes a
+//!   set event and goes on, goes on at a pending interrupt, and otherwise
+//!   sleeps until SEV or an interrupt, as WFI does. One wake-up source moat
+//!   cannot see is another CPU's store clearing this CPU's exclusive
+//!   monitor (the unlock of a spinlock waited on with `ldaxr; wfe`): while
+//!   the monitor is armed, WFE only yields the host thread and goes on — a
+//!   spurious wake-up, which the architecture allows — instead of sleeping
+//!   through the unlock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,6 +46,8 @@ use crate::sysregs::{self, Denied, SCTLR_UMA, SysReg};
 
 /// SCTLR_EL1.nTWI: EL0 may execute WFI.
 const SCTLR_NTWI: u64 = 1 << 16;
+/// SCTLR_EL1.nTWE: EL0 may execute WFE.
+const SCTLR_NTWE: u64 = 1 << 18;
 /// SCTLR_EL1.UCI: EL0 may execute the cache maintenance it is allowed.
 const SCTLR_UCI: u64 = 1 << 26;
 
@@ -60,23 +68,53 @@ pub fn sys_iss(word: u32) -> u32 {
         | f(21, 21)
 }
 
+/// WFE, WFI, SEV, SEVL (`op` = CRm:op2 of the hint) at `pc`.
+fn hint(cpu: &mut A64Cpu, op: u32, pc: u64, platform: &Platform<'_>) -> GuestEvent {
+    let next = pc.wrapping_add(4);
+    let wfe = op == 2;
+    if op == 4 {
+        cpu.state.pc = next;
+        platform.lifecycle.send_event();
+        return GuestEvent::Continue;
+    }
+    if op == 5 {
+        cpu.state.pc = next;
+        platform.lifecycle.set_event(platform.cpu);
+        return GuestEvent::Continue;
+    }
+    let trapped = if wfe { SCTLR_NTWE } else { SCTLR_NTWI };
+    if cpu.state.el == 0 && cpu.state.sctlr_el1 & trapped == 0 {
+        cpu.state.pc = pc;
+        // ISS.TI (bit 0): 1 for WFE.
+        let iss = ISS_CV_AL | u32::from(wfe);
+        cpu.take_exception(ExceptionKind::Sync, syndrome(ec::WFX, iss), None);
+        return GuestEvent::Continue;
+    }
+    cpu.state.pc = next;
+    if platform.interrupts.interrupt_pending(platform.cpu) {
+        return GuestEvent::Continue;
+    }
+    if wfe {
+        if platform.lifecycle.take_event(platform.cpu) {
+            return GuestEvent::Continue;
+        }
+        if cpu.state.excl_addr != crate::state::EXCL_NONE {
+            std::thread::yield_now();
+            return GuestEvent::Continue;
+        }
+        cpu.waiting_for_event = true;
+    }
+    cpu.halted = true;
+    GuestEvent::Wait
+}
+
 /// Runs the system instruction `word` at `pc`.
 pub fn execute(cpu: &mut A64Cpu, word: u32, pc: u64, platform: &Platform<'_>) -> GuestEvent {
     let next = pc.wrapping_add(4);
     let el = cpu.state.el;
     let result = if word & 0xffff_f01f == 0xd503_201f {
-        // HINT space: only WFI comes here.
-        if el == 0 && cpu.state.sctlr_el1 & SCTLR_NTWI == 0 {
-            cpu.state.pc = pc;
-            cpu.take_exception(ExceptionKind::Sync, syndrome(ec::WFX, ISS_CV_AL), None);
-            return GuestEvent::Continue;
-        }
-        cpu.state.pc = next;
-        if platform.interrupts.interrupt_pending(platform.cpu) {
-            return GuestEvent::Continue;
-        }
-        cpu.halted = true;
-        return GuestEvent::Wait;
+        // HINT space: WFE (2), WFI (3), SEV (4), SEVL (5) come here.
+        return hint(cpu, (word >> 5) & 0x7f, pc, platform);
     } else if word & 0xfff8_f01f == 0xd500_401f {
         msr_pstate(cpu, word, el)
     } else if word & 0xfff8_0000 == 0xd508_0000 {

@@ -12,11 +12,10 @@ use crate::state;
 pub fn hint(c: &mut Ctx<'_>, i: Insn) -> Res {
     let imm = i.bits(11, 5);
     match imm {
-        // WFI: the CPU may sleep until an interrupt.
-        3 => Ok(c.exit(status::system(i.0))),
-        // NOP, YIELD, WFE (events are not modelled: WFE returns at once, as
-        // a spurious wake-up may), SEV, SEVL, and every unallocated hint,
-        // which executes as NOP.
+        // WFE, WFI: the CPU may sleep until an event or an interrupt; SEV
+        // and SEVL set event registers. All in Rust.
+        2..=5 => Ok(c.exit(status::system(i.0))),
+        // NOP, YIELD, and every unallocated hint, which executes as NOP.
         _ => Ok(Flow::Next),
     }
 }
