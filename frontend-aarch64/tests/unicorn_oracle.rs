@@ -17,6 +17,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
@@ -233,7 +234,7 @@ fn oracle(requests: Vec<String>) -> Option<Vec<String>> {
 /// Where moat and Unicorn differ and the Arm ARM says moat is right: the
 /// reason, or `None` for a real discrepancy. Each entry names the
 /// instruction class, what differs and the Arm ARM (DDI 0487) section.
-fn documented(_c: &Case, moat: &Outcome, uc: &Outcome) -> Option<&'static str> {
+fn documented(c: &Case, moat: &Outcome, uc: &Outcome) -> Option<&'static str> {
     let ec = moat.esr >> 26;
     let dfsc = moat.esr & 0x3f;
     // Loads and stores, unaligned with the MMU off: moat takes an Alignment
@@ -246,7 +247,23 @@ fn documented(_c: &Case, moat: &Outcome, uc: &Outcome) -> Option<&'static str> {
     {
         return Some("unaligned access with the MMU off (Device memory): Alignment fault");
     }
+    // LDSMAX/LDSMIN (and STSMAX/STSMIN) on bytes, halfwords and words:
+    // Unicorn compares the zero-extended memory value with the
+    // unextended register (QEMU 5.0's non-parallel atomic helpers drop
+    // MO_SIGN; later QEMU fixed it), so 0xff counts as 255 and not -1. The
+    // Arm ARM (C6.2, LDSMAX: "data = Max(SInt(data), SInt(value))" on the
+    // access size) gives moat's result; `signed_min_max_follows_the_arm_arm`
+    // below checks moat against it.
+    if c.code.iter().any(|&w| is_narrow_signed_min_max(w)) {
+        return Some("LDSMAX/LDSMIN under 64 bits: Unicorn compares unsigned");
+    }
     None
+}
+
+/// LDSMAX/LDSMIN/STSMAX/STSMIN (any ordering) on 8, 16 or 32 bits.
+fn is_narrow_signed_min_max(w: u32) -> bool {
+    let op = w & 0x3f20_fc00;
+    (op == 0x3820_4000 || op == 0x3820_5000) && w >> 30 != 3
 }
 
 /// The first difference, described, or `None`.
@@ -308,21 +325,26 @@ fn describe(c: &Case) -> String {
     )
 }
 
-#[test]
-fn moat_matches_unicorn() {
-    let mut rng = Rng(SEED);
-    let cases: Vec<Case> = (0..CASES).map(|_| case(&mut rng)).collect();
-    let requests = cases.iter().enumerate().map(|(i, c)| request(i, c)).collect();
+/// Runs `cases` on moat and the oracle and compares: the number of
+/// differences each documented exception filtered, the indices of the cases
+/// they were, and the undocumented differences described. `None` when the
+/// oracle cannot run (the skip is reported).
+#[allow(clippy::type_complexity)]
+fn compare(
+    cases: &[Case],
+) -> Option<(BTreeMap<&'static str, usize>, Vec<usize>, Vec<String>)> {
+    let requests: Vec<String> = cases.iter().enumerate().map(|(i, c)| request(i, c)).collect();
+    // A debugging aid: the oracle's input, to replay one case by hand.
+    if let Some(path) = std::env::var_os("MOAT_ORACLE_DUMP") {
+        std::fs::write(path, requests.join("\n")).unwrap();
+    }
     // The oracle runs in its own process while moat runs here.
     let handle = std::thread::spawn(move || oracle(requests));
     let moat: Vec<Outcome> = cases.iter().map(run_moat).collect();
-    let Some(lines) = handle.join().unwrap() else {
-        return;
-    };
+    let lines = handle.join().unwrap()?;
     assert_eq!(lines.len(), cases.len(), "the oracle answered every case");
-
-    let instructions: usize = cases.iter().map(|c| c.code.len()).sum();
-    let mut documented_count = std::collections::BTreeMap::new();
+    let mut documented_count = BTreeMap::new();
+    let mut filtered = Vec::new();
     let mut failures = Vec::new();
     for line in &lines {
         let (id, uc) = parse(line);
@@ -332,22 +354,84 @@ fn moat_matches_unicorn() {
         };
         if let Some(reason) = documented(c, m, &uc) {
             *documented_count.entry(reason).or_insert(0) += 1;
+            filtered.push(id);
             continue;
         }
         failures.push(format!("case {id}: {diff}\n{}", describe(c)));
     }
-    let exceptions = moat.iter().filter(|m| m.exception.is_some()).count();
-    eprintln!(
-        "unicorn oracle: {} sequences, {instructions} instructions, {exceptions} ending in an exception, {} differ, {} documented {documented_count:?}",
+    Some((documented_count, filtered, failures))
+}
+
+/// Writes past libtest's capture, so the numbers show in normal output.
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[test]
+fn moat_matches_unicorn() {
+    let mut rng = Rng(SEED);
+    let cases: Vec<Case> = (0..CASES).map(|_| case(&mut rng)).collect();
+    let Some((documented_count, filtered, mut failures)) = compare(&cases) else {
+        return;
+    };
+    // A case filtered for a narrow signed min/max is checked again with
+    // those made unsigned (where Unicorn is right), so the filter hides
+    // nothing else in the sequence.
+    let again: Vec<Case> = filtered
+        .iter()
+        .map(|&id| {
+            let mut c = cases[id].clone();
+            for w in c.code.iter_mut() {
+                if is_narrow_signed_min_max(*w) {
+                    *w |= 1 << 13;
+                }
+            }
+            c
+        })
+        .collect();
+    let (_, _, second) = compare(&again).unwrap();
+    failures.extend(second.into_iter().map(|f| format!("(unsigned re-run) {f}")));
+
+    let instructions: usize = cases.iter().map(|c| c.code.len()).sum();
+    report(&format!(
+        "unicorn oracle: {} sequences, {instructions} instructions, {} differ, {} documented {documented_count:?}",
         cases.len(),
         failures.len(),
         documented_count.values().sum::<usize>()
-    );
+    ));
     assert!(
         failures.is_empty(),
         "{} of {} cases differ from Unicorn; the first:\n{}",
         failures.len(),
         cases.len(),
-        failures.iter().take(usize::MAX).cloned().collect::<Vec<_>>().join("\n\n")
+        failures.iter().take(5).cloned().collect::<Vec<_>>().join("\n\n")
     );
+}
+
+/// moat's signed min/max atomics on narrow data against the Arm ARM's
+/// pseudo-code (the documented exception above rests on it).
+#[test]
+fn signed_min_max_follows_the_arm_arm() {
+    // (word, memory, register, memory after, register after = old memory)
+    let cases: [(u32, u64, u64, u64); 4] = [
+        // ldsmaxb w1, w2, [x28]: max(0, -1) = 0
+        (0x3821_4382, 0x00, 0xff, 0x00),
+        // ldsminb w1, w2, [x28]: min(0, -1) = -1
+        (0x3821_5382, 0x00, 0xff, 0xff),
+        // ldsmaxh w1, w2, [x28]: max(0x1302, -1) = 0x1302
+        (0x7821_4382, 0x1302, 0xffff, 0x1302),
+        // ldsmin w1, w2, [x28]: min(0x7fffffff, 0x80000000) = 0x80000000
+        (0xb821_5382, 0x7fff_ffff, 0x8000_0000, 0x8000_0000),
+    ];
+    for (word, memory, register, after) in cases {
+        let mem = memory_with(&[word]);
+        mem.write_obj(memory, GuestAddress(DATA)).unwrap();
+        let mut s = entry_state();
+        s.x[1] = register;
+        s.x[BASE as usize] = DATA;
+        let r = run_state(&mem, s, Engine::Jit, 100);
+        let got: u64 = mem.read_obj(GuestAddress(DATA)).unwrap();
+        assert_eq!(got, after, "{word:08x}: memory");
+        assert_eq!(r.state.x[2], memory, "{word:08x}: the old value");
+    }
 }

@@ -196,6 +196,10 @@ pub fn sequence(rng: &mut Rng, len: usize) -> Vec<u32> {
             let e = lines[line];
             let mut w = word(line, rng.next_u32());
             let unaligned = rng.below(64) == 0;
+            if e.name == "LDR_LIT" && len < 2 {
+                // No room for an 8-byte literal inside the sequence.
+                continue;
+            }
             if e.name == "LDR_LIT" {
                 // Point into the sequence (8 bytes before its end), at
                 // an 8-byte aligned word unless `unaligned`.
