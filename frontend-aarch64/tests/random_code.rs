@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::*;
 use common::random::{BASE, word};
+use common::*;
 use frontend_aarch64::translate::{check, tbflags};
 use proptest::prelude::*;
 use vm_memory::{Bytes, GuestAddress};

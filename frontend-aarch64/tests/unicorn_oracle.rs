@@ -112,7 +112,12 @@ fn run_moat(c: &Case) -> Outcome {
     Outcome {
         x: r.state.x,
         sp: r.state.sp_el1,
-        nzcv: if vectored { r.state.spsr_el1 } else { r.state.pstate } >> 28 & 0xf,
+        nzcv: if vectored {
+            r.state.spsr_el1
+        } else {
+            r.state.pstate
+        } >> 28
+            & 0xf,
         fpsr: r.state.fpsr,
         v: r.state.v,
         mem: window,
@@ -243,8 +248,7 @@ fn documented(c: &Case, moat: &Outcome, uc: &Outcome) -> Option<&'static str> {
     // effects of disabling a stage of address translation"), and an
     // unaligned access to Device memory is an Alignment fault whatever
     // SCTLR_EL1.A says (B2.5.2, "Alignment of data accesses").
-    if moat.exception.is_some() && moat.exception != uc.exception && ec == 0x25 && dfsc == 0x21
-    {
+    if moat.exception.is_some() && moat.exception != uc.exception && ec == 0x25 && dfsc == 0x21 {
         return Some("unaligned access with the MMU off (Device memory): Alignment fault");
     }
     // LDSMAX/LDSMIN (and STSMAX/STSMIN) on bytes, halfwords and words:
@@ -270,7 +274,11 @@ fn is_narrow_signed_min_max(w: u32) -> bool {
 fn difference(c: &Case, moat: &Outcome, uc: &Outcome) -> Option<String> {
     if moat.exception != uc.exception {
         let at = moat.exception.or(uc.exception).unwrap_or(CODE);
-        let word = c.code.get((at.wrapping_sub(CODE) / 4) as usize).copied().unwrap_or(0);
+        let word = c
+            .code
+            .get((at.wrapping_sub(CODE) / 4) as usize)
+            .copied()
+            .unwrap_or(0);
         let name = frontend_aarch64::decode::decode(word).map_or("?", |e| e.name);
         return Some(format!(
             "exception: moat {:x?} (ESR {:#x}), unicorn {:x?}, at {word:08x} {name}",
@@ -330,10 +338,12 @@ fn describe(c: &Case) -> String {
 /// they were, and the undocumented differences described. `None` when the
 /// oracle cannot run (the skip is reported).
 #[allow(clippy::type_complexity)]
-fn compare(
-    cases: &[Case],
-) -> Option<(BTreeMap<&'static str, usize>, Vec<usize>, Vec<String>)> {
-    let requests: Vec<String> = cases.iter().enumerate().map(|(i, c)| request(i, c)).collect();
+fn compare(cases: &[Case]) -> Option<(BTreeMap<&'static str, usize>, Vec<usize>, Vec<String>)> {
+    let requests: Vec<String> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| request(i, c))
+        .collect();
     // A debugging aid: the oracle's input, to replay one case by hand.
     if let Some(path) = std::env::var_os("MOAT_ORACLE_DUMP") {
         std::fs::write(path, requests.join("\n")).unwrap();
@@ -404,7 +414,12 @@ fn moat_matches_unicorn() {
         "{} of {} cases differ from Unicorn; the first:\n{}",
         failures.len(),
         cases.len(),
-        failures.iter().take(5).cloned().collect::<Vec<_>>().join("\n\n")
+        failures
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n\n")
     );
 }
 

@@ -169,11 +169,17 @@ fn branch(rng: &mut Rng, at: usize, len: usize) -> u32 {
     let off = 1 + rng.below((len - at) as u64) as u32;
     let rt = avoid(rng.next_u32() & 31, 0);
     match rng.below(5) {
-        0 => 0x1400_0000 | off,                                      // b
-        1 => 0x9400_0000 | off,                                      // bl
-        2 => 0x5400_0000 | (off << 5) | (rng.next_u32() & 15),       // b.cond
+        0 => 0x1400_0000 | off,                                              // b
+        1 => 0x9400_0000 | off,                                              // bl
+        2 => 0x5400_0000 | (off << 5) | (rng.next_u32() & 15),               // b.cond
         3 => 0x3400_0000 | (rng.next_u32() & 0x8100_0000) | (off << 5) | rt, // cbz/cbnz
-        _ => 0x3600_0000 | (rng.next_u32() & 0x80f8_0000) | (rng.next_u32() & 0x0100_0000) | (off << 5) | rt, // tbz/tbnz
+        _ => {
+            0x3600_0000
+                | (rng.next_u32() & 0x80f8_0000)
+                | (rng.next_u32() & 0x0100_0000)
+                | (off << 5)
+                | rt
+        } // tbz/tbnz
     }
 }
 
