@@ -135,8 +135,13 @@ pub struct RunArgs {
     /// A file handed to the kernel as its initrd (boot module 0).
     #[arg(long, value_name = "FILE")]
     pub initrd: Option<PathBuf>,
-    /// The kernel command line.
-    #[arg(long, value_name = "CMDLINE", default_value = "")]
+    /// The kernel command line (it may start with `-`, as in QEMU).
+    #[arg(
+        long,
+        value_name = "CMDLINE",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
     pub append: String,
     /// Accelerator.
     #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]

@@ -126,7 +126,9 @@ pub fn decide(args: &RunArgs) -> Result<Decision, String> {
         sandbox,
         user: UserFacts {
             euid,
-            drop_to: user.map(|target| target.uid),
+            // SAFETY: getegid cannot fail.
+            egid: unsafe { libc::getegid() },
+            drop_to: user.map(|target| (target.uid, target.gid)),
         },
         layers: if sandbox {
             sandbox::probe(euid)

@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -217,6 +218,7 @@ fn config_failure(error: &BoardError, kind: Option<MachineKind>) -> Failure {
         BoardError::CpuCount { count, max, .. } => usage(format!(
             "--cpus: {count} is not between 1 and {max}{machine}"
         )),
+        BoardError::MemoryGranule { .. } => usage(format!("--memory: {error}")),
         _ => usage(error.to_string()),
     }
 }
@@ -226,7 +228,13 @@ fn config_failure(error: &BoardError, kind: Option<MachineKind>) -> Failure {
 /// file and its size.
 pub fn open_image(what: &str, path: &Path, memory: u64) -> Result<(File, u64), String> {
     let describe = |error: std::io::Error| format!("{what} '{}': {error}", path.display());
-    let file = File::open(path).map_err(describe)?;
+    // Non-blocking, so a FIFO (or a device) named by mistake is refused
+    // below instead of hanging moat in open().
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(describe)?;
     let metadata = file.metadata().map_err(describe)?;
     if !metadata.is_file() {
         return Err(format!("{what} '{}' is not a regular file", path.display()));
@@ -532,9 +540,10 @@ fn board_failure(error: BoardError, args: &RunArgs) -> Failure {
             ),
             other => format!("kernel '{}': {other}", args.kernel.display()),
         }),
-        BoardError::MemorySize { .. } | BoardError::CpuCount { .. } | BoardError::NotBuilt(_) => {
-            config_failure(&error, None)
-        }
+        BoardError::MemorySize { .. }
+        | BoardError::MemoryGranule { .. }
+        | BoardError::CpuCount { .. }
+        | BoardError::NotBuilt(_) => config_failure(&error, None),
         other => failed(other.to_string()),
     }
 }

@@ -19,14 +19,18 @@
 //!
 //! Supported: EL0 and EL1 in AArch64, the integer A64 ISA (data
 //! processing, branches, every integer load and store, exclusives,
-//! acquire/release, ARMv8.1 LSE atomics). Not yet: floating point and
-//! Advanced SIMD (Undefined Instruction, or the FP access trap while
-//! CPACR_EL1.FPEN traps), EL2/EL3, AArch32, SVE, pointer authentication, MTE.
+//! acquire/release, ARMv8.1 LSE atomics), scalar floating point and
+//! Advanced SIMD ([`fpu`], [`advsimd`]; half precision only in
+//! conversions), exceptions, the stage-1 MMU, the GIC's interrupts and the
+//! generic timer, PSCI. Not yet: EL2/EL3, AArch32, SVE, pointer
+//! authentication, MTE.
 
+pub mod advsimd;
 pub mod cpu;
 pub mod decode;
 pub mod disasm;
 pub mod exceptions;
+pub mod fpu;
 pub mod frontend;
 pub mod mmu;
 pub mod psci;

@@ -268,8 +268,10 @@ pub fn write(s: &mut A64State, c: &mut Ctx<'_>, r: SysReg, el: u64, v: u64) -> R
         }
         (3, 3, 13, 0, 2) => s.tpidr_el0 = v,
         (3, 3, 4, 4, 0..=1) if fp_trapped(s, el) => return Err(Denied::FpTrap),
-        (3, 3, 4, 4, 0) => s.fpcr = v,
-        (3, 3, 4, 4, 1) => s.fpsr = v,
+        // FPCR: AHP, DN, FZ, RMode, Stride, Len (no trap enables, no FP16).
+        (3, 3, 4, 4, 0) => s.fpcr = v & 0x07f7_0000,
+        // FPSR: NZCV, QC, IDC and the five cumulative flags.
+        (3, 3, 4, 4, 1) => s.fpsr = v & 0xf800_009f,
         _ if el == 0 => return Err(Denied::Undefined),
         (3, 0, 4, 2, 0) => s.set_el_sp(s.el, v & 1),
         (3, 0, 4, 1, 0) => {

@@ -12,15 +12,16 @@
 //! * [`mmu`]: the page-table walker ([`accel_tcg::guest::PageWalker`]).
 //! * [`simd`]: the SSE/SSE2 helpers, run on the host's SSE unit under the
 //!   guest's MXCSR.
+//! * [`x87`]: the x87 FPU, run on the host's x87 unit.
 //! * [`cpu`]: [`cpu::X86Cpu`], the [`accel_tcg::guest::GuestCpu`] the exec
 //!   loop drives.
 //!
 //! Supported: real mode and 16-bit code (IVT interrupts, 16-bit addressing
 //! and stacks, the INIT/SIPI start-up state), 32-bit protected mode and
 //! 64-bit long mode, the general-purpose integer ISA, system instructions
-//! for booting and running a kernel, SSE and SSE2, paging, exceptions
+//! for booting and running a kernel, the x87 FPU, SSE and SSE2, paging, exceptions
 //! through the IDT. Not yet: virtual-8086 mode, segment limit checks, the
-//! A20 gate, x87/MMX, SSE3 and later, task switches, call gates.
+//! A20 gate, MMX, SSE3 and later, task switches, call gates.
 //!
 //! Interrupts come from the board's controllers through
 //! [`devices::InterruptController`] (the local APIC, the 8259 through
@@ -34,6 +35,7 @@ pub mod mmu;
 pub mod simd;
 pub mod state;
 pub mod translate;
+pub mod x87;
 
 pub use cpu::X86Cpu;
 pub use frontend::X86FrontEnd;

@@ -32,8 +32,7 @@
 //! The sixteen XMM registers are `[u64; 2]` pairs (low, high) so that moves
 //! are plain 8-byte `ld_env`/`st_env`s; a seventeenth slot, [`XMM_TMP`],
 //! holds a memory operand for the SSE helpers. MXCSR is a field of its own.
-//! The x87 words and ST0-ST7 exist only so that fxsave/fxrstor round-trip
-//! them. None of this is in `machine::X86CpuState`, which has no XMM state:
+//! The x87 state is described in [`crate::x87`]. None of this is in `machine::X86CpuState`, which has no XMM state:
 //! it survives `load_machine` unchanged.
 //!
 //! # Segments
@@ -334,16 +333,33 @@ pub struct X86State {
     pub xmm: [[u64; 2]; 17],
     /// MXCSR (bits 0-15; reset value 0x1f80).
     pub mxcsr: u64,
-    /// The x87 control, status and abridged tag words and ST0-ST7 (as the
-    /// 10-byte registers in 16-byte slots). moat has no x87 yet: they are
-    /// kept only so that fxsave/fxrstor round-trip them.
+    /// The x87 control word; the status word, the abridged tag word and
+    /// ST0-ST7 follow, in fxsave's own form (see [`crate::x87`]).
     pub fpu_fcw: u64,
-    /// x87 status word (see [`X86State::fpu_fcw`]).
+    /// x87 status word, with TOP in bits 11-13.
     pub fpu_fsw: u64,
-    /// x87 abridged tag word (see [`X86State::fpu_fcw`]).
+    /// x87 abridged tag word: bit p set when *physical* register p is not
+    /// empty.
     pub fpu_ftw: u64,
-    /// ST0-ST7 / MM0-MM7 (see [`X86State::fpu_fcw`]).
+    /// ST0-ST7 (relative to TOP, as fxsave stores them; MM0-MM7 alias
+    /// them): the 80-bit value in the low 10 bytes of each 16-byte slot.
     pub fpu_st: [[u64; 2]; 8],
+    /// x87 last instruction opcode (11 bits, as fxsave stores it).
+    pub fpu_fop: u64,
+    /// x87 last instruction pointer: the rip (offset) of the last
+    /// non-control x87 instruction.
+    pub fpu_fip: u64,
+    /// x87 last instruction's CS selector.
+    pub fpu_fcs: u64,
+    /// x87 last data pointer: the offset of the last non-control x87
+    /// instruction's memory operand.
+    pub fpu_fdp: u64,
+    /// x87 last data pointer's segment selector.
+    pub fpu_fds: u64,
+    /// An x87 memory operand (up to the 108-byte fnsave image): translated
+    /// code loads it here before, or stores it from here after, the x87
+    /// helper ([`crate::x87`]).
+    pub fpu_buf: [u64; 14],
     /// This CPU's index, its initial APIC ID (CPUID leaf 1, EBX[31:24]).
     pub cpu_index: u64,
     /// The VM clock the time stamp counter counts from (1 GHz: one tick per
@@ -401,6 +417,12 @@ offs! {
     FPU_FSW_OFF = fpu_fsw;
     FPU_FTW_OFF = fpu_ftw;
     FPU_ST_OFF = fpu_st;
+    FPU_FOP_OFF = fpu_fop;
+    FPU_FIP_OFF = fpu_fip;
+    FPU_FCS_OFF = fpu_fcs;
+    FPU_FDP_OFF = fpu_fdp;
+    FPU_FDS_OFF = fpu_fds;
+    FPU_BUF_OFF = fpu_buf;
 }
 
 /// Offset of quadword `half` (0 low, 1 high) of XMM register `n`
@@ -502,6 +524,12 @@ impl X86State {
             fpu_fsw: 0,
             fpu_ftw: 0,
             fpu_st: [[0; 2]; 8],
+            fpu_fop: 0,
+            fpu_fip: 0,
+            fpu_fcs: 0,
+            fpu_fdp: 0,
+            fpu_fds: 0,
+            fpu_buf: [0; 14],
             cpu_index: 0,
             clock: None,
         }

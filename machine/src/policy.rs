@@ -145,14 +145,22 @@ pub struct BoardFacts {
 pub struct UserFacts {
     /// The effective uid moat was started with.
     pub euid: u32,
-    /// The uid `--user` drops to, if given.
-    pub drop_to: Option<u32>,
+    /// The effective gid moat was started with.
+    pub egid: u32,
+    /// The uid and gid `--user` drops to, if given.
+    pub drop_to: Option<(u32, u32)>,
 }
 
 impl UserFacts {
     /// The uid the guest runs under.
     pub fn running_uid(self) -> u32 {
-        self.drop_to.unwrap_or(self.euid)
+        self.drop_to.map_or(self.euid, |(uid, _)| uid)
+    }
+
+    /// The gid the guest runs under (supplementary groups are always
+    /// dropped with the user).
+    pub fn running_gid(self) -> u32 {
+        self.drop_to.map_or(self.egid, |(_, gid)| gid)
     }
 }
 
@@ -247,6 +255,9 @@ pub enum Weakening {
     SandboxOff,
     /// Running as root, and not dropping to another user.
     RunningAsRoot,
+    /// Running as a user, but in group 0 (root's group), which owns files
+    /// and devices a confined process should not reach.
+    RootGroup,
     /// An essential sandbox layer that the host cannot apply.
     LayerUnavailable(Layer, String),
     /// A management socket that other users can open.
@@ -266,6 +277,7 @@ impl Weakening {
             Weakening::UnsupportedBoard(_) => "unsupported-board",
             Weakening::SandboxOff => "sandbox-off",
             Weakening::RunningAsRoot => "running-as-root",
+            Weakening::RootGroup => "root-group",
             Weakening::LayerUnavailable(..) => "layer-unavailable",
             Weakening::OpenManagementSocket(_) => "open-management-socket",
             Weakening::UnauthenticatedCharDevice { .. } => "unauthenticated-chardev",
@@ -288,6 +300,9 @@ impl fmt::Display for Weakening {
             Weakening::RunningAsRoot => {
                 f.write_str("running as root without dropping privileges (use --user)")
             }
+            Weakening::RootGroup => f.write_str(
+                "running in group 0, root's group (use --user NAME, or NAME:GID with another group)",
+            ),
             Weakening::LayerUnavailable(layer, reason) => {
                 write!(f, "sandbox layer {layer} unavailable: {reason}")
             }
@@ -404,6 +419,8 @@ pub fn evaluate(input: &PolicyInput) -> Verdict {
     let uid = input.user.running_uid();
     if uid == 0 {
         weakenings.push(Weakening::RunningAsRoot);
+    } else if input.user.running_gid() == 0 {
+        weakenings.push(Weakening::RootGroup);
     } else {
         guarantees.push(format!("runs as uid {uid}, not root"));
     }
@@ -506,6 +523,7 @@ mod tests {
             sandbox: true,
             user: UserFacts {
                 euid: 1000,
+                egid: 1000,
                 drop_to: None,
             },
             layers: Layer::ALL
@@ -537,7 +555,8 @@ mod tests {
     fn root_with_user(input: &mut PolicyInput) {
         input.user = UserFacts {
             euid: 0,
-            drop_to: Some(65534),
+            egid: 0,
+            drop_to: Some((65534, 65534)),
         };
     }
 
@@ -615,11 +634,28 @@ mod tests {
             ("kvm, root", vec![Box::new(root)], vec!["running-as-root"]),
             ("kvm, root --user", vec![Box::new(root_with_user)], vec![]),
             (
+                "kvm, --user NAME:0",
+                vec![Box::new(|input: &mut PolicyInput| {
+                    input.user = UserFacts {
+                        euid: 0,
+                        egid: 0,
+                        drop_to: Some((65534, 0)),
+                    }
+                })],
+                vec!["root-group"],
+            ),
+            (
+                "kvm, started by a user in group 0",
+                vec![Box::new(|input: &mut PolicyInput| input.user.egid = 0)],
+                vec!["root-group"],
+            ),
+            (
                 "kvm, --user root",
                 vec![Box::new(|input: &mut PolicyInput| {
                     input.user = UserFacts {
                         euid: 0,
-                        drop_to: Some(0),
+                        egid: 0,
+                        drop_to: Some((0, 0)),
                     }
                 })],
                 vec!["running-as-root"],

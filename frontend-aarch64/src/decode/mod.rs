@@ -83,7 +83,7 @@ pub enum Class {
     System,
     /// Loads and stores.
     LoadStore,
-    /// Scalar floating point and Advanced SIMD (not yet translated).
+    /// Scalar floating point and Advanced SIMD, and their loads and stores.
     FpSimd,
 }
 

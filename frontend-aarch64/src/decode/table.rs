@@ -2,8 +2,8 @@
 //! lookup order: within a class, aliases and narrower encodings first.
 
 use crate::translate::{
-    branch as br, data_proc_imm as dpi, data_proc_reg as dpr, load_store as ls, not_implemented,
-    system as sys,
+    branch as br, data_proc_imm as dpi, data_proc_reg as dpr, fp, load_store as ls,
+    not_implemented, simd, system as sys,
 };
 
 super::a64_table! {
@@ -56,9 +56,14 @@ super::a64_table! {
     DP_2SRC:    DpReg: "z0011010 110 mmmmm oooooo nnnnn ddddd" => dpr::two_source;
     DP_3SRC:    DpReg: "z0011011 ooo mmmmm o aaaaa nnnnn ddddd" => dpr::three_source;
 
-    // ---- Not yet translated ----------------------------------------------
+    // ---- SIMD&FP (the a64-fp helper's block) ----------------------------
+    FP_LDST_MULT: FpSimd: "0q001100 pL0mmmmm oooo ss nnnnn ttttt" => simd::multiple;
+    FP_LDST_LANE: FpSimd: "0q001101 pLRmmmmm ooo S ss nnnnn ttttt" => simd::single_lane;
+    FP_LDR_LIT: FpSimd: "oo011100 iiiiiiiiiiiiiiiiiii ttttt" => simd::literal;
+    FP_LDST_PAIR: FpSimd: "oo101 1 0 pp L iiiiiii aaaaa nnnnn ttttt" => simd::pair;
+    FP_LDST_IMM9: FpSimd: "ss111 1 00 oo 0 iiiiiiiii pp nnnnn ttttt" => simd::imm9;
+    FP_LDST_REG: FpSimd: "ss111 1 00 oo 1 mmmmm xxx S 10 nnnnn ttttt" => simd::reg_offset;
+    FP_LDST_UIMM: FpSimd: "ss111 1 01 oo iiiiiiiiiiii nnnnn ttttt" => simd::unsigned_offset;
     // Scalar floating point and Advanced SIMD data processing (op0 x111).
-    FP_SIMD:    FpSimd: "----111- -------- -------- --------" => not_implemented;
-    // SIMD&FP loads and stores (V = 1).
-    FP_LDST:    FpSimd: "----11-0 -------- -------- --------" => not_implemented;
+    FP_SIMD:    FpSimd: "----111- -------- -------- --------" => fp::data_processing;
 }

@@ -11,7 +11,8 @@
 //! | [`branch`]        | b, bl, b.cond, cbz/cbnz, tbz/tbnz, br, blr, ret, eret, svc/hvc/smc/brk |
 //! | [`load_store`]    | every integer load and store, pairs, exclusives, acquire/release, LSE atomics |
 //! | [`system`]        | hints, barriers, clrex, msr/mrs/sys (finished in Rust)           |
-//! | [`fp`], [`simd`]  | not yet: raise Undefined Instruction                             |
+//! | [`fp`]            | scalar FP and Advanced SIMD data processing (a Rust helper call) |
+//! | [`simd`]          | SIMD&FP loads and stores, structure loads and stores             |
 //!
 //! # Conventions
 //!

@@ -25,7 +25,6 @@ pub const PC_ALIGN: u64 = 8;
 /// Kind: the translation-relevant state may have changed (`isb`): continue
 /// at the next instruction with a fresh block.
 pub const NEXT: u64 = 9;
-
 /// Kind: a load or store based on a misaligned SP (EC 0x26).
 pub const SP_ALIGN: u64 = 10;
 /// Kind: an FP/SIMD instruction trapped by CPACR_EL1.FPEN (EC 0x07).

@@ -16,6 +16,7 @@
 //! | [`system`] | control registers, descriptor tables, MSRs, far transfers, cpuid, rdtsc, hlt, int |
 //! | [`io`]     | in/out/ins/outs                                                 |
 //! | [`sse`]    | SSE and SSE2: moves, logic, integer SIMD, floating point, conversions, ldmxcsr, fxsave |
+//! | [`x87`]    | the x87 FPU (run on the host's x87 unit, see [`crate::x87`]), fwait |
 //!
 //! # Conventions
 //!
@@ -43,6 +44,7 @@ pub mod stack;
 pub mod status;
 pub mod string;
 pub mod system;
+pub mod x87;
 
 use accel_tcg::guest::{CodeReader, FetchFault};
 use accel_tcg::ir::{
@@ -142,9 +144,11 @@ pub enum H {
     SseInt,
     /// [`crate::simd::helper_shuffle`]
     Shuffle,
+    /// [`crate::x87::helper_x87`]
+    X87,
 }
 
-const NUM_HELPERS: usize = 7;
+const NUM_HELPERS: usize = 8;
 
 /// A register or memory operand.
 #[derive(Clone, Copy, Debug)]
@@ -176,6 +180,8 @@ pub struct Ctx<'a> {
     pub cs_base: u64,
     /// Lazy-flags knowledge.
     pub cc: Cc,
+    /// The instruction's first bytes (the x87 opcode register needs them).
+    pub bytes: [u8; 15],
     helpers: [Option<HelperId>; NUM_HELPERS],
 }
 
@@ -195,6 +201,7 @@ impl<'a> Ctx<'a> {
             next_pc: 0,
             cs_base,
             cc: Cc::Unknown,
+            bytes: [0; 15],
             helpers: [None; NUM_HELPERS],
         }
     }
@@ -641,6 +648,15 @@ impl<'a> Ctx<'a> {
                 HelperFn::A3(crate::simd::helper_shuffle),
                 HelperFlags::default(),
             ),
+            H::X87 => (
+                "x87",
+                HelperFn::A3(crate::x87::helper_x87),
+                HelperFlags {
+                    pure: false,
+                    no_env: false,
+                    may_exit: true,
+                },
+            ),
         };
         let id = self.b.helper(name, func, flags);
         self.helpers[h as usize] = Some(id);
@@ -960,9 +976,9 @@ fn decode(
     pc: u64,
     rip: u64,
     bitness: u32,
+    buf: &mut [u8; 15],
 ) -> Result<Option<Instruction>, FetchFault> {
-    let mut buf = [0u8; 15];
-    let n = fetch(code, pc, &mut buf)?;
+    let n = fetch(code, pc, buf)?;
     let mut dec = Decoder::with_ip(bitness, &buf[..n], rip, DecoderOptions::NONE);
     let i = dec.decode();
     if !i.is_invalid() {
@@ -973,7 +989,7 @@ fn decode(
         let next = pc.wrapping_add(n as u64);
         code.read(next, &mut buf[n..])
             .map_err(|fault| FetchFault { vaddr: next, fault })?;
-        let mut dec = Decoder::with_ip(bitness, &buf, rip, DecoderOptions::NONE);
+        let mut dec = Decoder::with_ip(bitness, &buf[..], rip, DecoderOptions::NONE);
         let i = dec.decode();
         return Ok((!i.is_invalid()).then_some(i));
     }
@@ -1002,7 +1018,8 @@ pub fn translate_block(
     let mut n = 0usize;
     loop {
         let rip = cur.wrapping_sub(ctx.cs_base);
-        let decoded = match decode(code, cur, rip, bitness) {
+        let mut bytes = [0u8; 15];
+        let decoded = match decode(code, cur, rip, bitness, &mut bytes) {
             Ok(d) => d,
             Err(f) if n == 0 => return Err(f),
             Err(_) => {
@@ -1019,6 +1036,7 @@ pub fn translate_block(
             return Ok(());
         };
         ctx.i = i;
+        ctx.bytes = bytes;
         ctx.next_pc = ctx.linear(i.next_ip());
         let flow = match translate_insn(&mut ctx) {
             Ok(f) => f,
@@ -1050,6 +1068,9 @@ fn translate_insn(c: &mut Ctx<'_>) -> Res {
     let m = c.i.mnemonic();
     if sse::claims(&c.i) {
         return sse::sse(c, m);
+    }
+    if let Some(spec) = x87::spec(c.i.code()) {
+        return x87::x87(c, spec);
     }
     match m {
         M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => {
@@ -1363,6 +1384,7 @@ mod tests {
             if crate::simd::available() { 7 << 24 } else { 0 },
             "FXSR, SSE, SSE2"
         );
+        assert_eq!(f[3] & 1, crate::x87::available() as u32, "FPU");
         assert_eq!(f[3] & (1 << 23), 0, "no MMX");
         assert_eq!(f[2] & 1, 0, "no SSE3");
         let ext = system::cpuid(0x8000_0001, 0, 0);

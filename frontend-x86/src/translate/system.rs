@@ -9,7 +9,7 @@ use std::mem::offset_of;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use accel_tcg::ir::{Block, Cond};
+use accel_tcg::ir::Block;
 use iced_x86::{Code, Mnemonic, OpKind};
 
 use super::{Ctx, Flow, H, Res, Unsupported, alu::reg_of, stack::seg_index, status};
@@ -146,19 +146,6 @@ pub fn system(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             let a = c.ea();
             c.st(a, state::scratch_off(0));
             Ok(c.exit(status::INVLPG))
-        }
-        M::Wait => {
-            // No x87 to wait for, but CR0.MP with CR0.TS still makes `fwait`
-            // raise #NM, so a kernel's lazy FPU switching sees it.
-            let cr0 = c.ld(state::CR0_OFF);
-            let both = state::ctl::CR0_MP | state::ctl::CR0_TS;
-            let bits = c.op2i(Block::and, cr0, both);
-            let want = c.k(both);
-            let ok = c.b.label();
-            c.b.brcond(bits, want, Cond::Ne, ok);
-            c.raise(status::NM, None);
-            c.b.set_label(ok);
-            Ok(Flow::Next)
         }
         M::Wbinvd | M::Invd | M::Clflush | M::Clflushopt => {
             if matches!(m, M::Wbinvd | M::Invd) && c.need_cpl0() {
@@ -394,9 +381,9 @@ pub fn far_jmp(c: &mut Ctx<'_>, call: bool) -> Res {
 /// Vendor "moatmoatmoat", family 6 model 0x5e stepping 3. Features: the
 /// integer ISA moat translates: TSC, MSR, PAE, PGE, CMOV, PAT, PSE, CX8,
 /// CX16, syscall, NX, long mode, 1 GiB pages, rdtscp, lahf in 64-bit mode,
-/// lzcnt, popcnt, the local APIC (xAPIC; its ID is `cpu_index`), and FXSR,
-/// SSE and SSE2 on x86-64 hosts (whose SSE unit runs the guest's floating
-/// point). No x87, MMX, SSE3 or AVX, no x2APIC or TSC-deadline timer. (`tzcnt`
+/// lzcnt, popcnt, the local APIC (xAPIC; its ID is `cpu_index`), and the
+/// x87 FPU, FXSR, SSE and SSE2 on x86-64 hosts (whose x87 and SSE units run
+/// the guest's floating point). No MMX, SSE3 or AVX, no x2APIC or TSC-deadline timer. (`tzcnt`
 /// runs as tzcnt, as on a BMI1 CPU, though BMI1 is not advertised: its other
 /// instructions are not implemented.)
 ///
@@ -423,6 +410,12 @@ pub fn cpuid(leaf: u32, sub: u32, cpu_index: u64) -> [u32; 4] {
             // FXSR, SSE, SSE2 (bits 24-26) where the host can run them.
             let edx = if crate::simd::available() {
                 edx | (1 << 24) | (1 << 25) | (1 << 26)
+            } else {
+                edx
+            };
+            // The x87 FPU (bit 0), likewise.
+            let edx = if crate::x87::available() {
+                edx | 1
             } else {
                 edx
             };

@@ -101,6 +101,8 @@ pub struct Host {
 pub enum BoardError {
     #[error("guest memory size {size} bytes is outside the supported range {min}..={max}")]
     MemorySize { size: u64, min: u64, max: u64 },
+    #[error("{size} bytes is not a whole number of {granule}-byte pages")]
+    MemoryGranule { size: u64, granule: u64 },
     #[error("{count} vCPUs asked for; the {machine} board has 1 to {max}")]
     CpuCount {
         count: u32,
@@ -138,13 +140,21 @@ pub trait Board: Send + Sync {
     }
 }
 
+/// Guest RAM comes in whole pages.
+pub const MEMORY_GRANULE: u64 = 4096;
+
 /// Checks a memory size against a board's bounds.
 fn check_memory_range(size: u64, min: u64, max: u64) -> Result<(), BoardError> {
-    if (min..=max).contains(&size) {
-        Ok(())
-    } else {
-        Err(BoardError::MemorySize { size, min, max })
+    if !(min..=max).contains(&size) {
+        return Err(BoardError::MemorySize { size, min, max });
     }
+    if !size.is_multiple_of(MEMORY_GRANULE) {
+        return Err(BoardError::MemoryGranule {
+            size,
+            granule: MEMORY_GRANULE,
+        });
+    }
+    Ok(())
 }
 
 /// Checks `--memory` and `--cpus` for a machine before anything is allocated.

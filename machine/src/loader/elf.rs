@@ -199,9 +199,20 @@ fn validate_segment(index: usize, ph: &ProgramHeader, file: &[u8]) -> Result<Seg
     })
 }
 
+/// The note owners whose notes a board reads (Xen's PVH entry point); every
+/// other note is checked for shape and dropped.
+const KEPT_NOTE_OWNERS: [&[u8]; 1] = [b"Xen"];
+
+/// Most notes an image keeps. Program headers may overlap, so without a cap
+/// a small file could make the loader keep millions of notes.
+const MAX_KEPT_NOTES: usize = 64;
+
 /// Reads the notes of one `PT_NOTE` segment. Each note is a 12-byte header
 /// (namesz, descsz, type) followed by the name and the descriptor, each padded to
-/// 4 bytes: the layout both 32- and 64-bit kernels use in practice.
+/// 4 bytes: the layout both 32- and 64-bit kernels use in practice. Only the
+/// notes of [`KEPT_NOTE_OWNERS`] are kept, at most [`MAX_KEPT_NOTES`]: memory
+/// stays bounded whatever the file, and the work by the number of program
+/// headers times the file size.
 fn parse_notes<'a>(
     index: usize,
     ph: &ProgramHeader,
@@ -228,11 +239,13 @@ fn parse_notes<'a>(
         let desc = data.get(desc_start..desc_end).ok_or_else(bad)?;
         // The name's terminating NUL is part of namesz.
         let name = name.strip_suffix(b"\0").unwrap_or(name);
-        notes.push(Note {
-            name,
-            note_type,
-            desc,
-        });
+        if KEPT_NOTE_OWNERS.contains(&name) && notes.len() < MAX_KEPT_NOTES {
+            notes.push(Note {
+                name,
+                note_type,
+                desc,
+            });
+        }
         let next = padded(desc_end).ok_or_else(bad)?;
         data = data.get(next..).unwrap_or(&[]);
     }
@@ -316,6 +329,46 @@ mod tests {
             filesz,
             memsz,
         }
+    }
+
+    #[test]
+    fn overlapping_note_segments_keep_memory_bounded() {
+        // 70 PT_NOTE headers (as many as the test builder's header page
+        // holds) over the same 1 MiB of tiny notes: once, this made the
+        // loader keep ~4.5 million notes; 255 of them, ~850x the file.
+        let one = note("Xen", 18, &[]);
+        let body: Vec<u8> = one.iter().copied().cycle().take(1 << 20).collect();
+        let mut phdrs = vec![load(0x10_0000, 0x100, 0x1000)];
+        phdrs.extend((0..70).map(|_| Phdr {
+            p_type: PT_NOTE,
+            offset: 0x1000,
+            paddr: 0,
+            filesz: body.len() as u64,
+            memsz: 0,
+        }));
+        let file = elf64(EM_X86_64, 0x10_0000, &phdrs, &body);
+        let image = ElfImage::parse(&file).unwrap();
+        assert_eq!(image.notes.len(), MAX_KEPT_NOTES);
+        // Notes of other owners are checked, not kept.
+        let other = note("GNU", 3, &[1, 2, 3, 4]);
+        let mut padded = other.clone();
+        padded.resize(0x100, 0);
+        let file = elf64(
+            EM_X86_64,
+            0x10_0000,
+            &[
+                load(0x10_0000, 0x100, 0x1000),
+                Phdr {
+                    p_type: PT_NOTE,
+                    offset: 0x1000,
+                    paddr: 0,
+                    filesz: other.len() as u64,
+                    memsz: 0,
+                },
+            ],
+            &padded,
+        );
+        assert!(ElfImage::parse(&file).unwrap().notes.is_empty());
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! fxsave and fxrstor.
 
 use accel_tcg::ir::{Block, Cond};
-use iced_x86::OpKind;
+use iced_x86::{Mnemonic, OpKind};
 
 use super::super::{Ctx, Flow, Res, Unsupported, status, tbflags};
 use super::check_align;
 use crate::state::{self, MXCSR_MASK, xmm_off};
 
-/// fxsave/fxrstor (64-bit layout; FIP, FDP and FOP are saved as zero since
-/// moat keeps no x87 instruction pointers). The SDM's 512-byte area:
-/// FCW, FSW, abridged FTW at 0..5, MXCSR and MXCSR_MASK at 24..32, ST0-7 at
+/// fxsave/fxrstor. The SDM's 512-byte area: FCW, FSW, abridged FTW at
+/// 0..5, FOP at 6, the x87 instruction and data pointers at 8 and 16
+/// (64-bit offsets with REX.W, else 32-bit offsets with the selectors
+/// above them), MXCSR and MXCSR_MASK at 24..32, ST0-7 at
 /// 32..160, XMM0-15 at 160..416 (XMM0-7 outside 64-bit mode); the rest is
 /// neither written nor read.
 pub(super) fn fxsave(c: &mut Ctx<'_>, save: bool) -> Res {
@@ -21,6 +22,7 @@ pub(super) fn fxsave(c: &mut Ctx<'_>, save: bool) -> Res {
     }
     let a = c.ea();
     check_align(c, a, 16);
+    let wide = matches!(c.i.mnemonic(), Mnemonic::Fxsave64 | Mnemonic::Fxrstor64);
     let nxmm = if c.code64() { 16 } else { 8 };
     let at = |c: &mut Ctx<'_>, off: u64| c.op2i(Block::add, a, off);
     if save {
@@ -34,12 +36,30 @@ pub(super) fn fxsave(c: &mut Ctx<'_>, save: bool) -> Res {
         let ftw = c.op2i(Block::shl, ftw8, 32);
         let w0 = c.op2(Block::or, fcw, fsw);
         let w0 = c.op2(Block::or, w0, ftw);
+        let fop = c.ld(state::FPU_FOP_OFF);
+        let fop = c.op2i(Block::shl, fop, 48);
+        let w0 = c.op2(Block::or, w0, fop);
         c.qst(a, 8, w0);
-        let zero = c.k(0);
-        let p = at(c, 8);
-        c.qst(p, 8, zero);
-        let p = at(c, 16);
-        c.qst(p, 8, zero);
+        for (k, (off, sel)) in [
+            (state::FPU_FIP_OFF, state::FPU_FCS_OFF),
+            (state::FPU_FDP_OFF, state::FPU_FDS_OFF),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ptr = c.ld(off);
+            let v = if wide {
+                ptr
+            } else {
+                let lo = c.zext(ptr, 4);
+                let s = c.ld(sel);
+                let s = c.zext(s, 2);
+                let s = c.op2i(Block::shl, s, 32);
+                c.op2(Block::or, lo, s)
+            };
+            let p = at(c, 8 + 8 * k as u64);
+            c.qst(p, 8, v);
+        }
         let csr = c.ld(state::MXCSR_OFF);
         let mask = c.k(MXCSR_MASK << 32);
         let w3 = c.op2(Block::or, csr, mask);
@@ -63,6 +83,10 @@ pub(super) fn fxsave(c: &mut Ctx<'_>, save: bool) -> Res {
     }
     // fxrstor: every load before any write; a reserved MXCSR bit is #GP(0).
     let w0 = c.qld(a, 8, false);
+    let p = at(c, 8);
+    let ip = c.qld(p, 8, false);
+    let p = at(c, 16);
+    let dp = c.qld(p, 8, false);
     let p = at(c, 24);
     let csr = c.qld(p, 4, false);
     let mut st = Vec::with_capacity(16);
@@ -89,6 +113,23 @@ pub(super) fn fxsave(c: &mut Ctx<'_>, save: bool) -> Res {
     let s32 = c.op2i(Block::shr, w0, 32);
     let ftw = c.zext(s32, 1);
     c.st(ftw, state::FPU_FTW_OFF);
+    let s48 = c.op2i(Block::shr, w0, 48);
+    let fop = c.op2i(Block::and, s48, 0x7ff);
+    c.st(fop, state::FPU_FOP_OFF);
+    for (v, off, sel) in [
+        (ip, state::FPU_FIP_OFF, state::FPU_FCS_OFF),
+        (dp, state::FPU_FDP_OFF, state::FPU_FDS_OFF),
+    ] {
+        if wide {
+            c.st(v, off);
+        } else {
+            let lo = c.zext(v, 4);
+            c.st(lo, off);
+            let hi = c.op2i(Block::shr, v, 32);
+            let s = c.zext(hi, 2);
+            c.st(s, sel);
+        }
+    }
     c.st(csr, state::MXCSR_OFF);
     for (k, v) in st.into_iter().enumerate() {
         c.st(v, state::FPU_ST_OFF + 8 * k as u32);
