@@ -7,41 +7,11 @@
 
 mod common;
 
+use common::random::{BASE, word};
 use common::*;
-use frontend_aarch64::decode::{Class, TABLE};
 use frontend_aarch64::translate::{check, tbflags};
 use proptest::prelude::*;
 use vm_memory::{Bytes, GuestAddress};
-
-/// The base register of generated loads and stores (never a destination).
-const BASE: u32 = 28;
-
-/// A generated word from table line `line` with random bits `bits`.
-fn word(line: usize, bits: u32) -> u32 {
-    let lines: Vec<_> = TABLE
-        .iter()
-        .filter(|e| {
-            matches!(e.class, Class::DpImm | Class::DpReg)
-                || (e.class == Class::LoadStore && e.name != "LDST_REG")
-        })
-        .collect();
-    let e = lines[line % lines.len()];
-    let mut w = (bits & !e.mask) | e.value;
-    let fix = |w: u32, lo: u32| {
-        if (w >> lo) & 31 == BASE {
-            (w & !(31 << lo)) | (27 << lo)
-        } else {
-            w
-        }
-    };
-    w = fix(w, 0);
-    if e.class == Class::LoadStore {
-        w = (w & !(31 << 5)) | (BASE << 5);
-        w = fix(w, 10);
-        w = fix(w, 16);
-    }
-    w
-}
 
 fn run_engine(code: &[u32], regs: &[u64; 31], nzcv: u64, engine: Engine) -> (Run, Vec<u8>) {
     let mem = memory_with(code);

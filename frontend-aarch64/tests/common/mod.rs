@@ -12,6 +12,8 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod random;
+
 use std::sync::Arc;
 
 use accel_tcg::exec::engine::{InterpEngine, JitEngine};
@@ -222,4 +224,16 @@ pub fn add_with_carry(x: u64, y: u64, carry: bool, bits: u32) -> (u64, u64) {
     let c = u64::from(result as u128 != unsigned);
     let v = u64::from(sres != signed);
     (result, (n << 3) | (z << 2) | (c << 1) | v)
+}
+
+/// Reports that `test` (or part of it) did not run because `reason`, on
+/// stderr past libtest's capture (so plain `cargo test` shows it and
+/// `scripts/test` counts it), as the root package's tests do. Where
+/// `variable` (a `MOAT_REQUIRE_*` name) is 1, the skip is a failure instead.
+pub fn skip(test: &str, variable: &str, reason: &str) {
+    use std::io::Write;
+    if std::env::var_os(variable).is_some_and(|value| value == "1") {
+        panic!("{test} cannot run ({reason}), and {variable}=1 says it must");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }
