@@ -158,20 +158,25 @@ pub fn decide(args: &RunArgs) -> Result<Decision, String> {
     })
 }
 
-/// The host files the guest is given. The kernel and initrd are copied into
-/// guest RAM, so the guest cannot write them.
+/// The host files the guest is given, and the logs moat writes for it. The
+/// kernel and initrd are copied into guest RAM, so the guest cannot write
+/// them.
 fn host_files(args: &RunArgs) -> Vec<HostFile> {
-    let mut files = vec![HostFile {
-        role: "kernel".to_string(),
-        path: display(&args.kernel),
+    let file = |role: &str, path: &Path, moat_writes| HostFile {
+        role: role.to_string(),
+        path: display(path),
         guest_writable: false,
-    }];
+        moat_writes,
+    };
+    let mut files = vec![file("kernel", &args.kernel, false)];
     if let Some(initrd) = &args.initrd {
-        files.push(HostFile {
-            role: "initrd".to_string(),
-            path: display(initrd),
-            guest_writable: false,
-        });
+        files.push(file("initrd", initrd, false));
+    }
+    if let SerialChoice::File(path) = &args.serial {
+        files.push(file("serial log", path, true));
+    }
+    if let Some(path) = &args.trace_file {
+        files.push(file("trace file", path, true));
     }
     files
 }

@@ -82,3 +82,21 @@ fn dropping_to_group_0_is_a_weakening_that_isolation_required_refuses() {
         .arg(guest("hello.elf")));
     assert!(check.stdout.contains("\"root-group\""), "{}", check.stdout);
 }
+
+#[test]
+fn check_names_the_files_moat_writes_instead_of_denying_them() {
+    let log = std::env::temp_dir().join(format!("moat-check-{}.log", std::process::id()));
+    let result = run(moat()
+        .args(["check", "--accel", "tcg"])
+        .arg(format!("--serial=file:{}", log.display()))
+        .arg("--kernel")
+        .arg(guest("hello.elf")));
+    assert!(
+        result.stdout.contains(&format!(
+            "the guest cannot write any host file; moat writes its output to serial log {}",
+            log.display()
+        )),
+        "{}",
+        result.stdout
+    );
+}

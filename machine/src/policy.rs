@@ -201,6 +201,9 @@ pub struct HostFile {
     /// Whether the guest can change the host file (a writable disk); an image
     /// copied into guest RAM is not.
     pub guest_writable: bool,
+    /// A log moat itself writes (the serial console's file, the trace): the
+    /// guest decides its content, not which file or where in it.
+    pub moat_writes: bool,
 }
 
 /// Everything the gate decides from.
@@ -457,8 +460,19 @@ pub fn evaluate(input: &PolicyInput) -> Verdict {
         .iter()
         .filter(|file| file.guest_writable)
         .collect();
-    if writable.is_empty() {
+    let logs: Vec<String> = input
+        .host_files
+        .iter()
+        .filter(|file| file.moat_writes)
+        .map(|file| format!("{} {}", file.role, file.path))
+        .collect();
+    if writable.is_empty() && logs.is_empty() {
         guarantees.push("the guest cannot write any host file".to_string());
+    } else if writable.is_empty() {
+        guarantees.push(format!(
+            "the guest cannot write any host file; moat writes its output to {}",
+            logs.join(", ")
+        ));
     }
     weakenings.extend(
         writable
@@ -539,6 +553,7 @@ mod tests {
                 role: "kernel".to_string(),
                 path: "vmlinux".to_string(),
                 guest_writable: false,
+                moat_writes: false,
             }],
         }
     }
@@ -599,6 +614,12 @@ mod tests {
 
     fn file_serial(input: &mut PolicyInput) {
         input.char_devices[0].backend = CharBackend::File("serial.log".to_string());
+        input.host_files.push(HostFile {
+            role: "serial log".to_string(),
+            path: "serial.log".to_string(),
+            guest_writable: false,
+            moat_writes: true,
+        });
     }
 
     fn writable_disk(input: &mut PolicyInput) {
@@ -606,6 +627,7 @@ mod tests {
             role: "disk0".to_string(),
             path: "disk.img".to_string(),
             guest_writable: true,
+            moat_writes: false,
         });
     }
 
@@ -614,6 +636,7 @@ mod tests {
             role: "initrd".to_string(),
             path: "initrd.img".to_string(),
             guest_writable: false,
+            moat_writes: false,
         });
     }
 
@@ -890,6 +913,27 @@ mod tests {
                 .all(|(_, state)| *state == LayerState::Off)
         );
         assert_eq!(verdict.unavailable_layers().count(), 0);
+    }
+
+    #[test]
+    fn logs_moat_writes_are_named_not_denied() {
+        let mut input = kvm_baseline();
+        file_serial(&mut input);
+        let verdict = evaluate(&input);
+        assert!(
+            verdict
+                .guarantees
+                .iter()
+                .any(|g| g.ends_with("moat writes its output to serial log serial.log")),
+            "{:?}",
+            verdict.guarantees
+        );
+        assert!(
+            !verdict
+                .guarantees
+                .iter()
+                .any(|g| g == "the guest cannot write any host file")
+        );
     }
 
     #[test]
