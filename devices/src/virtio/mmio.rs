@@ -521,7 +521,7 @@ impl<D: VirtioDevice> BusDevice for VirtioMmio<D> {
             self.device.read_config(offset - reg::CONFIG, data);
             return;
         }
-        if data.len() != 4 || offset % 4 != 0 {
+        if data.len() != 4 || !offset.is_multiple_of(4) {
             log::debug!(
                 "virtio-mmio: {}-byte read at {offset:#x} is not a 32-bit register access",
                 data.len()
@@ -545,7 +545,7 @@ impl<D: VirtioDevice> BusDevice for VirtioMmio<D> {
             );
             return;
         };
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             log::debug!("virtio-mmio: unaligned write at {offset:#x} ignored");
             return;
         }
