@@ -474,6 +474,8 @@ fn confine(
             write_fds,
             inherited_fds: inherited_fds.unwrap_or_else(|| Err("sandbox off".to_string())),
             terminal: raw_terminal,
+            // No disks are attached yet; virtio-blk images' fds go here.
+            disk_fds: Vec::new(),
         };
         let report = sandbox::confine(&plan, start_threads);
         if args.verbose {

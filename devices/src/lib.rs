@@ -49,6 +49,7 @@ pub mod pl031;
 pub mod reset;
 pub mod rtc;
 pub mod serial;
+pub mod virtio;
 
 pub use arm_timer::{ArmTimer, CNTFRQ_HZ, PHYS_TIMER_INTID, PpiFn, TimerReg, VIRT_TIMER_INTID};
 pub use bus::{Bus, BusDevice, BusError, SharedDevice};
@@ -76,3 +77,6 @@ pub use pl031::{PL031_SIZE, Pl031};
 pub use reset::{CF9_PORT, I8042_PORT, ResetControl, ResetPort};
 pub use rtc::{RTC_IRQ, RTC_PORT, RTC_SIZE, Rtc, RtcPorts, pc_memory_bytes};
 pub use serial::{COM1_PORT, UART_SIZE, Uart16550};
+pub use virtio::{
+    VIRTIO_MMIO_SIZE, VirtioBlock, VirtioConsole, VirtioDevice, VirtioMmio, VirtioRng,
+};

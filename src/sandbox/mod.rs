@@ -46,6 +46,8 @@ pub struct Plan {
     pub inherited_fds: Result<String, String>,
     /// stdin is a terminal in raw mode (see `seccomp::Context::terminal`).
     pub terminal: bool,
+    /// Disk images the vCPU threads read and write (virtio-blk).
+    pub disk_fds: Vec<i32>,
 }
 
 /// What each layer did: `Ok` with a detail when applied, `Err` with the reason
@@ -168,6 +170,7 @@ fn install_filters(plan: &Plan, start_threads: Box<ThreadStarter<'_>>) -> Result
         write_fds: plan.write_fds.clone(),
         jit: plan.accel == AccelKind::Tcg,
         terminal: plan.terminal,
+        disk_fds: plan.disk_fds.clone(),
     };
     let compiled = seccomp::compile(seccomp::Role::Vcpu, &context).and_then(|vcpu| {
         seccomp::compile(seccomp::Role::Stdin, &context).map(|stdin| (vcpu, stdin))

@@ -50,6 +50,9 @@ pub struct Context {
     /// mode (an exit, a signal, a panic), and the stdin thread prints the
     /// Ctrl-A help and messages on stderr.
     pub terminal: bool,
+    /// Disk images open for virtio-blk: the vCPU threads read, write and
+    /// flush them (`pread64`, `pwrite64`, `fsync`) on these descriptors only.
+    pub disk_fds: Vec<i32>,
 }
 
 fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
@@ -187,6 +190,17 @@ fn rules(role: Role, context: &Context) -> Result<BTreeMap<i64, Vec<SeccompRule>
             rules.insert(libc::SYS_close, any());
             // Debug builds check a descriptor is open before closing it.
             rules.insert(libc::SYS_fcntl, arg_in(1, &[libc::F_GETFD as u64])?);
+            // virtio-rng fills the guest's buffers from the kernel's pool on
+            // the vCPU thread that notified it; flags are harmless.
+            rules.insert(libc::SYS_getrandom, any());
+            // virtio-blk requests run on the notifying vCPU thread: reads,
+            // writes and flushes of the disk images, and no other descriptor.
+            if !context.disk_fds.is_empty() {
+                let disks: Vec<u64> = context.disk_fds.iter().map(|&fd| fd as u64).collect();
+                rules.insert(libc::SYS_pread64, arg_in(0, &disks)?);
+                rules.insert(libc::SYS_pwrite64, arg_in(0, &disks)?);
+                rules.insert(libc::SYS_fsync, arg_in(0, &disks)?);
+            }
         }
         Role::Stdin => {
             // The host's keyboard (or pipe), and only that.
@@ -274,6 +288,7 @@ mod tests {
             write_fds: vec![1, 2, 7],
             jit: false,
             terminal: false,
+            disk_fds: vec![9],
         };
         for role in [Role::Vcpu, Role::Stdin] {
             let program = compile(role, &context).unwrap();
@@ -299,6 +314,15 @@ mod tests {
         assert!(!vcpu.contains_key(&libc::SYS_execve));
         assert!(!vcpu.contains_key(&libc::SYS_clone));
         assert!(!vcpu.contains_key(&libc::SYS_memfd_create));
+        assert!(vcpu[&libc::SYS_getrandom].is_empty());
+        assert_eq!(vcpu[&libc::SYS_pread64].len(), 1);
+        assert_eq!(vcpu[&libc::SYS_fsync].len(), 1);
+        assert!(!stdin.contains_key(&libc::SYS_pwrite64));
+        let no_disk = Context {
+            disk_fds: Vec::new(),
+            ..context.clone()
+        };
+        assert!(!rules(Role::Vcpu, &no_disk).unwrap().contains_key(&libc::SYS_pread64));
     }
 
     #[test]
@@ -307,6 +331,7 @@ mod tests {
             write_fds: vec![1, 2],
             jit: true,
             terminal: true,
+            disk_fds: Vec::new(),
         };
         for role in [Role::Vcpu, Role::Stdin] {
             assert!(!compile(role, &context).unwrap().is_empty());
