@@ -188,6 +188,14 @@ pub struct RunArgs {
     /// new block), op (its IR), out_asm (host code), exec (every block entered).
     #[arg(long, value_name = "EVENTS", value_parser = parse_trace)]
     pub trace: Option<TraceFlags>,
+    /// A disk image as a virtio-blk device (repeatable, in slot order):
+    /// PATH[,ro][,serial=ID]. Writable unless `ro` (a weakening: the guest
+    /// writes a host file).
+    #[arg(long = "disk", value_name = "PATH[,ro][,serial=ID]", value_parser = parse_disk)]
+    pub disks: Vec<DiskChoice>,
+    /// A virtio-rng entropy source (from the host's getrandom).
+    #[arg(long)]
+    pub rng: bool,
     /// TCG: write the --trace events to this file instead of stderr.
     #[arg(long, value_name = "PATH", requires = "trace")]
     pub trace_file: Option<PathBuf>,
@@ -324,6 +332,45 @@ pub fn parse_memory_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{text}' is too large"))
 }
 
+/// `--disk`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskChoice {
+    pub path: PathBuf,
+    pub read_only: bool,
+    pub serial: String,
+}
+
+/// Most bytes of a virtio-blk serial (`VIRTIO_BLK_T_GET_ID`).
+const DISK_SERIAL_MAX: usize = 20;
+
+pub fn parse_disk(text: &str) -> Result<DiskChoice, String> {
+    let mut parts = text.split(',');
+    let path = parts.next().unwrap_or_default();
+    if path.is_empty() {
+        return Err("needs a path, as in disk.img or disk.img,ro".to_string());
+    }
+    let mut disk = DiskChoice {
+        path: PathBuf::from(path),
+        read_only: false,
+        serial: String::new(),
+    };
+    for option in parts {
+        match option.split_once('=') {
+            None if option == "ro" => disk.read_only = true,
+            Some(("serial", id)) if id.len() <= DISK_SERIAL_MAX => disk.serial = id.to_string(),
+            Some(("serial", _)) => {
+                return Err(format!("serial= takes at most {DISK_SERIAL_MAX} bytes"));
+            }
+            _ => {
+                return Err(format!(
+                    "'{option}' is not a disk option (use ro, serial=ID)"
+                ));
+            }
+        }
+    }
+    Ok(disk)
+}
+
 pub fn parse_serial(text: &str) -> Result<SerialChoice, String> {
     match text {
         "stdio" => Ok(SerialChoice::Stdio),
@@ -341,6 +388,21 @@ pub fn parse_serial(text: &str) -> Result<SerialChoice, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disks() {
+        assert_eq!(
+            parse_disk("a.img,ro,serial=x1"),
+            Ok(DiskChoice {
+                path: PathBuf::from("a.img"),
+                read_only: true,
+                serial: "x1".to_string()
+            })
+        );
+        assert!(parse_disk("").is_err());
+        assert!(parse_disk("a.img,rw").is_err());
+        assert!(parse_disk("a.img,serial=123456789012345678901").is_err());
+    }
 
     #[test]
     fn memory_sizes() {

@@ -175,6 +175,14 @@ fn host_files(args: &RunArgs) -> Vec<HostFile> {
     if let SerialChoice::File(path) = &args.serial {
         files.push(file("serial log", path, true));
     }
+    for (index, disk) in args.disks.iter().enumerate() {
+        files.push(HostFile {
+            role: format!("disk{index}"),
+            path: display(&disk.path),
+            guest_writable: !disk.read_only,
+            moat_writes: false,
+        });
+    }
     if let Some(path) = &args.trace_file {
         files.push(file("trace file", path, true));
     }

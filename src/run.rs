@@ -96,7 +96,13 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
         .initrd
         .as_ref()
         .map(|path| path.to_string_lossy().into_owned());
+    let disks = open_disks(args)?;
+    let disk_fds: Vec<RawFd> = disks.iter().map(|disk| disk.file.as_raw_fd()).collect();
     let config = BoardConfig {
+        virtio: boards::virtio::VirtioConfig {
+            disks: &disks,
+            rng: args.rng,
+        },
         memory_size: args.memory,
         cpus: args.cpus,
         kernel_name: &kernel_name,
@@ -146,6 +152,7 @@ fn try_run(args: &RunArgs, inherited_fds: Option<Result<String, String>>) -> Res
             trace_fd,
             inherited_fds,
             terminal: terminal.is_some().then(|| lifecycle.clone()),
+            disk_fds,
         },
     )?;
     let outcome =
@@ -248,6 +255,35 @@ pub fn open_image(what: &str, path: &Path, memory: u64) -> Result<(File, u64), S
         ));
     }
     Ok((file, metadata.len()))
+}
+
+/// Opens the `--disk` images (before the sandbox closes the file system):
+/// regular files only, read-only where asked.
+fn open_disks(args: &RunArgs) -> Result<Vec<boards::virtio::Disk>, Failure> {
+    args.disks
+        .iter()
+        .map(|disk| {
+            let describe =
+                |error: std::io::Error| usage(format!("--disk '{}': {error}", disk.path.display()));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(!disk.read_only)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&disk.path)
+                .map_err(describe)?;
+            if !file.metadata().map_err(describe)?.is_file() {
+                return Err(usage(format!(
+                    "--disk '{}' is not a regular file",
+                    disk.path.display()
+                )));
+            }
+            Ok(boards::virtio::Disk {
+                file,
+                read_only: disk.read_only,
+                serial: disk.serial.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Reads a whole image, refusing before allocation one that cannot fit in RAM.
@@ -397,6 +433,8 @@ struct Confinement {
     /// stdin is a raw terminal: the stdin thread reads Ctrl-A commands and ends
     /// the VM through this lifecycle on Ctrl-A x.
     terminal: Option<Arc<VmLifecycle>>,
+    /// The `--disk` images' descriptors (the vCPU threads read and write them).
+    disk_fds: Vec<RawFd>,
 }
 
 /// Confines moat (with the sandbox on), starts the stdin and vCPU threads, and
@@ -416,6 +454,7 @@ fn confine(
         trace_fd,
         inherited_fds,
         terminal,
+        disk_fds,
     } = confinement;
     let raw_terminal = terminal.is_some();
     let threads: Arc<Mutex<Option<VcpuThreads>>> = Arc::new(Mutex::new(None));
@@ -463,6 +502,7 @@ fn confine(
                 .into_iter()
                 .flatten()
                 .cloned()
+                .chain(args.disks.iter().map(|disk| disk.path.clone()))
                 .collect(),
             write_paths: match &args.serial {
                 SerialChoice::File(path) => vec![path.clone()],
@@ -470,12 +510,17 @@ fn confine(
             }
             .into_iter()
             .chain(args.trace_file.clone())
+            .chain(
+                args.disks
+                    .iter()
+                    .filter(|disk| !disk.read_only)
+                    .map(|disk| disk.path.clone()),
+            )
             .collect(),
             write_fds,
             inherited_fds: inherited_fds.unwrap_or_else(|| Err("sandbox off".to_string())),
             terminal: raw_terminal,
-            // No disks are attached yet; virtio-blk images' fds go here.
-            disk_fds: Vec::new(),
+            disk_fds,
         };
         let report = sandbox::confine(&plan, start_threads);
         if args.verbose {

@@ -109,3 +109,102 @@ fn malformed_arm64_images_get_one_line_errors() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn virtio_devices_appear_in_the_device_tree_and_on_the_pc_command_line() {
+    let kernel = raw_binary("virtio");
+    let disk = kernel.with_extension("img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let dtb = kernel.with_extension("dtb");
+    let result = run(moat()
+        .args([
+            "run",
+            "--machine",
+            "virt",
+            "--accel",
+            "tcg",
+            "--quiet",
+            "--rng",
+        ])
+        .arg(format!("--disk={},ro,serial=d0", disk.display()))
+        .arg("--kernel")
+        .arg(&kernel)
+        .arg("--dump-dtb")
+        .arg(&dtb));
+    assert_eq!(result.status, Some(0), "{}", result.stderr);
+    let dts = Command::new("dtc")
+        .args(["-I", "dtb", "-O", "dts"])
+        .arg(&dtb)
+        .output()
+        .unwrap();
+    let dts = String::from_utf8_lossy(&dts.stdout);
+    for expected in [
+        "virtio_mmio@a000000 {",
+        "virtio_mmio@a000200 {",
+        "compatible = \"virtio,mmio\"",
+        "interrupts = <0x00 0x10 0x01>",
+        "interrupts = <0x00 0x11 0x01>",
+        "dma-coherent;",
+    ] {
+        assert!(dts.contains(expected), "no `{expected}` in\n{dts}");
+    }
+    assert!(!dts.contains("virtio_mmio@a000400"), "{dts}");
+
+    // pc has no device tree: the kernel command line names them.
+    let result = run(moat()
+        .args(["run", "--accel", "tcg", "--quiet", "--rng", "--append", "x"])
+        .arg(format!("--disk={},ro", disk.display()))
+        .arg("--kernel")
+        .arg(common::guest("bootinfo-pvh.elf")));
+    assert!(
+        result.stdout.contains(
+            "cmdline: x virtio_mmio.device=512@0xd0000000:5 virtio_mmio.device=512@0xd0000200:6"
+        ),
+        "{}",
+        result.stdout
+    );
+    for path in [&kernel, &disk, &dtb] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[test]
+fn a_writable_disk_is_a_weakening_and_a_missing_one_an_error() {
+    let disk = raw_binary("rw").with_extension("img");
+    std::fs::write(&disk, vec![0u8; 4096]).unwrap();
+    let check = |extra: &str| {
+        run(moat()
+            .args(["check", "--accel", "kvm"])
+            .arg(format!("--disk={}{extra}", disk.display()))
+            .arg("--kernel")
+            .arg(common::guest("hello.elf")))
+    };
+    assert!(
+        check("")
+            .stdout
+            .contains("the guest can write the host file")
+    );
+    assert!(
+        !check(",ro")
+            .stdout
+            .contains("the guest can write the host file")
+    );
+    let result = run(moat()
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--quiet",
+            "--disk",
+            "/nonexistent.img",
+        ])
+        .arg("--kernel")
+        .arg(common::guest("hello.elf")));
+    assert_eq!(result.status, Some(2), "{}", result.stderr);
+    assert!(
+        result.stderr.contains("--disk '/nonexistent.img'"),
+        "{}",
+        result.stderr
+    );
+    let _ = std::fs::remove_file(&disk);
+}

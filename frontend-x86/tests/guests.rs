@@ -45,6 +45,7 @@ fn run_with(
         clock: devices::Clock::new(),
     };
     let config = BoardConfig {
+        virtio: Default::default(),
         memory_size,
         cpus: 1,
         kernel_name,

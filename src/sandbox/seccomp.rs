@@ -322,7 +322,11 @@ mod tests {
             disk_fds: Vec::new(),
             ..context.clone()
         };
-        assert!(!rules(Role::Vcpu, &no_disk).unwrap().contains_key(&libc::SYS_pread64));
+        assert!(
+            !rules(Role::Vcpu, &no_disk)
+                .unwrap()
+                .contains_key(&libc::SYS_pread64)
+        );
     }
 
     #[test]

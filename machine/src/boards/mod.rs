@@ -15,6 +15,7 @@
 
 pub mod pc;
 pub mod virt;
+pub mod virtio;
 
 use std::fmt;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ impl fmt::Display for MachineKind {
 pub const MAX_CPUS: u32 = 8;
 
 /// A file given to the guest as its first boot module (initrd).
+#[derive(Clone, Copy)]
 pub struct Initrd<'a> {
     /// The name the multiboot module string carries (QEMU passes the path).
     pub name: &'a str,
@@ -75,6 +77,7 @@ pub struct Initrd<'a> {
 }
 
 /// What a board is built from.
+#[derive(Clone, Copy)]
 pub struct BoardConfig<'a> {
     pub memory_size: u64,
     /// vCPUs, 1 to [`MAX_CPUS`]; all but the first start powered off.
@@ -84,6 +87,8 @@ pub struct BoardConfig<'a> {
     pub kernel: &'a [u8],
     pub initrd: Option<Initrd<'a>>,
     pub cmdline: &'a str,
+    /// virtio-mmio devices (`--disk`, `--rng`).
+    pub virtio: virtio::VirtioConfig<'a>,
 }
 
 /// What outlives a board: made once per moat run.
@@ -121,6 +126,16 @@ pub enum BoardError {
     Gic(#[from] devices::GicError),
     #[error("the {0} board is not built yet")]
     NotBuilt(MachineKind),
+    #[error("a disk image could not be opened again for the new machine: {0}")]
+    Disk(#[source] std::io::Error),
+    #[error("{0}")]
+    DiskImage(#[from] devices::virtio::BlockError),
+    #[error("{count} virtio devices asked for; the {machine} board has room for {max}")]
+    TooManyVirtio {
+        count: usize,
+        machine: MachineKind,
+        max: usize,
+    },
     #[error("the device tree could not be built: {0}")]
     DeviceTree(#[source] vm_fdt::Error),
 }

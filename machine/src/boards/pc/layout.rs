@@ -15,7 +15,8 @@
 //!   0x0010_0000 ├──────────────────────────────────────────────┤
 //!               │ kernel image, then RAM; initrd at its top    │  RAM
 //!   0xc000_0000 ├──────────────────────────────────────────────┤
-//!               │ 32-bit device hole: I/O APIC 0xfec0_0000,    │  not RAM
+//!               │ 32-bit device hole: virtio-mmio 0xd000_0000, │  not RAM
+//!               │ I/O APIC 0xfec0_0000,                        │
 //!               │ local APIC 0xfee0_0000                       │
 //!   1_0000_0000 ├──────────────────────────────────────────────┤
 //!               │ the rest of RAM, when more than 3 GiB        │  RAM
@@ -47,6 +48,8 @@ pub const LOW_RAM_END: u64 = 0x9_fc00;
 pub const HIGH_MEMORY: u64 = 0x10_0000;
 /// RAM below 4 GiB stops here so 32-bit devices have room.
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
+/// virtio-mmio devices, 0x200 bytes each, in the device hole.
+pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
 pub const FOUR_GIB: u64 = 0x1_0000_0000;
 
 pub const MIN_MEMORY: u64 = 4 << 20;

@@ -19,6 +19,7 @@ pub mod layout;
 
 use std::sync::{Arc, Mutex};
 
+use devices::VIRTIO_MMIO_SIZE;
 use devices::debug_exit::{DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE};
 use devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE, IoApic, IoApicMmio};
 use devices::lapic::{APIC_BASE, APIC_SIZE, ApicBus};
@@ -81,6 +82,27 @@ impl PcBoard {
             .map(|(base, size)| (GuestAddress(base), size))
             .collect();
         let memory = create_guest_memory(&regions)?;
+        let slots = config.virtio.count();
+        if slots > VIRTIO_IRQS.len() {
+            return Err(BoardError::TooManyVirtio {
+                count: slots,
+                machine: MachineKind::Pc,
+                max: VIRTIO_IRQS.len(),
+            });
+        }
+        // With no ACPI or device tree, Linux learns of virtio-mmio devices
+        // from its command line (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES).
+        let mut cmdline = config.cmdline.to_string();
+        for (slot, irq) in VIRTIO_IRQS.iter().enumerate().take(slots) {
+            cmdline.push_str(&format!(
+                " virtio_mmio.device={VIRTIO_MMIO_SIZE}@{:#x}:{irq}",
+                virtio_base(slot)
+            ));
+        }
+        let config = &BoardConfig {
+            cmdline: cmdline.trim_start(),
+            ..*config
+        };
         let (protocol, cpu) = load_kernel(&memory, config).map_err(BoardError::Kernel)?;
 
         // Guest time starts again with each machine.
@@ -145,6 +167,14 @@ impl PcBoard {
             }
         }
         pio_bus.insert(Arc::new(Mutex::new(RtcPorts(rtc))), RTC_PORT, RTC_SIZE)?;
+
+        super::virtio::attach(
+            &config.virtio,
+            &memory,
+            &mut mmio_bus,
+            virtio_base,
+            |slot| irq.line(VIRTIO_IRQS[slot], LineKind::Level),
+        )?;
 
         let uart = Arc::new(Mutex::new(Uart16550::new(
             irq.line(COM1_IRQ, LineKind::Edge),
@@ -216,6 +246,15 @@ impl Board for PcBoard {
 
 /// COM1's ISA interrupt line.
 const COM1_IRQ: u32 = 4;
+
+/// The ISA lines free for virtio-mmio devices (0 PIT, 4 COM1, 8 RTC taken).
+const VIRTIO_IRQS: [u32; 6] = [5, 6, 7, 9, 10, 11];
+
+/// Where virtio-mmio slot `slot` sits: in the 32-bit device hole, clear of
+/// the I/O APIC and local APIC pages.
+fn virtio_base(slot: usize) -> u64 {
+    VIRTIO_MMIO_BASE + slot as u64 * VIRTIO_MMIO_SIZE
+}
 
 /// The 8259 pair, the local APICs and the I/O APIC, wired to each other, to
 /// the vCPU kicks and to `irq` (which they then serve under TCG).

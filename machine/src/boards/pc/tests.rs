@@ -18,6 +18,7 @@ fn host() -> Host {
 
 fn config<'a>(kernel: &'a [u8], initrd: Option<Initrd<'a>>, cmdline: &'a str) -> BoardConfig<'a> {
     BoardConfig {
+        virtio: Default::default(),
         memory_size: 64 * MIB,
         cpus: 1,
         kernel_name: "k.elf",

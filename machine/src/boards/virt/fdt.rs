@@ -16,6 +16,7 @@ const PHANDLE_CPU0: u32 = 0x8100;
 const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
 const IRQ_LEVEL_HIGH: u32 = 4;
+const IRQ_EDGE_RISING: u32 = 1;
 
 /// PSCI 0.2 function ids the device tree names (SMC64 where they take
 /// addresses).
@@ -31,6 +32,8 @@ pub struct TreeConfig<'a> {
     pub cmdline: &'a str,
     /// `[start, end)` of the initrd in guest memory.
     pub initrd: Option<(u64, u64)>,
+    /// virtio-mmio slots in use, from slot 0.
+    pub virtio_slots: usize,
 }
 
 /// Builds the device tree blob.
@@ -59,6 +62,9 @@ pub fn build(config: &TreeConfig<'_>) -> FdtWriterResult<Vec<u8>> {
         &["arm,pl011", "arm,primecell"],
         &["uartclk", "apb_pclk"],
     )?;
+    for slot in 0..config.virtio_slots {
+        virtio_mmio(&mut fdt, slot)?;
+    }
     primecell(
         &mut fdt,
         "pl031",
@@ -172,6 +178,20 @@ fn clock(fdt: &mut FdtWriter) -> FdtWriterResult<()> {
     fdt.end_node(node)
 }
 
+/// QEMU's virtio-mmio node: edge-rising SPI, DMA-coherent.
+fn virtio_mmio(fdt: &mut FdtWriter, slot: usize) -> FdtWriterResult<()> {
+    let base = VIRTIO_BASE + slot as u64 * VIRTIO_SLOT_SIZE;
+    let node = fdt.begin_node(&format!("virtio_mmio@{base:x}"))?;
+    fdt.property_string("compatible", "virtio,mmio")?;
+    fdt.property_array_u64("reg", &[base, VIRTIO_SLOT_SIZE])?;
+    fdt.property_array_u32(
+        "interrupts",
+        &[GIC_SPI, VIRTIO_FIRST_SPI + slot as u32, IRQ_EDGE_RISING],
+    )?;
+    fdt.property_null("dma-coherent")?;
+    fdt.end_node(node)
+}
+
 fn primecell(
     fdt: &mut FdtWriter,
     name: &str,
@@ -207,6 +227,7 @@ mod tests {
             memory_size: 256 << 20,
             cmdline: "console=ttyAMA0",
             initrd: Some((0x4800_0000, 0x4810_0000)),
+            virtio_slots: 2,
         })
         .expect("the device tree builds");
         assert_eq!(dtb[0..4], 0xd00d_feedu32.to_be_bytes());
@@ -223,6 +244,8 @@ mod tests {
             "cpu@1",
             "memory@40000000",
             "linux,initrd-start",
+            "virtio_mmio@a000200",
+            "virtio,mmio",
         ] {
             assert!(text.contains(expected), "no {expected} in the tree");
         }

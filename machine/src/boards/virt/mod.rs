@@ -75,11 +75,20 @@ impl VirtBoard {
         let (format, entry, kernel_end) =
             load_kernel(&memory, config.kernel, dtb_addr).map_err(BoardError::Kernel)?;
         let initrd = place_initrd(&memory, config, kernel_end, dtb_addr)?;
+        let slots = config.virtio.count();
+        if slots as u64 > VIRTIO_SLOTS {
+            return Err(BoardError::TooManyVirtio {
+                count: slots,
+                machine: MachineKind::Virt,
+                max: VIRTIO_SLOTS as usize,
+            });
+        }
         let dtb = fdt::build(&fdt::TreeConfig {
             cpus: config.cpus,
             memory_size: config.memory_size,
             cmdline: config.cmdline,
             initrd,
+            virtio_slots: slots,
         })
         .map_err(BoardError::DeviceTree)?;
         if dtb.len() as u64 > DTB_MAX {
@@ -127,6 +136,13 @@ impl VirtBoard {
             std::time::SystemTime::now(),
         );
         mmio_bus.insert(rtc, RTC_BASE, PL031_SIZE)?;
+        super::virtio::attach(
+            &config.virtio,
+            &memory,
+            &mut mmio_bus,
+            |slot| VIRTIO_BASE + slot as u64 * VIRTIO_SLOT_SIZE,
+            |slot| irq.line(VIRTIO_FIRST_SPI + slot as u32, LineKind::Level),
+        )?;
 
         let mut cpu = Aarch64CpuState {
             pc: entry,

@@ -18,6 +18,7 @@ fn host() -> Host {
 fn board(kernel: &[u8], initrd: Option<&[u8]>) -> Result<VirtBoard, BoardError> {
     VirtBoard::build(
         &BoardConfig {
+            virtio: Default::default(),
             memory_size: 64 * MIB,
             cpus: 2,
             kernel_name: "k",
