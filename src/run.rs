@@ -278,7 +278,7 @@ fn open_disks(args: &RunArgs) -> Result<Vec<boards::virtio::Disk>, Failure> {
                 )));
             }
             Ok(boards::virtio::Disk {
-                file,
+                file: Arc::new(file),
                 read_only: disk.read_only,
                 serial: disk.serial.clone(),
             })

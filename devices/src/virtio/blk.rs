@@ -22,8 +22,8 @@
 //! - No `SEG_MAX`/`SIZE_MAX`/`BLK_SIZE`/topology/discard/multi-queue.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use vm_memory::GuestMemoryMmap;
 
@@ -66,7 +66,7 @@ struct Active {
 
 /// A virtio block device.
 pub struct VirtioBlock {
-    file: File,
+    file: Arc<File>,
     read_only: bool,
     capacity: u64,
     id: [u8; VIRTIO_BLK_ID_BYTES],
@@ -76,9 +76,12 @@ pub struct VirtioBlock {
 impl VirtioBlock {
     /// A disk backed by `file` (opened read-write unless `read_only`), whose
     /// `GET_ID` answer is `serial` (truncated to 20 bytes, zero-padded).
-    pub fn new(mut file: File, read_only: bool, serial: &str) -> Result<Self, BlockError> {
+    /// The file is shared, not duplicated: a board rebuilt after a guest
+    /// reset reuses the same descriptor, the one the sandbox lets the vCPU
+    /// threads read and write.
+    pub fn new(file: Arc<File>, read_only: bool, serial: &str) -> Result<Self, BlockError> {
         // Seeking works for block devices too, whose metadata size is 0.
-        let size = file.seek(SeekFrom::End(0)).map_err(BlockError::Size)?;
+        let size = file.metadata().map_err(BlockError::Size)?.len();
         let mut id = [0u8; VIRTIO_BLK_ID_BYTES];
         let n = serial.len().min(VIRTIO_BLK_ID_BYTES);
         id[..n].copy_from_slice(&serial.as_bytes()[..n]);

@@ -515,6 +515,30 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     }
 }
 
+/// A virtio-mmio slot with no device behind it, as QEMU `virt` fills its
+/// unused slots: the magic and version read back, device ID 0 tells the
+/// driver the slot is empty, every other register reads 0 and writes go
+/// nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmptySlot;
+
+impl BusDevice for EmptySlot {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        let value = match offset {
+            reg::MAGIC => MAGIC,
+            reg::VERSION => VERSION,
+            reg::VENDOR_ID => VIRTIO_MMIO_VENDOR_ID,
+            _ => 0,
+        };
+        data.fill(0);
+        if data.len() == 4 && offset.is_multiple_of(4) {
+            data.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    fn write(&mut self, _offset: u64, _data: &[u8]) {}
+}
+
 impl<D: VirtioDevice> BusDevice for VirtioMmio<D> {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         if offset >= reg::CONFIG {

@@ -19,6 +19,8 @@ mod tests;
 
 pub use blk::{BlockError, VirtioBlock};
 pub use console::VirtioConsole;
-pub use mmio::{ActivateError, VIRTIO_MMIO_SIZE, VirtioDevice, VirtioInterrupt, VirtioMmio};
+pub use mmio::{
+    ActivateError, EmptySlot, VIRTIO_MMIO_SIZE, VirtioDevice, VirtioInterrupt, VirtioMmio,
+};
 pub use queue::{Descriptor, DescriptorChain, QUEUE_MAX_SIZE, Queue, QueueError};
 pub use rng::VirtioRng;

@@ -405,7 +405,12 @@ fn status_byte(d: &Driver<VirtioBlock>) -> u8 {
 
 fn disk(name: &str, read_only: bool) -> (TempFile, Driver<VirtioBlock>) {
     let (tmp, file) = TempFile::new(name, &[0u8; 8 * 512 + 100]);
-    let blk = VirtioBlock::new(file, read_only, "moat-disk-serial-number-too-long").unwrap();
+    let blk = VirtioBlock::new(
+        std::sync::Arc::new(file),
+        read_only,
+        "moat-disk-serial-number-too-long",
+    )
+    .unwrap();
     assert_eq!(blk.capacity(), 8);
     let mut d = Driver::new(blk);
     d.start();
@@ -623,7 +628,9 @@ fn every_register_width_and_byte_value_is_harmless() {
     hammer(Driver::new(VirtioRng::new()));
     hammer(Driver::new(VirtioConsole::new(Sink::default())));
     let (_tmp, file) = TempFile::new("hammer", &[0u8; 4096]);
-    hammer(Driver::new(VirtioBlock::new(file, false, "x").unwrap()));
+    hammer(Driver::new(
+        VirtioBlock::new(std::sync::Arc::new(file), false, "x").unwrap(),
+    ));
 }
 
 #[test]

@@ -126,8 +126,6 @@ pub enum BoardError {
     Gic(#[from] devices::GicError),
     #[error("the {0} board is not built yet")]
     NotBuilt(MachineKind),
-    #[error("a disk image could not be opened again for the new machine: {0}")]
-    Disk(#[source] std::io::Error),
     #[error("{0}")]
     DiskImage(#[from] devices::virtio::BlockError),
     #[error("{count} virtio devices asked for; the {machine} board has room for {max}")]

@@ -15,7 +15,9 @@ use super::BoardError;
 
 /// A disk image for a virtio-blk device, opened before the sandbox.
 pub struct Disk {
-    pub file: File,
+    /// Shared by every board built: its descriptor is the one the sandbox
+    /// allows the vCPU threads to read and write.
+    pub file: Arc<File>,
     pub read_only: bool,
     /// What `VIRTIO_BLK_T_GET_ID` answers (at most 20 bytes).
     pub serial: String,
@@ -54,9 +56,7 @@ pub fn attach(
 ) -> Result<Vec<VirtioKind>, BoardError> {
     let mut kinds = Vec::new();
     for (slot, disk) in config.disks.iter().enumerate() {
-        // Each board gets its own handle: the image outlives resets.
-        let file = disk.file.try_clone().map_err(BoardError::Disk)?;
-        let block = VirtioBlock::new(file, disk.read_only, &disk.serial)?;
+        let block = VirtioBlock::new(disk.file.clone(), disk.read_only, &disk.serial)?;
         let device: SharedDevice = Arc::new(Mutex::new(VirtioMmio::new(
             block,
             memory.clone(),
@@ -76,6 +76,24 @@ pub fn attach(
         kinds.push(VirtioKind::Rng);
     }
     Ok(kinds)
+}
+
+/// Fills slots `from..to` with empty transports (device ID 0), as QEMU
+/// `virt` does, so a driver that scans every slot finds each answering.
+pub fn fill_empty(
+    mmio: &mut Bus,
+    from: usize,
+    to: usize,
+    base: impl Fn(usize) -> u64,
+) -> Result<(), BoardError> {
+    for slot in from..to {
+        insert(
+            mmio,
+            Arc::new(Mutex::new(devices::virtio::EmptySlot)),
+            base(slot),
+        )?;
+    }
+    Ok(())
 }
 
 fn insert(mmio: &mut Bus, device: SharedDevice, base: u64) -> Result<(), BusError> {

@@ -88,7 +88,9 @@ impl VirtBoard {
             memory_size: config.memory_size,
             cmdline: config.cmdline,
             initrd,
-            virtio_slots: slots,
+            // Every slot, as QEMU lists them: the unused ones answer with
+            // device ID 0.
+            virtio_slots: VIRTIO_SLOTS as usize,
         })
         .map_err(BoardError::DeviceTree)?;
         if dtb.len() as u64 > DTB_MAX {
@@ -143,6 +145,9 @@ impl VirtBoard {
             |slot| VIRTIO_BASE + slot as u64 * VIRTIO_SLOT_SIZE,
             |slot| irq.line(VIRTIO_FIRST_SPI + slot as u32, LineKind::Level),
         )?;
+        super::virtio::fill_empty(&mut mmio_bus, slots, VIRTIO_SLOTS as usize, |slot| {
+            VIRTIO_BASE + slot as u64 * VIRTIO_SLOT_SIZE
+        })?;
 
         let mut cpu = Aarch64CpuState {
             pc: entry,
