@@ -111,8 +111,11 @@ pub fn mmx_enter(s: &mut X86State) {
     s.fpu_ftw = 0xff;
 }
 
-/// emms: every tag empty.
+/// emms: every tag empty. The SDM names only the tag word, but hardware
+/// (checked against the host in `tests/native_mmx.rs`) also sets TOP to 0,
+/// as the MMX transition does.
 pub fn mmx_exit(s: &mut X86State) {
+    mmx_enter(s);
     s.fpu_ftw = 0;
 }
 

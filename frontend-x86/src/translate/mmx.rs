@@ -19,10 +19,13 @@ use crate::simd;
 use crate::state::{XMM_TMP, xmm_off};
 
 /// True for the instructions this module translates: they name an mm
-/// register, or are emms.
+/// register, or are emms or cvtpi2ps/cvtpi2pd (whose memory forms name
+/// none).
 pub fn claims(i: &Instruction) -> bool {
-    i.mnemonic() == Mnemonic::Emms
-        || (0..i.op_count()).any(|k| i.op_kind(k) == OpKind::Register && i.op_register(k).is_mm())
+    matches!(
+        i.mnemonic(),
+        Mnemonic::Emms | Mnemonic::Cvtpi2ps | Mnemonic::Cvtpi2pd
+    ) || (0..i.op_count()).any(|k| i.op_kind(k) == OpKind::Register && i.op_register(k).is_mm())
 }
 
 /// SSSE3 mnemonics (mm and xmm forms).
