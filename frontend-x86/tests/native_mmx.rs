@@ -751,3 +751,98 @@ fn every_form_matches_the_host() {
         }
     }
 }
+
+// ---- faults ----
+
+/// Runs `code` (then hlt) with CR0 |= `cr0`, CR4 = `cr4` and the x87
+/// control and status words, through an IDT whose handler for vector v
+/// loads v into eax and halts; returns the vector taken, or `None` if the
+/// code reached its own hlt. Also returns the x87 TOP and tag word after.
+fn fault(code: &[u8], cr0: u64, cr4: u64, cw: u64, sw: u64) -> (Option<u8>, u64, u64) {
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+    let mut c = code.to_vec();
+    c.push(0xf4);
+    mem.write_slice(&c, GuestAddress(0x1000)).unwrap();
+    for v in 0..32u64 {
+        let handler = 0x5000 + 16 * v;
+        let mut h = vec![0xb8];
+        h.extend((v as u32).to_le_bytes());
+        h.push(0xf4);
+        mem.write_slice(&h, GuestAddress(handler)).unwrap();
+        let lo = (handler & 0xffff) | 8 << 16 | 0x8e00 << 32 | (handler >> 16 & 0xffff) << 48;
+        let hi = handler >> 32;
+        mem.write_obj(lo, GuestAddress(0x4000 + 16 * v)).unwrap();
+        mem.write_obj(hi, GuestAddress(0x4008 + 16 * v)).unwrap();
+    }
+    // A GDT with the 64-bit code segment the gates name (selector 8).
+    mem.write_obj(0x00af_9a00_0000_ffff_u64, GuestAddress(0x6008))
+        .unwrap();
+    let mut st = common::flat64_state(0x1000);
+    st.gdt.base = 0x6000;
+    st.gdt.limit = 0x17;
+    st.cr0 |= cr0;
+    st.cr4 = cr4;
+    st.idt.base = 0x4000;
+    st.idt.limit = 32 * 16 - 1;
+    st.gprs[0] = 0xdead;
+    st.gprs[4] = 0x8000;
+    st.gprs[15] = BUF;
+    let mut cpu = X86Cpu::new();
+    cpu.set_cpu_state(&machine::CpuState::X86_64(Box::new(st)))
+        .unwrap();
+    cpu.state.fpu_fcw = cw;
+    cpu.state.fpu_fsw = sw;
+    let mut vm = TestVm::new(cpu, mem);
+    let exit = vm.run(100);
+    assert!(
+        matches!(exit, Some(VcpuExit::Halted { .. })),
+        "{exit:?} for {code:02x?}"
+    );
+    let rax = vm.state().gprs[0];
+    let s = &vm.cpu().state;
+    let top = s.fpu_fsw >> 11 & 7;
+    let v = if rax == 0xdead { None } else { Some(rax as u8) };
+    (v, top, s.fpu_ftw)
+}
+
+#[test]
+fn mmx_faults() {
+    const EM: u64 = 4;
+    const TS: u64 = 8;
+    const OSFXSR: u64 = 1 << 9;
+    const NM: Option<u8> = Some(7);
+    const UD: Option<u8> = Some(6);
+    const MF: Option<u8> = Some(16);
+    let paddb = [0x0f, 0xfc, 0xc1];
+    let emms = [0x0f, 0x77];
+    let movq_load = [0x41, 0x0f, 0x6f, 0x07]; // movq mm0, [r15]
+    let cvtpi2ps_mem = [0x41, 0x0f, 0x2a, 0x07]; // cvtpi2ps xmm0, [r15]
+    let movq2dq = [0xf3, 0x0f, 0xd6, 0xc1];
+    let top3 = 3 << 11;
+    // Plain runs: TOP 0, tags valid; emms: empty.
+    assert_eq!(fault(&paddb, 0, OSFXSR, 0x37f, top3), (None, 0, 0xff));
+    assert_eq!(fault(&emms, 0, OSFXSR, 0x37f, top3), (None, 0, 0));
+    // MMX does not need CR4.OSFXSR; movq2dq (an SSE2 instruction) does.
+    assert_eq!(fault(&paddb, 0, 0, 0x37f, 0).0, None);
+    assert_eq!(fault(&movq2dq, 0, 0, 0x37f, 0).0, UD);
+    // CR0.EM: #UD (before TS); CR0.TS: #NM; nothing changes.
+    assert_eq!(fault(&paddb, EM | TS, OSFXSR, 0x37f, top3), (UD, 3, 0));
+    assert_eq!(fault(&paddb, TS, OSFXSR, 0x37f, top3), (NM, 3, 0));
+    assert_eq!(fault(&emms, TS, OSFXSR, 0x37f, 0).0, NM);
+    // A pending unmasked x87 exception (ZE with ES): #MF, state unchanged.
+    let pending = top3 | 0x80 | 4;
+    for code in [&paddb[..], &emms, &movq_load] {
+        assert_eq!(
+            fault(code, 0, OSFXSR, 0x37b, pending),
+            (MF, 3, 0),
+            "{code:02x?}"
+        );
+    }
+    // Masked flags are not pending.
+    assert_eq!(fault(&paddb, 0, OSFXSR, 0x37f, top3 | 4).0, None);
+    // cvtpi2ps from memory is not an MMX instruction: no #MF, no transition.
+    assert_eq!(
+        fault(&cvtpi2ps_mem, 0, OSFXSR, 0x37b, pending),
+        (None, 3, 0)
+    );
+}
