@@ -372,6 +372,32 @@ ops! {
     Pavgb int "pavgb xmm0, xmm1\nmov {g}, {g}",
     Pavgw int "pavgw xmm0, xmm1\nmov {g}, {g}",
     Psadbw int "psadbw xmm0, xmm1\nmov {g}, {g}",
+    // SSE3 (only translated where the host has it: see crate::mmx::sse3)
+    Addsubps fp "addsubps xmm0, xmm1\nmov {g}, {g}",
+    Addsubpd fp "addsubpd xmm0, xmm1\nmov {g}, {g}",
+    Haddps fp "haddps xmm0, xmm1\nmov {g}, {g}",
+    Haddpd fp "haddpd xmm0, xmm1\nmov {g}, {g}",
+    Hsubps fp "hsubps xmm0, xmm1\nmov {g}, {g}",
+    Hsubpd fp "hsubpd xmm0, xmm1\nmov {g}, {g}",
+    Movshdup int "movshdup xmm0, xmm1\nmov {g}, {g}",
+    Movsldup int "movsldup xmm0, xmm1\nmov {g}, {g}",
+    Movddup int "movddup xmm0, xmm1\nmov {g}, {g}",
+    // SSSE3 (likewise: crate::mmx::ssse3)
+    Pabsb int "pabsb xmm0, xmm1\nmov {g}, {g}",
+    Pabsw int "pabsw xmm0, xmm1\nmov {g}, {g}",
+    Pabsd int "pabsd xmm0, xmm1\nmov {g}, {g}",
+    Phaddw int "phaddw xmm0, xmm1\nmov {g}, {g}",
+    Phaddd int "phaddd xmm0, xmm1\nmov {g}, {g}",
+    Phaddsw int "phaddsw xmm0, xmm1\nmov {g}, {g}",
+    Phsubw int "phsubw xmm0, xmm1\nmov {g}, {g}",
+    Phsubd int "phsubd xmm0, xmm1\nmov {g}, {g}",
+    Phsubsw int "phsubsw xmm0, xmm1\nmov {g}, {g}",
+    Pmaddubsw int "pmaddubsw xmm0, xmm1\nmov {g}, {g}",
+    Pmulhrsw int "pmulhrsw xmm0, xmm1\nmov {g}, {g}",
+    Pshufb int "pshufb xmm0, xmm1\nmov {g}, {g}",
+    Psignb int "psignb xmm0, xmm1\nmov {g}, {g}",
+    Psignw int "psignw xmm0, xmm1\nmov {g}, {g}",
+    Psignd int "psignd xmm0, xmm1\nmov {g}, {g}",
 }
 
 /// Register number from a helper argument byte (out-of-range numbers,
@@ -624,6 +650,8 @@ pub enum Shuf {
     Pslldq,
     /// psrldq
     Psrldq,
+    /// palignr (SSSE3)
+    Palignr,
 }
 
 /// The result of shuffle `op` with destination `a`, source `b` and
@@ -646,6 +674,20 @@ pub fn shuffle(op: Shuf, a: [u64; 2], b: [u64; 2], imm: u8) -> [u64; 2] {
         Shuf::Pshufhw => [b[0], words(b[1])],
         Shuf::Shufps => pack([dw(a, sel(0)), dw(a, sel(1)), dw(b, sel(2)), dw(b, sel(3))]),
         Shuf::Shufpd => [a[(imm & 1) as usize], b[((imm >> 1) & 1) as usize]],
+        Shuf::Palignr => {
+            // dst:src as 256 bits, shifted right by imm bytes.
+            let n = 8 * imm as u32;
+            let lo = (b[1] as u128) << 64 | b[0] as u128;
+            let hi = (a[1] as u128) << 64 | a[0] as u128;
+            let r = match n {
+                0 => lo,
+                1..128 => lo >> n | hi << (128 - n),
+                128 => hi,
+                129..256 => hi >> (n - 128),
+                _ => 0,
+            };
+            [r as u64, (r >> 64) as u64]
+        }
         Shuf::Pslldq | Shuf::Psrldq => {
             let v = (b[1] as u128) << 64 | b[0] as u128;
             let bits = 8 * imm as u32;
@@ -672,7 +714,8 @@ pub extern "C" fn helper_shuffle(env: *mut u8, op: u64, regs: u64, imm: u64) -> 
         3 => Shuf::Shufps,
         4 => Shuf::Shufpd,
         5 => Shuf::Pslldq,
-        _ => Shuf::Psrldq,
+        6 => Shuf::Psrldq,
+        _ => Shuf::Palignr,
     };
     let (d, src) = (xreg(regs), xreg(regs >> 8));
     s.xmm[d] = shuffle(op, s.xmm[d], s.xmm[src], imm as u8);

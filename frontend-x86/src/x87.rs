@@ -51,8 +51,8 @@
 //!
 //! # MMX
 //!
-//! MMX instructions are not implemented yet (they raise #UD); [`mmx_enter`]
-//! and [`mmx_exit`] are the tag-word effects they will need.
+//! MMX instructions ([`crate::mmx`]) use [`mmx_enter`] and [`mmx_exit`] for
+//! their effect on TOP and the tag word.
 
 use crate::state::X86State;
 
@@ -97,13 +97,25 @@ pub mod arg {
 }
 
 /// MMX instructions' effect on the x87 state: TOP = 0, every tag valid.
+/// `fpu_st` is relative to TOP, so it rotates: each physical register
+/// keeps its value.
 pub fn mmx_enter(s: &mut X86State) {
+    let top = ((s.fpu_fsw & sw::TOP) >> sw::TOP_SHIFT) as usize;
+    if top != 0 {
+        let old = s.fpu_st;
+        for (p, r) in s.fpu_st.iter_mut().enumerate() {
+            *r = old[(p + 8 - top) & 7];
+        }
+    }
     s.fpu_fsw &= !sw::TOP;
     s.fpu_ftw = 0xff;
 }
 
-/// emms: every tag empty.
+/// emms: every tag empty. The SDM names only the tag word, but hardware
+/// (checked against the host in `tests/native_mmx.rs`) also sets TOP to 0,
+/// as the MMX transition does.
 pub fn mmx_exit(s: &mut X86State) {
+    mmx_enter(s);
     s.fpu_ftw = 0;
 }
 
@@ -400,6 +412,10 @@ ops! {
         FistpM32 "fistp dword ptr [rsi]",
         FistpM64 "fistp qword ptr [rsi]",
         Fbstp "fbstp tbyte ptr [rsi]",
+        // SSE3 (translated only where the host has it)
+        FisttpM16 "fisttp word ptr [rsi]",
+        FisttpM32 "fisttp dword ptr [rsi]",
+        FisttpM64 "fisttp qword ptr [rsi]",
         Fnstcw "fnstcw word ptr [rsi]",
         Fnstsw "fnstsw word ptr [rsi]",
         Fldcw "fldcw word ptr [rsi]",

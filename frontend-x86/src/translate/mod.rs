@@ -15,7 +15,8 @@
 //! | [`stack`]  | push/pop, enter/leave, pushf/popf                               |
 //! | [`system`] | control registers, descriptor tables, MSRs, far transfers, cpuid, rdtsc, hlt, int |
 //! | [`io`]     | in/out/ins/outs                                                 |
-//! | [`sse`]    | SSE and SSE2: moves, logic, integer SIMD, floating point, conversions, ldmxcsr, fxsave |
+//! | [`sse`]    | SSE, SSE2, SSE3 and SSSE3: moves, logic, integer SIMD, floating point, conversions, ldmxcsr, fxsave |
+//! | [`mmx`]    | MMX, and the SSE/SSE2/SSSE3 instructions with mm operands (see [`crate::mmx`]) |
 //! | [`x87`]    | the x87 FPU (run on the host's x87 unit, see [`crate::x87`]), fwait |
 //!
 //! # Conventions
@@ -37,6 +38,7 @@ pub mod alu;
 pub mod bits;
 pub mod branch;
 pub mod io;
+pub mod mmx;
 pub mod muldiv;
 pub mod shift;
 pub mod sse;
@@ -146,9 +148,11 @@ pub enum H {
     Shuffle,
     /// [`crate::x87::helper_x87`]
     X87,
+    /// [`crate::mmx::helper_mmx`]
+    Mmx,
 }
 
-const NUM_HELPERS: usize = 8;
+const NUM_HELPERS: usize = 9;
 
 /// A register or memory operand.
 #[derive(Clone, Copy, Debug)]
@@ -657,6 +661,15 @@ impl<'a> Ctx<'a> {
                     may_exit: true,
                 },
             ),
+            H::Mmx => (
+                "mmx",
+                HelperFn::A3(crate::mmx::helper_mmx),
+                HelperFlags {
+                    pure: false,
+                    no_env: false,
+                    may_exit: true,
+                },
+            ),
         };
         let id = self.b.helper(name, func, flags);
         self.helpers[h as usize] = Some(id);
@@ -1066,6 +1079,9 @@ pub fn translate_block(
 fn translate_insn(c: &mut Ctx<'_>) -> Res {
     use Mnemonic as M;
     let m = c.i.mnemonic();
+    if mmx::claims(&c.i) {
+        return mmx::mmx(c, m);
+    }
     if sse::claims(&c.i) {
         return sse::sse(c, m);
     }
@@ -1385,8 +1401,14 @@ mod tests {
             "FXSR, SSE, SSE2"
         );
         assert_eq!(f[3] & 1, crate::x87::available() as u32, "FPU");
-        assert_eq!(f[3] & (1 << 23), 0, "no MMX");
-        assert_eq!(f[2] & 1, 0, "no SSE3");
+        assert_eq!(
+            f[3] & (1 << 23) != 0,
+            crate::simd::available() && crate::x87::available(),
+            "MMX"
+        );
+        assert_eq!(f[2] & 1 != 0, crate::mmx::sse3(), "SSE3");
+        assert_eq!(f[2] & (1 << 9) != 0, crate::mmx::ssse3(), "SSSE3");
+        assert_eq!(f[2] & (1 << 3), 0, "no MONITOR");
         let ext = system::cpuid(0x8000_0001, 0, 0);
         assert!(ext[3] & (1 << 29) != 0, "long mode");
         let brand: Vec<u8> = (0..3)

@@ -382,8 +382,9 @@ pub fn far_jmp(c: &mut Ctx<'_>, call: bool) -> Res {
 /// integer ISA moat translates: TSC, MSR, PAE, PGE, CMOV, PAT, PSE, CX8,
 /// CX16, syscall, NX, long mode, 1 GiB pages, rdtscp, lahf in 64-bit mode,
 /// lzcnt, popcnt, the local APIC (xAPIC; its ID is `cpu_index`), and the
-/// x87 FPU, FXSR, SSE and SSE2 on x86-64 hosts (whose x87 and SSE units run
-/// the guest's floating point). No MMX, SSE3 or AVX, no x2APIC or TSC-deadline timer. (`tzcnt`
+/// x87 FPU, MMX, FXSR, SSE and SSE2 on x86-64 hosts (whose x87 and SSE units run
+/// the guest's floating point), SSE3 and SSSE3 where the host has them. No
+/// MONITOR/MWAIT (they raise #UD), SSE4 or AVX, no x2APIC or TSC-deadline timer. (`tzcnt`
 /// runs as tzcnt, as on a BMI1 CPU, though BMI1 is not advertised: its other
 /// instructions are not implemented.)
 ///
@@ -407,9 +408,9 @@ pub fn cpuid(leaf: u32, sub: u32, cpu_index: u64) -> [u32; 4] {
                 | (1 << 13)
                 | (1 << 15)
                 | (1 << 16);
-            // FXSR, SSE, SSE2 (bits 24-26) where the host can run them.
-            let edx = if crate::simd::available() {
-                edx | (1 << 24) | (1 << 25) | (1 << 26)
+            // MMX, FXSR, SSE, SSE2 (bits 23-26) where the host can run them.
+            let edx = if crate::simd::available() && crate::x87::available() {
+                edx | (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26)
             } else {
                 edx
             };
@@ -420,6 +421,17 @@ pub fn cpuid(leaf: u32, sub: u32, cpu_index: u64) -> [u32; 4] {
                 edx
             };
             let ecx = (1 << 13) | (1 << 23);
+            // SSE3 (bit 0) and SSSE3 (bit 9) where the host has them.
+            let ecx =
+                ecx | if crate::simd::available() && crate::mmx::sse3() {
+                    1
+                } else {
+                    0
+                } | if crate::simd::available() && crate::mmx::ssse3() {
+                    1 << 9
+                } else {
+                    0
+                };
             // Initial APIC ID, logical processor count 1, clflush 64 bytes.
             let ebx = ((cpu_index as u32 & 0xff) << 24) | 0x0001_0800;
             [0x0005_06e3, ebx, ecx, edx]

@@ -82,9 +82,9 @@ const fn waitf(sp: Spec) -> Spec {
     }
 }
 
-/// The spec of an x87 instruction (`None` for anything else; the MMX
-/// instructions, fisttp and the undocumented aliases are not handled and
-/// raise #UD).
+/// The spec of an x87 instruction (`None` for anything else; fisttp
+/// (SSE3) only where the host has SSE3; the undocumented aliases are not
+/// handled and raise #UD).
 pub fn spec(code: Code) -> Option<Spec> {
     use Code as C;
     use Mem::{Load as L, None as N, Store as S};
@@ -175,6 +175,9 @@ pub fn spec(code: Code) -> Option<Spec> {
         C::Fistp_m32int => s(FistpM32, S(4)),
         C::Fistp_m64int => s(FistpM64, S(8)),
         C::Fbstp_m80bcd => s(Fbstp, S(10)),
+        C::Fisttp_m16int if crate::mmx::sse3() => s(FisttpM16, S(2)),
+        C::Fisttp_m32int if crate::mmx::sse3() => s(FisttpM32, S(4)),
+        C::Fisttp_m64int if crate::mmx::sse3() => s(FisttpM64, S(8)),
         C::Fnstcw_m2byte => ctrl(Fnstcw, S(2), false),
         C::Fstcw_m2byte => waitf(ctrl(Fnstcw, S(2), false)),
         C::Fnstsw_m2byte => ctrl(Fnstsw, S(2), false),

@@ -1,4 +1,6 @@
-//! SSE and SSE2 (legacy encodings; VEX/EVEX and MMX forms raise #UD).
+//! SSE, SSE2, SSE3 and SSSE3 (legacy encodings; VEX/EVEX raise #UD; the
+//! forms with mm operands are [`super::mmx`]'s). SSE3 and SSSE3 are
+//! translated only where the host has them (they run on its units).
 //!
 //! XMM registers live in [`X86State::xmm`](crate::state::X86State::xmm) as
 //! two quadwords each. What is cheap to say in IR is inline, on the two
@@ -106,25 +108,46 @@ fn imm8(c: &Ctx<'_>, op: u32) -> Result<u64, Unsupported> {
     c.i.try_immediate(op).map_err(|_| Unsupported)
 }
 
+/// SSE3 mnemonics (fisttp is the x87 translator's).
+fn is_sse3(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Addsubps
+            | M::Addsubpd
+            | M::Haddps
+            | M::Haddpd
+            | M::Hsubps
+            | M::Hsubpd
+            | M::Movshdup
+            | M::Movsldup
+            | M::Movddup
+            | M::Lddqu
+    )
+}
+
 /// Whether a 16-byte memory operand of `m` must be aligned.
 fn needs_align(m: Mnemonic) -> bool {
-    !matches!(m, Mnemonic::Movups | Mnemonic::Movupd | Mnemonic::Movdqu)
+    !matches!(
+        m,
+        Mnemonic::Movups | Mnemonic::Movupd | Mnemonic::Movdqu | Mnemonic::Lddqu
+    )
 }
 
 impl Ctx<'_> {
     /// Both halves of XMM register `n`.
-    fn xmm(&mut self, n: usize) -> (Temp, Temp) {
+    pub(in crate::translate) fn xmm(&mut self, n: usize) -> (Temp, Temp) {
         (self.ld(xmm_off(n, 0)), self.ld(xmm_off(n, 1)))
     }
 
     /// Writes both halves of XMM register `n`.
-    fn set_xmm(&mut self, n: usize, v: (Temp, Temp)) {
+    pub(in crate::translate) fn set_xmm(&mut self, n: usize, v: (Temp, Temp)) {
         self.st(v.0, xmm_off(n, 0));
         self.st(v.1, xmm_off(n, 1));
     }
 
     /// The XMM register of operand `op`.
-    fn xmm_op(&self, op: u32) -> Result<usize, Unsupported> {
+    pub(in crate::translate) fn xmm_op(&self, op: u32) -> Result<usize, Unsupported> {
         if self.i.op_kind(op) != OpKind::Register {
             return Err(Unsupported);
         }
@@ -187,7 +210,11 @@ impl Ctx<'_> {
     }
 
     /// Operand `op` as 128 bits: a register or memory (zero-extended).
-    fn src128(&mut self, op: u32, align: bool) -> Result<(Temp, Temp), Unsupported> {
+    pub(in crate::translate) fn src128(
+        &mut self,
+        op: u32,
+        align: bool,
+    ) -> Result<(Temp, Temp), Unsupported> {
         match self.i.op_kind(op) {
             OpKind::Memory => self.load_mem128(align),
             _ => {
@@ -209,7 +236,13 @@ impl Ctx<'_> {
     }
 
     /// Calls [`simd::helper_sse`]; returns its general-purpose result.
-    fn call_sse(&mut self, op: Op, d: usize, s: usize, g: Option<Temp>) -> Temp {
+    pub(in crate::translate) fn call_sse(
+        &mut self,
+        op: Op,
+        d: usize,
+        s: usize,
+        g: Option<Temp>,
+    ) -> Temp {
         // Integer operations cannot fault: no exit check after the call.
         let h = self.helper(if op.is_fp() { H::Sse } else { H::SseInt });
         let o = self.k(op as u64);
@@ -252,6 +285,9 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
     if let Some(f) = unusable(c) {
         return Ok(f);
     }
+    if (is_sse3(m) && !crate::mmx::sse3()) || (super::mmx::is_ssse3(m) && !crate::mmx::ssse3()) {
+        return Ok(c.raise(status::UD, None));
+    }
     let align = needs_align(m);
     match m {
         M::Movaps
@@ -260,6 +296,7 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
         | M::Movupd
         | M::Movdqa
         | M::Movdqu
+        | M::Lddqu
         | M::Movntps
         | M::Movntpd
         | M::Movntdq => {
@@ -318,6 +355,12 @@ pub fn sse(c: &mut Ctx<'_>, m: Mnemonic) -> Res {
             let d = c.xmm_op(0)?;
             let imm = imm8(c, 2)?;
             c.call_shuffle(op, d, s, imm);
+        }
+        M::Palignr => {
+            let s = c.src_reg(1, align)?;
+            let d = c.xmm_op(0)?;
+            let imm = imm8(c, 2)?;
+            c.call_shuffle(Shuf::Palignr, d, s, imm);
         }
         M::Pslldq | M::Psrldq => {
             let d = c.xmm_op(0)?;
