@@ -605,7 +605,10 @@ impl Fpu {
             let t = rz() & !fmt.sign();
             t < min_normal
         };
-        let tiny = fmt.is_denormal(r) || (mag == 0 && mx & MX_UE != 0) || tiny_up;
+        // The host's underflow (tiny after rounding to an unbounded
+        // exponent) implies Arm's tininess (before rounding), even when the
+        // denormalised result rounded up to the smallest normal.
+        let tiny = fmt.is_denormal(r) || mx & MX_UE != 0 || tiny_up;
         if self.fz(fmt) && tiny {
             self.flags |= fpsr::UFC;
             return r & fmt.sign();

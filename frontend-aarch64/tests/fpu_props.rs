@@ -423,6 +423,21 @@ proptest! {
 }
 
 #[test]
+fn a_fused_result_just_below_the_smallest_normal_flushes_with_fz() {
+    // Found by the property test: the exact result is tiny (before
+    // rounding), the host rounds it up to the smallest normal and reports
+    // underflow; with FZ, Arm flushes it to zero and sets UFC only.
+    let fpcr = 0x0100_0000;
+    let mut fpu = Fpu::new(fpcr);
+    let got = fpu.muladd(Fmt::S, 0x0080_0000, 0x3257_4a08, 0x8118_3460);
+    assert_eq!((got, fpu.flags), (0, 0x8));
+    assert_eq!(
+        (got, fpu.flags),
+        ref_fma(Fmt::S, 0x0080_0000, 0x3257_4a08, 0x8118_3460, fpcr)
+    );
+}
+
+#[test]
 fn nan_propagation_order() {
     let q1 = 0x7fc0_0001;
     let s2 = 0x7f80_0002;
