@@ -8,10 +8,7 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use common::{Run, moat, run};
 
@@ -150,44 +147,22 @@ fn timer_ticks_and_bootargs() {
 }
 
 #[test]
-#[allow(clippy::zombie_processes)] // reaped with wait4 for its rusage
 fn timer_waits_asleep() {
     // 20 ticks of 10 ms in wfi: a vCPU that spun instead of sleeping would
     // burn about as much CPU time as wall time.
-    let started = Instant::now();
-    let child = moat()
-        .args(["run", "--machine", "virt", "--accel", "tcg", "--quiet"])
-        .arg("--kernel")
-        .arg(Path::new(GUESTS).join("timer.elf"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
-        text
-    });
-    let mut status = 0;
-    // SAFETY: rusage is plain data the kernel fills; the child is ours and
-    // not yet reaped.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; wait4 writes only to `status` and `usage`.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid);
-    let wall = started.elapsed();
-    let t = |v: libc::timeval| {
-        Duration::from_secs(v.tv_sec as u64) + Duration::from_micros(v.tv_usec as u64)
-    };
-    let cpu = t(usage.ru_utime) + t(usage.ru_stime);
-    let output = reader.join().unwrap();
-    assert_eq!(output, expected("timer.out"));
-    assert_eq!(std::process::ExitStatus::from_raw(status).code(), Some(0));
+    let timed = common::run_timed(
+        moat()
+            .args(["run", "--machine", "virt", "--accel", "tcg", "--quiet"])
+            .arg("--kernel")
+            .arg(Path::new(GUESTS).join("timer.elf")),
+    );
+    assert_eq!(timed.stdout, expected("timer.out"));
+    assert_eq!(timed.status, Some(0));
     // Start-up (translation of the image) costs some CPU; waiting must not.
     assert!(
-        cpu < wall / 2,
-        "timer.elf: {cpu:?} of CPU time in {wall:?}: the vCPU in wfi does not sleep"
+        timed.cpu < timed.wall / 2,
+        "timer.elf: {:?} of CPU time in {:?}: the vCPU in wfi does not sleep",
+        timed.cpu,
+        timed.wall
     );
 }

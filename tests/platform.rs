@@ -6,60 +6,24 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use common::{accel_args, expected, guest, kvm_usable, moat, run_guest};
-
-/// Runs `moat run` on `image` and returns its serial output, exit status, and
-/// the wall time and CPU time (user + system) the process took.
-// The child is reaped with wait4, which also returns its resource usage.
-#[allow(clippy::zombie_processes)]
-fn run_timed(
-    accel: &str,
-    image: &str,
-    extra: &[&str],
-) -> (String, Option<i32>, Duration, Duration) {
-    let started = Instant::now();
-    let child = moat()
-        .arg("run")
-        .args(accel_args(accel))
-        .arg("--kernel")
-        .arg(guest(image))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
-        text
-    });
-    let mut status = 0;
-    // SAFETY: rusage is plain data filled by the kernel; the child is ours and
-    // not yet reaped (Child was consumed without waiting).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; wait4 writes only to `status` and `usage`.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid);
-    let wall = started.elapsed();
-    let cpu_time = |time: libc::timeval| {
-        Duration::from_secs(time.tv_sec as u64) + Duration::from_micros(time.tv_usec as u64)
-    };
-    let cpu = cpu_time(usage.ru_utime) + cpu_time(usage.ru_stime);
-    let code = std::process::ExitStatus::from_raw(status).code();
-    (reader.join().unwrap(), code, wall, cpu)
-}
 
 fn pit_interrupts_wake_a_halted_vcpu(accel: &str) {
     // pit.elf: PIT channel 0 at 100 Hz through the master 8259 to IRQ 0,
     // `sti; hlt` until 50 ticks, each wake-up with exactly one tick
     // (expected/pit.out is QEMU's output, TCG and KVM).
-    let (output, status, wall, cpu) = run_timed(accel, "pit.elf", &[]);
+    let common::Timed {
+        stdout: output,
+        status,
+        wall,
+        cpu,
+    } = common::run_timed(
+        moat()
+            .arg("run")
+            .args(accel_args(accel))
+            .arg("--kernel")
+            .arg(guest("pit.elf")),
+    );
     assert_eq!(output, expected("pit.out"), "pit.elf on {accel}");
     assert_eq!(status, Some(1), "pit.elf on {accel}");
     // 50 ticks at 100 Hz: half a second asleep. A vCPU that spun instead of

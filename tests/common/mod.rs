@@ -240,3 +240,51 @@ pub fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {field} in\n{status}"))
         .trim()
 }
+
+/// What [`run_timed`] measured.
+pub struct Timed {
+    pub stdout: String,
+    pub status: Option<i32>,
+    pub wall: std::time::Duration,
+    /// User plus system time of the process.
+    pub cpu: std::time::Duration,
+}
+
+/// Runs `command` (stdout captured, stderr passed through) and measures its
+/// wall time and its CPU time (user + system, from `wait4`).
+// The child is reaped with wait4, which also returns its resource usage.
+#[allow(clippy::zombie_processes)]
+pub fn run_timed(command: &mut Command) -> Timed {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+        text
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills; the child is ours and
+    // not yet reaped (Child was consumed without waiting).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; wait4 writes only to `status` and `usage`.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid);
+    let wall = started.elapsed();
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Timed {
+        stdout: reader.join().unwrap(),
+        status: std::process::ExitStatus::from_raw(status).code(),
+        wall,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+    }
+}
