@@ -184,7 +184,13 @@ impl A64Cpu {
                 self.state.pc = pc;
                 self.take_exception(ExceptionKind::Sync, syndrome(ec::BRK, imm), None);
             }
-            status::ERET => self.exception_return(),
+            status::ERET => {
+                self.exception_return();
+                // An exception return sets the event register (Arm ARM
+                // D1.16.1), so a WFE after it does not sleep on a wake-up
+                // the handler already consumed.
+                platform.lifecycle.set_event(platform.cpu);
+            }
             status::PC_ALIGN => {
                 self.state.pc = pc;
                 self.take_exception(ExceptionKind::Sync, syndrome(ec::PC_ALIGN, 0), Some(pc));

@@ -24,7 +24,7 @@
 //! * WFI: `GuestEvent::Wait` unless an interrupt is already pending (the
 //!   wait ends on any pending interrupt, masked or not, D1.16.2).
 //! * WFE, SEV, SEVL (D1.16.1): each vCPU has an event register (in the
-//!   lifecycle, so SEV reaches the others and kicks them). WFE consumes a
+//!   lifecycle, so SEV reaches the others and kicks them; ERET sets it too). WFE consumes a
 //!   set event and goes on, goes on at a pending interrupt, and otherwise
 //!   sleeps until SEV or an interrupt, as WFI does. One wake-up source moat
 //!   cannot see is another CPU's store clearing this CPU's exclusive
