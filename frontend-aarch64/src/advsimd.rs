@@ -215,8 +215,12 @@ fn dispatch(x: &mut X<'_>) -> Option<()> {
         0b01111 => {
             if x.bit(10) && x.bits(23, 19) == 0 {
                 mod_imm(x)
-            } else if x.bit(10) {
+            } else if x.bit(10) && !x.bit(23) {
                 shift_imm(x)
+            } else if x.bit(10) {
+                // Bit 23 set with bit 10 set: neither shift by immediate
+                // nor modified immediate (both need it clear), unallocated.
+                None
             } else {
                 by_element(x)
             }
@@ -1828,7 +1832,9 @@ fn simd_scalar(x: &mut X<'_>) -> Option<()> {
             None
         }
         0b11111 => {
-            if x.bit(10) && x.bits(22, 19) != 0 {
+            // Bit 23 is 0 in every scalar shift by immediate; set (with bit
+            // 10 set) the word is unallocated.
+            if x.bit(10) && x.bits(22, 19) != 0 && !x.bit(23) {
                 // Scalar shift by immediate (64-bit SHL/SSHR/USHR/SSRA/USRA, fixed-point cvt).
                 let immh = x.bits(22, 19);
                 let amt = (immh << 3) | x.bits(18, 16);

@@ -298,6 +298,19 @@ fn fp_disabled_traps_and_reserved_words_are_undefined() {
     assert_eq!(r.state.elr_el1, CODE);
 }
 
+/// Found by the Unicorn oracle: the shift-by-immediate group needs bit 23
+/// clear; with it set (and bit 10 set) the word is unallocated. The vector
+/// form with immh = 0 used to panic in the helper (a shift of `31 - 32`),
+/// the scalar one ran as a shift.
+#[test]
+fn shift_by_immediate_with_bit_23_set_is_undefined() {
+    for word in [0x0f80_0400u32, 0x4f8f_0420, 0x5f88_0400, 0x7fc8_0420] {
+        let r = run_both(&[word], fp_state(&[]));
+        assert_eq!(r.state.esr_el1 >> 26, 0, "{word:#x}");
+        assert_eq!(r.state.elr_el1, CODE, "{word:#x}");
+    }
+}
+
 #[test]
 fn structure_lanes_replicates_and_interleaved_stores() {
     let code = [
