@@ -377,3 +377,17 @@ fn el0_traps_when_fpen_allows_el1_only() {
     let r = run_both(&[0x1e62_2820], st);
     assert_eq!(r.state.esr_el1, 0, "EL1 runs FP with FPEN = 0b01");
 }
+
+/// Found by the Unicorn oracle: the structure loads and stores without
+/// post-index need Rm = 0; moat ran them as if it were.
+#[test]
+fn structure_access_without_post_index_needs_rm_zero() {
+    // st1 {v19.2d, ...} (multiple, Rm = 0b11000); ld3r (single, Rm = 0b01110)
+    for word in [0x4c18_838du32, 0x0d6e_a793] {
+        let mut st = fp_state(&[]);
+        st.x[28] = DATA;
+        let r = run_both(&[word], st);
+        assert_eq!(r.state.esr_el1 >> 26, 0, "{word:#x}");
+        assert_eq!(r.state.elr_el1, CODE, "{word:#x}");
+    }
+}
