@@ -348,7 +348,8 @@ pub fn single_lane(c: &mut Ctx<'_>, i: Insn) -> Res {
             (1, (qb << 2) | (s << 1) | (size >> 1), false)
         }
         2 => {
-            if size & 1 == 0 {
+            // size<1> set is unallocated for word and doubleword lanes.
+            if size == 0 {
                 (2, (qb << 1) | s, false)
             } else if s == 0 && size == 1 {
                 (3, qb, false)
