@@ -174,7 +174,11 @@ fn dispatch(x: &mut X<'_>) -> Option<()> {
         }
         return fp_scalar(x);
     }
-    if w & 0x5f00_0000 == 0x1f00_0000 && w & 0x8000_0000 == 0 {
+    if w & 0x5f00_0000 == 0x1f00_0000 {
+        // FP data processing (3 source) needs M = 0 and S = 0 (bits 31, 29).
+        if w & 0xa000_0000 != 0 {
+            return None;
+        }
         return fp_3src(x);
     }
     if w & 0x8000_0000 != 0 {
@@ -215,8 +219,12 @@ fn dispatch(x: &mut X<'_>) -> Option<()> {
         0b01111 => {
             if x.bit(10) && x.bits(23, 19) == 0 {
                 mod_imm(x)
-            } else if x.bit(10) {
+            } else if x.bit(10) && !x.bit(23) {
                 shift_imm(x)
+            } else if x.bit(10) {
+                // Bit 23 set with bit 10 set: neither shift by immediate
+                // nor modified immediate (both need it clear), unallocated.
+                None
             } else {
                 by_element(x)
             }
@@ -615,6 +623,17 @@ fn three_same(x: &mut X<'_>) -> Option<()> {
     if size == 3 && !q {
         return None;
     }
+    // 64-bit elements exist only for the saturating add/subtract, compares,
+    // shifts by register, ADD/SUB, CMTST/CMEQ and ADDP; the halving adds,
+    // max/min, absolute differences and multiplies reserve size 0b11.
+    if size == 3
+        && !matches!(
+            opc,
+            0b00001 | 0b00101..=0b01011 | 0b10000 | 0b10001 | 0b10111
+        )
+    {
+        return None;
+    }
     if opc == 0b10111 {
         if u {
             return None;
@@ -734,7 +753,9 @@ fn fp3_vec(x: &mut X<'_>, a: u128, b: u128, d: u128) -> Option<()> {
             (true, true, 0b11000) => fp.minmax(fmt, p, q, false, true),
             (true, true, 0b11010) => {
                 let r = fp.arith(Op::Sub, fmt, p, q);
-                if fmt.is_nan(r) { r } else { r & !fmt.sign() }
+                // FPAbs clears the sign of a NaN difference too
+                // (without FEAT_AFP's FPCR.AH).
+                r & !fmt.sign()
             }
             (true, true, 0b11100) => cmp_mask(fp.cmp_vec(fmt, p, q, 2), es),
             (true, true, 0b11101) => {
@@ -1718,7 +1739,9 @@ fn simd_scalar(x: &mut X<'_>) -> Option<()> {
                         (true, true, 0b11100) => cmp_mask(fp.cmp_vec(fmt, p, q, 2), es),
                         (true, true, 0b11010) => {
                             let r = fp.arith(Op::Sub, fmt, p, q);
-                            if fmt.is_nan(r) { r } else { r & !fmt.sign() }
+                            // FPAbs clears the sign of a NaN difference too
+                            // (without FEAT_AFP's FPCR.AH).
+                            r & !fmt.sign()
                         }
                         _ => return None,
                     };
@@ -1828,7 +1851,9 @@ fn simd_scalar(x: &mut X<'_>) -> Option<()> {
             None
         }
         0b11111 => {
-            if x.bit(10) && x.bits(22, 19) != 0 {
+            // Bit 23 is 0 in every scalar shift by immediate; set (with bit
+            // 10 set) the word is unallocated.
+            if x.bit(10) && x.bits(22, 19) != 0 && !x.bit(23) {
                 // Scalar shift by immediate (64-bit SHL/SSHR/USHR/SSRA/USRA, fixed-point cvt).
                 let immh = x.bits(22, 19);
                 let amt = (immh << 3) | x.bits(18, 16);

@@ -298,6 +298,27 @@ fn fp_disabled_traps_and_reserved_words_are_undefined() {
     assert_eq!(r.state.elr_el1, CODE);
 }
 
+/// Found by the Unicorn oracle: the shift-by-immediate group needs bit 23
+/// clear; with it set (and bit 10 set) the word is unallocated. The vector
+/// form with immh = 0 used to panic in the helper (a shift of `31 - 32`),
+/// the scalar one ran as a shift.
+#[test]
+fn shift_by_immediate_with_bit_23_set_is_undefined() {
+    // The last two: FP 3-source with S = 1 (bit 29) is unallocated too.
+    for word in [
+        0x0f80_0400u32,
+        0x4f8f_0420,
+        0x5f88_0400,
+        0x7fc8_0420,
+        0x3f01_8770,
+        0x3f4e_1cb9,
+    ] {
+        let r = run_both(&[word], fp_state(&[]));
+        assert_eq!(r.state.esr_el1 >> 26, 0, "{word:#x}");
+        assert_eq!(r.state.elr_el1, CODE, "{word:#x}");
+    }
+}
+
 #[test]
 fn structure_lanes_replicates_and_interleaved_stores() {
     let code = [
@@ -363,4 +384,53 @@ fn el0_traps_when_fpen_allows_el1_only() {
     st.cpacr_el1 = 1 << 20;
     let r = run_both(&[0x1e62_2820], st);
     assert_eq!(r.state.esr_el1, 0, "EL1 runs FP with FPEN = 0b01");
+}
+
+/// Found by the Unicorn oracle: the structure loads and stores without
+/// post-index need Rm = 0, and single-structure S/D lanes size<1> = 0;
+/// moat ran such words.
+#[test]
+fn structure_access_without_post_index_needs_rm_zero() {
+    // st1 {v19.2d, ...} (multiple, Rm = 0b11000); ld3r (single, Rm = 0b01110);
+    // and single word/doubleword lanes with size<1> set (0b10, 0b11).
+    for word in [
+        0x4c18_838du32,
+        0x0d6e_a793,
+        0x4d40_ab82,
+        0x0d40_8b97,
+        0x0d40_8f97,
+    ] {
+        let mut st = fp_state(&[]);
+        st.x[28] = DATA;
+        let r = run_both(&[word], st);
+        assert_eq!(r.state.esr_el1 >> 26, 0, "{word:#x}");
+        assert_eq!(r.state.elr_el1, CODE, "{word:#x}");
+    }
+}
+
+/// Found by the Unicorn oracle: vector MLA, SHADD and UABA on 64-bit
+/// elements (size 0b11) are reserved; moat ran them.
+#[test]
+fn three_same_with_64_bit_elements_only_where_allocated() {
+    for word in [0x4efa_95bfu32, 0x4efe_25d4, 0x6ef4_7dce] {
+        let r = run_both(&[word], fp_state(&[]));
+        assert_eq!(r.state.esr_el1 >> 26, 0, "{word:#x}");
+        assert_eq!(r.state.elr_el1, CODE, "{word:#x}");
+    }
+    // add v0.2d, v1.2d, v2.2d still runs.
+    let r = run_both(&[0x4ee2_8420], fp_state(&[]));
+    assert_eq!(r.state.esr_el1, 0);
+}
+
+/// Found by the Unicorn oracle: FABD is FPAbs(FPSub(..)), and FPAbs clears
+/// the sign of a NaN result too (no FEAT_AFP): fabd s0, s1, s2 and
+/// fabd v3.4s, v1.4s, v2.4s with s1 = -QNaN give +QNaN.
+#[test]
+fn fabd_clears_the_sign_of_a_nan() {
+    let mut st = fp_state(&[]);
+    st.v[1] = [0xffff_ffff_ffff_ffff, 0xffff_ffff_ffff_ffff];
+    st.v[2] = [0x3f80_0000_3f80_0000, 0x3f80_0000_3f80_0000];
+    let r = run_both(&[0x7ea2_d420, 0x6ea2_d423], st);
+    assert_eq!(r.state.v[0], [0x7fff_ffff, 0]);
+    assert_eq!(r.state.v[3], [0x7fff_ffff_7fff_ffff; 2]);
 }

@@ -242,6 +242,12 @@ fn env_mop(log2: u32) -> MemOp {
 
 /// `LD1`-`LD4`/`ST1`-`ST4` (multiple structures).
 pub fn multiple(c: &mut Ctx<'_>, i: Insn) -> Res {
+    // The forms without post-index have bits 20:16 = 0b00000 (Arm ARM
+    // C4.1, "Advanced SIMD load/store multiple structures" and "... single
+    // structure"); any other value there is unallocated.
+    if !i.bit(23) && i.bits(20, 16) != 0 {
+        return Err(Undef::Unallocated);
+    }
     let q = i.bit(30);
     let load = i.bit(22);
     let log2 = i.bits(11, 10);
@@ -320,6 +326,12 @@ pub fn multiple(c: &mut Ctx<'_>, i: Insn) -> Res {
 
 /// `LD1`-`LD4`/`ST1`-`ST4` (single structure) and `LD1R`-`LD4R`.
 pub fn single_lane(c: &mut Ctx<'_>, i: Insn) -> Res {
+    // The forms without post-index have bits 20:16 = 0b00000 (Arm ARM
+    // C4.1, "Advanced SIMD load/store multiple structures" and "... single
+    // structure"); any other value there is unallocated.
+    if !i.bit(23) && i.bits(20, 16) != 0 {
+        return Err(Undef::Unallocated);
+    }
     let q = i.bit(30);
     let load = i.bit(22);
     let opc = i.bits(15, 13);
@@ -336,7 +348,8 @@ pub fn single_lane(c: &mut Ctx<'_>, i: Insn) -> Res {
             (1, (qb << 2) | (s << 1) | (size >> 1), false)
         }
         2 => {
-            if size & 1 == 0 {
+            // size<1> set is unallocated for word and doubleword lanes.
+            if size == 0 {
                 (2, (qb << 1) | s, false)
             } else if s == 0 && size == 1 {
                 (3, qb, false)

@@ -2,7 +2,8 @@
 //! against interpreter; `unicorn_oracle.rs`: moat against Unicorn).
 //!
 //! Words come from the decoder's own table lines (integer data processing,
-//! loads and stores) with random fields, then fixed up so a sequence stays
+//! loads and stores; FP/SIMD data processing and loads and stores) with
+//! random fields, then fixed up so a sequence stays
 //! comparable: loads and stores address memory through [`BASE`] only, which
 //! nothing else writes; nothing writes x18 (the test epilogue's scratch);
 //! PC-relative literals point into the sequence; [`sequence`] adds forward
@@ -72,7 +73,7 @@ fn lines() -> Vec<&'static frontend_aarch64::decode::Entry> {
     TABLE
         .iter()
         .filter(|e| {
-            matches!(e.class, Class::DpImm | Class::DpReg)
+            matches!(e.class, Class::DpImm | Class::DpReg | Class::FpSimd)
                 || (e.class == Class::LoadStore && e.name != "LDST_REG")
         })
         .collect()
@@ -87,6 +88,51 @@ fn avoid(w: u32, lo: u32) -> u32 {
     }
 }
 
+/// Clamps an immediate-offset (LDST_IMM9-shaped) word accessing
+/// `1 << log2` bytes, as [`bound_offsets`].
+fn imm9(w: u32, log2: u32, unaligned: bool, left: &mut i64) -> u32 {
+    let mut w = w;
+    let writeback = (w >> 10) & 1 == 1;
+    if !unaligned {
+        let align = if writeback { 4 } else { log2 };
+        w &= !(((1 << align) - 1) << 12);
+    }
+    let offset = sfield(w, 12, 9);
+    if writeback {
+        if offset.abs() > *left {
+            // Unscaled offset form: no writeback.
+            return w & !(3 << 10);
+        }
+        *left -= offset.abs();
+    }
+    w
+}
+
+/// The bytes an Advanced SIMD structure load/store transfers (its
+/// immediate post-index amount): multiple structures when `multiple`, else
+/// a single structure (one lane, or replicated).
+fn structure_bytes(w: u32, multiple: bool) -> i64 {
+    let q = (w >> 30) & 1;
+    if multiple {
+        let regs = match (w >> 12) & 15 {
+            0 | 2 => 4,
+            4 | 6 => 3,
+            8 | 10 => 2,
+            _ => 1,
+        };
+        return regs * (8 << q);
+    }
+    let opcode = (w >> 13) & 7;
+    let selem = ((((opcode & 1) << 1) | ((w >> 21) & 1)) + 1) as i64;
+    let size = (w >> 10) & 3;
+    let scale = match opcode >> 1 {
+        3 => size,
+        2 if size & 1 == 1 => 3,
+        s => s,
+    };
+    selem << scale
+}
+
 /// A generated word from table line `line` (modulo the line count) with
 /// random bits `bits`: loads and stores use [`BASE`], and no destination is
 /// [`BASE`] or [`SCRATCH`]. Offsets are left as drawn.
@@ -94,6 +140,23 @@ pub fn word(line: usize, bits: u32) -> u32 {
     let lines = lines();
     let e = lines[line % lines.len()];
     let mut w = avoid((bits & !e.mask) | e.value, 0);
+    if e.class == Class::FpSimd && e.name.starts_with("FP_LDST") {
+        w = (w & !(31 << 5)) | (BASE << 5);
+        match e.name {
+            // Two loads into one register are CONSTRAINED UNPREDICTABLE.
+            "FP_LDST_PAIR" if (w >> 10) & 31 == w & 31 => w ^= 1 << 10,
+            // The index register could hold anything: the zero register
+            // keeps the address at the base (any extend or shift of 0).
+            "FP_LDST_REG" => w |= 31 << 16,
+            // Post-index by a register could move the base anywhere: the
+            // zero register selects the immediate form (the access size).
+            "FP_LDST_MULT" | "FP_LDST_LANE" if (w >> 23) & 1 == 1 => w |= 31 << 16,
+            // Without post-index, Rm must be 0 (else unallocated).
+            "FP_LDST_MULT" | "FP_LDST_LANE" => w &= !(31 << 16),
+            _ => {}
+        }
+        return w;
+    }
     if e.class == Class::LoadStore {
         w = (w & !(31 << 5)) | (BASE << 5);
         w = avoid(w, 10);
@@ -125,23 +188,7 @@ fn bound_offsets(w: u32, name: &str, unaligned: bool, left: &mut i64) -> u32 {
     let size = w >> 30;
     match name {
         "LDST_UIMM" => w & !(0xfc0 << 10),
-        "LDST_IMM9" => {
-            let mut w = w;
-            let writeback = (w >> 10) & 1 == 1;
-            if !unaligned {
-                let align = if writeback { 4 } else { size };
-                w &= !(((1 << align) - 1) << 12);
-            }
-            let offset = sfield(w, 12, 9);
-            if writeback {
-                if offset.abs() > *left {
-                    // Unscaled offset form: no writeback.
-                    return w & !(3 << 10);
-                }
-                *left -= offset.abs();
-            }
-            w
-        }
+        "LDST_IMM9" => imm9(w, size, unaligned, left),
         "LDST_PAIR" => {
             let mut w = w;
             let pp = (w >> 23) & 3;
@@ -157,6 +204,41 @@ fn bound_offsets(w: u32, name: &str, unaligned: bool, left: &mut i64) -> u32 {
                 }
                 *left -= offset.abs();
             }
+            w
+        }
+        // opc<1> with size 0 is the 128-bit form.
+        "FP_LDST_IMM9" if size == 0 && (w >> 23) & 1 == 1 => imm9(w, 4, unaligned, left),
+        "FP_LDST_IMM9" => imm9(w, size, unaligned, left),
+        "FP_LDST_UIMM" => w & !(0xfc0 << 10),
+        "FP_LDST_PAIR" => {
+            // The 128-bit form scales by 16: keep the offset within ±512
+            // as the integer pairs' (imm7 made a sign-extended imm6).
+            let mut w = w;
+            let opc = w >> 30;
+            if opc == 2 {
+                w = (w & !(1 << 21)) | (((w >> 20) & 1) << 21);
+            }
+            let scale = 4i64 << opc.min(2);
+            let pp = (w >> 23) & 3;
+            if (pp == 1 || pp == 3) && !unaligned && scale < 16 {
+                w &= !(((16 / scale - 1) as u32) << 15);
+            }
+            let offset = sfield(w, 15, 7) * scale;
+            if pp == 1 || pp == 3 {
+                if offset.abs() > *left {
+                    return (w & !(3 << 23)) | (2 << 23);
+                }
+                *left -= offset.abs();
+            }
+            w
+        }
+        "FP_LDST_MULT" | "FP_LDST_LANE" if (w >> 23) & 1 == 1 => {
+            let amount = structure_bytes(w, name == "FP_LDST_MULT");
+            if (amount % 16 != 0 && !unaligned) || amount > *left {
+                // The form without writeback (Rm must be 0 there).
+                return w & !(1 << 23) & !(31 << 16);
+            }
+            *left -= amount;
             w
         }
         _ => w,
@@ -202,19 +284,28 @@ pub fn sequence(rng: &mut Rng, len: usize) -> Vec<u32> {
             let e = lines[line];
             let mut w = word(line, rng.next_u32());
             let unaligned = rng.below(64) == 0;
-            if e.name == "LDR_LIT" && len < 2 {
-                // No room for an 8-byte literal inside the sequence.
+            // The literal's size in words: 4 for a 128-bit FP literal.
+            let words = match e.name {
+                "LDR_LIT" => 2,
+                "FP_LDR_LIT" => 1 << (w >> 30).min(2),
+                _ => 0,
+            };
+            if words > len {
+                // No room for the literal inside the sequence.
                 continue;
             }
-            if e.name == "LDR_LIT" {
-                // Point into the sequence (8 bytes before its end), at
-                // an 8-byte aligned word unless `unaligned`.
-                let mut target = rng.below(len.saturating_sub(1).max(1) as u64) as i64;
+            if words > 0 {
+                // Point into the sequence (the literal's size before its
+                // end), aligned to that size unless `unaligned`.
+                let mut target = rng.below((len + 1 - words) as u64) as i64;
                 if !unaligned {
-                    target &= !1;
+                    target &= !(words as i64 - 1);
                 }
                 let imm = (target - at as i64) as u32 & 0x7ffff;
                 w = (w & !(0x7ffff << 5)) | (imm << 5);
+            }
+            if e.name == "FP_SIMD" && !fp_allocated(w) {
+                continue;
             }
             let mut budget = left;
             w = bound_offsets(w, e.name, unaligned, &mut budget);
@@ -227,4 +318,18 @@ pub fn sequence(rng: &mut Rng, len: usize) -> Vec<u32> {
         code.push(chosen);
     }
     code
+}
+
+/// Whether moat's FP/SIMD helper runs data-processing word `w` (decided at
+/// run time, so `check` accepts every such word). Words it treats as
+/// unallocated are not generated: moat implements cortex-a57's FP/SIMD,
+/// while Unicorn's "max" CPU also has FP16 arithmetic (FMIN/FMSUB/FCCMP on
+/// h registers, .4h/.8h vectors), dot product (UDOT/SDOT), FMLAL/FMLSL,
+/// FCMLA, SQRDMLAH/SQRDMLSH and crypto (SHA3 EOR3/XAR, SM3/SM4). This also
+/// hides cortex-a57 instructions moat lacks (a bug, reported rather than
+/// counted here): SQSHL/UQSHL/SRSHL/URSHL/SQRSHL/UQRSHL by register,
+/// SQDMLAL/SQDMLSL by element, scalar URSHR/SRSHR.
+fn fp_allocated(w: u32) -> bool {
+    let mut s = frontend_aarch64::state::A64State::new();
+    frontend_aarch64::advsimd::execute(&mut s, w).is_some()
 }
