@@ -543,6 +543,30 @@ fn int3(opc: u32, u: bool, es: u32, a: u64, b: u64, d: u64, qc: &mut bool) -> Op
             };
             r as u64 & m
         }
+        0b01001 | 0b01011 => {
+            // SQSHL/UQSHL/SQRSHL/UQRSHL (register): the signed shift byte
+            // can move every bit out, so saturate instead of shifting far.
+            let sh = sext(b & 0xff, 8);
+            let round = opc == 0b01011;
+            let r: i128 = if sh >= 0 {
+                if xa == 0 {
+                    0
+                } else if sh >= i64::from(es) {
+                    if xa > 0 { i128::MAX } else { i128::MIN }
+                } else {
+                    xa << sh
+                }
+            } else {
+                let n = (-sh).min(127);
+                let rc = if round { (xa >> (n - 1)) & 1 } else { 0 };
+                (xa >> n) + rc
+            };
+            if u {
+                sat_u(r, es, qc)
+            } else {
+                sat_s(r, es, qc)
+            }
+        }
         0b01100 => (if xa > xb { a } else { b }) & m,
         0b01101 => (if xa < xb { a } else { b }) & m,
         0b01110 => (xa - xb).unsigned_abs() as u64 & m,
@@ -570,8 +594,9 @@ fn int3(opc: u32, u: bool, es: u32, a: u64, b: u64, d: u64, qc: &mut bool) -> Op
             }
         }
         0b10011 if !u => a.wrapping_mul(b) & m,
+        0b10011 if es != 8 => return None,
         0b10011 => {
-            // PMUL (bytes).
+            // PMUL (bytes only).
             let mut r = 0u64;
             for i in 0..8 {
                 if (b >> i) & 1 != 0 {
@@ -776,6 +801,27 @@ fn cmp_mask(b: bool, es: u32) -> u64 {
     if b { mask(es) } else { 0 }
 }
 
+/// What SQDMULL/SQDMLAL/SQDMLSL do with the accumulator.
+#[derive(Clone, Copy)]
+enum DoublingAcc {
+    None,
+    Add,
+    Sub,
+}
+
+/// The saturating doubling multiply-long family on signed `es`-bit inputs
+/// `p` and `q`, with `acc` the 2*`es`-bit destination element.
+fn sat_doubling_mul(p: i128, q: i128, kind: DoublingAcc, acc: u64, es: u32, qc: &mut bool) -> u64 {
+    let prod = sat_s(2 * p * q, 2 * es, qc);
+    let pv = i128::from(sext(prod, 2 * es));
+    let av = i128::from(sext(acc, 2 * es));
+    match kind {
+        DoublingAcc::None => prod,
+        DoublingAcc::Add => sat_s(av + pv, 2 * es, qc),
+        DoublingAcc::Sub => sat_s(av - pv, 2 * es, qc),
+    }
+}
+
 fn three_diff(x: &mut X<'_>) -> Option<()> {
     let u = x.bit(29);
     let size = x.bits(23, 22);
@@ -835,16 +881,11 @@ fn three_diff(x: &mut X<'_>) -> Option<()> {
             0b1000 => acc.wrapping_add((p * q) as u64) & m2,
             0b1010 => acc.wrapping_sub((p * q) as u64) & m2,
             0b1100 => (p * q) as u64 & m2,
-            0b1101 | 0b1001 | 0b1011 if !u => {
-                let prod = sat_s(2 * p * q, 2 * es, &mut qc);
-                let pv = i128::from(sext(prod, 2 * es));
-                let av = i128::from(sext(acc, 2 * es));
-                match opc {
-                    0b1101 => prod,
-                    0b1001 => sat_s(av + pv, 2 * es, &mut qc),
-                    _ => sat_s(av - pv, 2 * es, &mut qc),
-                }
-            }
+            // The doubling forms exist for halfword and word sources only.
+            0b1101 | 0b1001 | 0b1011 if u || size == 0 => return None,
+            0b1101 => sat_doubling_mul(p, q, DoublingAcc::None, acc, es, &mut qc),
+            0b1001 => sat_doubling_mul(p, q, DoublingAcc::Add, acc, es, &mut qc),
+            0b1011 => sat_doubling_mul(p, q, DoublingAcc::Sub, acc, es, &mut qc),
             0b1110 if !u && size == 0 => {
                 let mut r = 0u64;
                 let (pa, pb) = (elem(a, 8, j), elem(b, 8, j));
@@ -1676,6 +1717,22 @@ fn by_element(x: &mut X<'_>) -> Option<()> {
                 r &= u128::from(u64::MAX);
             }
         }
+        (false, 0b0011 | 0b0111 | 0b1011) => {
+            // SQDMLAL/SQDMLSL/SQDMULL by element (the "2" forms read the upper half).
+            let part = u32::from(q);
+            let n = 64 / es;
+            let kind = match opc {
+                0b0011 => DoublingAcc::Add,
+                0b0111 => DoublingAcc::Sub,
+                _ => DoublingAcc::None,
+            };
+            let q_elem = i128::from(sext(b, es));
+            for i in 0..n {
+                let p = i128::from(sext(elem(a, es, i + part * n), es));
+                let v = sat_doubling_mul(p, q_elem, kind, elem(d, 2 * es, i), es, &mut qc);
+                set_elem(&mut r, 2 * es, i, v);
+            }
+        }
         (_, 0b1010) | (_, 0b0010) | (_, 0b0110) => {
             // SMULL/UMULL/SMLAL/UMLAL/SMLSL/UMLSL by element.
             let part = u32::from(q);
@@ -1751,7 +1808,7 @@ fn simd_scalar(x: &mut X<'_>) -> Option<()> {
                 let es = 8 << size;
                 let mut qc = false;
                 let v = match opc {
-                    0b00001 | 0b00101 => int3(
+                    0b00001 | 0b00101 | 0b01001 | 0b01011 | 0b10110 => int3(
                         opc,
                         u,
                         es,
@@ -1760,13 +1817,18 @@ fn simd_scalar(x: &mut X<'_>) -> Option<()> {
                         0,
                         &mut qc,
                     )?,
-                    _ if size != 3 => return None,
-                    _ => int3(opc, u, 64, a as u64, b as u64, 0, &mut qc)?,
+                    // The other scalar integer ops exist for doublewords only.
+                    0b00110..=0b01000 | 0b01010 | 0b10000 | 0b10001 if size == 3 => {
+                        int3(opc, u, 64, a as u64, b as u64, 0, &mut qc)?
+                    }
+                    _ => return None,
                 };
                 if qc {
                     x.s.fpsr |= u64::from(fpsr::QC);
                 }
-                x.set_sc(x.rd(), v);
+                // A negative saturated result is sign-extended; the scalar
+                // register holds only its element.
+                x.set_sc(x.rd(), v & mask(es));
                 return Some(());
             }
             if x.bit(21) && x.bits(20, 17) == 0b1000 && x.bits(11, 10) == 0b10 {
@@ -1863,14 +1925,22 @@ fn simd_scalar(x: &mut X<'_>) -> Option<()> {
                 let v = a as u64 & mask(es);
                 let d = x.v(x.rd()) as u64;
                 let r = match opc {
-                    0b00000 | 0b00010 if es == 64 => {
+                    0b00000 | 0b00010 | 0b00100 | 0b00110 if es == 64 => {
+                        // SSHR/USHR/SSRA/USRA and the rounding SRSHR/URSHR/SRSRA/URSRA.
                         let sh = 128 - amt;
-                        let s = if u {
-                            (i128::from(v) >> sh) as u64
+                        let wide = if u {
+                            i128::from(v)
                         } else {
-                            (i128::from(v as i64) >> sh) as u64
+                            i128::from(v as i64)
                         };
-                        if opc == 0 { s } else { d.wrapping_add(s) }
+                        let round = opc & 0b00100 != 0;
+                        let rc = if round { (wide >> (sh - 1)) & 1 } else { 0 };
+                        let s = ((wide >> sh) + rc) as u64;
+                        if opc & 0b00010 == 0 {
+                            s
+                        } else {
+                            d.wrapping_add(s)
+                        }
                     }
                     0b01010 if es == 64 && !u => v << (amt - 64),
                     0b11100 | 0b11111 if es >= 32 => {

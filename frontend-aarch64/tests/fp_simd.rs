@@ -434,3 +434,88 @@ fn fabd_clears_the_sign_of_a_nan() {
     assert_eq!(r.state.v[0], [0x7fff_ffff, 0]);
     assert_eq!(r.state.v[3], [0x7fff_ffff_7fff_ffff; 2]);
 }
+
+#[test]
+fn saturating_and_rounding_shifts_and_doubling_multiplies_by_element() {
+    let code = [
+        0x4e040c20, // dup v0.4s, w1
+        0x4e040c41, // dup v1.4s, w2
+        0x4e040c64, // dup v4.4s, w3
+        0x4e040c8a, // dup v10.4s, w4
+        0x4ea14c02, // sqshl v2.4s, v0.4s, v1.4s
+        0x6ea14c03, // uqshl v3.4s, v0.4s, v1.4s
+        0x4ea45405, // srshl v5.4s, v0.4s, v4.4s
+        0x6ea45546, // urshl v6.4s, v10.4s, v4.4s
+        0x4ea45d47, // sqrshl v7.4s, v10.4s, v4.4s
+        0x5ee14c08, // sqshl d8, d0, d1
+        0x7ea45c09, // uqrshl s9, s0, s4
+        0x0fa0b00b, // sqdmull v11.2d, v0.2s, v0.s[1]
+        0x0f8ab14c, // sqdmull v12.2d, v10.2s, v10.s[0]
+        0x4eab1d6d, // mov v13.16b, v11.16b
+        0x4f80780d, // sqdmlsl2 v13.2d, v0.4s, v0.s[2]
+        0x7f7c240e, // urshr d14, d0, #4
+        0x5f7f254f, // srshr d15, d10, #1
+        0x7f7c3410, // ursra d16, d0, #4
+        0x5e614c11, // sqshl h17, h0, h1
+    ];
+    // A shift byte of 0xff is -1: a (rounding) right shift by one.
+    let mut st = fp_state(&[0, 0x7000_0001, 4, 0xffff_ffff, 0x8000_0000]);
+    st.v[16] = [5, 0];
+    let r = run_both(&code, st);
+    let s = &r.state;
+    let rep32 = |v: u128| v | v << 32 | v << 64 | v << 96;
+    let rep64 = |v: u128| v | v << 64;
+    assert_eq!(q(s, 2), rep32(0x7fff_ffff), "sqshl saturates");
+    assert_eq!(q(s, 3), rep32(0xffff_ffff), "uqshl saturates");
+    assert_eq!(q(s, 5), rep32(0x3800_0001), "srshl rounds up");
+    assert_eq!(q(s, 6), rep32(0x4000_0000));
+    assert_eq!(q(s, 7), rep32(0xc000_0000), "sqrshl keeps the sign");
+    assert_eq!(q(s, 8), 0x7fff_ffff_ffff_ffff);
+    assert_eq!(q(s, 9), 0x3800_0001);
+    assert_eq!(q(s, 11), rep64(0x6200_0001_c000_0002));
+    assert_eq!(
+        q(s, 12),
+        rep64(0x7fff_ffff_ffff_ffff),
+        "2 * MIN * MIN saturates"
+    );
+    assert_eq!(q(s, 13), 0);
+    assert_eq!(q(s, 14), 0x0700_0000_1700_0000);
+    assert_eq!(q(s, 15), 0xc000_0000_4000_0000);
+    assert_eq!(q(s, 16), 0x0700_0000_1700_0005);
+    assert_eq!(q(s, 17), 0x0010);
+    assert_eq!(r.state.fpsr, 1 << 27, "QC");
+}
+
+/// Found by the Unicorn oracle (a wider seed): PMUL exists for bytes only,
+/// the saturating doubling multiply-long family for halfword and word
+/// sources only, and scalar SMINP-shaped three-same words at size 0b11 are
+/// unallocated; moat ran all three.
+#[test]
+fn three_register_words_reserved_by_size_are_undefined() {
+    for word in [
+        0x2eaa_9e93u32, // PMUL, size 0b10
+        0x6e60_9ed4,    // PMUL, size 0b01
+        0x0e26_b390,    // SQDMLSL with byte sources
+        0x5eea_af44,    // scalar three-same opcode 0b10101, size 0b11
+    ] {
+        let r = run_both(&[word], fp_state(&[]));
+        assert_eq!(r.state.esr_el1 >> 26, 0, "{word:#x}");
+        assert_eq!(r.state.elr_el1, CODE, "{word:#x}");
+    }
+}
+
+/// Found by the Unicorn oracle: a negative saturating scalar result was
+/// written sign-extended past its element.
+#[test]
+fn scalar_saturating_results_fill_only_their_element() {
+    let mut st = fp_state(&[]);
+    st.v[18] = [0x8000_0000, 0];
+    st.v[26] = [0xffff_ffff, 0];
+    let r = run_both(&[0x5eba_0e4e], st); // sqadd s14, s18, s26
+    assert_eq!(
+        q(&r.state, 14),
+        0x8000_0000,
+        "saturated to INT32_MIN, zero above"
+    );
+    assert_eq!(r.state.fpsr, 1 << 27, "QC");
+}
